@@ -1,0 +1,9 @@
+DROP TABLE endorsements;
+DROP TABLE background_job_schedules;
+DROP TABLE background_jobs;
+DROP TABLE coc_acceptances;
+DROP TABLE project_helpers;
+DROP TABLE project_maintainers;
+DROP TABLE projects;
+DROP TABLE refresh_tokens;
+DROP TABLE users;

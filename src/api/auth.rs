@@ -1,0 +1,223 @@
+//! `/auth/*` and `/me`.
+
+use super::views::{MeView, Membership, TokenPair, UserView};
+use crate::auth::{password, AuthUser};
+use crate::domain::{helpers, sessions, users};
+use crate::error::{AppError, AppResult, Problem};
+use crate::state::AppState;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+/// Registration body.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RegisterBody {
+    /// Unique (case-insensitively).
+    pub email: String,
+    /// 12 to 1024 characters.
+    pub password: String,
+    /// Public name, 1 to 100 characters.
+    pub display_name: String,
+}
+
+/// Login body.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginBody {
+    /// Email, any case.
+    pub email: String,
+    /// Password.
+    pub password: String,
+}
+
+/// Body carrying a refresh token.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RefreshBody {
+    /// The refresh token from login or the last refresh.
+    pub refresh_token: String,
+}
+
+/// Create an account.
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "accounts", request_body = RegisterBody,
+    responses((status = 201, body = UserView), (status = 409, body = Problem, description = "email taken"),
+              (status = 422, body = Problem)))]
+pub async fn register(
+    state: web::Data<AppState>,
+    body: web::Json<RegisterBody>,
+) -> AppResult<HttpResponse> {
+    let body = body.into_inner();
+    users::validate_registration(&body.email, &body.password, &body.display_name)?;
+    let user = state
+        .db(move |conn| {
+            if users::find_by_email(conn, &body.email)?.is_some() {
+                return Err(AppError::conflict(
+                    "email_taken",
+                    "an account with this email already exists",
+                ));
+            }
+            let hash = password::hash(&body.password).map_err(AppError::internal)?;
+            users::create(conn, &body.email, &body.display_name, Some(&hash), false)
+        })
+        .await?;
+    tracing::info!(user_id = user.id, "user registered");
+    Ok(HttpResponse::Created().json(UserView::from(&user)))
+}
+
+fn client_address(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+async fn issue_pair(
+    state: &web::Data<AppState>,
+    user_id: i64,
+    refresh_token: String,
+) -> AppResult<TokenPair> {
+    Ok(TokenPair {
+        access_token: state.tokens.issue_access(user_id)?,
+        refresh_token,
+        token_type: "Bearer".into(),
+        expires_in: state.tokens.access_ttl.as_secs(),
+    })
+}
+
+/// Log in with email and password.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "accounts", request_body = LoginBody,
+    responses((status = 200, body = TokenPair), (status = 401, body = Problem),
+              (status = 429, body = Problem, description = "too many failed logins; see Retry-After")))]
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<LoginBody>,
+) -> AppResult<web::Json<TokenPair>> {
+    let body = body.into_inner();
+    let account_key = format!("account:{}", users::normalize_email(&body.email));
+    let address_key = format!("address:{}", client_address(&req));
+    let limits = [
+        (&account_key, state.config.login_max_failures_account),
+        (&address_key, state.config.login_max_failures_address),
+    ];
+    for (key, max) in limits {
+        if let Some(wait) = state.login_failures.blocked(key, max) {
+            return Err(AppError::TooManyRequests {
+                retry_after_secs: wait.as_secs().max(1),
+                detail: "too many failed logins; try again later".into(),
+            });
+        }
+    }
+    let ttl = state.tokens.refresh_ttl;
+    let outcome = state
+        .db(move |conn| {
+            let user = users::find_by_email(conn, &body.email)?.filter(|u| u.can_login);
+            let ok = password::verify(
+                &body.password,
+                user.as_ref().and_then(|u| u.password_hash.as_deref()),
+            );
+            match user {
+                Some(user) if ok => Ok(Some((user.id, sessions::start(conn, user.id, ttl)?))),
+                _ => Ok(None),
+            }
+        })
+        .await?;
+    let Some((user_id, refresh)) = outcome else {
+        state.login_failures.record(&account_key);
+        state.login_failures.record(&address_key);
+        return Err(AppError::Unauthorized("invalid email or password".into()));
+    };
+    state.login_failures.clear(&account_key);
+    tracing::info!(user_id, "user logged in");
+    issue_pair(&state, user_id, refresh).await.map(web::Json)
+}
+
+/// Exchange a refresh token for a new pair; the presented token is spent.
+/// Presenting a spent token revokes every token of its family.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "accounts", request_body = RefreshBody,
+    responses((status = 200, body = TokenPair), (status = 401, body = Problem)))]
+pub async fn refresh(
+    state: web::Data<AppState>,
+    body: web::Json<RefreshBody>,
+) -> AppResult<web::Json<TokenPair>> {
+    let presented = body.into_inner().refresh_token;
+    let ttl = state.tokens.refresh_ttl;
+    match state
+        .db(move |conn| sessions::rotate(conn, &presented, ttl))
+        .await?
+    {
+        sessions::Rotation::Rotated { user_id, token } => {
+            issue_pair(&state, user_id, token).await.map(web::Json)
+        }
+        sessions::Rotation::Reused => Err(AppError::Unauthorized(
+            "this refresh token was already used; all sessions from its login were revoked".into(),
+        )),
+        sessions::Rotation::Invalid => Err(AppError::Unauthorized(
+            "invalid or expired refresh token".into(),
+        )),
+    }
+}
+
+/// Log out: revoke the refresh token's whole family.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "accounts", request_body = RefreshBody,
+    responses((status = 204, description = "revoked (also for unknown tokens)")))]
+pub async fn logout(
+    state: web::Data<AppState>,
+    body: web::Json<RefreshBody>,
+) -> AppResult<HttpResponse> {
+    let presented = body.into_inner().refresh_token;
+    if let Some(user_id) = state
+        .db(move |conn| sessions::logout(conn, &presented))
+        .await?
+    {
+        tracing::info!(user_id, "user logged out");
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The current user, with roles and memberships.
+#[utoipa::path(get, path = "/api/v1/me", tag = "accounts", security(("bearer" = [])),
+    responses((status = 200, body = MeView), (status = 401, body = Problem)))]
+pub async fn me(state: web::Data<AppState>, user: AuthUser) -> AppResult<web::Json<MeView>> {
+    state
+        .db(move |conn| {
+            let u = users::get(conn, user.id)?;
+            let mut memberships = Vec::new();
+            use crate::db::schema::{project_maintainers as pm, projects as p};
+            use diesel::prelude::*;
+            let maintained: Vec<String> = pm::table
+                .inner_join(p::table)
+                .filter(pm::user_id.eq(user.id))
+                .select(p::slug)
+                .order(p::slug)
+                .load(conn)?;
+            for slug in maintained {
+                memberships.push(Membership {
+                    project: slug,
+                    role: "maintainer".into(),
+                    tier: None,
+                    status: None,
+                });
+            }
+            for h in helpers::of_user(conn, user.id)? {
+                let slug: String = p::table.find(h.project_id).select(p::slug).first(conn)?;
+                memberships.push(Membership {
+                    project: slug,
+                    role: "helper".into(),
+                    tier: Some(h.tier),
+                    status: Some(h.status),
+                });
+            }
+            let mut roles = vec!["user".to_owned()];
+            if u.is_admin {
+                roles.push("admin".into());
+            }
+            Ok(MeView {
+                id: u.id,
+                email: u.email,
+                display_name: u.display_name,
+                roles,
+                memberships,
+                created_at: super::views::utc(u.created_at),
+            })
+        })
+        .await
+        .map(web::Json)
+}

@@ -1,0 +1,140 @@
+//! The HTTP API under `/api/v1`: one route table, the OpenAPI document,
+//! health and metrics.
+
+pub mod auth;
+pub mod projects;
+pub mod views;
+
+use crate::error::{AppError, Problem};
+use crate::state::AppState;
+use actix_web::{web, HttpResponse};
+use diesel::connection::SimpleConnection;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// The generated OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Guildhall API", description = "Marketplace and reputation engine for the open-source helper economy."),
+    paths(
+        auth::register, auth::login, auth::refresh, auth::logout, auth::me,
+        projects::create, projects::list, projects::get, projects::patch, projects::add_maintainer,
+        projects::apply, projects::approve, projects::revoke, projects::list_helpers, projects::endorse,
+        projects::accept_coc, healthz, metrics, openapi_json,
+    ),
+    components(schemas(Problem, crate::error::FieldError, views::Money)),
+    modifiers(&BearerAuth),
+    tags((name = "accounts"), (name = "projects"), (name = "helpers"), (name = "operations")),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/metrics", web::get().to(metrics))
+        .service(
+            web::scope("/api/v1")
+                .route("/openapi.json", web::get().to(openapi_json))
+                .route("/auth/register", web::post().to(auth::register))
+                .route("/auth/login", web::post().to(auth::login))
+                .route("/auth/refresh", web::post().to(auth::refresh))
+                .route("/auth/logout", web::post().to(auth::logout))
+                .route("/me", web::get().to(auth::me))
+                .route("/projects", web::post().to(projects::create))
+                .route("/projects", web::get().to(projects::list))
+                .route("/projects/{slug}", web::get().to(projects::get))
+                .route("/projects/{slug}", web::patch().to(projects::patch))
+                .route(
+                    "/projects/{slug}/maintainers",
+                    web::post().to(projects::add_maintainer),
+                )
+                .route(
+                    "/projects/{slug}/coc/accept",
+                    web::post().to(projects::accept_coc),
+                )
+                .route(
+                    "/projects/{slug}/helpers",
+                    web::get().to(projects::list_helpers),
+                )
+                .route(
+                    "/projects/{slug}/helpers/apply",
+                    web::post().to(projects::apply),
+                )
+                .route(
+                    "/projects/{slug}/helpers/{user_id}/approve",
+                    web::post().to(projects::approve),
+                )
+                .route(
+                    "/projects/{slug}/helpers/{user_id}/revoke",
+                    web::post().to(projects::revoke),
+                )
+                .route(
+                    "/projects/{slug}/helpers/{user_id}/endorse",
+                    web::post().to(projects::endorse),
+                ),
+        );
+}
+
+/// Answers for any path no route matches.
+pub async fn not_found() -> Result<HttpResponse, AppError> {
+    Err(AppError::not_found("resource"))
+}
+
+/// 200 `{"status":"ok"}` when the database answers, else 503.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "database reachable"), (status = 503, body = Problem)))]
+pub async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    state
+        .db(|conn| {
+            conn.batch_execute("SELECT 1")?;
+            Ok(())
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ok"})))
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain")))]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let pool = state.pool.state();
+    let body = state.metrics.render(&[
+        (
+            "guildhall_db_pool_connections",
+            "Open database connections.",
+            f64::from(pool.connections),
+        ),
+        (
+            "guildhall_db_pool_idle_connections",
+            "Idle database connections.",
+            f64::from(pool.idle_connections),
+        ),
+    ]);
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(body)
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI 3.1 document")))]
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

@@ -1,0 +1,435 @@
+//! `/projects/*`: projects, maintainers, helpers, code of conduct.
+
+use super::views::{HelperPage, HelperView, ProjectPage, ProjectView};
+use crate::auth::AuthUser;
+use crate::domain::helpers::{self, Application, HelperStatus, Tier};
+use crate::domain::projects::{self, NewProject, ProjectPatch};
+use crate::domain::{decode_cursor, encode_cursor, page_limit};
+use crate::error::{AppError, AppResult, Problem};
+use crate::state::AppState;
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// Body of `POST /projects`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateProjectBody {
+    /// 2–64 characters of a-z, 0-9 and '-'; unique.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Source repository URL.
+    pub repo_url: String,
+    /// What the project is.
+    #[serde(default)]
+    pub description: String,
+    /// Topics.
+    #[serde(default)]
+    pub topics: Vec<String>,
+    /// ISO 4217 code; default `usd`.
+    pub currency: Option<String>,
+    /// 0–3000; default 1000.
+    pub commission_bps: Option<i32>,
+}
+
+/// Body of `PATCH /projects/{slug}`; absent fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PatchProjectBody {
+    /// Display name.
+    pub name: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Repository URL.
+    pub repo_url: Option<String>,
+    /// Topics (replaces the list).
+    pub topics: Option<Vec<String>>,
+    /// 0–3000.
+    pub commission_bps: Option<i32>,
+    /// 0–100.
+    pub free_share_pct: Option<i32>,
+    /// ≥ 0.
+    pub min_response_hours: Option<i32>,
+    /// 1–365.
+    pub auto_close_days: Option<i32>,
+    /// Support guidelines.
+    pub guidelines: Option<String>,
+    /// Code of conduct.
+    pub code_of_conduct: Option<String>,
+    /// Legal entity; `null` clears it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub legal_entity: Option<Option<String>>,
+}
+
+fn double_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// `?q=&limit=&cursor=`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListQuery {
+    /// Words to find in name, description or topics.
+    pub q: Option<String>,
+    /// Page size, 1–100, default 20.
+    pub limit: Option<i64>,
+    /// From the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+/// `?status=&limit=&cursor=` for helpers.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct HelperQuery {
+    /// `approved` (default, public) or `pending` / `revoked` (maintainers only).
+    pub status: Option<HelperStatus>,
+    /// Page size, 1–100, default 20.
+    pub limit: Option<i64>,
+    /// From the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+/// Body of `POST /projects/{slug}/maintainers`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AddMaintainerBody {
+    /// The user to add.
+    pub user_id: i64,
+}
+
+/// Body of `POST /projects/{slug}/helpers/apply`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ApplyBody {
+    /// `expert` or `community`.
+    pub tier: Tier,
+    /// Minor units per hour, in the project's currency; required for experts.
+    pub hourly_rate: Option<i64>,
+    /// Self-description.
+    #[serde(default)]
+    pub bio: String,
+    /// Skills.
+    #[serde(default)]
+    pub skills: Vec<String>,
+}
+
+/// Result of accepting the code of conduct.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CocAccepted {
+    /// Project slug.
+    pub project: String,
+    /// When the caller first accepted it.
+    pub accepted_at: DateTime<Utc>,
+}
+
+/// Result of an endorsement.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Endorsed {
+    /// The endorsed helper.
+    pub user_id: i64,
+    /// Approved helpers endorsing them now.
+    pub endorsements: i64,
+}
+
+fn project_view(
+    conn: &mut crate::db::DbConnection,
+    p: &projects::Project,
+) -> AppResult<ProjectView> {
+    Ok(ProjectView::new(p, projects::maintainers(conn, p.id)?))
+}
+
+/// Create a project; the caller becomes its maintainer.
+#[utoipa::path(post, path = "/api/v1/projects", tag = "projects", security(("bearer" = [])),
+    request_body = CreateProjectBody,
+    responses((status = 201, body = ProjectView), (status = 401, body = Problem),
+              (status = 409, body = Problem, description = "slug taken"), (status = 422, body = Problem)))]
+pub async fn create(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<CreateProjectBody>,
+) -> AppResult<HttpResponse> {
+    let b = body.into_inner();
+    let new = NewProject {
+        slug: b.slug,
+        name: b.name,
+        repo_url: b.repo_url,
+        description: b.description,
+        topics: b.topics,
+        currency: b.currency,
+        commission_bps: b.commission_bps,
+    };
+    let view = state
+        .db(move |conn| {
+            let p = projects::create(conn, user.id, &new)?;
+            project_view(conn, &p)
+        })
+        .await?;
+    tracing::info!(project = %view.slug, user_id = user.id, "project created");
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// List projects, optionally searching name, description and topics.
+#[utoipa::path(get, path = "/api/v1/projects", tag = "projects", params(ListQuery),
+    responses((status = 200, body = ProjectPage), (status = 400, body = Problem)))]
+pub async fn list(
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> AppResult<web::Json<ProjectPage>> {
+    let q = query.into_inner();
+    let limit = page_limit(q.limit)?;
+    let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    state
+        .db(move |conn| {
+            let rows = projects::list(conn, q.q.as_deref(), after, limit + 1)?;
+            let more = rows.len() as i64 > limit;
+            let rows = &rows[..rows.len().min(limit as usize)];
+            let next_cursor = more
+                .then(|| rows.last().map(|p| encode_cursor(p.id)))
+                .flatten();
+            let items = rows
+                .iter()
+                .map(|p| project_view(conn, p))
+                .collect::<AppResult<_>>()?;
+            Ok(web::Json(ProjectPage { items, next_cursor }))
+        })
+        .await
+}
+
+/// A project with its public settings.
+#[utoipa::path(get, path = "/api/v1/projects/{slug}", tag = "projects",
+    params(("slug" = String, Path, description = "project slug")),
+    responses((status = 200, body = ProjectView), (status = 404, body = Problem)))]
+pub async fn get(
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+) -> AppResult<web::Json<ProjectView>> {
+    let slug = slug.into_inner();
+    state
+        .db(move |conn| {
+            let p = projects::by_slug(conn, &slug)?;
+            project_view(conn, &p).map(web::Json)
+        })
+        .await
+}
+
+/// Change settings (maintainers only).
+#[utoipa::path(patch, path = "/api/v1/projects/{slug}", tag = "projects", security(("bearer" = [])),
+    params(("slug" = String, Path, description = "project slug")), request_body = PatchProjectBody,
+    responses((status = 200, body = ProjectView), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn patch(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    slug: web::Path<String>,
+    body: web::Json<PatchProjectBody>,
+) -> AppResult<web::Json<ProjectView>> {
+    let slug = slug.into_inner();
+    let b = body.into_inner();
+    let patch = ProjectPatch {
+        name: b.name,
+        description: b.description,
+        repo_url: b.repo_url,
+        topics: b.topics,
+        commission_bps: b.commission_bps,
+        free_share_pct: b.free_share_pct,
+        min_response_hours: b.min_response_hours,
+        auto_close_days: b.auto_close_days,
+        guidelines: b.guidelines,
+        code_of_conduct: b.code_of_conduct,
+        legal_entity: b.legal_entity,
+    };
+    state
+        .db(move |conn| {
+            let p = projects::by_slug(conn, &slug)?;
+            projects::require_maintainer(conn, p.id, user.id)?;
+            let p = projects::update(conn, p.id, &patch)?;
+            tracing::info!(project = %p.slug, user_id = user.id, "project settings changed");
+            project_view(conn, &p).map(web::Json)
+        })
+        .await
+}
+
+/// Add a maintainer (maintainers only).
+#[utoipa::path(post, path = "/api/v1/projects/{slug}/maintainers", tag = "projects", security(("bearer" = [])),
+    params(("slug" = String, Path, description = "project slug")), request_body = AddMaintainerBody,
+    responses((status = 200, body = ProjectView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn add_maintainer(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    slug: web::Path<String>,
+    body: web::Json<AddMaintainerBody>,
+) -> AppResult<web::Json<ProjectView>> {
+    let slug = slug.into_inner();
+    let target = body.user_id;
+    state
+        .db(move |conn| {
+            let p = projects::by_slug(conn, &slug)?;
+            projects::require_maintainer(conn, p.id, user.id)?;
+            projects::add_maintainer(conn, p.id, target, user.id)?;
+            project_view(conn, &p).map(web::Json)
+        })
+        .await
+}
+
+/// Apply to help a project.
+#[utoipa::path(post, path = "/api/v1/projects/{slug}/helpers/apply", tag = "helpers", security(("bearer" = [])),
+    params(("slug" = String, Path, description = "project slug")), request_body = ApplyBody,
+    responses((status = 201, body = HelperView), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn apply(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    slug: web::Path<String>,
+    body: web::Json<ApplyBody>,
+) -> AppResult<HttpResponse> {
+    let slug = slug.into_inner();
+    let b = body.into_inner();
+    let app = Application {
+        tier: b.tier,
+        hourly_rate: b.hourly_rate,
+        bio: b.bio,
+        skills: b.skills,
+    };
+    let view = state
+        .db(move |conn| {
+            let p = projects::by_slug(conn, &slug)?;
+            let h = helpers::apply(conn, p.id, user.id, &app)?;
+            let name = crate::domain::users::get(conn, user.id)?.display_name;
+            Ok(HelperView::new(&h, name, &p.currency, 0))
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+async fn decide(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<(String, i64)>,
+    status: HelperStatus,
+) -> AppResult<web::Json<HelperView>> {
+    let (slug, helper_id) = path.into_inner();
+    state
+        .db(move |conn| {
+            let p = projects::by_slug(conn, &slug)?;
+            projects::require_maintainer(conn, p.id, user.id)?;
+            let h = helpers::decide(conn, p.id, helper_id, status, user.id)?;
+            tracing::info!(project = %p.slug, helper = helper_id, by = user.id, status = status.as_str(), "helper decision");
+            let name = crate::domain::users::get(conn, helper_id)?.display_name;
+            let endorsements = helpers::endorsement_count(conn, p.id, helper_id)?;
+            Ok(web::Json(HelperView::new(&h, name, &p.currency, endorsements)))
+        })
+        .await
+}
+
+/// Approve a helper (maintainers only).
+#[utoipa::path(post, path = "/api/v1/projects/{slug}/helpers/{user_id}/approve", tag = "helpers",
+    security(("bearer" = [])),
+    params(("slug" = String, Path, description = "project slug"), ("user_id" = i64, Path, description = "helper")),
+    responses((status = 200, body = HelperView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn approve(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<(String, i64)>,
+) -> AppResult<web::Json<HelperView>> {
+    decide(state, user, path, HelperStatus::Approved).await
+}
+
+/// Revoke a helper (maintainers only).
+#[utoipa::path(post, path = "/api/v1/projects/{slug}/helpers/{user_id}/revoke", tag = "helpers",
+    security(("bearer" = [])),
+    params(("slug" = String, Path, description = "project slug"), ("user_id" = i64, Path, description = "helper")),
+    responses((status = 200, body = HelperView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn revoke(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<(String, i64)>,
+) -> AppResult<web::Json<HelperView>> {
+    decide(state, user, path, HelperStatus::Revoked).await
+}
+
+/// List a project's helpers: approved ones publicly; pending and revoked
+/// ones for maintainers.
+#[utoipa::path(get, path = "/api/v1/projects/{slug}/helpers", tag = "helpers",
+    params(("slug" = String, Path, description = "project slug"), HelperQuery),
+    responses((status = 200, body = HelperPage), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn list_helpers(
+    state: web::Data<AppState>,
+    user: crate::auth::MaybeUser,
+    slug: web::Path<String>,
+    query: web::Query<HelperQuery>,
+) -> AppResult<web::Json<HelperPage>> {
+    let slug = slug.into_inner();
+    let q = query.into_inner();
+    let limit = page_limit(q.limit)?;
+    let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let status = q.status.unwrap_or(HelperStatus::Approved);
+    state
+        .db(move |conn| {
+            let p = projects::by_slug(conn, &slug)?;
+            if status != HelperStatus::Approved {
+                let Some(u) = user.0 else {
+                    return Err(AppError::Unauthorized(
+                        "log in as a maintainer to see applications".into(),
+                    ));
+                };
+                projects::require_maintainer(conn, p.id, u.id)?;
+            }
+            let rows = helpers::list(conn, p.id, status, after, limit + 1)?;
+            let more = rows.len() as i64 > limit;
+            let rows = &rows[..rows.len().min(limit as usize)];
+            let next_cursor = more
+                .then(|| rows.last().map(|(h, _)| encode_cursor(h.user_id)))
+                .flatten();
+            let mut items = Vec::with_capacity(rows.len());
+            for (h, name) in rows {
+                let endorsements = helpers::endorsement_count(conn, p.id, h.user_id)?;
+                items.push(HelperView::new(h, name.clone(), &p.currency, endorsements));
+            }
+            Ok(web::Json(HelperPage { items, next_cursor }))
+        })
+        .await
+}
+
+/// An approved helper endorses another approved helper of the project.
+#[utoipa::path(post, path = "/api/v1/projects/{slug}/helpers/{user_id}/endorse", tag = "helpers",
+    security(("bearer" = [])),
+    params(("slug" = String, Path, description = "project slug"), ("user_id" = i64, Path, description = "helper to endorse")),
+    responses((status = 200, body = Endorsed), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 422, body = Problem, description = "self-endorsement")))]
+pub async fn endorse(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<(String, i64)>,
+) -> AppResult<web::Json<Endorsed>> {
+    let (slug, endorsee) = path.into_inner();
+    state
+        .db(move |conn| {
+            let p = projects::by_slug(conn, &slug)?;
+            helpers::endorse(conn, p.id, user.id, endorsee)?;
+            let endorsements = helpers::endorsement_count(conn, p.id, endorsee)?;
+            Ok(web::Json(Endorsed {
+                user_id: endorsee,
+                endorsements,
+            }))
+        })
+        .await
+}
+
+/// Accept the project's code of conduct (needed once before submitting tickets).
+#[utoipa::path(post, path = "/api/v1/projects/{slug}/coc/accept", tag = "projects", security(("bearer" = [])),
+    params(("slug" = String, Path, description = "project slug")),
+    responses((status = 200, body = CocAccepted), (status = 404, body = Problem)))]
+pub async fn accept_coc(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    slug: web::Path<String>,
+) -> AppResult<web::Json<CocAccepted>> {
+    let slug = slug.into_inner();
+    state
+        .db(move |conn| {
+            let p = projects::by_slug(conn, &slug)?;
+            let at = projects::accept_coc(conn, p.id, user.id)?;
+            Ok(web::Json(CocAccepted {
+                project: p.slug,
+                accepted_at: super::views::utc(at),
+            }))
+        })
+        .await
+}

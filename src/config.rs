@@ -1,0 +1,427 @@
+//! Configuration: built-in defaults, overridden by an optional TOML file,
+//! overridden by `GUILDHALL_*` environment variables. Every setting is listed
+//! once in [`SETTINGS`], which is also the table in README.md.
+
+use anyhow::{bail, Context as _};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// One documented setting: environment variable, TOML key, default, meaning.
+pub struct Setting {
+    /// Environment variable name.
+    pub env: &'static str,
+    /// Key in the TOML file.
+    pub key: &'static str,
+    /// Default, as text.
+    pub default: &'static str,
+    /// What it does.
+    pub doc: &'static str,
+}
+
+/// Every setting Guildhall reads.
+pub const SETTINGS: &[Setting] = &[
+    Setting { env: "GUILDHALL_CONFIG", key: "-", default: "(none)", doc: "Path of an optional TOML file with any of the keys below." },
+    Setting { env: "GUILDHALL_DATA_DIR", key: "data_dir", default: "./data", doc: "Directory for the SQLite database, the generated JWT secret and (later) the search index. Created on first start." },
+    Setting { env: "GUILDHALL_DATABASE_URL", key: "database_url", default: "<data_dir>/guildhall.db", doc: "SQLite file path, or a postgres:// URL to use PostgreSQL." },
+    Setting { env: "GUILDHALL_BIND", key: "bind", default: "127.0.0.1:8080", doc: "Address the HTTP API listens on." },
+    Setting { env: "GUILDHALL_JWT_SECRET", key: "jwt_secret", default: "(generated)", doc: "HS256 key for access tokens, at least 32 bytes. Unset: generated once into <data_dir>/jwt_secret (mode 0600)." },
+    Setting { env: "GUILDHALL_JWT_ISSUER", key: "jwt_issuer", default: "guildhall", doc: "`iss` claim of access tokens." },
+    Setting { env: "GUILDHALL_JWT_AUDIENCE", key: "jwt_audience", default: "guildhall-api", doc: "`aud` claim of access tokens." },
+    Setting { env: "GUILDHALL_ACCESS_TOKEN_TTL_SECS", key: "access_token_ttl_secs", default: "900", doc: "Lifetime of an access token (15 minutes)." },
+    Setting { env: "GUILDHALL_REFRESH_TOKEN_TTL_DAYS", key: "refresh_token_ttl_days", default: "30", doc: "Lifetime of a refresh token family." },
+    Setting { env: "GUILDHALL_DB_POOL_SIZE", key: "db_pool_size", default: "10", doc: "Maximum database connections." },
+    Setting { env: "GUILDHALL_DB_POOL_TIMEOUT_MS", key: "db_pool_timeout_ms", default: "5000", doc: "Wait for a free connection before answering 503." },
+    Setting { env: "GUILDHALL_JOB_WORKERS", key: "job_workers", default: "2", doc: "Background job worker threads (`serve` and `worker`). 0 in `serve` runs no jobs in-process." },
+    Setting { env: "GUILDHALL_JOB_POLL_MS", key: "job_poll_ms", default: "1000", doc: "How often idle workers look for due jobs." },
+    Setting { env: "GUILDHALL_BODY_LIMIT_BYTES", key: "body_limit_bytes", default: "262144", doc: "Largest accepted request body; larger gets 413." },
+    Setting { env: "GUILDHALL_LOGIN_MAX_FAILURES_ACCOUNT", key: "login_max_failures_account", default: "5", doc: "Failed logins per account per window before 429." },
+    Setting { env: "GUILDHALL_LOGIN_MAX_FAILURES_ADDRESS", key: "login_max_failures_address", default: "20", doc: "Failed logins per client address per window before 429." },
+    Setting { env: "GUILDHALL_LOGIN_WINDOW_SECS", key: "login_window_secs", default: "900", doc: "Window of the failed-login limits." },
+    Setting { env: "GUILDHALL_LOG", key: "log", default: "info", doc: "Log filter (tracing EnvFilter syntax, e.g. `guildhall=debug,info`)." },
+];
+
+/// Validated configuration.
+#[derive(Clone)]
+pub struct Config {
+    /// See [`SETTINGS`].
+    pub data_dir: PathBuf,
+    /// See [`SETTINGS`].
+    pub database_url: String,
+    /// See [`SETTINGS`].
+    pub bind: SocketAddr,
+    /// `None`: generate or load `<data_dir>/jwt_secret`.
+    pub jwt_secret: Option<Secret>,
+    /// See [`SETTINGS`].
+    pub jwt_issuer: String,
+    /// See [`SETTINGS`].
+    pub jwt_audience: String,
+    /// See [`SETTINGS`].
+    pub access_token_ttl: Duration,
+    /// See [`SETTINGS`].
+    pub refresh_token_ttl: Duration,
+    /// See [`SETTINGS`].
+    pub db_pool_size: u32,
+    /// See [`SETTINGS`].
+    pub db_pool_timeout: Duration,
+    /// See [`SETTINGS`].
+    pub job_workers: usize,
+    /// See [`SETTINGS`].
+    pub job_poll: Duration,
+    /// See [`SETTINGS`].
+    pub body_limit_bytes: usize,
+    /// See [`SETTINGS`].
+    pub login_max_failures_account: u32,
+    /// See [`SETTINGS`].
+    pub login_max_failures_address: u32,
+    /// See [`SETTINGS`].
+    pub login_window: Duration,
+    /// See [`SETTINGS`].
+    pub log: String,
+}
+
+/// A secret value whose `Debug` never shows it.
+#[derive(Clone)]
+pub struct Secret(pub Vec<u8>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("bind", &self.bind)
+            .field("jwt_secret", &self.jwt_secret)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The URL with any password replaced, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Config {
+    /// Reads the TOML file (from `file`, or `GUILDHALL_CONFIG`) and the
+    /// process environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let env: HashMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("GUILDHALL_"))
+            .collect();
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| env.get("GUILDHALL_CONFIG").map(PathBuf::from));
+        let file_values = match file {
+            Some(path) => read_toml(&path)?,
+            None => HashMap::new(),
+        };
+        Self::from_sources(&env, &file_values)
+    }
+
+    /// Builds the configuration from environment values (by variable name)
+    /// over file values (by key) over defaults.
+    pub fn from_sources(
+        env: &HashMap<String, String>,
+        file: &HashMap<String, String>,
+    ) -> anyhow::Result<Self> {
+        let get = |env_name: &str| -> Option<(String, String)> {
+            let setting = SETTINGS.iter().find(|s| s.env == env_name)?;
+            if let Some(v) = env.get(env_name) {
+                return Some((v.clone(), env_name.to_owned()));
+            }
+            file.get(setting.key).map(|v| {
+                (
+                    v.clone(),
+                    format!("{} (config file key `{}`)", env_name, setting.key),
+                )
+            })
+        };
+        let default_of = |env_name: &str| {
+            SETTINGS
+                .iter()
+                .find(|s| s.env == env_name)
+                .map(|s| s.default)
+                .unwrap_or_default()
+        };
+        let text = |name: &str| {
+            get(name)
+                .map(|(v, _)| v)
+                .unwrap_or_else(|| default_of(name).to_owned())
+        };
+        fn parse<T: std::str::FromStr>(
+            raw: Option<(String, String)>,
+            default: &str,
+            name: &str,
+            what: &str,
+        ) -> anyhow::Result<T> {
+            match raw {
+                Some((v, source)) => v
+                    .trim()
+                    .parse::<T>()
+                    .map_err(|_| anyhow::anyhow!("{source}: expected {what}, got {v:?}")),
+                None => default
+                    .parse::<T>()
+                    .map_err(|_| anyhow::anyhow!("built-in default of {name} is invalid")),
+            }
+        }
+        let num = |name: &str, what: &str| -> anyhow::Result<u64> {
+            parse::<u64>(get(name), default_of(name), name, what)
+        };
+
+        let data_dir = PathBuf::from(text("GUILDHALL_DATA_DIR"));
+        let database_url = match get("GUILDHALL_DATABASE_URL") {
+            Some((v, source)) => {
+                if v.trim().is_empty() {
+                    bail!("{source}: must not be empty");
+                }
+                v
+            }
+            None => data_dir.join("guildhall.db").to_string_lossy().into_owned(),
+        };
+        let bind: SocketAddr = parse(
+            get("GUILDHALL_BIND"),
+            default_of("GUILDHALL_BIND"),
+            "GUILDHALL_BIND",
+            "an address like 127.0.0.1:8080",
+        )?;
+        let jwt_secret = match get("GUILDHALL_JWT_SECRET") {
+            Some((v, source)) => {
+                if v.len() < 32 {
+                    bail!("{source}: must be at least 32 bytes long");
+                }
+                Some(Secret(v.into_bytes()))
+            }
+            None => None,
+        };
+        let positive = |name: &str, what: &str| -> anyhow::Result<u64> {
+            let v = num(name, what)?;
+            if v == 0 {
+                bail!("{name}: must be greater than 0");
+            }
+            Ok(v)
+        };
+        let log = text("GUILDHALL_LOG");
+        tracing_subscriber::EnvFilter::try_new(&log)
+            .map_err(|e| anyhow::anyhow!("GUILDHALL_LOG: invalid filter {log:?}: {e}"))?;
+        Ok(Config {
+            data_dir,
+            database_url,
+            bind,
+            jwt_secret,
+            jwt_issuer: text("GUILDHALL_JWT_ISSUER"),
+            jwt_audience: text("GUILDHALL_JWT_AUDIENCE"),
+            access_token_ttl: Duration::from_secs(positive(
+                "GUILDHALL_ACCESS_TOKEN_TTL_SECS",
+                "a number of seconds",
+            )?),
+            refresh_token_ttl: Duration::from_secs(
+                positive("GUILDHALL_REFRESH_TOKEN_TTL_DAYS", "a number of days")? * 86_400,
+            ),
+            db_pool_size: u32::try_from(positive(
+                "GUILDHALL_DB_POOL_SIZE",
+                "a number of connections",
+            )?)
+            .context("GUILDHALL_DB_POOL_SIZE: too large")?,
+            db_pool_timeout: Duration::from_millis(positive(
+                "GUILDHALL_DB_POOL_TIMEOUT_MS",
+                "a number of milliseconds",
+            )?),
+            job_workers: usize::try_from(num("GUILDHALL_JOB_WORKERS", "a number of threads")?)
+                .context("GUILDHALL_JOB_WORKERS: too large")?,
+            job_poll: Duration::from_millis(positive(
+                "GUILDHALL_JOB_POLL_MS",
+                "a number of milliseconds",
+            )?),
+            body_limit_bytes: usize::try_from(positive(
+                "GUILDHALL_BODY_LIMIT_BYTES",
+                "a number of bytes",
+            )?)
+            .context("GUILDHALL_BODY_LIMIT_BYTES: too large")?,
+            login_max_failures_account: u32::try_from(positive(
+                "GUILDHALL_LOGIN_MAX_FAILURES_ACCOUNT",
+                "a count",
+            )?)
+            .context("GUILDHALL_LOGIN_MAX_FAILURES_ACCOUNT: too large")?,
+            login_max_failures_address: u32::try_from(positive(
+                "GUILDHALL_LOGIN_MAX_FAILURES_ADDRESS",
+                "a count",
+            )?)
+            .context("GUILDHALL_LOGIN_MAX_FAILURES_ADDRESS: too large")?,
+            login_window: Duration::from_secs(positive(
+                "GUILDHALL_LOGIN_WINDOW_SECS",
+                "a number of seconds",
+            )?),
+            log,
+        })
+    }
+
+    /// The configured JWT key, or the one stored in the data directory,
+    /// generated (random, 64 bytes, mode 0600) on first use.
+    pub fn jwt_key(&self) -> anyhow::Result<Secret> {
+        if let Some(secret) = &self.jwt_secret {
+            return Ok(secret.clone());
+        }
+        let path = self.data_dir.join("jwt_secret");
+        if path.exists() {
+            let raw = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let raw = raw.trim();
+            if raw.len() < 32 {
+                bail!(
+                    "{} is shorter than 32 bytes; delete it to generate a new one",
+                    path.display()
+                );
+            }
+            return Ok(Secret(raw.as_bytes().to_vec()));
+        }
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("cannot create {}", self.data_dir.display()))?;
+        let mut bytes = [0u8; 64];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+        let encoded = hex::encode(bytes);
+        write_private(&path, encoded.as_bytes())?;
+        Ok(Secret(encoded.into_bytes()))
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(contents)?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    std::fs::write(path, contents).with_context(|| format!("cannot create {}", path.display()))
+}
+
+fn read_toml(path: &Path) -> anyhow::Result<HashMap<String, String>> {
+    let raw = std::fs::read_to_string(path)
+        .with_context(|| format!("GUILDHALL_CONFIG: cannot read {}", path.display()))?;
+    let table: toml::Table = raw
+        .parse()
+        .with_context(|| format!("GUILDHALL_CONFIG: {} is not valid TOML", path.display()))?;
+    let mut out = HashMap::new();
+    for (key, value) in table {
+        if !SETTINGS.iter().any(|s| s.key == key) {
+            bail!(
+                "GUILDHALL_CONFIG: unknown key `{key}` in {}",
+                path.display()
+            );
+        }
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => bail!(
+                "GUILDHALL_CONFIG: key `{key}` must be a string or number, got {}",
+                other.type_str()
+            ),
+        };
+        out.insert(key, text);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c = Config::from_sources(&HashMap::new(), &HashMap::new()).unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url, "./data/guildhall.db");
+        assert_eq!(c.access_token_ttl, Duration::from_secs(900));
+        assert!(c.jwt_secret.is_none());
+    }
+
+    #[test]
+    fn env_beats_file_and_errors_name_the_variable() {
+        let file = env(&[("bind", "0.0.0.0:9000"), ("db_pool_size", "3")]);
+        let c = Config::from_sources(&env(&[("GUILDHALL_BIND", "127.0.0.1:1")]), &file).unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:1");
+        assert_eq!(c.db_pool_size, 3);
+        let err = Config::from_sources(&env(&[("GUILDHALL_BIND", "nope")]), &HashMap::new())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("GUILDHALL_BIND"), "{err}");
+        let err = Config::from_sources(&env(&[("GUILDHALL_JWT_SECRET", "short")]), &HashMap::new())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("GUILDHALL_JWT_SECRET") && !err.contains("short\""),
+            "{err}"
+        );
+        let err = Config::from_sources(&HashMap::new(), &env(&[("db_pool_size", "x")]))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("db_pool_size"), "{err}");
+    }
+
+    #[test]
+    fn generated_secret_is_private_and_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Config::from_sources(&HashMap::new(), &HashMap::new()).unwrap();
+        c.data_dir = dir.path().join("d");
+        let first = c.jwt_key().unwrap();
+        let second = c.jwt_key().unwrap();
+        assert_eq!(first.0, second.0);
+        assert!(first.0.len() >= 64);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(c.data_dir.join("jwt_secret"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert_eq!(format!("{first:?}"), "Secret(<redacted>)");
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("data/g.db"), "data/g.db");
+    }
+}

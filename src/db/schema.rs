@@ -1,0 +1,113 @@
+//! Table definitions, identical for both backends (see migrations/).
+
+pub use guildhall_jobs::schema::{background_job_schedules, background_jobs};
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        email -> Text,
+        email_normalized -> Text,
+        display_name -> Text,
+        password_hash -> Nullable<Text>,
+        can_login -> Bool,
+        is_admin -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        family_id -> Text,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    projects (id) {
+        id -> BigInt,
+        slug -> Text,
+        name -> Text,
+        repo_url -> Text,
+        description -> Text,
+        topics -> Text,
+        currency -> Text,
+        commission_bps -> Integer,
+        free_share_pct -> Integer,
+        min_response_hours -> Integer,
+        auto_close_days -> Integer,
+        guidelines -> Text,
+        code_of_conduct -> Text,
+        legal_entity -> Nullable<Text>,
+        created_by -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    project_maintainers (project_id, user_id) {
+        project_id -> BigInt,
+        user_id -> BigInt,
+        added_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    project_helpers (id) {
+        id -> BigInt,
+        project_id -> BigInt,
+        user_id -> BigInt,
+        tier -> Text,
+        status -> Text,
+        hourly_rate -> Nullable<BigInt>,
+        bio -> Text,
+        skills -> Text,
+        decided_by -> Nullable<BigInt>,
+        decided_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    coc_acceptances (project_id, user_id) {
+        project_id -> BigInt,
+        user_id -> BigInt,
+        accepted_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    endorsements (id) {
+        id -> BigInt,
+        project_id -> BigInt,
+        endorser_id -> BigInt,
+        endorsee_id -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(refresh_tokens -> users (user_id));
+diesel::joinable!(project_maintainers -> projects (project_id));
+diesel::joinable!(project_maintainers -> users (user_id));
+diesel::joinable!(project_helpers -> projects (project_id));
+diesel::joinable!(project_helpers -> users (user_id));
+diesel::joinable!(coc_acceptances -> projects (project_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    refresh_tokens,
+    projects,
+    project_maintainers,
+    project_helpers,
+    coc_acceptances,
+    endorsements,
+);

@@ -1,0 +1,45 @@
+//! Domain logic: validation, state changes and queries, independent of HTTP.
+
+pub mod helpers;
+pub mod projects;
+pub mod sessions;
+pub mod users;
+
+use base64::Engine as _;
+
+/// Encodes a list cursor (the last id of a page) as an opaque string.
+pub fn encode_cursor(last_id: i64) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("id:{last_id}"))
+}
+
+/// Decodes a cursor made by [`encode_cursor`].
+pub fn decode_cursor(cursor: &str) -> Result<i64, crate::error::AppError> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.strip_prefix("id:").and_then(|n| n.parse().ok()))
+        .ok_or_else(|| {
+            crate::error::AppError::bad_request(
+                "invalid_cursor",
+                "the cursor is not one this API issued",
+            )
+        })
+}
+
+/// Page size from `?limit=`: default 20, at most 100.
+pub fn page_limit(limit: Option<i64>) -> Result<i64, crate::error::AppError> {
+    match limit {
+        None => Ok(20),
+        Some(n) if (1..=100).contains(&n) => Ok(n),
+        Some(_) => Err(crate::error::AppError::field(
+            "limit",
+            "must be between 1 and 100",
+        )),
+    }
+}
+
+/// The current time, UTC, as stored in the database.
+pub fn now() -> chrono::NaiveDateTime {
+    chrono::Utc::now().naive_utc()
+}

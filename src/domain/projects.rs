@@ -1,0 +1,481 @@
+//! Projects: creation, settings, maintainers, code-of-conduct acceptance.
+
+use crate::db::schema::{coc_acceptances, project_maintainers, projects};
+use crate::db::{write_tx, DbConnection};
+use crate::error::{AppError, AppResult, FieldError};
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+/// Default platform-independent commission of a project, in basis points.
+pub const DEFAULT_COMMISSION_BPS: i32 = 1000;
+/// Highest commission a project may take, in basis points.
+pub const MAX_COMMISSION_BPS: i32 = 3000;
+
+/// A row of `projects`.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = projects)]
+pub struct Project {
+    /// Id.
+    pub id: i64,
+    /// Unique URL name.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Source repository.
+    pub repo_url: String,
+    /// What the project is.
+    pub description: String,
+    /// JSON array of topics.
+    pub topics: String,
+    /// ISO 4217 code, lower case.
+    pub currency: String,
+    /// Commission on paid work, basis points.
+    pub commission_bps: i32,
+    /// Share of queue positions guaranteed to unpaid tickets, percent.
+    pub free_share_pct: i32,
+    /// Floor of promised response times, hours.
+    pub min_response_hours: i32,
+    /// Days without activity before a ticket auto-closes.
+    pub auto_close_days: i32,
+    /// Support guidelines shown to requesters.
+    pub guidelines: String,
+    /// Code of conduct requesters accept once.
+    pub code_of_conduct: String,
+    /// Legal entity that contracts with requesters.
+    pub legal_entity: Option<String>,
+    /// Creator.
+    pub created_by: i64,
+    /// Created (UTC).
+    pub created_at: NaiveDateTime,
+    /// Updated (UTC).
+    pub updated_at: NaiveDateTime,
+}
+
+impl Project {
+    /// Topics as a list.
+    pub fn topic_list(&self) -> Vec<String> {
+        serde_json::from_str(&self.topics).unwrap_or_default()
+    }
+}
+
+/// Fields of a new project.
+#[derive(Debug, Clone)]
+pub struct NewProject {
+    /// See [`Project`].
+    pub slug: String,
+    /// See [`Project`].
+    pub name: String,
+    /// See [`Project`].
+    pub repo_url: String,
+    /// See [`Project`].
+    pub description: String,
+    /// See [`Project`].
+    pub topics: Vec<String>,
+    /// See [`Project`].
+    pub currency: Option<String>,
+    /// See [`Project`].
+    pub commission_bps: Option<i32>,
+}
+
+/// A partial update of a project's settings; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectPatch {
+    /// See [`Project`].
+    pub name: Option<String>,
+    /// See [`Project`].
+    pub description: Option<String>,
+    /// See [`Project`].
+    pub repo_url: Option<String>,
+    /// See [`Project`].
+    pub topics: Option<Vec<String>>,
+    /// See [`Project`].
+    pub commission_bps: Option<i32>,
+    /// See [`Project`].
+    pub free_share_pct: Option<i32>,
+    /// See [`Project`].
+    pub min_response_hours: Option<i32>,
+    /// See [`Project`].
+    pub auto_close_days: Option<i32>,
+    /// See [`Project`].
+    pub guidelines: Option<String>,
+    /// See [`Project`].
+    pub code_of_conduct: Option<String>,
+    /// See [`Project`]; `Some(None)` clears it.
+    pub legal_entity: Option<Option<String>>,
+}
+
+/// Whether `slug` is 2–64 characters of a-z, 0-9 and '-'.
+pub fn valid_slug(slug: &str) -> bool {
+    (2..=64).contains(&slug.len())
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+fn check_text(errors: &mut Vec<FieldError>, field: &str, value: &str, min: usize, max: usize) {
+    let n = value.trim().chars().count();
+    if n < min || n > max {
+        errors.push(FieldError::new(
+            field,
+            format!("must be {min} to {max} characters"),
+        ));
+    }
+}
+
+fn check_url(errors: &mut Vec<FieldError>, value: &str) {
+    let ok = (value.starts_with("https://") || value.starts_with("http://"))
+        && value.len() <= 500
+        && !value.chars().any(char::is_whitespace)
+        && value
+            .split("://")
+            .nth(1)
+            .is_some_and(|rest| !rest.is_empty());
+    if !ok {
+        errors.push(FieldError::new(
+            "repo_url",
+            "must be an http(s) URL of at most 500 characters",
+        ));
+    }
+}
+
+fn check_topics(errors: &mut Vec<FieldError>, topics: &[String]) {
+    if topics.len() > 20 {
+        errors.push(FieldError::new("topics", "at most 20 topics"));
+    }
+    for (i, t) in topics.iter().enumerate() {
+        if t.trim().is_empty() || t.chars().count() > 50 {
+            errors.push(FieldError::new(
+                format!("topics[{i}]"),
+                "must be 1 to 50 characters",
+            ));
+        }
+    }
+}
+
+fn check_range(errors: &mut Vec<FieldError>, field: &str, value: Option<i32>, min: i32, max: i32) {
+    if let Some(v) = value {
+        if v < min || v > max {
+            errors.push(FieldError::new(
+                field,
+                format!("must be between {min} and {max}"),
+            ));
+        }
+    }
+}
+
+fn normalize_topics(topics: &[String]) -> String {
+    let list: Vec<String> = topics.iter().map(|t| t.trim().to_lowercase()).collect();
+    serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
+}
+
+/// Validates and inserts a project; its creator becomes a maintainer in the
+/// same transaction. A taken slug is 409 `slug_taken`.
+pub fn create(conn: &mut DbConnection, creator: i64, new: &NewProject) -> AppResult<Project> {
+    let mut errors = Vec::new();
+    if !valid_slug(&new.slug) {
+        errors.push(FieldError::new(
+            "slug",
+            "must be 2 to 64 characters of a-z, 0-9 and '-'",
+        ));
+    }
+    check_text(&mut errors, "name", &new.name, 1, 100);
+    check_text(&mut errors, "description", &new.description, 0, 5000);
+    check_url(&mut errors, &new.repo_url);
+    check_topics(&mut errors, &new.topics);
+    check_range(
+        &mut errors,
+        "commission_bps",
+        new.commission_bps,
+        0,
+        MAX_COMMISSION_BPS,
+    );
+    let currency = new
+        .currency
+        .as_deref()
+        .unwrap_or("usd")
+        .to_ascii_lowercase();
+    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()) {
+        errors.push(FieldError::new(
+            "currency",
+            "must be a three-letter ISO 4217 code",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
+    let now = super::now();
+    write_tx(conn, |conn| {
+        let inserted = diesel::insert_into(projects::table)
+            .values((
+                projects::slug.eq(&new.slug),
+                projects::name.eq(new.name.trim()),
+                projects::repo_url.eq(&new.repo_url),
+                projects::description.eq(new.description.trim()),
+                projects::topics.eq(normalize_topics(&new.topics)),
+                projects::currency.eq(&currency),
+                projects::commission_bps.eq(new.commission_bps.unwrap_or(DEFAULT_COMMISSION_BPS)),
+                projects::created_by.eq(creator),
+                projects::created_at.eq(now),
+                projects::updated_at.eq(now),
+            ))
+            .execute(conn);
+        match inserted {
+            Ok(_) => {}
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            )) => {
+                return Err(AppError::conflict(
+                    "slug_taken",
+                    "a project with this slug already exists",
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let project = by_slug(conn, &new.slug)?;
+        diesel::insert_into(project_maintainers::table)
+            .values((
+                project_maintainers::project_id.eq(project.id),
+                project_maintainers::user_id.eq(creator),
+                project_maintainers::added_by.eq(Some(creator)),
+                project_maintainers::created_at.eq(now),
+            ))
+            .execute(conn)?;
+        Ok(project)
+    })
+}
+
+/// The project with this slug, or 404.
+pub fn by_slug(conn: &mut DbConnection, slug: &str) -> AppResult<Project> {
+    projects::table
+        .filter(projects::slug.eq(slug))
+        .select(Project::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| AppError::not_found("project"))
+}
+
+/// Projects whose name, description or topics contain `q` (any case), by id,
+/// after the cursor id.
+pub fn list(
+    conn: &mut DbConnection,
+    q: Option<&str>,
+    after: Option<i64>,
+    limit: i64,
+) -> AppResult<Vec<Project>> {
+    let mut query = projects::table
+        .select(Project::as_select())
+        .order(projects::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(q) = q.map(str::trim).filter(|q| !q.is_empty()) {
+        let escaped = q
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let pattern = format!("%{escaped}%");
+        query = query.filter(
+            lower(projects::name)
+                .like(pattern.clone())
+                .escape('\\')
+                .or(lower(projects::description)
+                    .like(pattern.clone())
+                    .escape('\\'))
+                .or(lower(projects::topics).like(pattern).escape('\\')),
+        );
+    }
+    if let Some(after) = after {
+        query = query.filter(projects::id.gt(after));
+    }
+    Ok(query.load(conn)?)
+}
+
+/// Validates and applies a settings patch.
+pub fn update(
+    conn: &mut DbConnection,
+    project_id: i64,
+    patch: &ProjectPatch,
+) -> AppResult<Project> {
+    let mut errors = Vec::new();
+    if let Some(name) = &patch.name {
+        check_text(&mut errors, "name", name, 1, 100);
+    }
+    if let Some(d) = &patch.description {
+        check_text(&mut errors, "description", d, 0, 5000);
+    }
+    if let Some(u) = &patch.repo_url {
+        check_url(&mut errors, u);
+    }
+    if let Some(t) = &patch.topics {
+        check_topics(&mut errors, t);
+    }
+    check_range(
+        &mut errors,
+        "commission_bps",
+        patch.commission_bps,
+        0,
+        MAX_COMMISSION_BPS,
+    );
+    check_range(&mut errors, "free_share_pct", patch.free_share_pct, 0, 100);
+    check_range(
+        &mut errors,
+        "min_response_hours",
+        patch.min_response_hours,
+        0,
+        24 * 365,
+    );
+    check_range(
+        &mut errors,
+        "auto_close_days",
+        patch.auto_close_days,
+        1,
+        365,
+    );
+    if let Some(g) = &patch.guidelines {
+        check_text(&mut errors, "guidelines", g, 0, 20_000);
+    }
+    if let Some(c) = &patch.code_of_conduct {
+        check_text(&mut errors, "code_of_conduct", c, 0, 20_000);
+    }
+    if let Some(Some(l)) = &patch.legal_entity {
+        check_text(&mut errors, "legal_entity", l, 1, 300);
+    }
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
+    let target = projects::table.find(project_id);
+    write_tx(conn, |conn| {
+        macro_rules! set {
+            ($field:ident, $value:expr) => {
+                diesel::update(target)
+                    .set(projects::$field.eq($value))
+                    .execute(conn)?;
+            };
+        }
+        if let Some(v) = &patch.name {
+            set!(name, v.trim());
+        }
+        if let Some(v) = &patch.description {
+            set!(description, v.trim());
+        }
+        if let Some(v) = &patch.repo_url {
+            set!(repo_url, v);
+        }
+        if let Some(v) = &patch.topics {
+            set!(topics, normalize_topics(v));
+        }
+        if let Some(v) = patch.commission_bps {
+            set!(commission_bps, v);
+        }
+        if let Some(v) = patch.free_share_pct {
+            set!(free_share_pct, v);
+        }
+        if let Some(v) = patch.min_response_hours {
+            set!(min_response_hours, v);
+        }
+        if let Some(v) = patch.auto_close_days {
+            set!(auto_close_days, v);
+        }
+        if let Some(v) = &patch.guidelines {
+            set!(guidelines, v);
+        }
+        if let Some(v) = &patch.code_of_conduct {
+            set!(code_of_conduct, v);
+        }
+        if let Some(v) = &patch.legal_entity {
+            set!(legal_entity, v.as_deref().map(str::trim));
+        }
+        set!(updated_at, super::now());
+        Ok(projects::table
+            .find(project_id)
+            .select(Project::as_select())
+            .first(conn)?)
+    })
+}
+
+/// Whether `user_id` maintains the project.
+pub fn is_maintainer(conn: &mut DbConnection, project_id: i64, user_id: i64) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        project_maintainers::table
+            .filter(project_maintainers::project_id.eq(project_id))
+            .filter(project_maintainers::user_id.eq(user_id)),
+    ))
+    .get_result(conn)
+}
+
+/// 403 unless `user_id` maintains the project.
+pub fn require_maintainer(conn: &mut DbConnection, project_id: i64, user_id: i64) -> AppResult<()> {
+    if is_maintainer(conn, project_id, user_id)? {
+        Ok(())
+    } else {
+        Err(AppError::forbidden(
+            "only the project's maintainers may do this",
+        ))
+    }
+}
+
+/// Maintainer ids of a project.
+pub fn maintainers(conn: &mut DbConnection, project_id: i64) -> QueryResult<Vec<i64>> {
+    project_maintainers::table
+        .filter(project_maintainers::project_id.eq(project_id))
+        .select(project_maintainers::user_id)
+        .order(project_maintainers::user_id)
+        .load(conn)
+}
+
+/// Adds a maintainer; `Ok(false)` if they already were one.
+pub fn add_maintainer(
+    conn: &mut DbConnection,
+    project_id: i64,
+    user_id: i64,
+    by: i64,
+) -> AppResult<bool> {
+    super::users::get(conn, user_id)?;
+    let added = crate::per_backend!(conn, |c| diesel::insert_into(project_maintainers::table)
+        .values((
+            project_maintainers::project_id.eq(project_id),
+            project_maintainers::user_id.eq(user_id),
+            project_maintainers::added_by.eq(Some(by)),
+            project_maintainers::created_at.eq(super::now()),
+        ))
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(added == 1)
+}
+
+/// Records that `user_id` accepted the project's code of conduct (once;
+/// later calls keep the first time). Returns when they accepted.
+pub fn accept_coc(
+    conn: &mut DbConnection,
+    project_id: i64,
+    user_id: i64,
+) -> AppResult<NaiveDateTime> {
+    crate::per_backend!(conn, |c| diesel::insert_into(coc_acceptances::table)
+        .values((
+            coc_acceptances::project_id.eq(project_id),
+            coc_acceptances::user_id.eq(user_id),
+            coc_acceptances::accepted_at.eq(super::now()),
+        ))
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(coc_acceptances::table
+        .find((project_id, user_id))
+        .select(coc_acceptances::accepted_at)
+        .first(conn)?)
+}
+
+/// When `user_id` accepted the project's code of conduct, if ever.
+pub fn coc_accepted_at(
+    conn: &mut DbConnection,
+    project_id: i64,
+    user_id: i64,
+) -> QueryResult<Option<NaiveDateTime>> {
+    coc_acceptances::table
+        .find((project_id, user_id))
+        .select(coc_acceptances::accepted_at)
+        .first(conn)
+        .optional()
+}

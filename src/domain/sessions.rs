@@ -1,0 +1,127 @@
+//! Refresh-token families: start, rotate (with reuse detection), revoke.
+//!
+//! Each login starts a family. Every refresh marks the presented token used
+//! and issues its successor in the same family. Presenting a token that was
+//! already used (or revoked) means it leaked: the whole family is revoked, so
+//! both the thief and the victim must log in again.
+
+use crate::auth::tokens::{hash_refresh_token, new_refresh_token, random_token};
+use crate::db::schema::refresh_tokens as rt;
+use crate::db::{write_tx, DbConnection};
+use crate::error::AppResult;
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use std::time::Duration;
+
+/// Result of presenting a refresh token.
+#[derive(Debug)]
+pub enum Rotation {
+    /// A new token for `user_id`; the presented one is now used.
+    Rotated {
+        /// The owner.
+        user_id: i64,
+        /// The successor (plain text; only its hash is stored).
+        token: String,
+    },
+    /// The token had been used or revoked before: its family is now revoked.
+    Reused,
+    /// Unknown or expired.
+    Invalid,
+}
+
+fn insert(conn: &mut DbConnection, user_id: i64, family: &str, ttl: Duration) -> AppResult<String> {
+    let token = new_refresh_token();
+    let now = super::now();
+    let expires =
+        now + chrono::Duration::from_std(ttl).map_err(crate::error::AppError::internal)?;
+    diesel::insert_into(rt::table)
+        .values((
+            rt::user_id.eq(user_id),
+            rt::family_id.eq(family),
+            rt::token_hash.eq(hash_refresh_token(&token)),
+            rt::created_at.eq(now),
+            rt::expires_at.eq(expires),
+        ))
+        .execute(conn)?;
+    Ok(token)
+}
+
+/// Starts a new family for `user_id` and returns its first token.
+pub fn start(conn: &mut DbConnection, user_id: i64, ttl: Duration) -> AppResult<String> {
+    insert(conn, user_id, &random_token(16), ttl)
+}
+
+/// Rotates `presented`, detecting reuse. The revocation on reuse is
+/// committed even though the caller answers with an error.
+pub fn rotate(conn: &mut DbConnection, presented: &str, ttl: Duration) -> AppResult<Rotation> {
+    let hash = hash_refresh_token(presented);
+    write_tx(conn, |conn| {
+        let row: Option<(i64, i64, String, NaiveDateTime)> = rt::table
+            .filter(rt::token_hash.eq(&hash))
+            .select((rt::id, rt::user_id, rt::family_id, rt::expires_at))
+            .first(conn)
+            .optional()?;
+        let Some((id, user_id, family, expires_at)) = row else {
+            return Ok(Rotation::Invalid);
+        };
+        let now = super::now();
+        // Only one presenter can flip an unused, unrevoked token to used.
+        let claimed = diesel::update(
+            rt::table
+                .find(id)
+                .filter(rt::used_at.is_null())
+                .filter(rt::revoked_at.is_null()),
+        )
+        .set(rt::used_at.eq(now))
+        .execute(conn)?;
+        if claimed == 0 {
+            revoke_family(conn, &family)?;
+            tracing::warn!(
+                user_id,
+                "refresh token reuse detected; token family revoked"
+            );
+            return Ok(Rotation::Reused);
+        }
+        if expires_at <= now {
+            return Ok(Rotation::Invalid);
+        }
+        let token = insert(conn, user_id, &family, ttl)?;
+        Ok(Rotation::Rotated { user_id, token })
+    })
+}
+
+fn revoke_family(conn: &mut DbConnection, family: &str) -> QueryResult<usize> {
+    diesel::update(
+        rt::table
+            .filter(rt::family_id.eq(family))
+            .filter(rt::revoked_at.is_null()),
+    )
+    .set(rt::revoked_at.eq(super::now()))
+    .execute(conn)
+}
+
+/// Revokes the family `presented` belongs to. `Some(user_id)` when the token
+/// was known.
+pub fn logout(conn: &mut DbConnection, presented: &str) -> AppResult<Option<i64>> {
+    let hash = hash_refresh_token(presented);
+    write_tx(conn, |conn| {
+        let row: Option<(i64, String)> = rt::table
+            .filter(rt::token_hash.eq(&hash))
+            .select((rt::user_id, rt::family_id))
+            .first(conn)
+            .optional()?;
+        match row {
+            Some((user_id, family)) => {
+                revoke_family(conn, &family)?;
+                Ok(Some(user_id))
+            }
+            None => Ok(None),
+        }
+    })
+}
+
+/// Deletes tokens that expired more than a day ago (a scheduled job).
+pub fn purge_expired(conn: &mut DbConnection) -> QueryResult<usize> {
+    let cutoff = super::now() - chrono::Duration::days(1);
+    diesel::delete(rt::table.filter(rt::expires_at.lt(cutoff))).execute(conn)
+}

@@ -1,0 +1,142 @@
+//! Users: registration, lookup and the `/me` view.
+
+use crate::db::schema::users;
+use crate::db::DbConnection;
+use crate::error::{AppError, AppResult, FieldError};
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+/// A row of `users`. Never serialized: see [`crate::api::views`].
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = users)]
+pub struct User {
+    /// Id.
+    pub id: i64,
+    /// Email as entered.
+    pub email: String,
+    /// Lower-cased email, unique.
+    pub email_normalized: String,
+    /// Public name.
+    pub display_name: String,
+    /// argon2id PHC string; `None` for imported users.
+    pub password_hash: Option<String>,
+    /// False for imported users who never registered.
+    pub can_login: bool,
+    /// Platform administrator.
+    pub is_admin: bool,
+    /// Created (UTC).
+    pub created_at: NaiveDateTime,
+    /// Updated (UTC).
+    pub updated_at: NaiveDateTime,
+}
+
+/// Trims and lower-cases an email for uniqueness and lookup.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// Checks the fields of a registration.
+pub fn validate_registration(
+    email: &str,
+    password: &str,
+    display_name: &str,
+) -> Result<(), AppError> {
+    let mut errors = Vec::new();
+    let email = email.trim();
+    let valid_email = email.len() <= 254
+        && !email.chars().any(char::is_whitespace)
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        });
+    if !valid_email {
+        errors.push(FieldError::new("email", "must be a valid email address"));
+    }
+    let len = password.chars().count();
+    if len < super::super::auth::password::MIN_LEN {
+        errors.push(FieldError::new(
+            "password",
+            "must be at least 12 characters",
+        ));
+    } else if len > super::super::auth::password::MAX_LEN {
+        errors.push(FieldError::new(
+            "password",
+            "must be at most 1024 characters",
+        ));
+    }
+    let name_len = display_name.trim().chars().count();
+    if name_len == 0 || name_len > 100 {
+        errors.push(FieldError::new(
+            "display_name",
+            "must be 1 to 100 characters",
+        ));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::Validation(errors))
+    }
+}
+
+/// Inserts a user. A taken email (case-insensitively) is 409 `email_taken`.
+pub fn create(
+    conn: &mut DbConnection,
+    email: &str,
+    display_name: &str,
+    password_hash: Option<&str>,
+    is_admin: bool,
+) -> AppResult<User> {
+    let now = super::now();
+    let normalized = normalize_email(email);
+    let inserted = diesel::insert_into(users::table)
+        .values((
+            users::email.eq(email.trim()),
+            users::email_normalized.eq(&normalized),
+            users::display_name.eq(display_name.trim()),
+            users::password_hash.eq(password_hash),
+            users::can_login.eq(password_hash.is_some()),
+            users::is_admin.eq(is_admin),
+            users::created_at.eq(now),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn);
+    match inserted {
+        Ok(_) => {}
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => {
+            return Err(AppError::conflict(
+                "email_taken",
+                "an account with this email already exists",
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(users::table
+        .filter(users::email_normalized.eq(&normalized))
+        .select(User::as_select())
+        .first(conn)?)
+}
+
+/// The user with this email (any case), if any.
+pub fn find_by_email(conn: &mut DbConnection, email: &str) -> QueryResult<Option<User>> {
+    users::table
+        .filter(users::email_normalized.eq(normalize_email(email)))
+        .select(User::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The user with this id, or 404.
+pub fn get(conn: &mut DbConnection, id: i64) -> AppResult<User> {
+    users::table
+        .find(id)
+        .select(User::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| AppError::not_found("user"))
+}

@@ -1,0 +1,300 @@
+//! The one error type of the HTTP API, rendered as `application/problem+json`
+//! (RFC 9457) with a stable snake_case `code`.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use std::borrow::Cow;
+use utoipa::ToSchema;
+
+/// A field that failed validation.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct FieldError {
+    /// The request field, e.g. `email` or `topics[2]`.
+    pub field: String,
+    /// What is wrong with it, for a person.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A field error.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The problem document every error response carries.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// URI naming the problem type.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// Short summary of the problem type.
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// What happened in this case.
+    pub detail: String,
+    /// Stable machine-readable code.
+    pub code: String,
+    /// Field errors (422 only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// Every way a request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// 400: the request is malformed.
+    #[error("{detail}")]
+    BadRequest {
+        code: &'static str,
+        detail: Cow<'static, str>,
+    },
+    /// 401: no valid credentials.
+    #[error("{0}")]
+    Unauthorized(Cow<'static, str>),
+    /// 403: authenticated but not allowed.
+    #[error("{0}")]
+    Forbidden(Cow<'static, str>),
+    /// 404: absent, or not visible to the caller.
+    #[error("{0} not found")]
+    NotFound(Cow<'static, str>),
+    /// 409: conflicts with the current state.
+    #[error("{detail}")]
+    Conflict {
+        code: &'static str,
+        detail: Cow<'static, str>,
+    },
+    /// 413: the body is over the limit.
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    /// 415: not JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(Cow<'static, str>),
+    /// 422: field errors.
+    #[error("the request has invalid fields")]
+    Validation(Vec<FieldError>),
+    /// 429: slow down.
+    #[error("{detail}")]
+    TooManyRequests {
+        retry_after_secs: u64,
+        detail: Cow<'static, str>,
+    },
+    /// 503: the database does not answer.
+    #[error("the service is temporarily unavailable")]
+    Unavailable,
+    /// 500: a bug or an unexpected failure; logged, never shown.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+/// Result of a handler.
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    /// 422 with a single field error.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        AppError::Validation(vec![FieldError::new(field, message)])
+    }
+    /// 404 for a kind of object.
+    pub fn not_found(what: &'static str) -> Self {
+        AppError::NotFound(Cow::Borrowed(what))
+    }
+    /// 403 with a reason.
+    pub fn forbidden(why: &'static str) -> Self {
+        AppError::Forbidden(Cow::Borrowed(why))
+    }
+    /// 409 with a code and a reason.
+    pub fn conflict(code: &'static str, detail: impl Into<Cow<'static, str>>) -> Self {
+        AppError::Conflict {
+            code,
+            detail: detail.into(),
+        }
+    }
+    /// 400 with a code and a reason.
+    pub fn bad_request(code: &'static str, detail: impl Into<Cow<'static, str>>) -> Self {
+        AppError::BadRequest {
+            code,
+            detail: detail.into(),
+        }
+    }
+    /// 500 from anything.
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        AppError::Internal(e.into())
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            AppError::BadRequest { code, .. } | AppError::Conflict { code, .. } => code,
+            AppError::Unauthorized(_) => "unauthorized",
+            AppError::Forbidden(_) => "forbidden",
+            AppError::NotFound(_) => "not_found",
+            AppError::PayloadTooLarge { .. } => "payload_too_large",
+            AppError::UnsupportedMediaType(_) => "unsupported_media_type",
+            AppError::Validation(_) => "validation_failed",
+            AppError::TooManyRequests { .. } => "rate_limited",
+            AppError::Unavailable => "service_unavailable",
+            AppError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The problem document for this error.
+    pub fn problem(&self) -> Problem {
+        let status = self.status_code();
+        let errors = match self {
+            AppError::Validation(errors) => errors.clone(),
+            _ => Vec::new(),
+        };
+        let code = self.code();
+        Problem {
+            type_: format!("https://guildhall.dev/problems/{}", code.replace('_', "-")),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            code: code.to_owned(),
+            errors,
+        }
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::Conflict { .. } => StatusCode::CONFLICT,
+            AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let AppError::Internal(e) = self {
+            tracing::error!(error = %format!("{e:#}"), "request failed with an internal error");
+        }
+        let mut builder = HttpResponse::build(self.status_code());
+        builder.insert_header((header::CONTENT_TYPE, "application/problem+json"));
+        match self {
+            AppError::TooManyRequests {
+                retry_after_secs, ..
+            } => {
+                builder.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            AppError::Unauthorized(_) => {
+                builder.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            AppError::Unavailable => {
+                builder.insert_header((header::RETRY_AFTER, "5"));
+            }
+            _ => {}
+        }
+        builder.body(serde_json::to_string(&self.problem()).unwrap_or_default())
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match e {
+            Error::NotFound => AppError::not_found("object"),
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                AppError::conflict("conflict", "the object already exists")
+            }
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
+            | Error::BrokenTransactionManager => AppError::Unavailable,
+            Error::DatabaseError(DatabaseErrorKind::Unknown, ref info)
+                if is_unavailable_message(info.message()) =>
+            {
+                AppError::Unavailable
+            }
+            other => AppError::Internal(other.into()),
+        }
+    }
+}
+
+fn is_unavailable_message(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("database is locked")
+        || m.contains("server closed the connection")
+        || m.contains("connection refused")
+        || m.contains("terminating connection")
+}
+
+impl From<diesel::r2d2::PoolError> for AppError {
+    fn from(e: diesel::r2d2::PoolError) -> Self {
+        tracing::warn!(error = %e, "database pool could not provide a connection");
+        AppError::Unavailable
+    }
+}
+
+impl From<actix_web::error::BlockingError> for AppError {
+    fn from(e: actix_web::error::BlockingError) -> Self {
+        AppError::Internal(anyhow::anyhow!("blocking task failed: {e}"))
+    }
+}
+
+impl From<guildhall_jobs::EnqueueError> for AppError {
+    fn from(e: guildhall_jobs::EnqueueError) -> Self {
+        match e {
+            guildhall_jobs::EnqueueError::Database(d) => d.into(),
+            other => AppError::internal(other),
+        }
+    }
+}
+
+/// Turns actix's JSON extractor errors into problems: 413 over the limit,
+/// 415 for a wrong content type, 400 for malformed JSON, 422 for JSON of the
+/// wrong shape (naming the field where serde says which).
+pub fn json_error(err: actix_web::error::JsonPayloadError, limit: usize) -> AppError {
+    use actix_web::error::JsonPayloadError as J;
+    match err {
+        J::Overflow { .. } | J::OverflowKnownLength { .. } => AppError::PayloadTooLarge { limit },
+        J::ContentType => {
+            AppError::UnsupportedMediaType("expected Content-Type: application/json".into())
+        }
+        J::Deserialize(e) if e.is_data() => {
+            let message = e.to_string();
+            let field = message
+                .split('`')
+                .nth(1)
+                .filter(|_| message.contains("field"))
+                .unwrap_or("body")
+                .to_owned();
+            let message = message
+                .split(" at line")
+                .next()
+                .unwrap_or(&message)
+                .to_owned();
+            AppError::Validation(vec![FieldError::new(field, message)])
+        }
+        J::Deserialize(e) => AppError::bad_request(
+            "invalid_json",
+            format!(
+                "the body is not valid JSON: {}",
+                e.to_string().split(" at line").next().unwrap_or("")
+            ),
+        ),
+        J::Payload(actix_web::error::PayloadError::Overflow) => AppError::PayloadTooLarge { limit },
+        _ => AppError::bad_request("invalid_body", "the request body could not be read"),
+    }
+}
+
+/// Query-string errors become 400 problems.
+pub fn query_error(err: actix_web::error::QueryPayloadError) -> AppError {
+    AppError::bad_request("invalid_query", format!("invalid query string: {err}"))
+}
+
+/// Path errors (e.g. a non-numeric id) become 404: there is no such object.
+pub fn path_error(_err: actix_web::error::PathError) -> AppError {
+    AppError::not_found("resource")
+}

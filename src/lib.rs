@@ -1,0 +1,17 @@
+//! Guildhall: a marketplace and reputation engine for the open-source helper
+//! economy. This crate is the service: configuration, database access, the
+//! HTTP API, the domain logic and the concrete background jobs.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod domain;
+pub mod error;
+pub mod jobs;
+pub mod metrics;
+pub mod state;
+
+pub use guildhall_jobs::per_backend;

@@ -1,0 +1,171 @@
+//! The `guildhall` command line.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use guildhall::config::{redact_url, Config};
+use guildhall::{app, db, demo, jobs};
+use std::path::PathBuf;
+
+/// Guildhall: a marketplace and reputation engine for the open-source helper
+/// economy. Configuration comes from GUILDHALL_* environment variables and an
+/// optional TOML file (see README.md for every setting and its default).
+#[derive(Parser)]
+#[command(name = "guildhall", version, about, long_about = None)]
+struct Cli {
+    /// TOML configuration file (also GUILDHALL_CONFIG). Environment variables override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API (default 127.0.0.1:8080) with background workers in-process.
+    /// On first start creates the data directory and the SQLite database and migrates it.
+    Serve {
+        /// Seed demo projects, users and approved helpers, and print their credentials.
+        #[arg(long)]
+        demo: bool,
+        /// Do not run background jobs in this process (run `guildhall worker` instead).
+        #[arg(long)]
+        no_workers: bool,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Run background job workers only (no HTTP); several may share a PostgreSQL database.
+    Worker,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("guildhall: configuration error: {e:#}");
+            std::process::exit(2);
+        }
+    };
+    init_tracing(&config.log);
+    if let Err(e) = run(cli.command, config) {
+        eprintln!("guildhall: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+fn open(config: &Config) -> anyhow::Result<db::DbPool> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let pool = db::connect(
+        &config.database_url,
+        config.db_pool_size,
+        config.db_pool_timeout,
+    )?;
+    let mut conn = pool
+        .get()
+        .with_context(|| format!("cannot connect to {}", redact_url(&config.database_url)))?;
+    let applied = db::migrate(&mut conn)?;
+    for name in &applied {
+        tracing::info!(migration = %name, "applied migration");
+    }
+    Ok(pool)
+}
+
+fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Migrate => {
+            let pool = open(&config)?;
+            drop(pool);
+            println!(
+                "database at {} is up to date",
+                redact_url(&config.database_url)
+            );
+            Ok(())
+        }
+        Command::Worker => {
+            let pool = open(&config)?;
+            let handle = jobs::runner(pool, &config)?.start();
+            tracing::info!(
+                workers = config.job_workers.max(1),
+                "job workers running; Ctrl-C to stop"
+            );
+            actix_web::rt::System::new().block_on(async {
+                let _ = actix_web::rt::signal::ctrl_c().await;
+            });
+            handle.shutdown();
+            Ok(())
+        }
+        Command::Serve {
+            demo: with_demo,
+            no_workers,
+        } => {
+            let pool = open(&config)?;
+            if with_demo {
+                let mut conn = pool.get()?;
+                let created = demo::seed(&mut conn)
+                    .map_err(|e| anyhow::anyhow!("seeding demo data failed: {e}"))?;
+                print_demo(created, config.bind);
+            }
+            let runner = if no_workers || config.job_workers == 0 {
+                None
+            } else {
+                Some(jobs::runner(pool.clone(), &config)?.start())
+            };
+            let bind = config.bind;
+            let workers = 2usize.max(
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2),
+            );
+            let state = app::state(config, pool)?;
+            tracing::info!(%bind, "serving the Guildhall API");
+            actix_web::rt::System::new().block_on(async move {
+                actix_web::HttpServer::new(move || app::build(state.clone()))
+                    .workers(workers)
+                    .bind(bind)
+                    .with_context(|| format!("cannot listen on {bind} (GUILDHALL_BIND)"))?
+                    .run()
+                    .await
+                    .context("HTTP server failed")
+            })?;
+            if let Some(r) = runner {
+                r.shutdown();
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_demo(created: bool, bind: std::net::SocketAddr) {
+    println!();
+    println!(
+        "Guildhall demo data {}:",
+        if created {
+            "created"
+        } else {
+            "already present"
+        }
+    );
+    println!("  password for every demo account: {}", demo::DEMO_PASSWORD);
+    for a in demo::ACCOUNTS {
+        println!("  {:<34} {}", a.email, a.role);
+    }
+    println!("  projects: actix-web, diesel, tantivy");
+    println!("Try:");
+    println!("  curl -s http://{bind}/api/v1/projects");
+    println!(
+        "  curl -s -X POST http://{bind}/api/v1/auth/login -H 'content-type: application/json' \\\n       -d '{{\"email\":\"{}\",\"password\":\"{}\"}}'",
+        demo::ACCOUNTS[3].email,
+        demo::DEMO_PASSWORD
+    );
+    println!();
+}

@@ -1,0 +1,43 @@
+//! Shared application state handed to every handler.
+
+use crate::auth::ratelimit::FailureLimiter;
+use crate::auth::tokens::TokenService;
+use crate::config::Config;
+use crate::db::{DbConnection, DbPool};
+use crate::error::{AppError, AppResult};
+use crate::metrics::Metrics;
+use actix_web::web;
+use std::sync::Arc;
+
+/// Everything a handler may need.
+#[derive(Clone)]
+pub struct AppState {
+    /// Database pool.
+    pub pool: DbPool,
+    /// Validated configuration.
+    pub config: Arc<Config>,
+    /// Token issuer and verifier.
+    pub tokens: Arc<TokenService>,
+    /// Failed-login limiter.
+    pub login_failures: Arc<FailureLimiter>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// Runs blocking database work on actix's blocking pool, never on an
+    /// async worker thread.
+    pub async fn db<T, F>(&self, f: F) -> AppResult<T>
+    where
+        F: FnOnce(&mut DbConnection) -> AppResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        web::block(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(AppError::from)?
+    }
+}
