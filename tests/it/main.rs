@@ -1,0 +1,12 @@
+//! The one integration-test binary. Every test gets a fresh database:
+//! SQLite in a temporary directory, or, when GUILDHALL_TEST_DATABASE_URL is
+//! set to a postgres:// URL, a PostgreSQL database of its own created for
+//! the test and dropped after it.
+
+mod auth;
+mod cli;
+mod errors;
+mod jobs;
+mod jwt;
+mod projects;
+mod util;

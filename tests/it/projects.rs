@@ -1,0 +1,515 @@
+use crate::util::TestApp;
+use serde_json::json;
+
+#[actix_web::test]
+async fn create_list_search_and_read_projects() {
+    let app = TestApp::new();
+    let owner = app.user("owner").await;
+    let p = app.project(&owner, "tantivy").await;
+    assert_eq!(p["maintainers"], json!([owner.id]));
+    assert_eq!(p["commission_bps"], 1000);
+    assert_eq!(p["free_share_pct"], 20);
+    assert_eq!(p["auto_close_days"], 30);
+    assert_eq!(p["currency"], "usd");
+
+    let r = app
+        .post("/api/v1/projects", json!({"slug": "Bad_Slug", "name": "", "repo_url": "ftp://x", "commission_bps": 3001, "topics": [""]}), Some(&owner.access))
+        .await
+        .expect(422);
+    let fields: Vec<&str> = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        ["slug", "name", "repo_url", "topics[0]", "commission_bps"]
+    );
+    for bad in [
+        "a",
+        "x".repeat(65).as_str(),
+        "UPPER",
+        "sp ace",
+        "dot.ted",
+        "ümlaut",
+    ] {
+        app.post(
+            "/api/v1/projects",
+            json!({"slug": bad, "name": "n", "repo_url": "https://x.org"}),
+            Some(&owner.access),
+        )
+        .await
+        .expect(422);
+    }
+    let r = app
+        .post(
+            "/api/v1/projects",
+            json!({"slug": "tantivy", "name": "again", "repo_url": "https://x.org"}),
+            Some(&owner.access),
+        )
+        .await
+        .expect(409);
+    assert_eq!(r.body["code"], "slug_taken");
+    app.post(
+        "/api/v1/projects",
+        json!({"slug": "no-auth", "name": "n", "repo_url": "https://x.org"}),
+        None,
+    )
+    .await
+    .expect(401);
+
+    app.post(
+        "/api/v1/projects",
+        json!({"slug": "diesel", "name": "Diesel", "repo_url": "https://github.com/diesel-rs/diesel", "description": "Safe ORM", "topics": ["SQL", "orm"]}),
+        Some(&owner.access),
+    )
+    .await
+    .expect(201);
+    app.post(
+        "/api/v1/projects",
+        json!({"slug": "50-percent", "name": "Percent 100%", "repo_url": "https://x.org"}),
+        Some(&owner.access),
+    )
+    .await
+    .expect(201);
+
+    // ?q= matches name, description and topics, any case; % is literal.
+    let names = |r: &crate::util::Resp| {
+        r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["slug"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(&app.get("/api/v1/projects?q=DIESEL", None).await.expect(200)),
+        ["diesel"]
+    );
+    assert_eq!(
+        names(
+            &app.get("/api/v1/projects?q=safe%20orm", None)
+                .await
+                .expect(200)
+        ),
+        ["diesel"]
+    );
+    assert_eq!(
+        names(&app.get("/api/v1/projects?q=sql", None).await.expect(200)),
+        ["diesel"]
+    );
+    assert_eq!(
+        names(&app.get("/api/v1/projects?q=%25", None).await.expect(200)),
+        ["50-percent"]
+    );
+    assert_eq!(
+        names(
+            &app.get("/api/v1/projects?q=nothing-matches", None)
+                .await
+                .expect(200)
+        )
+        .len(),
+        0
+    );
+
+    // Cursor pagination walks every project once.
+    let first = app.get("/api/v1/projects?limit=2", None).await.expect(200);
+    assert_eq!(names(&first), ["tantivy", "diesel"]);
+    let cursor = first.body["next_cursor"].as_str().unwrap().to_owned();
+    let second = app
+        .get(&format!("/api/v1/projects?limit=2&cursor={cursor}"), None)
+        .await
+        .expect(200);
+    assert_eq!(names(&second), ["50-percent"]);
+    assert!(second.body["next_cursor"].is_null());
+    app.get("/api/v1/projects?limit=101", None)
+        .await
+        .expect(422);
+    app.get("/api/v1/projects?cursor=garbage", None)
+        .await
+        .expect(400);
+
+    let r = app.get("/api/v1/projects/diesel", None).await.expect(200);
+    assert_eq!(r.body["topics"], json!(["sql", "orm"]));
+    let r = app.get("/api/v1/projects/missing", None).await.expect(404);
+    assert_eq!(r.body["code"], "not_found");
+}
+
+#[actix_web::test]
+async fn only_maintainers_change_settings() {
+    let app = TestApp::new();
+    let owner = app.user("owner").await;
+    let stranger = app.user("stranger").await;
+    app.project(&owner, "proj").await;
+
+    let r = app
+        .patch(
+            "/api/v1/projects/proj",
+            json!({"commission_bps": 0}),
+            Some(&stranger.access),
+        )
+        .await
+        .expect(403);
+    assert_eq!(r.body["code"], "forbidden");
+    app.patch("/api/v1/projects/proj", json!({"commission_bps": 0}), None)
+        .await
+        .expect(401);
+
+    // Out-of-range values: 422 naming each field, and nothing is written.
+    let r = app
+        .patch(
+            "/api/v1/projects/proj",
+            json!({"commission_bps": 3001, "free_share_pct": 101, "min_response_hours": -1, "auto_close_days": 0, "name": "renamed"}),
+            Some(&owner.access),
+        )
+        .await
+        .expect(422);
+    let fields: Vec<&str> = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "commission_bps",
+            "free_share_pct",
+            "min_response_hours",
+            "auto_close_days"
+        ]
+    );
+    assert_eq!(
+        app.get("/api/v1/projects/proj", None).await.body["name"],
+        "proj"
+    );
+    app.patch(
+        "/api/v1/projects/proj",
+        json!({"auto_close_days": 366}),
+        Some(&owner.access),
+    )
+    .await
+    .expect(422);
+    app.patch(
+        "/api/v1/projects/proj",
+        json!({"unknown_setting": 1}),
+        Some(&owner.access),
+    )
+    .await
+    .expect(422);
+
+    let r = app
+        .patch(
+            "/api/v1/projects/proj",
+            json!({"commission_bps": 3000, "free_share_pct": 0, "min_response_hours": 48, "auto_close_days": 365,
+                   "guidelines": "Include versions.", "legal_entity": "Proj Foundation e.V."}),
+            Some(&owner.access),
+        )
+        .await
+        .expect(200);
+    assert_eq!(r.body["commission_bps"], 3000);
+    let r = app.get("/api/v1/projects/proj", None).await.expect(200);
+    assert_eq!(
+        (
+            r.body["free_share_pct"].as_i64(),
+            r.body["min_response_hours"].as_i64(),
+            r.body["auto_close_days"].as_i64()
+        ),
+        (Some(0), Some(48), Some(365))
+    );
+    assert_eq!(r.body["guidelines"], "Include versions.");
+    assert_eq!(r.body["legal_entity"], "Proj Foundation e.V.");
+    let r = app
+        .patch(
+            "/api/v1/projects/proj",
+            json!({"legal_entity": null}),
+            Some(&owner.access),
+        )
+        .await
+        .expect(200);
+    assert!(r.body["legal_entity"].is_null());
+
+    // A maintainer adds another; the new one may change settings.
+    app.post(
+        "/api/v1/projects/proj/maintainers",
+        json!({"user_id": stranger.id}),
+        Some(&stranger.access),
+    )
+    .await
+    .expect(403);
+    app.post(
+        "/api/v1/projects/proj/maintainers",
+        json!({"user_id": 999_999}),
+        Some(&owner.access),
+    )
+    .await
+    .expect(404);
+    let r = app
+        .post(
+            "/api/v1/projects/proj/maintainers",
+            json!({"user_id": stranger.id}),
+            Some(&owner.access),
+        )
+        .await
+        .expect(200);
+    assert_eq!(r.body["maintainers"], json!([owner.id, stranger.id]));
+    app.patch(
+        "/api/v1/projects/proj",
+        json!({"commission_bps": 500}),
+        Some(&stranger.access),
+    )
+    .await
+    .expect(200);
+}
+
+#[actix_web::test]
+async fn helper_vetting_and_revocation() {
+    let app = TestApp::new();
+    let owner = app.user("owner").await;
+    let helper = app.user("helper").await;
+    let other = app.user("other").await;
+    app.project(&owner, "proj").await;
+
+    // Experts must give a rate; tiers are checked.
+    app.post(
+        "/api/v1/projects/proj/helpers/apply",
+        json!({"tier": "expert"}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(422);
+    app.post(
+        "/api/v1/projects/proj/helpers/apply",
+        json!({"tier": "guru"}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(422);
+    let r = app
+        .post(
+            "/api/v1/projects/proj/helpers/apply",
+            json!({"tier": "expert", "hourly_rate": 9000, "bio": "Rust", "skills": ["async"]}),
+            Some(&helper.access),
+        )
+        .await
+        .expect(201);
+    assert_eq!(r.body["status"], "pending");
+    assert_eq!(
+        r.body["hourly_rate"],
+        json!({"amount": 9000, "currency": "usd"})
+    );
+    app.post(
+        "/api/v1/projects/proj/helpers/apply",
+        json!({"tier": "community"}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(409);
+
+    // Pending helpers are not public; maintainers see applications.
+    assert_eq!(
+        app.get("/api/v1/projects/proj/helpers", None)
+            .await
+            .expect(200)
+            .body["items"],
+        json!([])
+    );
+    app.get(
+        "/api/v1/projects/proj/helpers?status=pending",
+        Some(&other.access),
+    )
+    .await
+    .expect(403);
+    app.get("/api/v1/projects/proj/helpers?status=pending", None)
+        .await
+        .expect(401);
+    let r = app
+        .get(
+            "/api/v1/projects/proj/helpers?status=pending",
+            Some(&owner.access),
+        )
+        .await
+        .expect(200);
+    assert_eq!(r.body["items"][0]["user_id"], helper.id);
+
+    // Only maintainers approve.
+    app.post(
+        &format!("/api/v1/projects/proj/helpers/{}/approve", helper.id),
+        json!({}),
+        Some(&other.access),
+    )
+    .await
+    .expect(403);
+    app.post(
+        &format!("/api/v1/projects/proj/helpers/{}/approve", helper.id),
+        json!({}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(403);
+    app.post(
+        &format!("/api/v1/projects/proj/helpers/{}/approve", other.id),
+        json!({}),
+        Some(&owner.access),
+    )
+    .await
+    .expect(404);
+    let r = app
+        .post(
+            &format!("/api/v1/projects/proj/helpers/{}/approve", helper.id),
+            json!({}),
+            Some(&owner.access),
+        )
+        .await
+        .expect(200);
+    assert_eq!(r.body["status"], "approved");
+    let r = app
+        .get("/api/v1/projects/proj/helpers", None)
+        .await
+        .expect(200);
+    assert_eq!(r.body["items"][0]["display_name"], "helper");
+    assert_eq!(r.body["items"][0]["tier"], "expert");
+
+    // Approved helpers endorse each other; never themselves.
+    app.approved_helper(&owner, &other, "proj").await;
+    app.post(
+        &format!("/api/v1/projects/proj/helpers/{}/endorse", helper.id),
+        json!({}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(422);
+    let r = app
+        .post(
+            &format!("/api/v1/projects/proj/helpers/{}/endorse", other.id),
+            json!({}),
+            Some(&helper.access),
+        )
+        .await
+        .expect(200);
+    assert_eq!(r.body["endorsements"], 1);
+
+    let me = app
+        .get("/api/v1/me", Some(&helper.access))
+        .await
+        .expect(200);
+    assert_eq!(
+        me.body["memberships"],
+        json!([{"project": "proj", "role": "helper", "tier": "expert", "status": "approved"}])
+    );
+
+    // Revoked: out of the public list, and helper rights are gone.
+    app.post(
+        &format!("/api/v1/projects/proj/helpers/{}/revoke", helper.id),
+        json!({}),
+        Some(&other.access),
+    )
+    .await
+    .expect(403);
+    let r = app
+        .post(
+            &format!("/api/v1/projects/proj/helpers/{}/revoke", helper.id),
+            json!({}),
+            Some(&owner.access),
+        )
+        .await
+        .expect(200);
+    assert_eq!(r.body["status"], "revoked");
+    let r = app
+        .get("/api/v1/projects/proj/helpers", None)
+        .await
+        .expect(200);
+    let listed: Vec<i64> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["user_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(listed, [other.id]);
+    app.post(
+        &format!("/api/v1/projects/proj/helpers/{}/endorse", other.id),
+        json!({}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(403);
+    // Endorsing a revoked helper is not possible either.
+    app.post(
+        &format!("/api/v1/projects/proj/helpers/{}/endorse", helper.id),
+        json!({}),
+        Some(&other.access),
+    )
+    .await
+    .expect(404);
+    let me = app
+        .get("/api/v1/me", Some(&helper.access))
+        .await
+        .expect(200);
+    assert_eq!(me.body["memberships"][0]["status"], "revoked");
+    {
+        let mut conn = app.conn();
+        let project = guildhall::domain::projects::by_slug(&mut conn, "proj").unwrap();
+        assert!(
+            !guildhall::domain::helpers::is_approved(&mut conn, project.id, helper.id).unwrap()
+        );
+        assert!(guildhall::domain::helpers::is_approved(&mut conn, project.id, other.id).unwrap());
+    }
+    // A revoked helper may apply again; they are pending until approved.
+    let r = app
+        .post(
+            "/api/v1/projects/proj/helpers/apply",
+            json!({"tier": "community"}),
+            Some(&helper.access),
+        )
+        .await
+        .expect(201);
+    assert_eq!(r.body["status"], "pending");
+}
+
+#[actix_web::test]
+async fn code_of_conduct_acceptance_is_recorded_once() {
+    let app = TestApp::new();
+    let owner = app.user("owner").await;
+    let requester = app.user("req").await;
+    app.project(&owner, "proj").await;
+    app.post("/api/v1/projects/proj/coc/accept", json!({}), None)
+        .await
+        .expect(401);
+    let first = app
+        .post(
+            "/api/v1/projects/proj/coc/accept",
+            json!({}),
+            Some(&requester.access),
+        )
+        .await
+        .expect(200);
+    let second = app
+        .post(
+            "/api/v1/projects/proj/coc/accept",
+            json!({}),
+            Some(&requester.access),
+        )
+        .await
+        .expect(200);
+    assert_eq!(first.body["accepted_at"], second.body["accepted_at"]);
+    app.post(
+        "/api/v1/projects/nope/coc/accept",
+        json!({}),
+        Some(&requester.access),
+    )
+    .await
+    .expect(404);
+    let mut conn = app.conn();
+    let p = guildhall::domain::projects::by_slug(&mut conn, "proj").unwrap();
+    assert!(
+        guildhall::domain::projects::coc_accepted_at(&mut conn, p.id, requester.id)
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        guildhall::domain::projects::coc_accepted_at(&mut conn, p.id, owner.id)
+            .unwrap()
+            .is_none()
+    );
+}

@@ -1,0 +1,385 @@
+//! TestApp: a fresh database, the real application, and request helpers.
+
+use actix_web::http::{header, Method, StatusCode};
+use actix_web::test;
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+use guildhall::config::{Config, Secret};
+use guildhall::db::{self, DbPool};
+use guildhall::state::AppState;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// The JWT key every test app signs with, so tests can forge tokens.
+pub const TEST_JWT_KEY: &str = "test-key-test-key-test-key-test-key-0123456789";
+/// A password that passes validation.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Everything logged by any test, to check that secrets never appear.
+pub fn captured_logs() -> String {
+    let buf = log_buffer().lock().unwrap_or_else(|p| p.into_inner());
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
+    static BUF: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    BUF.get_or_init(|| Arc::new(Mutex::new(Vec::new())))
+}
+
+struct CaptureWriter;
+
+impl Write for CaptureWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        log_buffer()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_logging() {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug")
+            .with_ansi(false)
+            .with_writer(|| CaptureWriter)
+            .try_init();
+    });
+}
+
+/// The PostgreSQL server tests run against, if any.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("GUILDHALL_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
+}
+
+/// A PostgreSQL database made for one test, dropped with it.
+pub struct PgDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl PgDatabase {
+    fn create(base: &str) -> (Self, String) {
+        let name = format!(
+            "guildhall_test_{}",
+            guildhall::auth::tokens::random_token(9)
+                .to_lowercase()
+                .replace(['-', '_'], "x")
+        );
+        let mut admin =
+            diesel::PgConnection::establish(base).expect("connect to GUILDHALL_TEST_DATABASE_URL");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create test database");
+        (
+            PgDatabase {
+                admin_url: base.to_owned(),
+                name: name.clone(),
+            },
+            with_database(base, &name),
+        )
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = diesel::PgConnection::establish(&self.admin_url) {
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let host_and_path = &base[scheme_end..];
+    let host = host_and_path.split('/').next().unwrap_or(host_and_path);
+    format!("{}{}/{}{}", &base[..scheme_end], host, name, query)
+}
+
+/// Configuration overrides for a test app.
+#[derive(Default)]
+pub struct TestAppBuilder {
+    env: HashMap<String, String>,
+    database_url: Option<String>,
+}
+
+impl TestAppBuilder {
+    /// Sets a GUILDHALL_* variable for this app's configuration.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Uses this database URL as is (no fresh database, no migrations).
+    pub fn raw_database(mut self, url: &str) -> Self {
+        self.database_url = Some(url.to_owned());
+        self
+    }
+
+    /// Builds the app on a fresh, migrated database.
+    pub fn build(self) -> TestApp {
+        init_logging();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut env = self.env;
+        env.entry("GUILDHALL_DATA_DIR".into())
+            .or_insert_with(|| dir.path().to_string_lossy().into_owned());
+        env.entry("GUILDHALL_JWT_SECRET".into())
+            .or_insert_with(|| TEST_JWT_KEY.into());
+        env.entry("GUILDHALL_DB_POOL_SIZE".into())
+            .or_insert_with(|| "8".into());
+        let (pg, url, migrate) = match (self.database_url, postgres_url()) {
+            (Some(raw), _) => (None, raw, false),
+            (None, Some(base)) => {
+                let (pg, url) = PgDatabase::create(&base);
+                (Some(pg), url, true)
+            }
+            (None, None) => (
+                None,
+                dir.path().join("test.db").to_string_lossy().into_owned(),
+                true,
+            ),
+        };
+        env.insert("GUILDHALL_DATABASE_URL".into(), url.clone());
+        let config = Config::from_sources(&env, &HashMap::new()).expect("test configuration");
+        let pool = if migrate {
+            let pool =
+                db::connect(&url, config.db_pool_size, config.db_pool_timeout).expect("pool");
+            db::migrate(&mut pool.get().expect("connection")).expect("migrations");
+            pool
+        } else {
+            diesel::r2d2::Pool::builder()
+                .max_size(1)
+                .connection_timeout(config.db_pool_timeout)
+                .build_unchecked(diesel::r2d2::ConnectionManager::new(url))
+        };
+        let state = guildhall::app::state(config, pool.clone()).expect("state");
+        TestApp {
+            state,
+            pool,
+            _dir: dir,
+            _pg: pg,
+        }
+    }
+}
+
+/// A running application on its own database.
+pub struct TestApp {
+    /// The application state (pool, config, tokens).
+    pub state: AppState,
+    /// The database pool.
+    pub pool: DbPool,
+    _dir: tempfile::TempDir,
+    _pg: Option<PgDatabase>,
+}
+
+/// A response: status, headers and JSON body (Null when empty or not JSON).
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: actix_web::http::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Resp {
+    /// Panics with the body unless the status matches.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Self {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.text
+        );
+        self
+    }
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+}
+
+/// A logged-in test user.
+#[derive(Clone)]
+pub struct User {
+    pub id: i64,
+    pub email: String,
+    pub access: String,
+    pub refresh: String,
+}
+
+impl TestApp {
+    /// A default app.
+    pub fn new() -> Self {
+        TestApp::builder().build()
+    }
+
+    /// A builder for configuration overrides.
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder::default()
+    }
+
+    /// A connection from the app's pool.
+    pub fn conn(&self) -> db::PooledConn {
+        self.pool.get().expect("connection")
+    }
+
+    /// Sends a request through the full application.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> Resp {
+        let svc = test::init_service(guildhall::app::build(self.state.clone())).await;
+        let mut req = test::TestRequest::default()
+            .method(method)
+            .uri(path)
+            .peer_addr("10.1.2.3:4567".parse().expect("addr"));
+        if let Some(t) = token {
+            req = req.insert_header((header::AUTHORIZATION, format!("Bearer {t}")));
+        }
+        if let Some(b) = body {
+            req = req.set_json(b);
+        }
+        self.send(&svc, req).await
+    }
+
+    /// Sends a prepared request through a service.
+    pub async fn send<S, B>(&self, svc: &S, req: test::TestRequest) -> Resp
+    where
+        S: actix_web::dev::Service<
+            actix_http::Request,
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+        >,
+        B: actix_web::body::MessageBody,
+    {
+        let resp = test::call_service(svc, req.to_request()).await;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = test::read_body(resp).await;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    /// GET.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        self.request(Method::GET, path, None, token).await
+    }
+
+    /// POST with JSON.
+    pub async fn post(&self, path: &str, body: Value, token: Option<&str>) -> Resp {
+        self.request(Method::POST, path, Some(body), token).await
+    }
+
+    /// PATCH with JSON.
+    pub async fn patch(&self, path: &str, body: Value, token: Option<&str>) -> Resp {
+        self.request(Method::PATCH, path, Some(body), token).await
+    }
+
+    /// Registers and logs in a user.
+    pub async fn user(&self, name: &str) -> User {
+        let email = format!("{name}@example.com");
+        let r = self
+            .post(
+                "/api/v1/auth/register",
+                json!({"email": email, "password": PASSWORD, "display_name": name}),
+                None,
+            )
+            .await
+            .expect(201);
+        let id = r.body["id"].as_i64().expect("id");
+        let r = self
+            .post(
+                "/api/v1/auth/login",
+                json!({"email": email, "password": PASSWORD}),
+                None,
+            )
+            .await
+            .expect(200);
+        User {
+            id,
+            email,
+            access: r.body["access_token"].as_str().expect("access").to_owned(),
+            refresh: r.body["refresh_token"]
+                .as_str()
+                .expect("refresh")
+                .to_owned(),
+        }
+    }
+
+    /// Creates a project owned by `owner`.
+    pub async fn project(&self, owner: &User, slug: &str) -> Value {
+        self.post(
+            "/api/v1/projects",
+            json!({"slug": slug, "name": slug, "repo_url": format!("https://github.com/x/{slug}"),
+                   "description": "a test project", "topics": ["rust"]}),
+            Some(&owner.access),
+        )
+        .await
+        .expect(201)
+        .body
+    }
+
+    /// Makes `helper` an approved helper of `slug`, approved by `maintainer`.
+    pub async fn approved_helper(&self, maintainer: &User, helper: &User, slug: &str) {
+        self.post(
+            &format!("/api/v1/projects/{slug}/helpers/apply"),
+            json!({"tier": "community", "bio": "hi"}),
+            Some(&helper.access),
+        )
+        .await
+        .expect(201);
+        self.post(
+            &format!("/api/v1/projects/{slug}/helpers/{}/approve", helper.id),
+            json!({}),
+            Some(&maintainer.access),
+        )
+        .await
+        .expect(200);
+    }
+}
+
+/// Waits until `f` holds, up to `timeout`.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
+/// A raw JWT key for forging tokens in tests.
+pub fn test_secret() -> Secret {
+    Secret(TEST_JWT_KEY.as_bytes().to_vec())
+}
