@@ -18,6 +18,23 @@ use tracing::Instrument;
 
 /// Builds the shared state from configuration and a pool.
 pub fn state(config: Config, pool: DbPool) -> anyhow::Result<AppState> {
+    let index = Arc::new(
+        guildhall_index::TicketIndex::open_or_create(&config.index_dir()).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open the search index in {}: {e}",
+                config.index_dir().display()
+            )
+        })?,
+    );
+    state_with_index(config, pool, index)
+}
+
+/// Builds the shared state around an already opened index.
+pub fn state_with_index(
+    config: Config,
+    pool: DbPool,
+    index: Arc<guildhall_index::TicketIndex>,
+) -> anyhow::Result<AppState> {
     let key = config.jwt_key()?;
     let tokens = TokenService::new(
         &key,
@@ -32,6 +49,7 @@ pub fn state(config: Config, pool: DbPool) -> anyhow::Result<AppState> {
         config: Arc::new(config),
         tokens: Arc::new(tokens),
         metrics: Arc::new(Metrics::default()),
+        index,
     })
 }
 

@@ -275,6 +275,11 @@ impl Config {
         })
     }
 
+    /// Where the search index lives: `<data_dir>/index`.
+    pub fn index_dir(&self) -> PathBuf {
+        self.data_dir.join("index")
+    }
+
     /// The configured JWT key, or the one stored in the data directory,
     /// generated (random, 64 bytes, mode 0600) on first use.
     pub fn jwt_key(&self) -> anyhow::Result<Secret> {

@@ -34,7 +34,29 @@ enum Command {
     /// Apply pending database migrations and exit.
     Migrate,
     /// Run background job workers only (no HTTP); several may share a PostgreSQL database.
+    /// Search-index jobs run in `serve`, the process that owns the index.
     Worker,
+    /// Rebuild the search index from the database (stop `serve` first: one writer).
+    Reindex,
+    /// Import history from another Q&A system.
+    Import {
+        #[command(subcommand)]
+        source: ImportSource,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportSource {
+    /// Load a Stack Exchange dump directory (Posts.xml, and Users.xml when present) as
+    /// closed tickets of a project: questions become tickets, answers messages, the
+    /// accepted answer's author the resolving helper. Idempotent; safe while `serve` runs.
+    Stackexchange {
+        /// The site's dump directory, named after the site (e.g. ai.stackexchange.com).
+        dir: PathBuf,
+        /// Project slug to import into (created if missing).
+        #[arg(long)]
+        project: String,
+    },
 }
 
 fn main() {
@@ -104,6 +126,59 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
             handle.shutdown();
             Ok(())
         }
+        Command::Reindex => {
+            let pool = open(&config)?;
+            let index =
+                guildhall_index::TicketIndex::open_or_create(&config.index_dir()).map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot open the index in {} (is `serve` running?): {e}",
+                        config.index_dir().display()
+                    )
+                })?;
+            let mut conn = pool.get()?;
+            let total = jobs::index::mark_all_dirty(&mut conn)? as u64;
+            index
+                .clear()
+                .map_err(|e| anyhow::anyhow!("cannot clear the index: {e}"))?;
+            let bar = progress_bar(total, "indexing tickets");
+            let n = jobs::index::sync(&mut conn, &index, |done| bar.set_position(done))?;
+            bar.finish_and_clear();
+            println!(
+                "reindexed {n} tickets; the index holds {} documents",
+                index.num_docs()
+            );
+            Ok(())
+        }
+        Command::Import {
+            source: ImportSource::Stackexchange { dir, project },
+        } => {
+            let pool = open(&config)?;
+            let bar = progress_bar(0, "importing");
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:40}] {bytes}/{total_bytes} ({eta})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let report =
+                guildhall::import::import_stackexchange(&pool, &dir, &project, |done, total| {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                })?;
+            bar.finish_and_clear();
+            println!(
+                "imported {}: {} questions, {} answers read; {} tickets, {} messages, {} users created; {} rows skipped",
+                dir.display(),
+                report.questions,
+                report.answers,
+                report.tickets_created,
+                report.messages_created,
+                report.users_created,
+                report.skipped
+            );
+            println!("the search index is updated by the index job of `guildhall serve` (or run `guildhall reindex`)");
+            Ok(())
+        }
         Command::Serve {
             demo: with_demo,
             no_workers,
@@ -120,13 +195,17 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
             } else {
                 Some(jobs::runner(pool.clone(), &config)?.start())
             };
+            let state = app::state(config.clone(), pool.clone())?;
+            // The index has one writer: its jobs always run here, in the process that owns it.
+            let index_runner = jobs::index_runner(pool.clone(), state.index.clone(), &config);
+            guildhall_jobs::BackgroundJob::enqueue(&jobs::SyncIndex, &mut *pool.get()?)?;
+            let index_runner = index_runner.start();
             let bind = config.bind;
             let workers = 2usize.max(
                 std::thread::available_parallelism()
                     .map(|n| n.get())
                     .unwrap_or(2),
             );
-            let state = app::state(config, pool)?;
             tracing::info!(%bind, "serving the Guildhall API");
             actix_web::rt::System::new().block_on(async move {
                 actix_web::HttpServer::new(move || app::build(state.clone()))
@@ -140,9 +219,20 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
             if let Some(r) = runner {
                 r.shutdown();
             }
+            index_runner.shutdown();
             Ok(())
         }
     }
+}
+
+fn progress_bar(total: u64, message: &'static str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(message);
+    bar
 }
 
 fn print_demo(created: bool, bind: std::net::SocketAddr) {

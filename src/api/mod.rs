@@ -3,6 +3,9 @@
 
 pub mod auth;
 pub mod projects;
+pub mod queue;
+pub mod search;
+pub mod tickets;
 pub mod views;
 
 use crate::error::{AppError, Problem};
@@ -21,10 +24,14 @@ use utoipa::{Modify, OpenApi};
         projects::create, projects::list, projects::get, projects::patch, projects::add_maintainer,
         projects::apply, projects::approve, projects::revoke, projects::list_helpers, projects::endorse,
         projects::accept_coc, healthz, metrics, openapi_json,
+        tickets::create, tickets::list, tickets::get, tickets::patch, tickets::submit, tickets::claim,
+        tickets::unclaim, tickets::transfer, tickets::resolve, tickets::accept, tickets::reopen, tickets::close,
+        tickets::cancel, tickets::rating, tickets::post_message, tickets::list_messages, tickets::events,
+        tickets::create_template, tickets::list_templates, queue::queue, search::search_tickets, search::similar,
     ),
     components(schemas(Problem, crate::error::FieldError, views::Money)),
     modifiers(&BearerAuth),
-    tags((name = "accounts"), (name = "projects"), (name = "helpers"), (name = "operations")),
+    tags((name = "accounts"), (name = "projects"), (name = "helpers"), (name = "tickets"), (name = "search"), (name = "operations")),
 )]
 pub struct ApiDoc;
 
@@ -88,7 +95,41 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(
                     "/projects/{slug}/helpers/{user_id}/endorse",
                     web::post().to(projects::endorse),
-                ),
+                )
+                .route("/projects/{slug}/queue", web::get().to(queue::queue))
+                .route(
+                    "/projects/{slug}/templates",
+                    web::post().to(tickets::create_template),
+                )
+                .route(
+                    "/projects/{slug}/templates",
+                    web::get().to(tickets::list_templates),
+                )
+                .route("/tickets", web::post().to(tickets::create))
+                .route("/tickets", web::get().to(tickets::list))
+                .route("/tickets/{id}", web::get().to(tickets::get))
+                .route("/tickets/{id}", web::patch().to(tickets::patch))
+                .route("/tickets/{id}/submit", web::post().to(tickets::submit))
+                .route("/tickets/{id}/claim", web::post().to(tickets::claim))
+                .route("/tickets/{id}/unclaim", web::post().to(tickets::unclaim))
+                .route("/tickets/{id}/transfer", web::post().to(tickets::transfer))
+                .route("/tickets/{id}/resolve", web::post().to(tickets::resolve))
+                .route("/tickets/{id}/accept", web::post().to(tickets::accept))
+                .route("/tickets/{id}/reopen", web::post().to(tickets::reopen))
+                .route("/tickets/{id}/close", web::post().to(tickets::close))
+                .route("/tickets/{id}/cancel", web::post().to(tickets::cancel))
+                .route("/tickets/{id}/rating", web::post().to(tickets::rating))
+                .route(
+                    "/tickets/{id}/messages",
+                    web::post().to(tickets::post_message),
+                )
+                .route(
+                    "/tickets/{id}/messages",
+                    web::get().to(tickets::list_messages),
+                )
+                .route("/tickets/{id}/events", web::get().to(tickets::events))
+                .route("/tickets/{id}/similar", web::get().to(search::similar))
+                .route("/search/tickets", web::get().to(search::search_tickets)),
         );
 }
 

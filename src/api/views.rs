@@ -218,3 +218,210 @@ pub struct HelperPage {
     /// Pass as `?cursor=` for the next page; null on the last.
     pub next_cursor: Option<String>,
 }
+
+/// A requester's rating.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RatingView {
+    /// 1–5.
+    pub stars: i32,
+    /// Comment.
+    pub comment: Option<String>,
+    /// When.
+    pub rated_at: Option<DateTime<Utc>>,
+}
+
+/// A ticket.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketView {
+    /// Id.
+    pub id: i64,
+    /// Project slug.
+    pub project: String,
+    /// Who asked.
+    pub requester_id: i64,
+    /// Title.
+    pub title: String,
+    /// Body.
+    pub body: String,
+    /// `question`, `bug`, `integration` or `feature`.
+    pub kind: String,
+    /// `public` or `private`.
+    pub visibility: String,
+    /// `draft`, `open`, `claimed`, `resolved`, `closed`, `cancelled` or `auto_closed`.
+    pub status: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Helper working on it.
+    pub claimed_by: Option<i64>,
+    /// Helper who resolved it.
+    pub resolved_by: Option<i64>,
+    /// Message holding the resolution.
+    pub resolution_message_id: Option<i64>,
+    /// Paid into escrow for it.
+    pub paid: Money,
+    /// Rating, once given.
+    pub rating: Option<RatingView>,
+    /// Why it was closed.
+    pub close_reason: Option<String>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Submitted.
+    pub submitted_at: Option<DateTime<Utc>>,
+    /// Claimed.
+    pub claimed_at: Option<DateTime<Utc>>,
+    /// Resolved.
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Closed.
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Last activity.
+    pub last_activity_at: DateTime<Utc>,
+}
+
+impl TicketView {
+    /// Builds the view with the project's slug and currency.
+    pub fn new(t: &crate::domain::tickets::Ticket, project: &str, currency: &str) -> Self {
+        TicketView {
+            id: t.id,
+            project: project.to_owned(),
+            requester_id: t.requester_id,
+            title: t.title.clone(),
+            body: t.body.clone(),
+            kind: t.kind.clone(),
+            visibility: t.visibility.clone(),
+            status: t.status.clone(),
+            tags: t.tag_list(),
+            claimed_by: t.claimed_by,
+            resolved_by: t.resolved_by,
+            resolution_message_id: t.resolution_message_id,
+            paid: Money {
+                amount: t.paid_amount,
+                currency: currency.to_owned(),
+            },
+            rating: t.rating_stars.map(|stars| RatingView {
+                stars,
+                comment: t.rating_comment.clone(),
+                rated_at: t.rated_at.map(utc),
+            }),
+            close_reason: t.close_reason.clone(),
+            created_at: utc(t.created_at),
+            submitted_at: t.submitted_at.map(utc),
+            claimed_at: t.claimed_at.map(utc),
+            resolved_at: t.resolved_at.map(utc),
+            closed_at: t.closed_at.map(utc),
+            last_activity_at: utc(t.last_activity_at),
+        }
+    }
+}
+
+/// A page of tickets.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketPage {
+    /// This page.
+    pub items: Vec<TicketView>,
+    /// Pass as `?cursor=` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// A message on a ticket.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageView {
+    /// Id.
+    pub id: i64,
+    /// Ticket.
+    pub ticket_id: i64,
+    /// Author.
+    pub author_id: i64,
+    /// Text.
+    pub body: String,
+    /// Team-only note.
+    pub internal: bool,
+    /// Template used.
+    pub template_id: Option<i64>,
+    /// Posted.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&crate::domain::tickets::Message> for MessageView {
+    fn from(m: &crate::domain::tickets::Message) -> Self {
+        MessageView {
+            id: m.id,
+            ticket_id: m.ticket_id,
+            author_id: m.author_id,
+            body: m.body.clone(),
+            internal: m.internal,
+            template_id: m.template_id,
+            created_at: utc(m.created_at),
+        }
+    }
+}
+
+/// A page of messages.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessagePage {
+    /// This page, oldest first.
+    pub items: Vec<MessageView>,
+    /// Pass as `?cursor=` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// One entry of a ticket's event log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    /// Who (null: the system).
+    pub actor_id: Option<i64>,
+    /// What: create, submit, claim, unclaim, transfer, resolve, accept, reopen, close, cancel, auto_close.
+    pub action: String,
+    /// Status before.
+    pub from: Option<String>,
+    /// Status after.
+    pub to: String,
+    /// Why.
+    pub reason: Option<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+impl From<&crate::domain::tickets::Event> for EventView {
+    fn from(e: &crate::domain::tickets::Event) -> Self {
+        EventView {
+            actor_id: e.actor_id,
+            action: e.action.clone(),
+            from: e.from_status.clone(),
+            to: e.to_status.clone(),
+            reason: e.reason.clone(),
+            at: utc(e.created_at),
+        }
+    }
+}
+
+/// A response template.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TemplateView {
+    /// Id (use as `template_id` when posting a message).
+    pub id: i64,
+    /// `project` (shared) or `personal`.
+    pub scope: String,
+    /// Name.
+    pub name: String,
+    /// Text.
+    pub body: String,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&crate::domain::tickets::Template> for TemplateView {
+    fn from(t: &crate::domain::tickets::Template) -> Self {
+        TemplateView {
+            id: t.id,
+            scope: if t.owner_id.is_some() {
+                "personal"
+            } else {
+                "project"
+            }
+            .into(),
+            name: t.name.clone(),
+            body: t.body.clone(),
+            created_at: utc(t.created_at),
+        }
+    }
+}

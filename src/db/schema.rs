@@ -102,6 +102,83 @@ diesel::joinable!(project_helpers -> projects (project_id));
 diesel::joinable!(project_helpers -> users (user_id));
 diesel::joinable!(coc_acceptances -> projects (project_id));
 
+diesel::table! {
+    tickets (id) {
+        id -> BigInt,
+        project_id -> BigInt,
+        requester_id -> BigInt,
+        title -> Text,
+        body -> Text,
+        kind -> Text,
+        visibility -> Text,
+        status -> Text,
+        tags -> Text,
+        claimed_by -> Nullable<BigInt>,
+        resolved_by -> Nullable<BigInt>,
+        resolution_message_id -> Nullable<BigInt>,
+        paid_amount -> BigInt,
+        waiting_since -> Timestamp,
+        last_activity_at -> Timestamp,
+        submitted_at -> Nullable<Timestamp>,
+        claimed_at -> Nullable<Timestamp>,
+        resolved_at -> Nullable<Timestamp>,
+        closed_at -> Nullable<Timestamp>,
+        close_reason -> Nullable<Text>,
+        rating_stars -> Nullable<Integer>,
+        rating_comment -> Nullable<Text>,
+        rated_at -> Nullable<Timestamp>,
+        external_ref -> Nullable<Text>,
+        index_version -> BigInt,
+        indexed_version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    ticket_events (id) {
+        id -> BigInt,
+        ticket_id -> BigInt,
+        actor_id -> Nullable<BigInt>,
+        action -> Text,
+        from_status -> Nullable<Text>,
+        to_status -> Text,
+        reason -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    ticket_messages (id) {
+        id -> BigInt,
+        ticket_id -> BigInt,
+        author_id -> BigInt,
+        body -> Text,
+        internal -> Bool,
+        template_id -> Nullable<BigInt>,
+        score -> Integer,
+        external_ref -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    response_templates (id) {
+        id -> BigInt,
+        project_id -> BigInt,
+        owner_id -> Nullable<BigInt>,
+        name -> Text,
+        body -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(tickets -> projects (project_id));
+diesel::joinable!(ticket_events -> tickets (ticket_id));
+diesel::joinable!(ticket_messages -> tickets (ticket_id));
+diesel::joinable!(ticket_messages -> users (author_id));
+diesel::joinable!(response_templates -> projects (project_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     refresh_tokens,
@@ -110,4 +187,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     project_helpers,
     coc_acceptances,
     endorsements,
+    tickets,
+    ticket_events,
+    ticket_messages,
+    response_templates,
 );

@@ -2,7 +2,10 @@
 
 pub mod helpers;
 pub mod projects;
+pub mod queue;
+pub mod search;
 pub mod sessions;
+pub mod tickets;
 pub mod users;
 
 use base64::Engine as _;

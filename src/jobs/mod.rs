@@ -1,30 +1,67 @@
 //! The application's background jobs, one file each, registered in one place.
+//!
+//! Two runners: the general one (any number of processes may run it) and
+//! the index runner, with one worker, in the process that owns the search
+//! index (tantivy allows one writer).
 
+mod auto_close;
+pub mod index;
 mod purge_tokens;
 
+pub use auto_close::AutoCloseTickets;
+pub use index::SyncIndex;
 pub use purge_tokens::PurgeExpiredRefreshTokens;
 
 use crate::config::Config;
 use crate::db::DbPool;
+use guildhall_index::TicketIndex;
 use guildhall_jobs::{Runner, RunnerConfig};
+use std::sync::Arc;
 
 /// What every job may use.
 #[derive(Clone)]
 pub struct JobContext {
     /// Database pool.
     pub pool: DbPool,
+    /// The search index, in the process that owns it.
+    pub index: Option<Arc<TicketIndex>>,
 }
 
-/// A runner with every job type and schedule registered.
+/// The general runner: every job type except index maintenance.
 pub fn runner(pool: DbPool, config: &Config) -> anyhow::Result<Runner<JobContext>> {
     let runner_config = RunnerConfig {
         workers: config.job_workers.max(1),
         poll_interval: config.job_poll,
         ..RunnerConfig::default()
     };
-    Runner::new(pool.clone(), JobContext { pool }, runner_config).schedule(
+    Runner::new(
+        pool.clone(),
+        JobContext { pool, index: None },
+        runner_config,
+    )
+    .schedule(
         "purge-expired-refresh-tokens",
         "0 17 3 * * *",
         PurgeExpiredRefreshTokens,
+    )?
+    .schedule("auto-close-tickets", "0 5 * * * *", AutoCloseTickets)
+}
+
+/// The index runner: one worker owning `index`.
+pub fn index_runner(pool: DbPool, index: Arc<TicketIndex>, config: &Config) -> Runner<JobContext> {
+    let runner_config = RunnerConfig {
+        workers: 1,
+        poll_interval: config.job_poll.min(std::time::Duration::from_millis(250)),
+        backoff_base: std::time::Duration::from_secs(2),
+        ..RunnerConfig::default()
+    };
+    Runner::new(
+        pool.clone(),
+        JobContext {
+            pool,
+            index: Some(index),
+        },
+        runner_config,
     )
+    .register::<SyncIndex>()
 }

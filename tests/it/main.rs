@@ -9,4 +9,6 @@ mod errors;
 mod jobs;
 mod jwt;
 mod projects;
+mod search;
+mod tickets;
 mod util;

@@ -243,6 +243,68 @@ impl TestApp {
         self.pool.get().expect("connection")
     }
 
+    /// Runs every due background job, index jobs included (as `serve` would).
+    pub fn run_jobs(&self) -> usize {
+        let config = &self.state.config;
+        let index =
+            guildhall::jobs::index_runner(self.pool.clone(), self.state.index.clone(), config);
+        let general = guildhall::jobs::runner(self.pool.clone(), config).expect("runner");
+        let mut ran = 0;
+        loop {
+            let n = general.run_pending().expect("jobs") + index.run_pending().expect("index jobs");
+            if n == 0 {
+                return ran;
+            }
+            ran += n;
+        }
+    }
+
+    /// Creates a draft ticket as `requester` and returns its id.
+    pub async fn draft(
+        &self,
+        requester: &User,
+        project: &str,
+        title: &str,
+        visibility: &str,
+    ) -> i64 {
+        self.post(
+            "/api/v1/tickets",
+            json!({"project": project, "title": title, "body": format!("details about {title}"), "tags": ["help"], "kind": "question", "visibility": visibility}),
+            Some(&requester.access),
+        )
+        .await
+        .expect(201)
+        .body["id"]
+            .as_i64()
+            .expect("id")
+    }
+
+    /// Creates and submits a ticket (accepting the code of conduct first).
+    pub async fn open_ticket(
+        &self,
+        requester: &User,
+        project: &str,
+        title: &str,
+        visibility: &str,
+    ) -> i64 {
+        let id = self.draft(requester, project, title, visibility).await;
+        self.post(
+            &format!("/api/v1/projects/{project}/coc/accept"),
+            json!({}),
+            Some(&requester.access),
+        )
+        .await
+        .expect(200);
+        self.post(
+            &format!("/api/v1/tickets/{id}/submit"),
+            json!({}),
+            Some(&requester.access),
+        )
+        .await
+        .expect(200);
+        id
+    }
+
     /// Sends a request through the full application.
     pub async fn request(
         &self,

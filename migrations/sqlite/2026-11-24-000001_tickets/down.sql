@@ -1,0 +1,4 @@
+DROP TABLE response_templates;
+DROP TABLE ticket_messages;
+DROP TABLE ticket_events;
+DROP TABLE tickets;

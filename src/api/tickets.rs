@@ -1,0 +1,554 @@
+//! `/tickets/*`: lifecycle, messages, events, templates.
+
+use super::views::{EventView, MessagePage, MessageView, TemplateView, TicketPage, TicketView};
+use crate::auth::{AuthUser, MaybeUser};
+use crate::db::schema::projects;
+use crate::db::DbConnection;
+use crate::domain::tickets::{
+    self, Kind, ListFilter, NewTicket, Status, Ticket, TicketPatch, Visibility,
+};
+use crate::domain::{decode_cursor, encode_cursor, page_limit, projects as project_domain};
+use crate::error::{AppResult, Problem};
+use crate::state::AppState;
+use actix_web::{web, HttpResponse};
+use diesel::prelude::*;
+use serde::Deserialize;
+use std::collections::HashMap;
+use utoipa::{IntoParams, ToSchema};
+
+/// Body of `POST /tickets`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateTicketBody {
+    /// Project slug.
+    pub project: String,
+    /// 3–200 characters.
+    pub title: String,
+    /// Details.
+    #[serde(default)]
+    pub body: String,
+    /// Up to 10 tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Default `question`.
+    pub kind: Option<Kind>,
+    /// Default `public`.
+    pub visibility: Option<Visibility>,
+}
+
+/// Body of `PATCH /tickets/{id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchTicketBody {
+    /// Title.
+    pub title: Option<String>,
+    /// Body.
+    pub body: Option<String>,
+    /// Tags (replaces).
+    pub tags: Option<Vec<String>>,
+    /// Kind.
+    pub kind: Option<Kind>,
+    /// Visibility.
+    pub visibility: Option<Visibility>,
+}
+
+/// `?project=&status=&mine=&limit=&cursor=`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListTicketsQuery {
+    /// Project slug.
+    pub project: Option<String>,
+    /// Status.
+    pub status: Option<Status>,
+    /// Only tickets I asked.
+    #[serde(default)]
+    pub mine: bool,
+    /// Page size, 1–100, default 20.
+    pub limit: Option<i64>,
+    /// From the previous page.
+    pub cursor: Option<String>,
+}
+
+/// `?limit=&cursor=`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct PageQuery {
+    /// Page size, 1–100, default 20.
+    pub limit: Option<i64>,
+    /// From the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Body of `POST /tickets/{id}/messages`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MessageBody {
+    /// Text; may be omitted when `template_id` is given.
+    pub body: Option<String>,
+    /// Team-only note.
+    #[serde(default)]
+    pub internal: bool,
+    /// A template of yours or of the project to use as the body.
+    pub template_id: Option<i64>,
+}
+
+/// Body of `POST /tickets/{id}/transfer`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TransferBody {
+    /// An approved helper of the project.
+    pub to_user_id: i64,
+}
+
+/// Body of `POST /tickets/{id}/resolve`.
+#[derive(Debug, Deserialize, ToSchema, Default)]
+pub struct ResolveBody {
+    /// The public message that resolves the ticket.
+    pub message_id: Option<i64>,
+}
+
+/// Optional reason for reopen and close.
+#[derive(Debug, Deserialize, ToSchema, Default)]
+pub struct ReasonBody {
+    /// Why.
+    pub reason: Option<String>,
+}
+
+/// Body of `POST /tickets/{id}/rating`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RatingBody {
+    /// 1–5.
+    pub stars: i32,
+    /// Comment.
+    pub comment: Option<String>,
+}
+
+/// Body of `POST /projects/{slug}/templates`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TemplateBody {
+    /// Short name.
+    pub name: String,
+    /// Text.
+    pub body: String,
+    /// `personal` (default, any team member) or `project` (maintainers).
+    pub scope: Option<String>,
+}
+
+/// Views for tickets, looking each project up once.
+pub fn views(conn: &mut DbConnection, list: &[Ticket]) -> AppResult<Vec<TicketView>> {
+    let mut cache: HashMap<i64, (String, String)> = HashMap::new();
+    let mut out = Vec::with_capacity(list.len());
+    for t in list {
+        let (slug, currency) = match cache.entry(t.project_id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let p: (String, String) = projects::table
+                    .find(t.project_id)
+                    .select((projects::slug, projects::currency))
+                    .first(conn)?;
+                e.insert(p)
+            }
+        };
+        out.push(TicketView::new(t, slug, currency));
+    }
+    Ok(out)
+}
+
+fn view(conn: &mut DbConnection, t: &Ticket) -> AppResult<TicketView> {
+    Ok(views(conn, std::slice::from_ref(t))?.remove(0))
+}
+
+/// Create a draft ticket.
+#[utoipa::path(post, path = "/api/v1/tickets", tag = "tickets", security(("bearer" = [])), request_body = CreateTicketBody,
+    responses((status = 201, body = TicketView), (status = 401, body = Problem), (status = 422, body = Problem)))]
+pub async fn create(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<CreateTicketBody>,
+) -> AppResult<HttpResponse> {
+    let b = body.into_inner();
+    let new = NewTicket {
+        project: b.project,
+        title: b.title,
+        body: b.body,
+        tags: b.tags,
+        kind: b.kind.unwrap_or(Kind::Question),
+        visibility: b.visibility.unwrap_or(Visibility::Public),
+    };
+    let v = state
+        .db(move |conn| {
+            let t = tickets::create(conn, user.id, &new)?;
+            view(conn, &t)
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(v))
+}
+
+/// Tickets the caller may see, newest first.
+#[utoipa::path(get, path = "/api/v1/tickets", tag = "tickets", params(ListTicketsQuery),
+    responses((status = 200, body = TicketPage), (status = 400, body = Problem)))]
+pub async fn list(
+    state: web::Data<AppState>,
+    user: MaybeUser,
+    query: web::Query<ListTicketsQuery>,
+) -> AppResult<web::Json<TicketPage>> {
+    let q = query.into_inner();
+    let limit = page_limit(q.limit)?;
+    let before = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let uid = user.0.map(|u| u.id);
+    state
+        .db(move |conn| {
+            let project_id = match &q.project {
+                Some(slug) => Some(project_domain::by_slug(conn, slug)?.id),
+                None => None,
+            };
+            let filter = ListFilter {
+                project_id,
+                status: q.status,
+                mine: q.mine && uid.is_some(),
+            };
+            let rows = tickets::list(conn, uid, &filter, before, limit + 1)?;
+            let more = rows.len() as i64 > limit;
+            let rows = &rows[..rows.len().min(limit as usize)];
+            let next_cursor = more
+                .then(|| rows.last().map(|t| encode_cursor(t.id)))
+                .flatten();
+            Ok(web::Json(TicketPage {
+                items: views(conn, rows)?,
+                next_cursor,
+            }))
+        })
+        .await
+}
+
+/// A ticket (404 when the caller may not see it).
+#[utoipa::path(get, path = "/api/v1/tickets/{id}", tag = "tickets", params(("id" = i64, Path, description = "ticket id")),
+    responses((status = 200, body = TicketView), (status = 404, body = Problem)))]
+pub async fn get(
+    state: web::Data<AppState>,
+    user: MaybeUser,
+    id: web::Path<i64>,
+) -> AppResult<web::Json<TicketView>> {
+    let id = id.into_inner();
+    state
+        .db(move |conn| {
+            let (t, _) = tickets::load_visible(conn, id, user.0.map(|u| u.id))?;
+            view(conn, &t).map(web::Json)
+        })
+        .await
+}
+
+/// Edit (requester, while draft or open).
+#[utoipa::path(patch, path = "/api/v1/tickets/{id}", tag = "tickets", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "ticket id")), request_body = PatchTicketBody,
+    responses((status = 200, body = TicketView), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn patch(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<i64>,
+    body: web::Json<PatchTicketBody>,
+) -> AppResult<web::Json<TicketView>> {
+    let id = id.into_inner();
+    let b = body.into_inner();
+    let p = TicketPatch {
+        title: b.title,
+        body: b.body,
+        tags: b.tags,
+        kind: b.kind,
+        visibility: b.visibility,
+    };
+    state
+        .db(move |conn| {
+            let t = tickets::update(conn, id, user.id, &p)?;
+            view(conn, &t).map(web::Json)
+        })
+        .await
+}
+
+async fn act(
+    state: web::Data<AppState>,
+    f: impl FnOnce(&mut DbConnection) -> AppResult<Ticket> + Send + 'static,
+) -> AppResult<web::Json<TicketView>> {
+    state
+        .db(move |conn| {
+            let t = f(conn)?;
+            view(conn, &t).map(web::Json)
+        })
+        .await
+}
+
+/// Submit a draft into the project's queue (requires the code of conduct).
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/submit", tag = "tickets", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "ticket id")),
+    responses((status = 200, body = TicketView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn submit(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<i64>,
+) -> AppResult<web::Json<TicketView>> {
+    let id = id.into_inner();
+    act(state, move |c| tickets::submit(c, id, user.id)).await
+}
+
+/// Claim (approved helpers of the project); 409 when already claimed.
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/claim", tag = "tickets", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "ticket id")),
+    responses((status = 200, body = TicketView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn claim(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<i64>,
+) -> AppResult<web::Json<TicketView>> {
+    let id = id.into_inner();
+    act(state, move |c| tickets::claim(c, id, user.id)).await
+}
+
+/// Give a claimed ticket back to the queue (claimant or maintainer).
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/unclaim", tag = "tickets", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "ticket id")),
+    responses((status = 200, body = TicketView), (status = 403, body = Problem), (status = 409, body = Problem)))]
+pub async fn unclaim(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<i64>,
+) -> AppResult<web::Json<TicketView>> {
+    let id = id.into_inner();
+    act(state, move |c| tickets::unclaim(c, id, user.id)).await
+}
+
+/// Hand a claimed ticket to another approved helper (claimant or maintainer).
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/transfer", tag = "tickets", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "ticket id")), request_body = TransferBody,
+    responses((status = 200, body = TicketView), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn transfer(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<i64>,
+    body: web::Json<TransferBody>,
+) -> AppResult<web::Json<TicketView>> {
+    let (id, to) = (id.into_inner(), body.to_user_id);
+    act(state, move |c| tickets::transfer(c, id, user.id, to)).await
+}
+
+/// The claimant proposes a resolution.
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/resolve", tag = "tickets", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "ticket id")), request_body = ResolveBody,
+    responses((status = 200, body = TicketView), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn resolve(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<i64>,
+    body: Option<web::Json<ResolveBody>>,
+) -> AppResult<web::Json<TicketView>> {
+    let id = id.into_inner();
+    let mid = body.and_then(|b| b.message_id);
+    act(state, move |c| tickets::resolve(c, id, user.id, mid)).await
+}
+
+/// The requester accepts the resolution: closed.
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/accept", tag = "tickets", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "ticket id")),
+    responses((status = 200, body = TicketView), (status = 403, body = Problem), (status = 409, body = Problem)))]
+pub async fn accept(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<i64>,
+) -> AppResult<web::Json<TicketView>> {
+    let id = id.into_inner();
+    act(state, move |c| tickets::accept(c, id, user.id)).await
+}
+
+/// Reopen (requester or team): resolved → claimed; closed → open.
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/reopen", tag = "tickets", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "ticket id")), request_body = ReasonBody,
+    responses((status = 200, body = TicketView), (status = 403, body = Problem), (status = 409, body = Problem)))]
+pub async fn reopen(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<i64>,
+    body: Option<web::Json<ReasonBody>>,
+) -> AppResult<web::Json<TicketView>> {
+    let id = id.into_inner();
+    let reason = body.and_then(|b| b.into_inner().reason);
+    act(state, move |c| {
+        tickets::reopen(c, id, user.id, reason.as_deref())
+    })
+    .await
+}
+
+/// Close without acceptance (requester or team).
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/close", tag = "tickets", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "ticket id")), request_body = ReasonBody,
+    responses((status = 200, body = TicketView), (status = 403, body = Problem), (status = 409, body = Problem)))]
+pub async fn close(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<i64>,
+    body: Option<web::Json<ReasonBody>>,
+) -> AppResult<web::Json<TicketView>> {
+    let id = id.into_inner();
+    let reason = body.and_then(|b| b.into_inner().reason);
+    act(state, move |c| {
+        tickets::close(c, id, user.id, reason.as_deref())
+    })
+    .await
+}
+
+/// Withdraw (requester; draft, open or claimed).
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/cancel", tag = "tickets", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "ticket id")),
+    responses((status = 200, body = TicketView), (status = 403, body = Problem), (status = 409, body = Problem)))]
+pub async fn cancel(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<i64>,
+) -> AppResult<web::Json<TicketView>> {
+    let id = id.into_inner();
+    act(state, move |c| tickets::cancel(c, id, user.id)).await
+}
+
+/// Rate a closed ticket once (requester).
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/rating", tag = "tickets", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "ticket id")), request_body = RatingBody,
+    responses((status = 200, body = TicketView), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn rating(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<i64>,
+    body: web::Json<RatingBody>,
+) -> AppResult<web::Json<TicketView>> {
+    let id = id.into_inner();
+    let b = body.into_inner();
+    act(state, move |c| {
+        tickets::rate(c, id, user.id, b.stars, b.comment.as_deref())
+    })
+    .await
+}
+
+/// Post a message (requester or team; internal notes for the team only).
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/messages", tag = "tickets", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "ticket id")), request_body = MessageBody,
+    responses((status = 201, body = MessageView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn post_message(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<i64>,
+    body: web::Json<MessageBody>,
+) -> AppResult<HttpResponse> {
+    let id = id.into_inner();
+    let b = body.into_inner();
+    let m = state
+        .db(move |conn| {
+            tickets::post_message(
+                conn,
+                id,
+                user.id,
+                b.body.as_deref(),
+                b.internal,
+                b.template_id,
+            )
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(MessageView::from(&m)))
+}
+
+/// Messages, oldest first; internal notes only for the team.
+#[utoipa::path(get, path = "/api/v1/tickets/{id}/messages", tag = "tickets",
+    params(("id" = i64, Path, description = "ticket id"), PageQuery),
+    responses((status = 200, body = MessagePage), (status = 404, body = Problem)))]
+pub async fn list_messages(
+    state: web::Data<AppState>,
+    user: MaybeUser,
+    id: web::Path<i64>,
+    query: web::Query<PageQuery>,
+) -> AppResult<web::Json<MessagePage>> {
+    let id = id.into_inner();
+    let limit = page_limit(query.limit)?;
+    let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    state
+        .db(move |conn| {
+            let rows = tickets::list_messages(conn, id, user.0.map(|u| u.id), after, limit + 1)?;
+            let more = rows.len() as i64 > limit;
+            let rows = &rows[..rows.len().min(limit as usize)];
+            let next_cursor = more
+                .then(|| rows.last().map(|m| encode_cursor(m.id)))
+                .flatten();
+            Ok(web::Json(MessagePage {
+                items: rows.iter().map(MessageView::from).collect(),
+                next_cursor,
+            }))
+        })
+        .await
+}
+
+/// The ticket's event log: every transition with who, when, from and to.
+#[utoipa::path(get, path = "/api/v1/tickets/{id}/events", tag = "tickets",
+    params(("id" = i64, Path, description = "ticket id")),
+    responses((status = 200, body = [EventView]), (status = 404, body = Problem)))]
+pub async fn events(
+    state: web::Data<AppState>,
+    user: MaybeUser,
+    id: web::Path<i64>,
+) -> AppResult<web::Json<Vec<EventView>>> {
+    let id = id.into_inner();
+    state
+        .db(move |conn| {
+            Ok(web::Json(
+                tickets::events(conn, id, user.0.map(|u| u.id))?
+                    .iter()
+                    .map(EventView::from)
+                    .collect(),
+            ))
+        })
+        .await
+}
+
+/// Create a response template (personal: team members; project: maintainers).
+#[utoipa::path(post, path = "/api/v1/projects/{slug}/templates", tag = "tickets", security(("bearer" = [])),
+    params(("slug" = String, Path, description = "project slug")), request_body = TemplateBody,
+    responses((status = 201, body = TemplateView), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_template(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    slug: web::Path<String>,
+    body: web::Json<TemplateBody>,
+) -> AppResult<HttpResponse> {
+    let slug = slug.into_inner();
+    let b = body.into_inner();
+    let project_wide = match b.scope.as_deref() {
+        None | Some("personal") => false,
+        Some("project") => true,
+        Some(_) => {
+            return Err(crate::error::AppError::field(
+                "scope",
+                "must be `personal` or `project`",
+            ))
+        }
+    };
+    let t = state
+        .db(move |conn| {
+            let p = project_domain::by_slug(conn, &slug)?;
+            tickets::create_template(conn, p.id, user.id, &b.name, &b.body, project_wide)
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(TemplateView::from(&t)))
+}
+
+/// Project-wide templates and the caller's own (team only).
+#[utoipa::path(get, path = "/api/v1/projects/{slug}/templates", tag = "tickets", security(("bearer" = [])),
+    params(("slug" = String, Path, description = "project slug")),
+    responses((status = 200, body = [TemplateView]), (status = 403, body = Problem)))]
+pub async fn list_templates(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    slug: web::Path<String>,
+) -> AppResult<web::Json<Vec<TemplateView>>> {
+    let slug = slug.into_inner();
+    state
+        .db(move |conn| {
+            let p = project_domain::by_slug(conn, &slug)?;
+            Ok(web::Json(
+                tickets::list_templates(conn, p.id, user.id)?
+                    .iter()
+                    .map(TemplateView::from)
+                    .collect(),
+            ))
+        })
+        .await
+}

@@ -1,0 +1,1289 @@
+//! Tickets: the lifecycle from draft to close, who may see and change them,
+//! messages, ratings and the event log.
+//!
+//! ```text
+//! draft ──submit──▶ open ──claim──▶ claimed ──resolve──▶ resolved ──accept──▶ closed
+//!   │                 ▲ ◀──unclaim──  │  ▲                   │ reopen (back to the claimant)
+//!   │                 │               │  └───────────────────┘
+//!   └──cancel──▶ cancelled ◀──cancel──┘ (draft, open, claimed)
+//! open / claimed / resolved ──close──▶ closed      closed / auto_closed ──reopen──▶ open
+//! open / claimed / resolved ──(no activity for auto_close_days)──▶ auto_closed
+//! ```
+//!
+//! Every transition is one conditional UPDATE (`… WHERE status IN (allowed)`),
+//! so of many concurrent attempts exactly one succeeds; the others get 409.
+//! Each success writes a `ticket_events` row and enqueues the index sync job
+//! in the same transaction.
+
+use crate::db::schema::{projects, response_templates, ticket_events, ticket_messages, tickets};
+use crate::db::{write_tx, DbConnection};
+use crate::domain::{helpers, now, projects as project_domain};
+use crate::error::{AppError, AppResult, FieldError};
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use guildhall_jobs::BackgroundJob;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+macro_rules! string_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vm])* $variant),+ }
+        impl $name {
+            /// Stored and serialized form.
+            pub fn as_str(self) -> &'static str { match self { $($name::$variant => $s),+ } }
+            /// Parses the stored form.
+            pub fn parse(s: &str) -> Option<Self> { match s { $($s => Some($name::$variant),)+ _ => None } }
+        }
+    };
+}
+
+string_enum!(
+    /// Where a ticket is in its life.
+    Status {
+        /// Written but not submitted; only the requester sees it.
+        Draft = "draft",
+        /// In the project's queue.
+        Open = "open",
+        /// A helper is working on it.
+        Claimed = "claimed",
+        /// The helper proposed a resolution; the requester may accept or reopen.
+        Resolved = "resolved",
+        /// Done.
+        Closed = "closed",
+        /// Withdrawn by the requester.
+        Cancelled = "cancelled",
+        /// Closed for inactivity.
+        AutoClosed = "auto_closed",
+    }
+);
+
+string_enum!(
+    /// What kind of help is asked for.
+    Kind {
+        /// A how-to question.
+        Question = "question",
+        /// Something seems broken.
+        Bug = "bug",
+        /// Making it work with something else.
+        Integration = "integration",
+        /// A wish.
+        Feature = "feature",
+    }
+);
+
+string_enum!(
+    /// Who may see a ticket.
+    Visibility {
+        /// Everyone (once submitted).
+        Public = "public",
+        /// The requester, the project's maintainers and approved helpers.
+        Private = "private",
+    }
+);
+
+/// A row of `tickets`.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = tickets)]
+pub struct Ticket {
+    /// Id.
+    pub id: i64,
+    /// Project.
+    pub project_id: i64,
+    /// Who asked.
+    pub requester_id: i64,
+    /// Title.
+    pub title: String,
+    /// Body (plain text / Markdown).
+    pub body: String,
+    /// [`Kind`].
+    pub kind: String,
+    /// [`Visibility`].
+    pub visibility: String,
+    /// [`Status`].
+    pub status: String,
+    /// JSON array of tags.
+    pub tags: String,
+    /// The helper working on it.
+    pub claimed_by: Option<i64>,
+    /// The helper who resolved it.
+    pub resolved_by: Option<i64>,
+    /// The message holding the resolution.
+    pub resolution_message_id: Option<i64>,
+    /// Minor units paid into escrow for it.
+    pub paid_amount: i64,
+    /// Since the requester's last message (queue order).
+    pub waiting_since: NaiveDateTime,
+    /// Last activity of anyone (auto-close).
+    pub last_activity_at: NaiveDateTime,
+    /// Submitted.
+    pub submitted_at: Option<NaiveDateTime>,
+    /// Claimed.
+    pub claimed_at: Option<NaiveDateTime>,
+    /// Resolved.
+    pub resolved_at: Option<NaiveDateTime>,
+    /// Closed.
+    pub closed_at: Option<NaiveDateTime>,
+    /// Why it was closed.
+    pub close_reason: Option<String>,
+    /// Requester's rating 1–5.
+    pub rating_stars: Option<i32>,
+    /// Requester's comment.
+    pub rating_comment: Option<String>,
+    /// When rated.
+    pub rated_at: Option<NaiveDateTime>,
+    /// Source of an imported ticket, e.g. `se:ai.stackexchange.com:42`.
+    pub external_ref: Option<String>,
+    /// Created.
+    pub created_at: NaiveDateTime,
+    /// Updated.
+    pub updated_at: NaiveDateTime,
+}
+
+impl Ticket {
+    /// The status as an enum.
+    pub fn status(&self) -> Status {
+        Status::parse(&self.status).unwrap_or(Status::Closed)
+    }
+    /// Tags as a list.
+    pub fn tag_list(&self) -> Vec<String> {
+        serde_json::from_str(&self.tags).unwrap_or_default()
+    }
+    /// Whether only the requester and the team may see it.
+    pub fn is_private(&self) -> bool {
+        self.visibility == Visibility::Private.as_str()
+    }
+}
+
+/// The caller's relation to a ticket.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Access {
+    /// Logged-in user, if any.
+    pub user_id: Option<i64>,
+    /// The caller asked it.
+    pub requester: bool,
+    /// The caller maintains its project.
+    pub maintainer: bool,
+    /// The caller is an approved helper of its project.
+    pub helper: bool,
+}
+
+impl Access {
+    /// Maintainer or approved helper.
+    pub fn team(&self) -> bool {
+        self.maintainer || self.helper
+    }
+    /// Whether the caller may see the ticket at all.
+    pub fn can_view(&self, t: &Ticket) -> bool {
+        if t.status() == Status::Draft {
+            return self.requester;
+        }
+        !t.is_private() || self.requester || self.team()
+    }
+}
+
+/// Works out the caller's relation to `t`.
+pub fn access(conn: &mut DbConnection, t: &Ticket, user_id: Option<i64>) -> AppResult<Access> {
+    let Some(uid) = user_id else {
+        return Ok(Access::default());
+    };
+    Ok(Access {
+        user_id,
+        requester: t.requester_id == uid,
+        maintainer: project_domain::is_maintainer(conn, t.project_id, uid)?,
+        helper: helpers::is_approved(conn, t.project_id, uid)?,
+    })
+}
+
+fn get(conn: &mut DbConnection, id: i64) -> AppResult<Ticket> {
+    tickets::table
+        .find(id)
+        .select(Ticket::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| AppError::not_found("ticket"))
+}
+
+/// The ticket if the caller may see it; 404 otherwise (never 403, so private
+/// tickets do not reveal that they exist).
+pub fn load_visible(
+    conn: &mut DbConnection,
+    id: i64,
+    user_id: Option<i64>,
+) -> AppResult<(Ticket, Access)> {
+    let t = get(conn, id)?;
+    let a = access(conn, &t, user_id)?;
+    if !a.can_view(&t) {
+        return Err(AppError::not_found("ticket"));
+    }
+    Ok((t, a))
+}
+
+/// Fields of a new ticket.
+#[derive(Debug, Clone)]
+pub struct NewTicket {
+    /// Project slug.
+    pub project: String,
+    /// Title, 3–200 characters.
+    pub title: String,
+    /// Body, up to 50 000 characters.
+    pub body: String,
+    /// Up to 10 tags.
+    pub tags: Vec<String>,
+    /// Kind.
+    pub kind: Kind,
+    /// Visibility.
+    pub visibility: Visibility,
+}
+
+/// Changes to a ticket by its requester; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct TicketPatch {
+    /// Title.
+    pub title: Option<String>,
+    /// Body.
+    pub body: Option<String>,
+    /// Tags.
+    pub tags: Option<Vec<String>>,
+    /// Kind.
+    pub kind: Option<Kind>,
+    /// Visibility.
+    pub visibility: Option<Visibility>,
+}
+
+fn validate_content(
+    errors: &mut Vec<FieldError>,
+    title: Option<&str>,
+    body: Option<&str>,
+    tags: Option<&[String]>,
+) {
+    if let Some(t) = title {
+        let n = t.trim().chars().count();
+        if !(3..=200).contains(&n) {
+            errors.push(FieldError::new("title", "must be 3 to 200 characters"));
+        }
+    }
+    if let Some(b) = body {
+        if b.chars().count() > 50_000 {
+            errors.push(FieldError::new("body", "must be at most 50000 characters"));
+        }
+    }
+    if let Some(tags) = tags {
+        if tags.len() > 10 {
+            errors.push(FieldError::new("tags", "at most 10 tags"));
+        }
+        for (i, t) in tags.iter().enumerate() {
+            let n = t.trim().chars().count();
+            if n == 0 || n > 40 || t.contains(char::is_whitespace) {
+                errors.push(FieldError::new(
+                    format!("tags[{i}]"),
+                    "must be 1 to 40 characters without spaces",
+                ));
+            }
+        }
+    }
+}
+
+fn tags_json(tags: &[String]) -> String {
+    let mut list: Vec<String> = tags.iter().map(|t| t.trim().to_lowercase()).collect();
+    list.dedup();
+    serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
+}
+
+/// Enqueues the (deduplicated) index sync job; call inside the write's transaction.
+fn enqueue_index(conn: &mut DbConnection) -> AppResult<()> {
+    crate::jobs::SyncIndex.enqueue(conn)?;
+    Ok(())
+}
+
+fn record_event(
+    conn: &mut DbConnection,
+    ticket_id: i64,
+    actor: Option<i64>,
+    action: &str,
+    from: Option<Status>,
+    to: Status,
+    reason: Option<&str>,
+) -> AppResult<()> {
+    diesel::insert_into(ticket_events::table)
+        .values((
+            ticket_events::ticket_id.eq(ticket_id),
+            ticket_events::actor_id.eq(actor),
+            ticket_events::action.eq(action),
+            ticket_events::from_status.eq(from.map(Status::as_str)),
+            ticket_events::to_status.eq(to.as_str()),
+            ticket_events::reason.eq(reason),
+            ticket_events::created_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Creates a draft. The project must exist.
+pub fn create(conn: &mut DbConnection, requester: i64, new: &NewTicket) -> AppResult<Ticket> {
+    let mut errors = Vec::new();
+    validate_content(
+        &mut errors,
+        Some(&new.title),
+        Some(&new.body),
+        Some(&new.tags),
+    );
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
+    let project = project_domain::by_slug(conn, &new.project).map_err(|e| match e {
+        AppError::NotFound(_) => AppError::field("project", "no such project"),
+        other => other,
+    })?;
+    let at = now();
+    write_tx(conn, |conn| {
+        let id: i64 = diesel::insert_into(tickets::table)
+            .values((
+                tickets::project_id.eq(project.id),
+                tickets::requester_id.eq(requester),
+                tickets::title.eq(new.title.trim()),
+                tickets::body.eq(&new.body),
+                tickets::kind.eq(new.kind.as_str()),
+                tickets::visibility.eq(new.visibility.as_str()),
+                tickets::status.eq(Status::Draft.as_str()),
+                tickets::tags.eq(tags_json(&new.tags)),
+                tickets::waiting_since.eq(at),
+                tickets::last_activity_at.eq(at),
+                tickets::created_at.eq(at),
+                tickets::updated_at.eq(at),
+            ))
+            .returning(tickets::id)
+            .get_result(conn)?;
+        record_event(
+            conn,
+            id,
+            Some(requester),
+            "create",
+            None,
+            Status::Draft,
+            None,
+        )?;
+        get(conn, id)
+    })
+}
+
+/// Edits by the requester while the ticket is a draft or open.
+pub fn update(
+    conn: &mut DbConnection,
+    id: i64,
+    user: i64,
+    patch: &TicketPatch,
+) -> AppResult<Ticket> {
+    let (t, a) = load_visible(conn, id, Some(user))?;
+    if !a.requester {
+        return Err(AppError::forbidden("only the requester may edit a ticket"));
+    }
+    if !matches!(t.status(), Status::Draft | Status::Open) {
+        return Err(AppError::conflict(
+            "not_editable",
+            format!("a {} ticket cannot be edited", t.status),
+        ));
+    }
+    let mut errors = Vec::new();
+    validate_content(
+        &mut errors,
+        patch.title.as_deref(),
+        patch.body.as_deref(),
+        patch.tags.as_deref(),
+    );
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
+    write_tx(conn, |conn| {
+        let target = tickets::table
+            .find(id)
+            .filter(tickets::status.eq_any([Status::Draft.as_str(), Status::Open.as_str()]));
+        let at = now();
+        let n = diesel::update(target)
+            .set((
+                tickets::updated_at.eq(at),
+                tickets::last_activity_at.eq(at),
+                tickets::index_version.eq(tickets::index_version + 1),
+            ))
+            .execute(conn)?;
+        if n == 0 {
+            return Err(AppError::conflict(
+                "not_editable",
+                "the ticket changed state meanwhile",
+            ));
+        }
+        if let Some(v) = &patch.title {
+            diesel::update(tickets::table.find(id))
+                .set(tickets::title.eq(v.trim()))
+                .execute(conn)?;
+        }
+        if let Some(v) = &patch.body {
+            diesel::update(tickets::table.find(id))
+                .set(tickets::body.eq(v))
+                .execute(conn)?;
+        }
+        if let Some(v) = &patch.tags {
+            diesel::update(tickets::table.find(id))
+                .set(tickets::tags.eq(tags_json(v)))
+                .execute(conn)?;
+        }
+        if let Some(v) = patch.kind {
+            diesel::update(tickets::table.find(id))
+                .set(tickets::kind.eq(v.as_str()))
+                .execute(conn)?;
+        }
+        if let Some(v) = patch.visibility {
+            diesel::update(tickets::table.find(id))
+                .set(tickets::visibility.eq(v.as_str()))
+                .execute(conn)?;
+        }
+        enqueue_index(conn)?;
+        get(conn, id)
+    })
+}
+
+/// Moves `id` from one of `from` to `to` atomically, with the event and the
+/// index job; extra column changes run in the same transaction.
+#[allow(clippy::too_many_arguments)]
+fn transition(
+    conn: &mut DbConnection,
+    t: &Ticket,
+    actor: Option<i64>,
+    action: &str,
+    from: &[Status],
+    to: Status,
+    reason: Option<&str>,
+    extra: impl FnOnce(&mut DbConnection, NaiveDateTime) -> AppResult<()>,
+) -> AppResult<Ticket> {
+    let allowed: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+    write_tx(conn, |conn| {
+        let at = now();
+        let n = diesel::update(
+            tickets::table
+                .find(t.id)
+                .filter(tickets::status.eq_any(&allowed)),
+        )
+        .set((
+            tickets::status.eq(to.as_str()),
+            tickets::updated_at.eq(at),
+            tickets::last_activity_at.eq(at),
+            tickets::index_version.eq(tickets::index_version + 1),
+        ))
+        .execute(conn)?;
+        if n == 0 {
+            let current: String = tickets::table
+                .find(t.id)
+                .select(tickets::status)
+                .first(conn)?;
+            return Err(AppError::conflict(
+                "invalid_transition",
+                format!("cannot {action} a ticket that is {current}"),
+            ));
+        }
+        let from_status = Status::parse(&t.status);
+        extra(conn, at)?;
+        record_event(conn, t.id, actor, action, from_status, to, reason)?;
+        enqueue_index(conn)?;
+        get(conn, t.id)
+    })
+}
+
+/// Submits a draft into the queue. The requester must have accepted the
+/// project's code of conduct.
+pub fn submit(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Ticket> {
+    let (t, a) = load_visible(conn, id, Some(user))?;
+    if !a.requester {
+        return Err(AppError::forbidden(
+            "only the requester may submit a ticket",
+        ));
+    }
+    if project_domain::coc_accepted_at(conn, t.project_id, user)?.is_none() {
+        return Err(AppError::conflict(
+            "code_of_conduct_not_accepted",
+            "accept the project's code of conduct first (POST /projects/{slug}/coc/accept)",
+        ));
+    }
+    transition(
+        conn,
+        &t,
+        Some(user),
+        "submit",
+        &[Status::Draft],
+        Status::Open,
+        None,
+        |conn, at| {
+            diesel::update(tickets::table.find(id))
+                .set((tickets::submitted_at.eq(at), tickets::waiting_since.eq(at)))
+                .execute(conn)?;
+            Ok(())
+        },
+    )
+}
+
+/// An approved helper of the project takes the ticket; exactly one of many
+/// concurrent claims wins.
+pub fn claim(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Ticket> {
+    let (t, a) = load_visible(conn, id, Some(user))?;
+    if !a.helper {
+        return Err(AppError::forbidden(
+            "only approved helpers of the project may claim its tickets",
+        ));
+    }
+    transition(
+        conn,
+        &t,
+        Some(user),
+        "claim",
+        &[Status::Open],
+        Status::Claimed,
+        None,
+        |conn, at| {
+            diesel::update(tickets::table.find(id))
+                .set((
+                    tickets::claimed_by.eq(Some(user)),
+                    tickets::claimed_at.eq(Some(at)),
+                ))
+                .execute(conn)?;
+            Ok(())
+        },
+    )
+    .map_err(|e| match e {
+        AppError::Conflict {
+            code: "invalid_transition",
+            ..
+        } if t.status() == Status::Open || t.status() == Status::Claimed => AppError::conflict(
+            "already_claimed",
+            "another helper claimed this ticket first",
+        ),
+        other => other,
+    })
+}
+
+fn require_claimant_or_maintainer(t: &Ticket, a: &Access) -> AppResult<()> {
+    if a.maintainer || (a.user_id.is_some() && t.claimed_by == a.user_id) {
+        Ok(())
+    } else {
+        Err(AppError::forbidden(
+            "only the claimant or a maintainer may do this",
+        ))
+    }
+}
+
+/// Puts a claimed ticket back into the queue.
+pub fn unclaim(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Ticket> {
+    let (t, a) = load_visible(conn, id, Some(user))?;
+    require_claimant_or_maintainer(&t, &a)?;
+    transition(
+        conn,
+        &t,
+        Some(user),
+        "unclaim",
+        &[Status::Claimed],
+        Status::Open,
+        None,
+        |conn, _| {
+            diesel::update(tickets::table.find(id))
+                .set((
+                    tickets::claimed_by.eq(None::<i64>),
+                    tickets::claimed_at.eq(None::<NaiveDateTime>),
+                ))
+                .execute(conn)?;
+            Ok(())
+        },
+    )
+}
+
+/// Hands a claimed ticket to another approved helper.
+pub fn transfer(conn: &mut DbConnection, id: i64, user: i64, to: i64) -> AppResult<Ticket> {
+    let (t, a) = load_visible(conn, id, Some(user))?;
+    require_claimant_or_maintainer(&t, &a)?;
+    if !helpers::is_approved(conn, t.project_id, to)? {
+        return Err(AppError::field(
+            "to_user_id",
+            "must be an approved helper of the project",
+        ));
+    }
+    if t.claimed_by == Some(to) {
+        return Err(AppError::field(
+            "to_user_id",
+            "the ticket is already theirs",
+        ));
+    }
+    let reason = format!("transferred to user {to}");
+    transition(
+        conn,
+        &t,
+        Some(user),
+        "transfer",
+        &[Status::Claimed],
+        Status::Claimed,
+        Some(&reason),
+        |conn, at| {
+            diesel::update(tickets::table.find(id))
+                .set((
+                    tickets::claimed_by.eq(Some(to)),
+                    tickets::claimed_at.eq(Some(at)),
+                ))
+                .execute(conn)?;
+            Ok(())
+        },
+    )
+}
+
+/// The claimant proposes a resolution, optionally pointing at a public message.
+pub fn resolve(
+    conn: &mut DbConnection,
+    id: i64,
+    user: i64,
+    message_id: Option<i64>,
+) -> AppResult<Ticket> {
+    let (t, _) = load_visible(conn, id, Some(user))?;
+    if t.claimed_by != Some(user) {
+        return Err(AppError::forbidden(
+            "only the helper who claimed the ticket may resolve it",
+        ));
+    }
+    if let Some(mid) = message_id {
+        let ok: bool = diesel::select(diesel::dsl::exists(
+            ticket_messages::table
+                .filter(ticket_messages::id.eq(mid))
+                .filter(ticket_messages::ticket_id.eq(id))
+                .filter(ticket_messages::internal.eq(false)),
+        ))
+        .get_result(conn)?;
+        if !ok {
+            return Err(AppError::field(
+                "message_id",
+                "must be a public message of this ticket",
+            ));
+        }
+    }
+    transition(
+        conn,
+        &t,
+        Some(user),
+        "resolve",
+        &[Status::Claimed],
+        Status::Resolved,
+        None,
+        |conn, at| {
+            diesel::update(tickets::table.find(id))
+                .set((
+                    tickets::resolved_by.eq(Some(user)),
+                    tickets::resolved_at.eq(Some(at)),
+                    tickets::resolution_message_id.eq(message_id),
+                ))
+                .execute(conn)?;
+            Ok(())
+        },
+    )
+}
+
+/// The requester accepts the resolution: closed.
+pub fn accept(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Ticket> {
+    let (t, a) = load_visible(conn, id, Some(user))?;
+    if !a.requester {
+        return Err(AppError::forbidden(
+            "only the requester may accept a resolution",
+        ));
+    }
+    transition(
+        conn,
+        &t,
+        Some(user),
+        "accept",
+        &[Status::Resolved],
+        Status::Closed,
+        Some("accepted"),
+        |conn, at| {
+            diesel::update(tickets::table.find(id))
+                .set((
+                    tickets::closed_at.eq(Some(at)),
+                    tickets::close_reason.eq(Some("accepted")),
+                ))
+                .execute(conn)?;
+            Ok(())
+        },
+    )
+}
+
+/// Reopens: a resolved ticket goes back to its claimant; a closed one back to the queue.
+pub fn reopen(
+    conn: &mut DbConnection,
+    id: i64,
+    user: i64,
+    reason: Option<&str>,
+) -> AppResult<Ticket> {
+    let (t, a) = load_visible(conn, id, Some(user))?;
+    if !(a.requester || a.team()) {
+        return Err(AppError::forbidden(
+            "only the requester or the project's team may reopen",
+        ));
+    }
+    match t.status() {
+        Status::Resolved => transition(
+            conn,
+            &t,
+            Some(user),
+            "reopen",
+            &[Status::Resolved],
+            Status::Claimed,
+            reason,
+            |conn, _| {
+                diesel::update(tickets::table.find(id))
+                    .set((
+                        tickets::resolved_by.eq(None::<i64>),
+                        tickets::resolved_at.eq(None::<NaiveDateTime>),
+                        tickets::resolution_message_id.eq(None::<i64>),
+                    ))
+                    .execute(conn)?;
+                Ok(())
+            },
+        ),
+        _ => transition(
+            conn,
+            &t,
+            Some(user),
+            "reopen",
+            &[Status::Closed, Status::AutoClosed],
+            Status::Open,
+            reason,
+            |conn, at| {
+                diesel::update(tickets::table.find(id))
+                    .set((
+                        tickets::claimed_by.eq(None::<i64>),
+                        tickets::claimed_at.eq(None::<NaiveDateTime>),
+                        tickets::resolved_by.eq(None::<i64>),
+                        tickets::resolved_at.eq(None::<NaiveDateTime>),
+                        tickets::resolution_message_id.eq(None::<i64>),
+                        tickets::closed_at.eq(None::<NaiveDateTime>),
+                        tickets::close_reason.eq(None::<String>),
+                        tickets::waiting_since.eq(at),
+                    ))
+                    .execute(conn)?;
+                Ok(())
+            },
+        ),
+    }
+}
+
+/// Closes without (or before) acceptance, by the requester or the team.
+pub fn close(
+    conn: &mut DbConnection,
+    id: i64,
+    user: i64,
+    reason: Option<&str>,
+) -> AppResult<Ticket> {
+    let (t, a) = load_visible(conn, id, Some(user))?;
+    if !(a.requester || a.team()) {
+        return Err(AppError::forbidden(
+            "only the requester or the project's team may close",
+        ));
+    }
+    let reason = reason
+        .unwrap_or(if a.requester {
+            "closed by requester"
+        } else {
+            "closed by team"
+        })
+        .to_owned();
+    let stored = reason.clone();
+    transition(
+        conn,
+        &t,
+        Some(user),
+        "close",
+        &[Status::Open, Status::Claimed, Status::Resolved],
+        Status::Closed,
+        Some(&reason),
+        move |conn, at| {
+            diesel::update(tickets::table.find(id))
+                .set((
+                    tickets::closed_at.eq(Some(at)),
+                    tickets::close_reason.eq(Some(stored)),
+                ))
+                .execute(conn)?;
+            Ok(())
+        },
+    )
+}
+
+/// The requester withdraws the ticket.
+pub fn cancel(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Ticket> {
+    let (t, a) = load_visible(conn, id, Some(user))?;
+    if !a.requester {
+        return Err(AppError::forbidden("only the requester may cancel"));
+    }
+    transition(
+        conn,
+        &t,
+        Some(user),
+        "cancel",
+        &[Status::Draft, Status::Open, Status::Claimed],
+        Status::Cancelled,
+        None,
+        |conn, at| {
+            diesel::update(tickets::table.find(id))
+                .set((
+                    tickets::closed_at.eq(Some(at)),
+                    tickets::close_reason.eq(Some("cancelled")),
+                ))
+                .execute(conn)?;
+            Ok(())
+        },
+    )
+}
+
+/// The requester rates a closed ticket once, 1–5 stars.
+pub fn rate(
+    conn: &mut DbConnection,
+    id: i64,
+    user: i64,
+    stars: i32,
+    comment: Option<&str>,
+) -> AppResult<Ticket> {
+    let (t, a) = load_visible(conn, id, Some(user))?;
+    if !a.requester {
+        return Err(AppError::forbidden("only the requester may rate"));
+    }
+    if !(1..=5).contains(&stars) {
+        return Err(AppError::field("stars", "must be between 1 and 5"));
+    }
+    if comment.is_some_and(|c| c.chars().count() > 2000) {
+        return Err(AppError::field(
+            "comment",
+            "must be at most 2000 characters",
+        ));
+    }
+    if !matches!(t.status(), Status::Closed | Status::AutoClosed) {
+        return Err(AppError::conflict(
+            "not_closed",
+            "a ticket can be rated after it is closed",
+        ));
+    }
+    write_tx(conn, |conn| {
+        let n = diesel::update(
+            tickets::table
+                .find(id)
+                .filter(tickets::rating_stars.is_null()),
+        )
+        .set((
+            tickets::rating_stars.eq(Some(stars)),
+            tickets::rating_comment.eq(comment),
+            tickets::rated_at.eq(Some(now())),
+        ))
+        .execute(conn)?;
+        if n == 0 {
+            return Err(AppError::conflict(
+                "already_rated",
+                "this ticket was already rated",
+            ));
+        }
+        get(conn, id)
+    })
+}
+
+/// Closes tickets with no activity for their project's `auto_close_days`,
+/// recording the reason as an event. Each close is one conditional UPDATE
+/// that re-checks status and inactivity, so activity that lands meanwhile
+/// keeps the ticket open. Returns how many were closed.
+pub fn auto_close_stale(conn: &mut DbConnection) -> AppResult<usize> {
+    let active = [
+        Status::Open.as_str(),
+        Status::Claimed.as_str(),
+        Status::Resolved.as_str(),
+    ];
+    let candidates: Vec<(i64, String, NaiveDateTime, i32)> = tickets::table
+        .inner_join(projects::table)
+        .filter(tickets::status.eq_any(active))
+        .select((
+            tickets::id,
+            tickets::status,
+            tickets::last_activity_at,
+            projects::auto_close_days,
+        ))
+        .load(conn)?;
+    let at = now();
+    let mut closed = 0;
+    for (id, status, last_activity, days) in candidates {
+        let cutoff = at - chrono::Duration::days(i64::from(days));
+        if last_activity > cutoff {
+            continue;
+        }
+        let reason = format!("no activity for {days} days");
+        let done = write_tx(conn, |conn| -> AppResult<bool> {
+            let n = diesel::update(
+                tickets::table
+                    .find(id)
+                    .filter(tickets::status.eq_any(active))
+                    .filter(tickets::last_activity_at.le(cutoff)),
+            )
+            .set((
+                tickets::status.eq(Status::AutoClosed.as_str()),
+                tickets::closed_at.eq(Some(at)),
+                tickets::close_reason.eq(Some(&reason)),
+                tickets::updated_at.eq(at),
+                tickets::index_version.eq(tickets::index_version + 1),
+            ))
+            .execute(conn)?;
+            if n == 0 {
+                return Ok(false);
+            }
+            record_event(
+                conn,
+                id,
+                None,
+                "auto_close",
+                Status::parse(&status),
+                Status::AutoClosed,
+                Some(&reason),
+            )?;
+            enqueue_index(conn)?;
+            Ok(true)
+        })?;
+        closed += usize::from(done);
+    }
+    Ok(closed)
+}
+
+/// A row of `ticket_messages`.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = ticket_messages)]
+pub struct Message {
+    /// Id.
+    pub id: i64,
+    /// Ticket.
+    pub ticket_id: i64,
+    /// Author.
+    pub author_id: i64,
+    /// Text.
+    pub body: String,
+    /// Visible only to the project's team.
+    pub internal: bool,
+    /// Template used, if any.
+    pub template_id: Option<i64>,
+    /// Imported answer score.
+    pub score: i32,
+    /// Source of an imported message.
+    pub external_ref: Option<String>,
+    /// Posted.
+    pub created_at: NaiveDateTime,
+}
+
+/// Posts a message. Internal notes are for the team only; a template of the
+/// caller's own or of the project may supply the body.
+pub fn post_message(
+    conn: &mut DbConnection,
+    id: i64,
+    user: i64,
+    body: Option<&str>,
+    internal: bool,
+    template_id: Option<i64>,
+) -> AppResult<Message> {
+    let (t, a) = load_visible(conn, id, Some(user))?;
+    if !(a.requester || a.team()) {
+        return Err(AppError::forbidden(
+            "only the requester and the project's team may post messages",
+        ));
+    }
+    if internal && !a.team() {
+        return Err(AppError::forbidden(
+            "only the project's team may post internal notes",
+        ));
+    }
+    if matches!(t.status(), Status::Cancelled) {
+        return Err(AppError::conflict(
+            "ticket_cancelled",
+            "the ticket was cancelled",
+        ));
+    }
+    let text = match (body, template_id) {
+        (Some(b), _) => b.to_owned(),
+        (None, Some(tid)) => {
+            if !a.team() {
+                return Err(AppError::forbidden("templates are for the project's team"));
+            }
+            template_body(conn, t.project_id, user, tid)?
+        }
+        (None, None) => {
+            return Err(AppError::field(
+                "body",
+                "a body or a template_id is required",
+            ))
+        }
+    };
+    let n = text.trim().chars().count();
+    if n == 0 || n > 50_000 {
+        return Err(AppError::field("body", "must be 1 to 50000 characters"));
+    }
+    write_tx(conn, |conn| {
+        let at = now();
+        let mid: i64 = diesel::insert_into(ticket_messages::table)
+            .values((
+                ticket_messages::ticket_id.eq(id),
+                ticket_messages::author_id.eq(user),
+                ticket_messages::body.eq(&text),
+                ticket_messages::internal.eq(internal),
+                ticket_messages::template_id.eq(template_id),
+                ticket_messages::created_at.eq(at),
+            ))
+            .returning(ticket_messages::id)
+            .get_result(conn)?;
+        diesel::update(tickets::table.find(id))
+            .set(tickets::last_activity_at.eq(at))
+            .execute(conn)?;
+        if a.requester && !internal {
+            diesel::update(tickets::table.find(id))
+                .set(tickets::waiting_since.eq(at))
+                .execute(conn)?;
+        }
+        Ok(ticket_messages::table
+            .find(mid)
+            .select(Message::as_select())
+            .first(conn)?)
+    })
+}
+
+/// Messages of a ticket the caller may see, oldest first, after the cursor id.
+pub fn list_messages(
+    conn: &mut DbConnection,
+    id: i64,
+    user: Option<i64>,
+    after: Option<i64>,
+    limit: i64,
+) -> AppResult<Vec<Message>> {
+    let (_, a) = load_visible(conn, id, user)?;
+    let mut q = ticket_messages::table
+        .filter(ticket_messages::ticket_id.eq(id))
+        .select(Message::as_select())
+        .order(ticket_messages::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if !a.team() {
+        q = q.filter(ticket_messages::internal.eq(false));
+    }
+    if let Some(after) = after {
+        q = q.filter(ticket_messages::id.gt(after));
+    }
+    Ok(q.load(conn)?)
+}
+
+/// A row of `ticket_events`.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = ticket_events)]
+pub struct Event {
+    /// Id.
+    pub id: i64,
+    /// Ticket.
+    pub ticket_id: i64,
+    /// Who (None: the system).
+    pub actor_id: Option<i64>,
+    /// What was done.
+    pub action: String,
+    /// Status before.
+    pub from_status: Option<String>,
+    /// Status after.
+    pub to_status: String,
+    /// Why.
+    pub reason: Option<String>,
+    /// When.
+    pub created_at: NaiveDateTime,
+}
+
+/// The event log of a ticket the caller may see.
+pub fn events(conn: &mut DbConnection, id: i64, user: Option<i64>) -> AppResult<Vec<Event>> {
+    load_visible(conn, id, user)?;
+    Ok(ticket_events::table
+        .filter(ticket_events::ticket_id.eq(id))
+        .select(Event::as_select())
+        .order(ticket_events::id.asc())
+        .load(conn)?)
+}
+
+/// A row of `response_templates`.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = response_templates)]
+pub struct Template {
+    /// Id.
+    pub id: i64,
+    /// Project.
+    pub project_id: i64,
+    /// Owner; None for project-wide templates.
+    pub owner_id: Option<i64>,
+    /// Short name.
+    pub name: String,
+    /// Text.
+    pub body: String,
+    /// Created.
+    pub created_at: NaiveDateTime,
+    /// Updated.
+    pub updated_at: NaiveDateTime,
+}
+
+fn template_body(
+    conn: &mut DbConnection,
+    project_id: i64,
+    user: i64,
+    template_id: i64,
+) -> AppResult<String> {
+    let t: Option<Template> = response_templates::table
+        .find(template_id)
+        .select(Template::as_select())
+        .first(conn)
+        .optional()?;
+    match t {
+        Some(t)
+            if t.project_id == project_id && (t.owner_id.is_none() || t.owner_id == Some(user)) =>
+        {
+            Ok(t.body)
+        }
+        _ => Err(AppError::field(
+            "template_id",
+            "no such template of yours or of this project",
+        )),
+    }
+}
+
+/// Creates a template: `project_wide` ones by maintainers, personal ones by
+/// any team member.
+pub fn create_template(
+    conn: &mut DbConnection,
+    project_id: i64,
+    user: i64,
+    name: &str,
+    body: &str,
+    project_wide: bool,
+) -> AppResult<Template> {
+    let maintainer = project_domain::is_maintainer(conn, project_id, user)?;
+    let helper = helpers::is_approved(conn, project_id, user)?;
+    if project_wide && !maintainer {
+        return Err(AppError::forbidden(
+            "only maintainers may create project-wide templates",
+        ));
+    }
+    if !(maintainer || helper) {
+        return Err(AppError::forbidden("templates are for the project's team"));
+    }
+    let mut errors = Vec::new();
+    if !(1..=100).contains(&name.trim().chars().count()) {
+        errors.push(FieldError::new("name", "must be 1 to 100 characters"));
+    }
+    if !(1..=20_000).contains(&body.trim().chars().count()) {
+        errors.push(FieldError::new("body", "must be 1 to 20000 characters"));
+    }
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
+    let at = now();
+    let id: i64 = diesel::insert_into(response_templates::table)
+        .values((
+            response_templates::project_id.eq(project_id),
+            response_templates::owner_id.eq((!project_wide).then_some(user)),
+            response_templates::name.eq(name.trim()),
+            response_templates::body.eq(body),
+            response_templates::created_at.eq(at),
+            response_templates::updated_at.eq(at),
+        ))
+        .returning(response_templates::id)
+        .get_result(conn)?;
+    Ok(response_templates::table
+        .find(id)
+        .select(Template::as_select())
+        .first(conn)?)
+}
+
+/// Project-wide templates and the caller's own, for team members.
+pub fn list_templates(
+    conn: &mut DbConnection,
+    project_id: i64,
+    user: i64,
+) -> AppResult<Vec<Template>> {
+    if !(project_domain::is_maintainer(conn, project_id, user)?
+        || helpers::is_approved(conn, project_id, user)?)
+    {
+        return Err(AppError::forbidden("templates are for the project's team"));
+    }
+    Ok(response_templates::table
+        .filter(response_templates::project_id.eq(project_id))
+        .filter(
+            response_templates::owner_id
+                .is_null()
+                .or(response_templates::owner_id.eq(user)),
+        )
+        .select(Template::as_select())
+        .order(response_templates::id)
+        .load(conn)?)
+}
+
+/// Ids of projects where `user` is on the team (maintainer or approved helper).
+pub fn team_project_ids(conn: &mut DbConnection, user: i64) -> QueryResult<Vec<i64>> {
+    use crate::db::schema::{project_helpers, project_maintainers};
+    let mut ids: Vec<i64> = project_maintainers::table
+        .filter(project_maintainers::user_id.eq(user))
+        .select(project_maintainers::project_id)
+        .load(conn)?;
+    ids.extend(
+        project_helpers::table
+            .filter(project_helpers::user_id.eq(user))
+            .filter(project_helpers::status.eq(helpers::HelperStatus::Approved.as_str()))
+            .select(project_helpers::project_id)
+            .load::<i64>(conn)?,
+    );
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// Filters for listing tickets.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only this project.
+    pub project_id: Option<i64>,
+    /// Only this status.
+    pub status: Option<Status>,
+    /// Only tickets the caller asked.
+    pub mine: bool,
+}
+
+/// Tickets the caller may see, newest first, before the cursor id. Drafts
+/// only to their requester; private tickets only to the requester and team.
+pub fn list(
+    conn: &mut DbConnection,
+    user: Option<i64>,
+    filter: &ListFilter,
+    before: Option<i64>,
+    limit: i64,
+) -> AppResult<Vec<Ticket>> {
+    let team = match user {
+        Some(u) => team_project_ids(conn, u)?,
+        None => Vec::new(),
+    };
+    let me = user.unwrap_or(-1);
+    let not_draft = tickets::status.ne(Status::Draft.as_str());
+    let visible = tickets::requester_id.eq(me).or(not_draft.and(
+        tickets::visibility
+            .eq(Visibility::Public.as_str())
+            .or(tickets::project_id.eq_any(team)),
+    ));
+    let mut q = tickets::table
+        .filter(visible)
+        .select(Ticket::as_select())
+        .order(tickets::id.desc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(p) = filter.project_id {
+        q = q.filter(tickets::project_id.eq(p));
+    }
+    if let Some(s) = filter.status {
+        q = q.filter(tickets::status.eq(s.as_str()));
+    }
+    if filter.mine {
+        q = q.filter(tickets::requester_id.eq(me));
+    }
+    if let Some(b) = before {
+        q = q.filter(tickets::id.lt(b));
+    }
+    Ok(q.load(conn)?)
+}
