@@ -50,6 +50,11 @@ pub fn state_with_index(
         tokens: Arc::new(tokens),
         metrics: Arc::new(Metrics::default()),
         index,
+        hashing: Arc::new(tokio::sync::Semaphore::new(
+            std::thread::available_parallelism()
+                .map(|n| n.get() * 2)
+                .unwrap_or(4),
+        )),
     })
 }
 
@@ -93,7 +98,13 @@ pub fn build(
                 })
                 .map(str::to_owned)
                 .unwrap_or_else(|| crate::auth::tokens::random_token(12));
-            let method = req.method().to_string();
+            // Known methods only: arbitrary method names must not grow the metrics.
+            let method = match req.method().as_str() {
+                m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => {
+                    m.to_owned()
+                }
+                _ => "OTHER".to_owned(),
+            };
             let path = req.path().to_owned();
             let route = req
                 .match_pattern()

@@ -22,6 +22,8 @@ pub struct AppState {
     pub login_failures: Arc<FailureLimiter>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// Bounds concurrent argon2 work (memory- and CPU-hard by design).
+    pub hashing: Arc<tokio::sync::Semaphore>,
     /// The ticket search index (read by handlers; written only by the index job).
     pub index: Arc<guildhall_index::TicketIndex>,
 }

@@ -17,7 +17,7 @@ pub mod db;
 mod runner;
 pub mod schema;
 
-pub use runner::{Runner, RunnerConfig, RunnerHandle};
+pub use runner::{Outcome, Runner, RunnerConfig, RunnerHandle};
 
 use chrono::{NaiveDateTime, Utc};
 use db::DbConnection;

@@ -317,16 +317,29 @@ impl<C: Clone + Send + Sync + 'static> Runner<C> {
         result: anyhow::Result<()>,
     ) -> anyhow::Result<Outcome> {
         use background_jobs::dsl as j;
+        // Only the claim this worker holds: if the lease lapsed and another
+        // worker took the job over (attempts moved on), leave its row alone.
+        let mine = j::background_jobs
+            .find(job.id)
+            .filter(j::status.eq(STATUS_RUNNING))
+            .filter(j::attempts.eq(job.attempts));
         let error = match result {
             Ok(()) => {
-                diesel::delete(j::background_jobs.find(job.id)).execute(conn)?;
+                let n = diesel::delete(mine).execute(conn)?;
+                if n == 0 {
+                    tracing::warn!(
+                        job = job.job_type,
+                        id = job.id,
+                        "job finished after its claim lapsed; another worker owns it now"
+                    );
+                }
                 return Ok(Outcome::Succeeded);
             }
             Err(e) => format!("{e:#}"),
         };
         if job.attempts >= job.max_attempts {
             tracing::error!(job = job.job_type, id = job.id, attempts = job.attempts, error = %error, "job failed for the last time");
-            diesel::update(j::background_jobs.find(job.id))
+            diesel::update(mine)
                 .set((
                     j::status.eq(STATUS_FAILED),
                     j::locked_until.eq(None::<NaiveDateTime>),
@@ -338,7 +351,7 @@ impl<C: Clone + Send + Sync + 'static> Runner<C> {
         let run_at =
             Utc::now().naive_utc() + chrono::Duration::from_std(self.backoff(job.attempts))?;
         tracing::warn!(job = job.job_type, id = job.id, attempts = job.attempts, error = %error, %run_at, "job failed; will retry");
-        let requeued = diesel::update(j::background_jobs.find(job.id))
+        let requeued = diesel::update(mine)
             .set((
                 j::status.eq(STATUS_QUEUED),
                 j::run_at.eq(run_at),
@@ -350,7 +363,7 @@ impl<C: Clone + Send + Sync + 'static> Runner<C> {
             Ok(_) => Ok(Outcome::Retrying(run_at)),
             // A deduplicated twin was enqueued meanwhile; it will do the work.
             Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-                diesel::delete(j::background_jobs.find(job.id)).execute(conn)?;
+                diesel::delete(mine).execute(conn)?;
                 Ok(Outcome::Succeeded)
             }
             Err(e) => Err(e.into()),

@@ -46,17 +46,22 @@ pub async fn register(
 ) -> AppResult<HttpResponse> {
     let body = body.into_inner();
     users::validate_registration(&body.email, &body.password, &body.display_name)?;
+    let email = body.email.clone();
+    let taken = state
+        .db(move |conn| Ok(users::find_by_email(conn, &email)?.is_some()))
+        .await?;
+    if taken {
+        return Err(AppError::conflict(
+            "email_taken",
+            "an account with this email already exists",
+        ));
+    }
+    let password = body.password.clone();
+    let hash = super::hashing(&state, move || password::hash(&password))
+        .await?
+        .map_err(AppError::internal)?;
     let user = state
-        .db(move |conn| {
-            if users::find_by_email(conn, &body.email)?.is_some() {
-                return Err(AppError::conflict(
-                    "email_taken",
-                    "an account with this email already exists",
-                ));
-            }
-            let hash = password::hash(&body.password).map_err(AppError::internal)?;
-            users::create(conn, &body.email, &body.display_name, Some(&hash), false)
-        })
+        .db(move |conn| users::create(conn, &body.email, &body.display_name, Some(&hash), false))
         .await?;
     tracing::info!(user_id = user.id, "user registered");
     Ok(HttpResponse::Created().json(UserView::from(&user)))
@@ -94,36 +99,41 @@ pub async fn login(
     let account_key = format!("account:{}", users::normalize_email(&body.email));
     let address_key = format!("address:{}", client_address(&req));
     let limits = [
-        (&account_key, state.config.login_max_failures_account),
-        (&address_key, state.config.login_max_failures_address),
+        (
+            account_key.as_str(),
+            state.config.login_max_failures_account,
+        ),
+        (
+            address_key.as_str(),
+            state.config.login_max_failures_address,
+        ),
     ];
-    for (key, max) in limits {
-        if let Some(wait) = state.login_failures.blocked(key, max) {
-            return Err(AppError::TooManyRequests {
-                retry_after_secs: wait.as_secs().max(1),
-                detail: "too many failed logins; try again later".into(),
-            });
-        }
+    // Count the attempt before checking the password, atomically, so that
+    // concurrent guesses cannot all pass the limit; forgiven on success.
+    if let Err(wait) = state.login_failures.reserve(&limits) {
+        return Err(AppError::TooManyRequests {
+            retry_after_secs: wait.as_secs().max(1),
+            detail: "too many failed logins; try again later".into(),
+        });
     }
-    let ttl = state.tokens.refresh_ttl;
-    let outcome = state
-        .db(move |conn| {
-            let user = users::find_by_email(conn, &body.email)?.filter(|u| u.can_login);
-            let ok = password::verify(
-                &body.password,
-                user.as_ref().and_then(|u| u.password_hash.as_deref()),
-            );
-            match user {
-                Some(user) if ok => Ok(Some((user.id, sessions::start(conn, user.id, ttl)?))),
-                _ => Ok(None),
-            }
-        })
+    let email = body.email.clone();
+    let user = state
+        .db(move |conn| Ok(users::find_by_email(conn, &email)?.filter(|u| u.can_login)))
         .await?;
-    let Some((user_id, refresh)) = outcome else {
-        state.login_failures.record(&account_key);
-        state.login_failures.record(&address_key);
+    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+    // The hash runs without holding a database connection, bounded by a semaphore.
+    let ok = super::hashing(&state, move || {
+        password::verify(&body.password, stored.as_deref())
+    })
+    .await?;
+    let Some(user_id) = user.filter(|_| ok).map(|u| u.id) else {
         return Err(AppError::Unauthorized("invalid email or password".into()));
     };
+    let ttl = state.tokens.refresh_ttl;
+    let refresh = state
+        .db(move |conn| sessions::start(conn, user_id, ttl))
+        .await?;
+    state.login_failures.forgive(&address_key);
     state.login_failures.clear(&account_key);
     tracing::info!(user_id, "user logged in");
     issue_pair(&state, user_id, refresh).await.map(web::Json)
@@ -138,9 +148,8 @@ pub async fn refresh(
     body: web::Json<RefreshBody>,
 ) -> AppResult<web::Json<TokenPair>> {
     let presented = body.into_inner().refresh_token;
-    let ttl = state.tokens.refresh_ttl;
     match state
-        .db(move |conn| sessions::rotate(conn, &presented, ttl))
+        .db(move |conn| sessions::rotate(conn, &presented))
         .await?
     {
         sessions::Rotation::Rotated { user_id, token } => {

@@ -133,6 +133,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
+/// Runs password hashing on the blocking pool, at most
+/// [`AppState::hashing`]'s permits at once, without a database connection.
+pub async fn hashing<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AppError> {
+    let _permit = state
+        .hashing
+        .acquire()
+        .await
+        .map_err(|_| AppError::Unavailable)?;
+    Ok(web::block(f).await?)
+}
+
 /// Answers for any path no route matches.
 pub async fn not_found() -> Result<HttpResponse, AppError> {
     Err(AppError::not_found("resource"))

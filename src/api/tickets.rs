@@ -191,6 +191,11 @@ pub async fn list(
     let limit = page_limit(q.limit)?;
     let before = q.cursor.as_deref().map(decode_cursor).transpose()?;
     let uid = user.0.map(|u| u.id);
+    if q.mine && uid.is_none() {
+        return Err(crate::error::AppError::Unauthorized(
+            "log in to list your own tickets".into(),
+        ));
+    }
     state
         .db(move |conn| {
             let project_id = match &q.project {

@@ -39,6 +39,53 @@ impl FailureLimiter {
         }
     }
 
+    /// Atomically checks every `(key, max)` and, if none is blocked, counts
+    /// this attempt as a failure against each (so concurrent attempts cannot
+    /// all slip past the check). `Err(wait)` when one is blocked. Call
+    /// [`FailureLimiter::forgive`] or [`FailureLimiter::clear`] if it succeeds.
+    pub fn reserve(&self, keys: &[(&str, u32)]) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut wait = None;
+        for (key, max) in keys {
+            if let Some(queue) = entries.get_mut(*key) {
+                while queue
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= self.window)
+                {
+                    queue.pop_front();
+                }
+                if queue.len() >= *max as usize {
+                    if let Some(oldest) = queue.front() {
+                        let w = self.window.saturating_sub(now.duration_since(*oldest));
+                        wait = Some(wait.map_or(w, |v: Duration| v.max(w)));
+                    }
+                }
+            }
+        }
+        if let Some(w) = wait {
+            return Err(w);
+        }
+        if entries.len() > 100_000 {
+            entries.retain(|_, q| {
+                q.back()
+                    .is_some_and(|t| now.duration_since(*t) < self.window)
+            });
+        }
+        for (key, _) in keys {
+            entries.entry((*key).to_owned()).or_default().push_back(now);
+        }
+        Ok(())
+    }
+
+    /// Takes back the most recent attempt counted for `key`.
+    pub fn forgive(&self, key: &str) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(q) = entries.get_mut(key) {
+            q.pop_back();
+        }
+    }
+
     /// Records a failure for `key`.
     pub fn record(&self, key: &str) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
@@ -79,6 +126,21 @@ mod tests {
         assert!(l.blocked("b", 3).is_none());
         l.clear("a");
         assert!(l.blocked("a", 3).is_none());
+    }
+
+    #[test]
+    fn reserve_counts_attempts_up_front() {
+        let l = FailureLimiter::new(Duration::from_secs(60));
+        let keys = [("acct", 2), ("addr", 3)];
+        assert!(l.reserve(&keys).is_ok());
+        assert!(l.reserve(&keys).is_ok());
+        assert!(l.reserve(&keys).is_err(), "the account allows two attempts");
+        l.forgive("acct");
+        assert!(l.reserve(&keys).is_ok());
+        assert!(
+            l.reserve(&[("other", 5), ("addr", 3)]).is_err(),
+            "the address has had three"
+        );
     }
 
     #[test]

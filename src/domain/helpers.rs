@@ -224,6 +224,9 @@ pub fn decide(
             project_helpers::updated_at.eq(now),
         ))
         .execute(conn)?;
+        if status == HelperStatus::Revoked {
+            crate::domain::tickets::release_claims_of(conn, project_id, user_id, by)?;
+        }
         get(conn, project_id, user_id)?.ok_or_else(|| AppError::not_found("helper application"))
     })
 }
@@ -309,9 +312,16 @@ pub fn endorsement_count(
     project_id: i64,
     user_id: i64,
 ) -> QueryResult<i64> {
+    // Only endorsements by helpers who are still approved count.
     endorsements::table
+        .inner_join(
+            project_helpers::table.on(project_helpers::user_id
+                .eq(endorsements::endorser_id)
+                .and(project_helpers::project_id.eq(endorsements::project_id))),
+        )
         .filter(endorsements::project_id.eq(project_id))
         .filter(endorsements::endorsee_id.eq(user_id))
+        .filter(project_helpers::status.eq(HelperStatus::Approved.as_str()))
         .count()
         .get_result(conn)
 }

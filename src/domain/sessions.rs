@@ -29,11 +29,14 @@ pub enum Rotation {
     Invalid,
 }
 
-fn insert(conn: &mut DbConnection, user_id: i64, family: &str, ttl: Duration) -> AppResult<String> {
+fn insert(
+    conn: &mut DbConnection,
+    user_id: i64,
+    family: &str,
+    expires: NaiveDateTime,
+) -> AppResult<String> {
     let token = new_refresh_token();
     let now = super::now();
-    let expires =
-        now + chrono::Duration::from_std(ttl).map_err(crate::error::AppError::internal)?;
     diesel::insert_into(rt::table)
         .values((
             rt::user_id.eq(user_id),
@@ -48,12 +51,17 @@ fn insert(conn: &mut DbConnection, user_id: i64, family: &str, ttl: Duration) ->
 
 /// Starts a new family for `user_id` and returns its first token.
 pub fn start(conn: &mut DbConnection, user_id: i64, ttl: Duration) -> AppResult<String> {
-    insert(conn, user_id, &random_token(16), ttl)
+    let expires =
+        super::now() + chrono::Duration::from_std(ttl).map_err(crate::error::AppError::internal)?;
+    insert(conn, user_id, &random_token(16), expires)
 }
 
 /// Rotates `presented`, detecting reuse. The revocation on reuse is
-/// committed even though the caller answers with an error.
-pub fn rotate(conn: &mut DbConnection, presented: &str, ttl: Duration) -> AppResult<Rotation> {
+/// committed even though the caller answers with an error. A successor
+/// inherits its family's expiry: a family lives at most the refresh TTL from
+/// its login, however often it rotates. A user who can no longer log in
+/// cannot refresh either.
+pub fn rotate(conn: &mut DbConnection, presented: &str) -> AppResult<Rotation> {
     let hash = hash_refresh_token(presented);
     write_tx(conn, |conn| {
         let row: Option<(i64, i64, String, NaiveDateTime)> = rt::table
@@ -82,10 +90,14 @@ pub fn rotate(conn: &mut DbConnection, presented: &str, ttl: Duration) -> AppRes
             );
             return Ok(Rotation::Reused);
         }
-        if expires_at <= now {
+        let can_login: bool = crate::db::schema::users::table
+            .find(user_id)
+            .select(crate::db::schema::users::can_login)
+            .first(conn)?;
+        if expires_at <= now || !can_login {
             return Ok(Rotation::Invalid);
         }
-        let token = insert(conn, user_id, &family, ttl)?;
+        let token = insert(conn, user_id, &family, expires_at)?;
         Ok(Rotation::Rotated { user_id, token })
     })
 }

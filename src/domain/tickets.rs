@@ -136,6 +136,10 @@ pub struct Ticket {
     pub rated_at: Option<NaiveDateTime>,
     /// Source of an imported ticket, e.g. `se:ai.stackexchange.com:42`.
     pub external_ref: Option<String>,
+    /// Bumped by every change of the ticket row's state or content; a
+    /// transition applies only to the version it was decided on.
+    #[diesel(column_name = index_version)]
+    pub version: i64,
     /// Created.
     pub created_at: NaiveDateTime,
     /// Updated.
@@ -177,7 +181,8 @@ impl Access {
     }
     /// Whether the caller may see the ticket at all.
     pub fn can_view(&self, t: &Ticket) -> bool {
-        if t.status() == Status::Draft {
+        // Never submitted (a draft, or a draft that was cancelled): the requester's alone.
+        if t.submitted_at.is_none() {
             return self.requester;
         }
         !t.is_private() || self.requester || self.team()
@@ -365,6 +370,7 @@ pub fn create(conn: &mut DbConnection, requester: i64, new: &NewTicket) -> AppRe
             Status::Draft,
             None,
         )?;
+        enqueue_index(conn)?;
         get(conn, id)
     })
 }
@@ -463,7 +469,10 @@ fn transition(
         let n = diesel::update(
             tickets::table
                 .find(t.id)
-                .filter(tickets::status.eq_any(&allowed)),
+                .filter(tickets::status.eq_any(&allowed))
+                // Only the ticket the decision was made on: who claimed it,
+                // what it says. A change meanwhile makes this a conflict.
+                .filter(tickets::index_version.eq(t.version)),
         )
         .set((
             tickets::status.eq(to.as_str()),
@@ -477,6 +486,12 @@ fn transition(
                 .find(t.id)
                 .select(tickets::status)
                 .first(conn)?;
+            if allowed.contains(&current.as_str()) {
+                return Err(AppError::conflict(
+                    "ticket_changed",
+                    "the ticket changed meanwhile; reload it and try again",
+                ));
+            }
             return Err(AppError::conflict(
                 "invalid_transition",
                 format!("cannot {action} a ticket that is {current}"),
@@ -531,6 +546,9 @@ pub fn claim(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Ticket> {
             "only approved helpers of the project may claim its tickets",
         ));
     }
+    if a.requester {
+        return Err(AppError::forbidden("you cannot claim your own ticket"));
+    }
     transition(
         conn,
         &t,
@@ -562,7 +580,8 @@ pub fn claim(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Ticket> {
 }
 
 fn require_claimant_or_maintainer(t: &Ticket, a: &Access) -> AppResult<()> {
-    if a.maintainer || (a.user_id.is_some() && t.claimed_by == a.user_id) {
+    // A claimant acts only while still an approved helper.
+    if a.maintainer || (a.helper && a.user_id.is_some() && t.claimed_by == a.user_id) {
         Ok(())
     } else {
         Err(AppError::forbidden(
@@ -639,8 +658,8 @@ pub fn resolve(
     user: i64,
     message_id: Option<i64>,
 ) -> AppResult<Ticket> {
-    let (t, _) = load_visible(conn, id, Some(user))?;
-    if t.claimed_by != Some(user) {
+    let (t, a) = load_visible(conn, id, Some(user))?;
+    if t.claimed_by != Some(user) || !a.helper {
         return Err(AppError::forbidden(
             "only the helper who claimed the ticket may resolve it",
         ));
@@ -709,6 +728,13 @@ pub fn accept(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Ticket> 
     )
 }
 
+fn check_reason(reason: Option<&str>) -> AppResult<()> {
+    if reason.is_some_and(|r| r.chars().count() > 500) {
+        return Err(AppError::field("reason", "must be at most 500 characters"));
+    }
+    Ok(())
+}
+
 /// Reopens: a resolved ticket goes back to its claimant; a closed one back to the queue.
 pub fn reopen(
     conn: &mut DbConnection,
@@ -716,6 +742,7 @@ pub fn reopen(
     user: i64,
     reason: Option<&str>,
 ) -> AppResult<Ticket> {
+    check_reason(reason)?;
     let (t, a) = load_visible(conn, id, Some(user))?;
     if !(a.requester || a.team()) {
         return Err(AppError::forbidden(
@@ -776,6 +803,7 @@ pub fn close(
     user: i64,
     reason: Option<&str>,
 ) -> AppResult<Ticket> {
+    check_reason(reason)?;
     let (t, a) = load_visible(conn, id, Some(user))?;
     if !(a.requester || a.team()) {
         return Err(AppError::forbidden(
@@ -883,6 +911,47 @@ pub fn rate(
         }
         get(conn, id)
     })
+}
+
+/// Puts every ticket `helper` holds in the project back into the queue
+/// (when their helper rights are revoked), each with an `unclaim` event.
+pub fn release_claims_of(
+    conn: &mut DbConnection,
+    project_id: i64,
+    helper: i64,
+    actor: i64,
+) -> AppResult<usize> {
+    let held: Vec<i64> = tickets::table
+        .filter(tickets::project_id.eq(project_id))
+        .filter(tickets::claimed_by.eq(helper))
+        .filter(tickets::status.eq(Status::Claimed.as_str()))
+        .select(tickets::id)
+        .load(conn)?;
+    let at = now();
+    for id in &held {
+        diesel::update(tickets::table.find(id))
+            .set((
+                tickets::status.eq(Status::Open.as_str()),
+                tickets::claimed_by.eq(None::<i64>),
+                tickets::claimed_at.eq(None::<NaiveDateTime>),
+                tickets::updated_at.eq(at),
+                tickets::index_version.eq(tickets::index_version + 1),
+            ))
+            .execute(conn)?;
+        record_event(
+            conn,
+            *id,
+            Some(actor),
+            "unclaim",
+            Some(Status::Claimed),
+            Status::Open,
+            Some("helper rights revoked"),
+        )?;
+    }
+    if !held.is_empty() {
+        enqueue_index(conn)?;
+    }
+    Ok(held.len())
 }
 
 /// Closes tickets with no activity for their project's `auto_close_days`,
@@ -1261,7 +1330,7 @@ pub fn list(
         None => Vec::new(),
     };
     let me = user.unwrap_or(-1);
-    let not_draft = tickets::status.ne(Status::Draft.as_str());
+    let not_draft = tickets::submitted_at.is_not_null();
     let visible = tickets::requester_id.eq(me).or(not_draft.and(
         tickets::visibility
             .eq(Visibility::Public.as_str())

@@ -364,3 +364,69 @@ async fn secrets_never_reach_the_logs() {
         assert!(!logs.contains(secret), "a secret reached the logs");
     }
 }
+
+#[actix_web::test]
+async fn concurrent_guesses_cannot_exceed_the_limit() {
+    let app = TestApp::builder()
+        .env("GUILDHALL_LOGIN_MAX_FAILURES_ACCOUNT", "5")
+        .build();
+    let u = app.user("target").await;
+    let guesses = (0..30).map(|i| {
+        app.post(
+            "/api/v1/auth/login",
+            json!({"email": u.email, "password": format!("wrong password {i}")}),
+            None,
+        )
+    });
+    let results = futures_util::future::join_all(guesses).await;
+    let checked = results.iter().filter(|r| r.status.as_u16() == 401).count();
+    let limited = results.iter().filter(|r| r.status.as_u16() == 429).count();
+    assert_eq!(
+        (checked, limited),
+        (5, 25),
+        "only five passwords are ever checked"
+    );
+}
+
+#[actix_web::test]
+async fn a_refresh_family_expires_with_its_login() {
+    let app = TestApp::new();
+    let u = app.user("family").await;
+    let r = app
+        .post(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": u.refresh}),
+            None,
+        )
+        .await
+        .expect(200);
+    let successor = r.body["refresh_token"].as_str().unwrap().to_owned();
+    let expiries: Vec<chrono::NaiveDateTime> = {
+        use guildhall::db::schema::refresh_tokens::dsl::*;
+        refresh_tokens
+            .select(expires_at)
+            .order(id)
+            .load(&mut *app.conn())
+            .unwrap()
+    };
+    assert_eq!(expiries.len(), 2);
+    assert_eq!(
+        expiries[0], expiries[1],
+        "rotation does not extend the family"
+    );
+    // Once the family's time is up, its latest token is refused too.
+    {
+        use guildhall::db::schema::refresh_tokens::dsl::*;
+        diesel::update(refresh_tokens)
+            .set(expires_at.eq(chrono::Utc::now().naive_utc() - chrono::Duration::seconds(1)))
+            .execute(&mut *app.conn())
+            .unwrap();
+    }
+    app.post(
+        "/api/v1/auth/refresh",
+        json!({"refresh_token": successor}),
+        None,
+    )
+    .await
+    .expect(401);
+}

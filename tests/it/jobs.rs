@@ -331,3 +331,56 @@ fn app_jobs_are_registered_and_scheduled() {
         .unwrap();
     assert_eq!(r.run_pending().unwrap(), 1);
 }
+
+#[derive(Serialize, Deserialize)]
+struct SlowThenFine;
+
+impl BackgroundJob for SlowThenFine {
+    const JOB_NAME: &'static str = "test_slow_then_fine";
+    type Context = Ctx;
+    fn run(&self, ctx: &Ctx) -> anyhow::Result<()> {
+        let attempt = {
+            let mut ran = ctx.ran.lock().unwrap();
+            ran.push("run".into());
+            ran.len()
+        };
+        if attempt == 1 {
+            std::thread::sleep(Duration::from_millis(300));
+            anyhow::bail!("first attempt fails late")
+        }
+        std::thread::sleep(Duration::from_millis(700));
+        Ok(())
+    }
+}
+
+#[test]
+fn a_worker_whose_claim_lapsed_does_not_touch_the_new_claim() {
+    let app = TestApp::new();
+    let ctx = Ctx::default();
+    SlowThenFine.enqueue(&mut app.conn()).unwrap();
+    let make = |lease_ms: u64| {
+        let config = RunnerConfig {
+            lease: Duration::from_millis(lease_ms),
+            backoff_base: Duration::ZERO,
+            ..RunnerConfig::default()
+        };
+        Runner::new(app.pool.clone(), ctx.clone(), config).register::<SlowThenFine>()
+    };
+    let (a, b, c) = (make(100), make(10_000), make(10_000));
+    let third = std::thread::scope(|s| {
+        s.spawn(|| a.run_one().unwrap());
+        std::thread::sleep(Duration::from_millis(150));
+        // A's lease lapsed: B takes the job over while A is still running it.
+        s.spawn(|| b.run_one().unwrap());
+        // A fails at ~300 ms. Had that failure requeued the row B now holds,
+        // C would run the job a third time at ~450 ms.
+        std::thread::sleep(Duration::from_millis(300));
+        c.run_one().unwrap()
+    });
+    assert_eq!(third, None, "nothing for a third worker to take");
+    assert_eq!(ctx.ran.lock().unwrap().len(), 2);
+    assert!(
+        list_jobs(&mut app.conn()).unwrap().is_empty(),
+        "B's success removed the job"
+    );
+}

@@ -827,3 +827,122 @@ async fn inactive_tickets_auto_close_with_a_reason() {
     .await
     .expect(200);
 }
+
+#[actix_web::test]
+async fn review_fixes_for_drafts_claims_and_revocation() {
+    let app = TestApp::new();
+    let owner = app.user("owner").await;
+    let helper = app.user("helper").await;
+    let requester = app.user("req").await;
+    app.project(&owner, "proj").await;
+    app.approved_helper(&owner, &helper, "proj").await;
+
+    // A cancelled draft was never submitted: still the requester's alone.
+    let draft = app
+        .draft(&requester, "proj", "Secret draft text", "public")
+        .await;
+    app.post(
+        &format!("/api/v1/tickets/{draft}/cancel"),
+        json!({}),
+        Some(&requester.access),
+    )
+    .await
+    .expect(200);
+    app.get(&format!("/api/v1/tickets/{draft}"), None)
+        .await
+        .expect(404);
+    app.get(
+        &format!("/api/v1/tickets/{draft}/events"),
+        Some(&owner.access),
+    )
+    .await
+    .expect(404);
+    let list = app
+        .get("/api/v1/tickets?status=cancelled", None)
+        .await
+        .expect(200);
+    assert_eq!(list.body["items"], json!([]));
+    app.get(&format!("/api/v1/tickets/{draft}"), Some(&requester.access))
+        .await
+        .expect(200);
+    app.get("/api/v1/tickets?mine=true", None).await.expect(401);
+
+    // Requesters do not claim their own tickets, even as helpers.
+    app.approved_helper(&owner, &requester, "proj").await;
+    let own = app
+        .open_ticket(&requester, "proj", "My own ticket", "public")
+        .await;
+    app.post(
+        &format!("/api/v1/tickets/{own}/claim"),
+        json!({}),
+        Some(&requester.access),
+    )
+    .await
+    .expect(403);
+
+    // Revoking a helper puts their claimed tickets back in the queue; a
+    // revoked claimant can no longer resolve.
+    let held = app
+        .open_ticket(&requester, "proj", "Held by the helper", "public")
+        .await;
+    app.post(
+        &format!("/api/v1/tickets/{held}/claim"),
+        json!({}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(200);
+    app.post(
+        &format!("/api/v1/projects/proj/helpers/{}/revoke", helper.id),
+        json!({}),
+        Some(&owner.access),
+    )
+    .await
+    .expect(200);
+    let t = app
+        .get(&format!("/api/v1/tickets/{held}"), None)
+        .await
+        .expect(200);
+    assert_eq!(
+        (t.body["status"].as_str(), t.body["claimed_by"].as_i64()),
+        (Some("open"), None)
+    );
+    let events = app
+        .get(&format!("/api/v1/tickets/{held}/events"), None)
+        .await
+        .body;
+    let last = events.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["action"].as_str(), last["reason"].as_str()),
+        (Some("unclaim"), Some("helper rights revoked"))
+    );
+    app.post(
+        &format!("/api/v1/tickets/{held}/resolve"),
+        json!({}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(403);
+
+    // A transition decided on a stale read is refused: the ticket changed.
+    let mut conn = app.conn();
+    let before = guildhall::domain::tickets::load_visible(&mut conn, held, Some(owner.id))
+        .unwrap()
+        .0;
+    guildhall::domain::tickets::close(&mut conn, held, owner.id, Some("first")).unwrap();
+    guildhall::domain::tickets::reopen(&mut conn, held, owner.id, None).unwrap();
+    let after = guildhall::domain::tickets::load_visible(&mut conn, held, Some(owner.id))
+        .unwrap()
+        .0;
+    assert_eq!(before.status, after.status);
+    assert!(after.version > before.version);
+    drop(conn);
+    let long = "x".repeat(501);
+    app.post(
+        &format!("/api/v1/tickets/{held}/close"),
+        json!({"reason": long}),
+        Some(&owner.access),
+    )
+    .await
+    .expect(422);
+}
