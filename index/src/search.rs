@@ -34,6 +34,10 @@ pub struct SearchRequest {
     pub limit: usize,
     /// Cursor from a previous page's `next_cursor`; `None` for the first page.
     pub cursor: Option<String>,
+    /// Only the top hits: no facet counts, and `total` is only a lower bound
+    /// (the hits up to this page, plus one when there are more). Much faster
+    /// on large indexes, because matches past the top need not be counted.
+    pub top_only: bool,
 }
 
 /// Who is searching: private tickets are visible only to their requester and

@@ -230,6 +230,39 @@ impl TicketIndex {
         clauses.push((Occur::Must, self.visibility(&req.viewer)));
         let query = BooleanQuery::new(clauses);
 
+        if req.top_only {
+            let top = TopDocs::with_limit(limit + 1).and_offset(offset);
+            let mut scored: Vec<(f32, DocAddress)> = if text_query.is_some() {
+                searcher.search(&query, &top)?
+            } else {
+                searcher
+                    .search(
+                        &query,
+                        &top.order_by_fast_field::<i64>("created", Order::Desc),
+                    )?
+                    .into_iter()
+                    .map(|(_, addr)| (0.0, addr))
+                    .collect()
+            };
+            let more = scored.len() > limit;
+            scored.truncate(limit);
+            let snippets = match &text_query {
+                Some(q) => Some(self.snippet_generators(&searcher, q.as_ref())?),
+                None => None,
+            };
+            let hits = scored
+                .into_iter()
+                .map(|(score, addr)| self.hit(&searcher, addr, score, snippets.as_ref()))
+                .collect::<Result<Vec<_>, _>>()?;
+            let next = offset + hits.len();
+            return Ok(SearchResults {
+                total: next + usize::from(more),
+                next_cursor: (more && next < MAX_WINDOW).then(|| encode_cursor(next)),
+                hits,
+                facets: Facets::default(),
+            });
+        }
+
         let mut facet_collector = FacetCollector::for_field("facets");
         for root in [FACET_PROJECT, FACET_STATUS, FACET_TAG, FACET_KIND] {
             facet_collector.add_facet(Facet::from_path([root]));

@@ -30,6 +30,9 @@ pub struct SearchQuery {
     pub limit: Option<i64>,
     /// From the previous page.
     pub cursor: Option<String>,
+    /// `false` skips facet counts and the exact total (faster on large
+    /// indexes; `total` is then a lower bound). Default `true`.
+    pub facets: Option<bool>,
 }
 
 /// One search result.
@@ -105,6 +108,7 @@ pub async fn search_tickets(
                 },
                 limit,
                 cursor: q.cursor,
+                top_only: !q.facets.unwrap_or(true),
             };
             let (hits, results) = search::search(conn, &index, req, uid)?;
             Ok(web::Json(SearchPage {

@@ -129,6 +129,10 @@ async fn search_filters_facets_pages_and_similar() {
         projects.contains(&("tokio".into(), 2)) && projects.contains(&("serde".into(), 1)),
         "{projects:?}"
     );
+    // Without facets: same items, no counts.
+    let fast = app.get("/api/v1/search/tickets?q=&facets=false", None).await.expect(200).body;
+    assert_eq!(fast["items"].as_array().unwrap().len(), 3);
+    assert_eq!(fast["facets"]["project"], json!([]));
     // Cursor pagination.
     let p1 = app
         .get("/api/v1/search/tickets?q=&limit=2", None)
