@@ -246,14 +246,7 @@ impl TicketIndex {
             };
             let more = scored.len() > limit;
             scored.truncate(limit);
-            let snippets = match &text_query {
-                Some(q) => Some(self.snippet_generators(&searcher, q.as_ref())?),
-                None => None,
-            };
-            let hits = scored
-                .into_iter()
-                .map(|(score, addr)| self.hit(&searcher, addr, score, snippets.as_ref()))
-                .collect::<Result<Vec<_>, _>>()?;
+            let hits = self.hits(&searcher, text_query.as_deref(), scored)?;
             let next = offset + hits.len();
             return Ok(SearchResults {
                 total: next + usize::from(more),
@@ -280,14 +273,7 @@ impl TicketIndex {
                 (docs, total, facets)
             };
 
-        let snippets = match &text_query {
-            Some(q) => Some(self.snippet_generators(&searcher, q.as_ref())?),
-            None => None,
-        };
-        let hits = scored
-            .into_iter()
-            .map(|(score, addr)| self.hit(&searcher, addr, score, snippets.as_ref()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let hits = self.hits(&searcher, text_query.as_deref(), scored)?;
 
         let next = offset + hits.len();
         let next_cursor =
@@ -298,6 +284,23 @@ impl TicketIndex {
             facets: facets_from(&facet_counts),
             next_cursor,
         })
+    }
+
+    /// Stored fields and highlights of scored documents.
+    fn hits(
+        &self,
+        searcher: &Searcher,
+        text_query: Option<&dyn Query>,
+        scored: Vec<(f32, DocAddress)>,
+    ) -> Result<Vec<Hit>, IndexError> {
+        let snippets = match text_query {
+            Some(q) => Some(self.snippet_generators(searcher, q)?),
+            None => None,
+        };
+        scored
+            .into_iter()
+            .map(|(score, addr)| self.hit(searcher, addr, score, snippets.as_ref()))
+            .collect()
     }
 
     /// Resolved or closed tickets most like ticket `id`, best first.

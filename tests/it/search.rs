@@ -130,7 +130,11 @@ async fn search_filters_facets_pages_and_similar() {
         "{projects:?}"
     );
     // Without facets: same items, no counts.
-    let fast = app.get("/api/v1/search/tickets?q=&facets=false", None).await.expect(200).body;
+    let fast = app
+        .get("/api/v1/search/tickets?q=&facets=false", None)
+        .await
+        .expect(200)
+        .body;
     assert_eq!(fast["items"].as_array().unwrap().len(), 3);
     assert_eq!(fast["facets"]["project"], json!([]));
     // Cursor pagination.
