@@ -38,11 +38,23 @@ enum Command {
     Worker,
     /// Rebuild the search index from the database (stop `serve` first: one writer).
     Reindex,
+    /// Ledger operations.
+    Ledger {
+        #[command(subcommand)]
+        action: LedgerAction,
+    },
     /// Import history from another Q&A system.
     Import {
         #[command(subcommand)]
         source: ImportSource,
     },
+}
+
+#[derive(Subcommand)]
+enum LedgerAction {
+    /// Verify every ledger invariant (balanced transfers, account sums equal their
+    /// transfers, nothing below zero, holds resolved at most once); exits 1 on a violation.
+    Check,
 }
 
 #[derive(Subcommand)]
@@ -125,6 +137,21 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
             });
             handle.shutdown();
             Ok(())
+        }
+        Command::Ledger {
+            action: LedgerAction::Check,
+        } => {
+            let pool = open(&config)?;
+            let violations = guildhall::ledger::check(&mut *pool.get()?)?;
+            if violations.is_empty() {
+                println!("ledger check: no violations");
+                Ok(())
+            } else {
+                for v in &violations {
+                    println!("violation: {v}");
+                }
+                anyhow::bail!("ledger check found {} violation(s)", violations.len())
+            }
         }
         Command::Reindex => {
             let pool = open(&config)?;

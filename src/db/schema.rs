@@ -192,3 +192,38 @@ diesel::allow_tables_to_appear_in_same_query!(
     ticket_messages,
     response_templates,
 );
+
+diesel::table! {
+    ledger_accounts (id) {
+        id -> BigInt,
+        code -> Text,
+        kind -> Text,
+        owner_id -> Nullable<BigInt>,
+        currency -> Text,
+        allow_negative -> Bool,
+        debits_posted -> BigInt,
+        credits_posted -> BigInt,
+        debits_pending -> BigInt,
+        credits_pending -> BigInt,
+        frozen -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    ledger_transfers (id) {
+        id -> BigInt,
+        transfer_key -> Text,
+        kind -> Text,
+        debit_account_id -> BigInt,
+        credit_account_id -> BigInt,
+        amount -> BigInt,
+        currency -> Text,
+        pending_id -> Nullable<BigInt>,
+        pending_status -> Nullable<Text>,
+        chain_key -> Nullable<Text>,
+        ticket_id -> Nullable<BigInt>,
+        memo -> Text,
+        created_at -> Timestamp,
+    }
+}

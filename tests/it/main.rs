@@ -8,6 +8,7 @@ mod cli;
 mod errors;
 mod jobs;
 mod jwt;
+mod ledger;
 mod projects;
 mod search;
 mod tickets;
