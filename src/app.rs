@@ -50,6 +50,7 @@ pub fn state_with_index(
         tokens: Arc::new(tokens),
         metrics: Arc::new(Metrics::default()),
         index,
+        gateway: Arc::new(crate::payments::Sandbox),
         hashing: Arc::new(tokio::sync::Semaphore::new(
             std::thread::available_parallelism()
                 .map(|n| n.get() * 2)

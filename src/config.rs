@@ -39,6 +39,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "GUILDHALL_LOGIN_MAX_FAILURES_ACCOUNT", key: "login_max_failures_account", default: "5", doc: "Failed logins per account per window before 429." },
     Setting { env: "GUILDHALL_LOGIN_MAX_FAILURES_ADDRESS", key: "login_max_failures_address", default: "20", doc: "Failed logins per client address per window before 429." },
     Setting { env: "GUILDHALL_LOGIN_WINDOW_SECS", key: "login_window_secs", default: "900", doc: "Window of the failed-login limits." },
+    Setting { env: "GUILDHALL_PLATFORM_FEE_BPS", key: "platform_fee_bps", default: "500", doc: "Platform fee on released escrow, basis points (0–2000), floored." },
     Setting { env: "GUILDHALL_LOG", key: "log", default: "info", doc: "Log filter (tracing EnvFilter syntax, e.g. `guildhall=debug,info`)." },
 ];
 
@@ -79,6 +80,8 @@ pub struct Config {
     pub login_window: Duration,
     /// See [`SETTINGS`].
     pub log: String,
+    /// See [`SETTINGS`].
+    pub platform_fee_bps: i32,
 }
 
 /// A secret value whose `Debug` never shows it.
@@ -272,6 +275,13 @@ impl Config {
                 "a number of seconds",
             )?),
             log,
+            platform_fee_bps: {
+                let v = num("GUILDHALL_PLATFORM_FEE_BPS", "basis points")?;
+                if v > 2000 {
+                    bail!("GUILDHALL_PLATFORM_FEE_BPS: must be at most 2000 (20%)");
+                }
+                i32::try_from(v).context("GUILDHALL_PLATFORM_FEE_BPS: too large")?
+            },
         })
     }
 

@@ -14,6 +14,7 @@ pub mod import;
 pub mod jobs;
 pub mod ledger;
 pub mod metrics;
+pub mod payments;
 pub mod state;
 
 pub use guildhall_jobs::per_backend;

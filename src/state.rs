@@ -24,6 +24,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Bounds concurrent argon2 work (memory- and CPU-hard by design).
     pub hashing: Arc<tokio::sync::Semaphore>,
+    /// The payment gateway (the sandbox by default).
+    pub gateway: Arc<dyn crate::payments::PaymentGateway>,
     /// The ticket search index (read by handlers; written only by the index job).
     pub index: Arc<guildhall_index::TicketIndex>,
 }

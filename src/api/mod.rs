@@ -2,6 +2,7 @@
 //! health and metrics.
 
 pub mod auth;
+pub mod money;
 pub mod projects;
 pub mod queue;
 pub mod search;
@@ -28,10 +29,11 @@ use utoipa::{Modify, OpenApi};
         tickets::unclaim, tickets::transfer, tickets::resolve, tickets::accept, tickets::reopen, tickets::close,
         tickets::cancel, tickets::rating, tickets::post_message, tickets::list_messages, tickets::events,
         tickets::create_template, tickets::list_templates, queue::queue, search::search_tickets, search::similar,
+        money::create_bounty, money::list_bounties, money::balance, money::transfers,
     ),
     components(schemas(Problem, crate::error::FieldError, views::Money)),
     modifiers(&BearerAuth),
-    tags((name = "accounts"), (name = "projects"), (name = "helpers"), (name = "tickets"), (name = "search"), (name = "operations")),
+    tags((name = "accounts"), (name = "projects"), (name = "helpers"), (name = "tickets"), (name = "search"), (name = "money"), (name = "operations")),
 )]
 pub struct ApiDoc;
 
@@ -129,7 +131,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .route("/tickets/{id}/events", web::get().to(tickets::events))
                 .route("/tickets/{id}/similar", web::get().to(search::similar))
-                .route("/search/tickets", web::get().to(search::search_tickets)),
+                .route("/search/tickets", web::get().to(search::search_tickets))
+                .route(
+                    "/tickets/{id}/bounties",
+                    web::post().to(money::create_bounty),
+                )
+                .route(
+                    "/tickets/{id}/bounties",
+                    web::get().to(money::list_bounties),
+                )
+                .route("/me/balance", web::get().to(money::balance))
+                .route("/me/transfers", web::get().to(money::transfers)),
         );
 }
 

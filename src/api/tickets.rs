@@ -356,7 +356,8 @@ pub async fn accept(
     id: web::Path<i64>,
 ) -> AppResult<web::Json<TicketView>> {
     let id = id.into_inner();
-    act(state, move |c| tickets::accept(c, id, user.id)).await
+    let bps = state.config.platform_fee_bps;
+    act(state, move |c| tickets::accept(c, id, user.id, bps)).await
 }
 
 /// Reopen (requester or team): resolved → claimed; closed → open.

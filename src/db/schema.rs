@@ -227,3 +227,48 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    bounties (id) {
+        id -> BigInt,
+        ticket_id -> BigInt,
+        backer_id -> BigInt,
+        amount -> BigInt,
+        currency -> Text,
+        status -> Text,
+        gateway -> Text,
+        payment_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        funded_at -> Nullable<Timestamp>,
+        settled_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    releases (id) {
+        id -> BigInt,
+        ticket_id -> BigInt,
+        helper_id -> BigInt,
+        project_id -> BigInt,
+        amount -> BigInt,
+        currency -> Text,
+        helper_amount -> BigInt,
+        project_amount -> BigInt,
+        platform_amount -> BigInt,
+        platform_bps -> Integer,
+        commission_bps -> Integer,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        idem_key -> Text,
+        request_hash -> Text,
+        status_code -> Nullable<Integer>,
+        response_body -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}

@@ -1,6 +1,7 @@
 //! Domain logic: validation, state changes and queries, independent of HTTP.
 
 pub mod helpers;
+pub mod money;
 pub mod projects;
 pub mod queue;
 pub mod search;

@@ -701,7 +701,9 @@ pub fn resolve(
 }
 
 /// The requester accepts the resolution: closed.
-pub fn accept(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Ticket> {
+/// Accepting releases the ticket's escrow to the resolving helper, the
+/// project and the platform (`platform_bps`) in the same transaction.
+pub fn accept(conn: &mut DbConnection, id: i64, user: i64, platform_bps: i32) -> AppResult<Ticket> {
     let (t, a) = load_visible(conn, id, Some(user))?;
     if !a.requester {
         return Err(AppError::forbidden(
@@ -723,6 +725,7 @@ pub fn accept(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Ticket> 
                     tickets::close_reason.eq(Some("accepted")),
                 ))
                 .execute(conn)?;
+            crate::domain::money::release(conn, &t, platform_bps)?;
             Ok(())
         },
     )
@@ -833,6 +836,8 @@ pub fn close(
                     tickets::close_reason.eq(Some(stored)),
                 ))
                 .execute(conn)?;
+            // Closed without an accepted resolution: the backers get their money back.
+            crate::domain::money::refund_all(conn, id)?;
             Ok(())
         },
     )
@@ -859,6 +864,7 @@ pub fn cancel(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Ticket> 
                     tickets::close_reason.eq(Some("cancelled")),
                 ))
                 .execute(conn)?;
+            crate::domain::money::refund_all(conn, id)?;
             Ok(())
         },
     )

@@ -259,7 +259,35 @@ pub fn account(
     owner: Option<i64>,
     currency: &str,
 ) -> QueryResult<Account> {
-    let code = account_code(kind, owner, currency);
+    account_with_code(
+        conn,
+        &account_code(kind, owner, currency),
+        kind,
+        owner,
+        currency,
+    )
+}
+
+/// The clearing account of a payment gateway in `currency`, created on first use.
+pub fn clearing_account(
+    conn: &mut DbConnection,
+    gateway: &str,
+    currency: &str,
+) -> QueryResult<Account> {
+    let code = format!(
+        "{}:{gateway}:{currency}",
+        AccountKind::GatewayClearing.as_str()
+    );
+    account_with_code(conn, &code, AccountKind::GatewayClearing, None, currency)
+}
+
+fn account_with_code(
+    conn: &mut DbConnection,
+    code: &str,
+    kind: AccountKind,
+    owner: Option<i64>,
+    currency: &str,
+) -> QueryResult<Account> {
     if let Some(a) = la::table
         .filter(la::code.eq(&code))
         .select(Account::as_select())
@@ -270,7 +298,7 @@ pub fn account(
     }
     crate::per_backend!(conn, |c| diesel::insert_into(la::table)
         .values((
-            la::code.eq(&code),
+            la::code.eq(code),
             la::kind.eq(kind.as_str()),
             la::owner_id.eq(owner),
             la::currency.eq(currency),

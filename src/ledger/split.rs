@@ -59,7 +59,7 @@ mod tests {
         let none = split(12_345, 500, 0).unwrap();
         assert_eq!((none.helper, none.project, none.platform), (11_728, 0, 617));
         let max = split(12_345, 500, 3000).unwrap();
-        assert_eq!((max.helper, max.project, max.platform), (8_024, 3_703, 617));
+        assert_eq!((max.helper, max.project, max.platform), (8_025, 3_703, 617));
         assert_eq!(split(0, 500, 1000).map(|s| s.helper), Some(0));
         assert!(split(-1, 500, 1000).is_none());
         assert!(split(100, 6000, 5000).is_none());

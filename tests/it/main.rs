@@ -9,6 +9,7 @@ mod errors;
 mod jobs;
 mod jwt;
 mod ledger;
+mod money;
 mod projects;
 mod search;
 mod tickets;

@@ -1,0 +1,421 @@
+//! Money endpoints: bounties, balances, ledger lines; `Idempotency-Key`.
+
+use super::views::{utc, Money};
+use crate::auth::{AuthUser, MaybeUser};
+use crate::db::schema::{idempotency_keys as ik, ledger_accounts as la, ledger_transfers as lt};
+use crate::domain::money::{self, Bounty};
+use crate::domain::{decode_cursor, encode_cursor, now, page_limit, tickets};
+use crate::error::{AppError, AppResult, Problem};
+use crate::ledger::AccountKind;
+use crate::payments::PaymentStatus;
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::future::Future;
+use utoipa::{IntoParams, ToSchema};
+
+/// Runs a money-moving request at most once per `Idempotency-Key`: the same
+/// key with the same request replays the first response; with a different
+/// request it is 422 `idempotency_mismatch`; while the first is still running
+/// it is 409. Without the header the request simply runs.
+pub async fn idempotent<F, Fut>(
+    state: &AppState,
+    req: &HttpRequest,
+    user: i64,
+    body: &impl Serialize,
+    f: F,
+) -> AppResult<HttpResponse>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = AppResult<(StatusCode, serde_json::Value)>>,
+{
+    let Some(key) = req.headers().get("idempotency-key") else {
+        let (status, json) = f().await?;
+        return Ok(HttpResponse::build(status).json(json));
+    };
+    let key = key
+        .to_str()
+        .ok()
+        .filter(|k| (1..=255).contains(&k.len()))
+        .ok_or_else(|| {
+            AppError::bad_request(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to 255 visible characters",
+            )
+        })?
+        .to_owned();
+    let mut hasher = Sha256::new();
+    hasher.update(req.method().as_str());
+    hasher.update(req.path());
+    hasher.update(serde_json::to_vec(body).map_err(AppError::internal)?);
+    let hash = hex::encode(hasher.finalize());
+    let (k, h) = (key.clone(), hash.clone());
+    let replay = state
+        .db(move |conn| {
+            let row: Option<(String, Option<i32>, Option<String>)> = ik::table
+                .filter(ik::user_id.eq(user))
+                .filter(ik::idem_key.eq(&k))
+                .select((ik::request_hash, ik::status_code, ik::response_body))
+                .first(conn)
+                .optional()?;
+            match row {
+                Some((stored, _, _)) if stored != h => {
+                    Err(AppError::Validation(vec![crate::error::FieldError::new(
+                        "Idempotency-Key",
+                        "idempotency_mismatch: this key was used with a different request",
+                    )]))
+                }
+                Some((_, Some(status), Some(body))) => Ok(Some((status, body))),
+                Some(_) => Err(AppError::conflict(
+                    "request_in_progress",
+                    "a request with this Idempotency-Key is still running",
+                )),
+                None => {
+                    let inserted = crate::per_backend!(conn, |c| diesel::insert_into(ik::table)
+                        .values((
+                            ik::user_id.eq(user),
+                            ik::idem_key.eq(&k),
+                            ik::request_hash.eq(&h),
+                            ik::created_at.eq(now())
+                        ))
+                        .on_conflict_do_nothing()
+                        .execute(c))?;
+                    if inserted == 0 {
+                        return Err(AppError::conflict(
+                            "request_in_progress",
+                            "a request with this Idempotency-Key is still running",
+                        ));
+                    }
+                    Ok(None)
+                }
+            }
+        })
+        .await?;
+    if let Some((status, body)) = replay {
+        let status =
+            StatusCode::from_u16(u16::try_from(status).unwrap_or(500)).unwrap_or(StatusCode::OK);
+        let content_type = if status.is_success() {
+            "application/json"
+        } else {
+            "application/problem+json"
+        };
+        return Ok(HttpResponse::build(status)
+            .content_type(content_type)
+            .insert_header(("Idempotent-Replayed", "true"))
+            .body(body));
+    }
+    let outcome = f().await;
+    let (status, text, result) = match outcome {
+        Ok((status, json)) => (
+            status,
+            json.to_string(),
+            Ok(HttpResponse::build(status).json(json)),
+        ),
+        Err(e) => {
+            let status = e.status_code();
+            (
+                status,
+                serde_json::to_string(&e.problem()).unwrap_or_default(),
+                Err(e),
+            )
+        }
+    };
+    let k = key;
+    state
+        .db(move |conn| {
+            let mine = ik::table
+                .filter(ik::user_id.eq(user))
+                .filter(ik::idem_key.eq(&k));
+            if status.is_server_error() {
+                // Nothing to replay: let a retry run again.
+                diesel::delete(mine).execute(conn)?;
+            } else {
+                diesel::update(mine)
+                    .set((
+                        ik::status_code.eq(Some(i32::from(status.as_u16()))),
+                        ik::response_body.eq(Some(&text)),
+                    ))
+                    .execute(conn)?;
+            }
+            Ok(())
+        })
+        .await?;
+    result
+}
+
+/// Body of `POST /tickets/{id}/bounties`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BountyBody {
+    /// Minor units, 100 to 10,000,000.
+    pub amount: i64,
+    /// The project's currency.
+    pub currency: String,
+}
+
+/// A bounty.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BountyView {
+    /// Id.
+    pub id: i64,
+    /// Ticket.
+    pub ticket_id: i64,
+    /// Who pays.
+    pub backer_id: i64,
+    /// How much.
+    pub amount: Money,
+    /// `pending_payment`, `funded`, `released`, `refunded` or `failed`.
+    pub status: String,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Funded.
+    pub funded_at: Option<DateTime<Utc>>,
+}
+
+impl From<&Bounty> for BountyView {
+    fn from(b: &Bounty) -> Self {
+        BountyView {
+            id: b.id,
+            ticket_id: b.ticket_id,
+            backer_id: b.backer_id,
+            amount: Money {
+                amount: b.amount,
+                currency: b.currency.clone(),
+            },
+            status: b.status.clone(),
+            created_at: utc(b.created_at),
+            funded_at: b.funded_at.map(utc),
+        }
+    }
+}
+
+/// The payment behind a bounty.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentView {
+    /// `sandbox` (test money) or `stripe`.
+    pub gateway: String,
+    /// Where it stands.
+    pub status: PaymentStatus,
+    /// For the payer's browser when they must act.
+    pub client_secret: Option<String>,
+    /// True for the sandbox: no real money moved.
+    pub test_money: bool,
+}
+
+/// A funded (or funding) bounty with its payment.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BountyCreated {
+    /// The bounty.
+    pub bounty: BountyView,
+    /// Its payment.
+    pub payment: PaymentView,
+}
+
+/// Put money on a ticket; funded when the payment succeeds (sandbox: at once).
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/bounties", tag = "money", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "ticket id"), ("Idempotency-Key" = Option<String>, Header, description = "replays the first response")),
+    request_body = BountyBody,
+    responses((status = 201, body = BountyCreated), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_bounty(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: AuthUser,
+    id: web::Path<i64>,
+    body: web::Json<BountyBody>,
+) -> AppResult<HttpResponse> {
+    let id = id.into_inner();
+    let body = body.into_inner();
+    let st = state.clone();
+    let (amount, currency) = (body.amount, body.currency.to_ascii_lowercase());
+    idempotent(&state, &req, user.id, &body, || async move {
+        let gateway = st.gateway.clone();
+        let (b, p) = st
+            .db(move |conn| {
+                money::fund_bounty(conn, gateway.as_ref(), id, user.id, amount, &currency)
+            })
+            .await?;
+        let view = BountyCreated {
+            bounty: BountyView::from(&b),
+            payment: PaymentView {
+                gateway: b.gateway.clone(),
+                status: p.status,
+                client_secret: p.client_secret,
+                test_money: st.gateway.test_money(),
+            },
+        };
+        Ok((
+            StatusCode::CREATED,
+            serde_json::to_value(view).map_err(AppError::internal)?,
+        ))
+    })
+    .await
+}
+
+/// Bounties on a ticket the caller can see.
+#[utoipa::path(get, path = "/api/v1/tickets/{id}/bounties", tag = "money",
+    params(("id" = i64, Path, description = "ticket id")),
+    responses((status = 200, body = [BountyView]), (status = 404, body = Problem)))]
+pub async fn list_bounties(
+    state: web::Data<AppState>,
+    user: MaybeUser,
+    id: web::Path<i64>,
+) -> AppResult<web::Json<Vec<BountyView>>> {
+    let id = id.into_inner();
+    state
+        .db(move |conn| {
+            tickets::load_visible(conn, id, user.0.map(|u| u.id))?;
+            Ok(web::Json(
+                money::bounties_of(conn, id)?
+                    .iter()
+                    .map(BountyView::from)
+                    .collect(),
+            ))
+        })
+        .await
+}
+
+/// A balance in one currency.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BalanceView {
+    /// Can be paid out.
+    pub available: i64,
+    /// Reserved, not yet settled.
+    pub pending: i64,
+    /// Currency.
+    pub currency: String,
+}
+
+/// The caller's balances.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Balances {
+    /// One per currency.
+    pub items: Vec<BalanceView>,
+}
+
+/// The caller's balance per currency.
+#[utoipa::path(get, path = "/api/v1/me/balance", tag = "money", security(("bearer" = [])),
+    responses((status = 200, body = Balances), (status = 401, body = Problem)))]
+pub async fn balance(state: web::Data<AppState>, user: AuthUser) -> AppResult<web::Json<Balances>> {
+    state
+        .db(move |conn| {
+            let accounts: Vec<crate::ledger::Account> = la::table
+                .filter(la::kind.eq(AccountKind::UserPayable.as_str()))
+                .filter(la::owner_id.eq(user.id))
+                .select(crate::ledger::Account::as_select())
+                .order(la::currency)
+                .load(conn)?;
+            Ok(web::Json(Balances {
+                items: accounts
+                    .iter()
+                    .map(|a| BalanceView {
+                        available: a.available(),
+                        pending: a.credits_pending,
+                        currency: a.currency.clone(),
+                    })
+                    .collect(),
+            }))
+        })
+        .await
+}
+
+/// One ledger line of the caller's.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LedgerLine {
+    /// Transfer id.
+    pub id: i64,
+    /// `credit` (money in) or `debit` (money out).
+    pub direction: String,
+    /// How much.
+    pub amount: Money,
+    /// `posted`, `pending`, `post_pending` or `void_pending`.
+    pub kind: String,
+    /// The ticket it concerns.
+    pub ticket_id: Option<i64>,
+    /// What it was.
+    pub memo: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A page of ledger lines.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LedgerPage {
+    /// Newest first.
+    pub items: Vec<LedgerLine>,
+    /// Pass as `?cursor=` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// `?limit=&cursor=`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct LinesQuery {
+    /// 1–100, default 20.
+    pub limit: Option<i64>,
+    /// From the previous page.
+    pub cursor: Option<String>,
+}
+
+/// The caller's ledger lines, newest first.
+#[utoipa::path(get, path = "/api/v1/me/transfers", tag = "money", security(("bearer" = [])), params(LinesQuery),
+    responses((status = 200, body = LedgerPage), (status = 401, body = Problem)))]
+pub async fn transfers(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: web::Query<LinesQuery>,
+) -> AppResult<web::Json<LedgerPage>> {
+    let limit = page_limit(query.limit)?;
+    let before = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    state
+        .db(move |conn| {
+            let mine: Vec<i64> = la::table
+                .filter(la::kind.eq(AccountKind::UserPayable.as_str()))
+                .filter(la::owner_id.eq(user.id))
+                .select(la::id)
+                .load(conn)?;
+            let mut q = lt::table
+                .filter(
+                    lt::debit_account_id
+                        .eq_any(&mine)
+                        .or(lt::credit_account_id.eq_any(&mine)),
+                )
+                .select(crate::ledger::Transfer::as_select())
+                .order(lt::id.desc())
+                .limit(limit + 1)
+                .into_boxed();
+            if let Some(b) = before {
+                q = q.filter(lt::id.lt(b));
+            }
+            let rows: Vec<crate::ledger::Transfer> = q.load(conn)?;
+            let more = rows.len() as i64 > limit;
+            let rows = &rows[..rows.len().min(limit as usize)];
+            Ok(web::Json(LedgerPage {
+                next_cursor: more
+                    .then(|| rows.last().map(|t| encode_cursor(t.id)))
+                    .flatten(),
+                items: rows
+                    .iter()
+                    .map(|t| LedgerLine {
+                        id: t.id,
+                        direction: if mine.contains(&t.credit_account_id) {
+                            "credit"
+                        } else {
+                            "debit"
+                        }
+                        .into(),
+                        amount: Money {
+                            amount: t.amount,
+                            currency: t.currency.clone(),
+                        },
+                        kind: t.kind.clone(),
+                        ticket_id: t.ticket_id,
+                        memo: t.memo.clone(),
+                        created_at: utc(t.created_at),
+                    })
+                    .collect(),
+            }))
+        })
+        .await
+}

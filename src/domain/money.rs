@@ -1,0 +1,354 @@
+//! Bounties, escrow release and refunds, on top of the ledger.
+//!
+//! Funding: a bounty row (`pending_payment`) → the gateway collects → the
+//! payment is settled exactly once (`settle_payment`): gateway clearing →
+//! ticket escrow, the bounty `funded`, the ticket's `paid_amount` raised.
+//! Accepting a resolution releases the whole escrow in one linked chain,
+//! split helper / project / platform. Cancelling or closing without a
+//! resolution refunds every funded bounty back through the gateway's
+//! clearing account.
+
+use crate::db::schema::{bounties, projects, releases, tickets};
+use crate::db::{write_tx, DbConnection};
+use crate::domain::now;
+use crate::domain::tickets::{self as ticket_domain, Status, Ticket};
+use crate::error::{AppError, AppResult};
+use crate::ledger::{self, AccountKind, NewTransfer, TransferKind};
+use crate::payments::{Payment, PaymentGateway, PaymentRequest, PaymentStatus};
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+/// Smallest bounty, minor units.
+pub const MIN_BOUNTY: i64 = 100;
+/// Largest bounty, minor units.
+pub const MAX_BOUNTY: i64 = 10_000_000;
+
+/// A row of `bounties`.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = bounties)]
+pub struct Bounty {
+    /// Id.
+    pub id: i64,
+    /// Ticket.
+    pub ticket_id: i64,
+    /// Who pays.
+    pub backer_id: i64,
+    /// Minor units.
+    pub amount: i64,
+    /// Currency.
+    pub currency: String,
+    /// `pending_payment`, `funded`, `released`, `refunded` or `failed`.
+    pub status: String,
+    /// Gateway name.
+    pub gateway: String,
+    /// Gateway payment id.
+    pub payment_id: Option<String>,
+    /// Created.
+    pub created_at: NaiveDateTime,
+    /// Funded.
+    pub funded_at: Option<NaiveDateTime>,
+    /// Released or refunded.
+    pub settled_at: Option<NaiveDateTime>,
+}
+
+fn escrow(conn: &mut DbConnection, ticket_id: i64, currency: &str) -> QueryResult<ledger::Account> {
+    ledger::account(conn, AccountKind::TicketEscrow, Some(ticket_id), currency)
+}
+
+/// Creates a bounty on a ticket the caller can see and collects the money.
+/// With a gateway that settles at once (the sandbox) it is funded on return.
+pub fn fund_bounty(
+    conn: &mut DbConnection,
+    gateway: &dyn PaymentGateway,
+    ticket_id: i64,
+    backer: i64,
+    amount: i64,
+    currency: &str,
+) -> AppResult<(Bounty, Payment)> {
+    let (t, _) = ticket_domain::load_visible(conn, ticket_id, Some(backer))?;
+    if !(MIN_BOUNTY..=MAX_BOUNTY).contains(&amount) {
+        return Err(AppError::field(
+            "amount",
+            format!("must be between {MIN_BOUNTY} and {MAX_BOUNTY} minor units"),
+        ));
+    }
+    let project_currency: String = projects::table
+        .find(t.project_id)
+        .select(projects::currency)
+        .first(conn)?;
+    if currency != project_currency {
+        return Err(AppError::field(
+            "currency",
+            format!("this project is paid in {project_currency}"),
+        ));
+    }
+    if !matches!(t.status(), Status::Open | Status::Claimed) {
+        return Err(AppError::conflict(
+            "ticket_not_open",
+            format!("a {} ticket cannot take a bounty", t.status),
+        ));
+    }
+    let id: i64 = diesel::insert_into(bounties::table)
+        .values((
+            bounties::ticket_id.eq(ticket_id),
+            bounties::backer_id.eq(backer),
+            bounties::amount.eq(amount),
+            bounties::currency.eq(currency),
+            bounties::status.eq("pending_payment"),
+            bounties::gateway.eq(gateway.name()),
+            bounties::created_at.eq(now()),
+        ))
+        .returning(bounties::id)
+        .get_result(conn)?;
+    let payment = gateway
+        .create_payment(&PaymentRequest {
+            amount,
+            currency: currency.to_owned(),
+            description: format!("Bounty on ticket #{ticket_id}"),
+            metadata: vec![
+                ("ticket_id".into(), ticket_id.to_string()),
+                ("bounty_id".into(), id.to_string()),
+            ],
+            idempotency_key: format!("bounty:{id}"),
+        })
+        .map_err(|e| {
+            tracing::warn!(bounty = id, error = %e, "payment gateway refused a bounty");
+            AppError::conflict("payment_failed", "the payment could not be created")
+        })?;
+    diesel::update(bounties::table.find(id))
+        .set(bounties::payment_id.eq(&payment.id))
+        .execute(conn)?;
+    match payment.status {
+        PaymentStatus::Succeeded => {
+            settle_payment(conn, gateway.name(), &payment.id)?;
+        }
+        PaymentStatus::Failed => {
+            diesel::update(bounties::table.find(id))
+                .set(bounties::status.eq("failed"))
+                .execute(conn)?;
+        }
+        PaymentStatus::RequiresAction | PaymentStatus::Processing => {}
+    }
+    let b = bounties::table
+        .find(id)
+        .select(Bounty::as_select())
+        .first(conn)?;
+    Ok((b, payment))
+}
+
+/// Books a succeeded payment into escrow, exactly once however often it is
+/// reported (the response of the create call, webhooks, retries). Returns
+/// whether this call did the booking.
+pub fn settle_payment(conn: &mut DbConnection, gateway: &str, payment_id: &str) -> AppResult<bool> {
+    write_tx(conn, |conn| {
+        let b: Option<Bounty> = bounties::table
+            .filter(bounties::gateway.eq(gateway))
+            .filter(bounties::payment_id.eq(payment_id))
+            .select(Bounty::as_select())
+            .first(conn)
+            .optional()?;
+        let Some(b) = b else { return Ok(false) };
+        let n = diesel::update(
+            bounties::table
+                .find(b.id)
+                .filter(bounties::status.eq("pending_payment")),
+        )
+        .set((
+            bounties::status.eq("funded"),
+            bounties::funded_at.eq(Some(now())),
+        ))
+        .execute(conn)?;
+        if n == 0 {
+            return Ok(false);
+        }
+        let clearing = ledger::clearing_account(conn, gateway, &b.currency)?;
+        let escrow = escrow(conn, b.ticket_id, &b.currency)?;
+        ledger::apply(
+            conn,
+            &[NewTransfer {
+                key: format!("bounty:{}:fund", b.id),
+                kind: TransferKind::Posted,
+                debit: clearing.id,
+                credit: escrow.id,
+                amount: b.amount,
+                pending_id: None,
+                ticket_id: Some(b.ticket_id),
+                memo: format!("bounty {} funded by user {}", b.id, b.backer_id),
+            }],
+        )?;
+        diesel::update(tickets::table.find(b.ticket_id))
+            .set((
+                tickets::paid_amount.eq(tickets::paid_amount + b.amount),
+                tickets::index_version.eq(tickets::index_version + 1),
+            ))
+            .execute(conn)?;
+        Ok(true)
+    })
+}
+
+/// What a release paid out.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = releases)]
+pub struct Release {
+    /// Ticket.
+    pub ticket_id: i64,
+    /// The resolving helper.
+    pub helper_id: i64,
+    /// Project.
+    pub project_id: i64,
+    /// Whole amount released.
+    pub amount: i64,
+    /// Currency.
+    pub currency: String,
+    /// Helper's part.
+    pub helper_amount: i64,
+    /// Project's commission.
+    pub project_amount: i64,
+    /// Platform's fee.
+    pub platform_amount: i64,
+    /// Platform rate used.
+    pub platform_bps: i32,
+    /// Commission rate used.
+    pub commission_bps: i32,
+    /// When.
+    pub created_at: NaiveDateTime,
+}
+
+/// Releases a ticket's escrow to its resolving helper, project and platform
+/// in one linked chain; call inside the accept transition's transaction.
+/// Does nothing when the escrow is empty. The rates are recorded.
+pub fn release(
+    conn: &mut DbConnection,
+    t: &Ticket,
+    platform_bps: i32,
+) -> AppResult<Option<Release>> {
+    let (commission_bps, currency): (i32, String) = projects::table
+        .find(t.project_id)
+        .select((projects::commission_bps, projects::currency))
+        .first(conn)?;
+    let escrow = escrow(conn, t.id, &currency)?;
+    let amount = escrow.available();
+    if amount <= 0 {
+        return Ok(None);
+    }
+    let helper = t.resolved_by.ok_or_else(|| {
+        AppError::conflict("no_resolver", "the ticket has no resolving helper to pay")
+    })?;
+    let split = ledger::split(amount, platform_bps, commission_bps).ok_or_else(|| {
+        AppError::internal(anyhow::anyhow!(
+            "invalid fee rates {platform_bps}/{commission_bps}"
+        ))
+    })?;
+    let helper_acct = ledger::account(conn, AccountKind::UserPayable, Some(helper), &currency)?;
+    let project_acct = ledger::account(
+        conn,
+        AccountKind::ProjectRevenue,
+        Some(t.project_id),
+        &currency,
+    )?;
+    let platform_acct = ledger::account(conn, AccountKind::PlatformRevenue, None, &currency)?;
+    let chain: Vec<NewTransfer> = [
+        ("helper", helper_acct.id, split.helper),
+        ("project", project_acct.id, split.project),
+        ("platform", platform_acct.id, split.platform),
+    ]
+    .into_iter()
+    .filter(|(_, _, part)| *part > 0)
+    .map(|(who, account, part)| NewTransfer {
+        key: format!("ticket:{}:release:{who}", t.id),
+        kind: TransferKind::Posted,
+        debit: escrow.id,
+        credit: account,
+        amount: part,
+        pending_id: None,
+        ticket_id: Some(t.id),
+        memo: format!("release of ticket {} to the {who}", t.id),
+    })
+    .collect();
+    ledger::apply(conn, &chain)?;
+    diesel::insert_into(releases::table)
+        .values((
+            releases::ticket_id.eq(t.id),
+            releases::helper_id.eq(helper),
+            releases::project_id.eq(t.project_id),
+            releases::amount.eq(amount),
+            releases::currency.eq(&currency),
+            releases::helper_amount.eq(split.helper),
+            releases::project_amount.eq(split.project),
+            releases::platform_amount.eq(split.platform),
+            releases::platform_bps.eq(platform_bps),
+            releases::commission_bps.eq(commission_bps),
+            releases::created_at.eq(now()),
+        ))
+        .execute(conn)?;
+    diesel::update(
+        bounties::table
+            .filter(bounties::ticket_id.eq(t.id))
+            .filter(bounties::status.eq("funded")),
+    )
+    .set((
+        bounties::status.eq("released"),
+        bounties::settled_at.eq(Some(now())),
+    ))
+    .execute(conn)?;
+    Ok(Some(
+        releases::table
+            .filter(releases::ticket_id.eq(t.id))
+            .select(Release::as_select())
+            .first(conn)?,
+    ))
+}
+
+/// Refunds every funded bounty of a ticket (cancelled or closed without a
+/// resolution): escrow → the gateway's clearing account, once per bounty.
+/// Call inside the transition's transaction. Returns how many were refunded.
+pub fn refund_all(conn: &mut DbConnection, ticket_id: i64) -> AppResult<usize> {
+    let funded: Vec<Bounty> = bounties::table
+        .filter(bounties::ticket_id.eq(ticket_id))
+        .filter(bounties::status.eq("funded"))
+        .select(Bounty::as_select())
+        .load(conn)?;
+    for b in &funded {
+        let n = diesel::update(
+            bounties::table
+                .find(b.id)
+                .filter(bounties::status.eq("funded")),
+        )
+        .set((
+            bounties::status.eq("refunded"),
+            bounties::settled_at.eq(Some(now())),
+        ))
+        .execute(conn)?;
+        if n == 0 {
+            continue;
+        }
+        let clearing = ledger::clearing_account(conn, &b.gateway, &b.currency)?;
+        let escrow = escrow(conn, ticket_id, &b.currency)?;
+        ledger::apply(
+            conn,
+            &[NewTransfer {
+                key: format!("bounty:{}:refund", b.id),
+                kind: TransferKind::Posted,
+                debit: escrow.id,
+                credit: clearing.id,
+                amount: b.amount,
+                pending_id: None,
+                ticket_id: Some(ticket_id),
+                memo: format!("bounty {} refunded to user {}", b.id, b.backer_id),
+            }],
+        )?;
+        diesel::update(tickets::table.find(ticket_id))
+            .set(tickets::paid_amount.eq(tickets::paid_amount - b.amount))
+            .execute(conn)?;
+    }
+    Ok(funded.len())
+}
+
+/// Bounties of a ticket, oldest first.
+pub fn bounties_of(conn: &mut DbConnection, ticket_id: i64) -> QueryResult<Vec<Bounty>> {
+    bounties::table
+        .filter(bounties::ticket_id.eq(ticket_id))
+        .select(Bounty::as_select())
+        .order(bounties::id)
+        .load(conn)
+}

@@ -1,0 +1,131 @@
+//! Payment gateways. The ledger mirrors every gateway's money in its own
+//! clearing account; a gateway only moves real (or test) money.
+//!
+//! * [`Sandbox`] — the embedded default: settles at once, every amount is
+//!   test money, ids derive from the idempotency key so a retry yields the
+//!   same payment.
+//! * Stripe (PaymentIntents, Connect, Transfers, Refunds) is the next step of
+//!   the money work and plugs in behind the same trait.
+
+use sha2::{Digest, Sha256};
+
+/// A request to collect money from a payer.
+#[derive(Debug, Clone)]
+pub struct PaymentRequest {
+    /// Minor units.
+    pub amount: i64,
+    /// ISO 4217, lower case.
+    pub currency: String,
+    /// Shown to the payer.
+    pub description: String,
+    /// Names what the money is for (ticket, bounty or bid).
+    pub metadata: Vec<(String, String)>,
+    /// The same key returns the same payment.
+    pub idempotency_key: String,
+}
+
+/// Where a payment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    /// Money collected.
+    Succeeded,
+    /// The payer must act (card authentication) using the client secret.
+    RequiresAction,
+    /// Collected later; a webhook says how it ended.
+    Processing,
+    /// Refused.
+    Failed,
+}
+
+/// A payment as the gateway reports it.
+#[derive(Debug, Clone)]
+pub struct Payment {
+    /// Gateway's id.
+    pub id: String,
+    /// Status.
+    pub status: PaymentStatus,
+    /// For the payer's browser, when they must act.
+    pub client_secret: Option<String>,
+}
+
+/// A way to move money in and out.
+pub trait PaymentGateway: Send + Sync {
+    /// Stable name, also the clearing account's owner.
+    fn name(&self) -> &'static str;
+    /// Whether amounts through it are test money.
+    fn test_money(&self) -> bool;
+    /// Collects money from the payer.
+    fn create_payment(&self, req: &PaymentRequest) -> anyhow::Result<Payment>;
+    /// Returns (part of) a payment to the payer; returns the refund's id.
+    fn refund(
+        &self,
+        payment_id: &str,
+        amount: i64,
+        idempotency_key: &str,
+    ) -> anyhow::Result<String>;
+}
+
+/// The embedded sandbox: settles at once, test money only.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Sandbox;
+
+fn derived_id(prefix: &str, key: &str) -> String {
+    format!(
+        "{prefix}_{}",
+        &hex::encode(Sha256::digest(key.as_bytes()))[..24]
+    )
+}
+
+impl PaymentGateway for Sandbox {
+    fn name(&self) -> &'static str {
+        "sandbox"
+    }
+    fn test_money(&self) -> bool {
+        true
+    }
+    fn create_payment(&self, req: &PaymentRequest) -> anyhow::Result<Payment> {
+        anyhow::ensure!(req.amount > 0, "amount must be positive");
+        Ok(Payment {
+            id: derived_id("sandbox_pi", &req.idempotency_key),
+            status: PaymentStatus::Succeeded,
+            client_secret: None,
+        })
+    }
+    fn refund(
+        &self,
+        payment_id: &str,
+        amount: i64,
+        idempotency_key: &str,
+    ) -> anyhow::Result<String> {
+        anyhow::ensure!(amount > 0, "amount must be positive");
+        Ok(derived_id(
+            "sandbox_re",
+            &format!("{payment_id}:{idempotency_key}"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sandbox_is_idempotent_and_settles_at_once() {
+        let req = PaymentRequest {
+            amount: 100,
+            currency: "usd".into(),
+            description: "x".into(),
+            metadata: vec![],
+            idempotency_key: "bounty:1".into(),
+        };
+        let a = Sandbox.create_payment(&req).unwrap();
+        let b = Sandbox.create_payment(&req).unwrap();
+        assert_eq!(a.id, b.id);
+        assert_eq!(a.status, PaymentStatus::Succeeded);
+        assert!(Sandbox.test_money());
+        assert!(Sandbox
+            .create_payment(&PaymentRequest { amount: 0, ..req })
+            .is_err());
+    }
+}

@@ -1,0 +1,322 @@
+//! Bounties through HTTP with the sandbox gateway.
+
+use crate::util::TestApp;
+use actix_web::http::Method;
+use actix_web::test::TestRequest;
+use guildhall::ledger::{self, AccountKind};
+use serde_json::json;
+
+#[actix_web::test]
+async fn bounty_claim_resolve_accept_splits_85_10_5() {
+    let app = TestApp::new();
+    let owner = app.user("owner").await;
+    let helper = app.user("helper").await;
+    let requester = app.user("req").await;
+    let project = app.project(&owner, "proj").await;
+    app.approved_helper(&owner, &helper, "proj").await;
+    let id = app
+        .open_ticket(&requester, "proj", "Paid question", "public")
+        .await;
+
+    let r = app
+        .post(
+            &format!("/api/v1/tickets/{id}/bounties"),
+            json!({"amount": 10_000, "currency": "usd"}),
+            Some(&requester.access),
+        )
+        .await
+        .expect(201);
+    assert_eq!(r.body["bounty"]["status"], "funded");
+    assert_eq!(
+        r.body["payment"],
+        json!({"gateway": "sandbox", "status": "succeeded", "client_secret": null, "test_money": true})
+    );
+    let t = app
+        .get(&format!("/api/v1/tickets/{id}"), None)
+        .await
+        .expect(200);
+    assert_eq!(t.body["paid"], json!({"amount": 10_000, "currency": "usd"}));
+    let q = app
+        .get("/api/v1/projects/proj/queue", None)
+        .await
+        .expect(200);
+    assert_eq!(q.body["items"][0]["paid"], true);
+
+    app.post(
+        &format!("/api/v1/tickets/{id}/claim"),
+        json!({}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(200);
+    app.post(
+        &format!("/api/v1/tickets/{id}/resolve"),
+        json!({}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(200);
+    app.post(
+        &format!("/api/v1/tickets/{id}/accept"),
+        json!({}),
+        Some(&requester.access),
+    )
+    .await
+    .expect(200);
+
+    let b = app
+        .get("/api/v1/me/balance", Some(&helper.access))
+        .await
+        .expect(200);
+    assert_eq!(
+        b.body["items"],
+        json!([{"available": 8_500, "pending": 0, "currency": "usd"}])
+    );
+    let lines = app
+        .get("/api/v1/me/transfers", Some(&helper.access))
+        .await
+        .expect(200);
+    assert_eq!(lines.body["items"][0]["direction"], "credit");
+    assert_eq!(lines.body["items"][0]["ticket_id"], id);
+    // Others see nothing of it.
+    assert_eq!(
+        app.get("/api/v1/me/balance", Some(&requester.access))
+            .await
+            .expect(200)
+            .body["items"],
+        json!([])
+    );
+    app.get("/api/v1/me/balance", None).await.expect(401);
+
+    let mut conn = app.conn();
+    let project_id = project["id"].as_i64().unwrap();
+    assert_eq!(
+        ledger::account(
+            &mut conn,
+            AccountKind::ProjectRevenue,
+            Some(project_id),
+            "usd"
+        )
+        .unwrap()
+        .balance(),
+        1_000
+    );
+    assert_eq!(
+        ledger::account(&mut conn, AccountKind::PlatformRevenue, None, "usd")
+            .unwrap()
+            .balance(),
+        500
+    );
+    assert_eq!(
+        ledger::account(&mut conn, AccountKind::TicketEscrow, Some(id), "usd")
+            .unwrap()
+            .balance(),
+        0
+    );
+    assert_eq!(ledger::check(&mut conn).unwrap(), Vec::<String>::new());
+    let bounties = app
+        .get(&format!("/api/v1/tickets/{id}/bounties"), None)
+        .await
+        .expect(200);
+    assert_eq!(bounties.body[0]["status"], "released");
+}
+
+#[actix_web::test]
+async fn idempotency_keys_replay_or_refuse() {
+    let app = TestApp::new();
+    let owner = app.user("owner").await;
+    let requester = app.user("req").await;
+    app.project(&owner, "proj").await;
+    let id = app
+        .open_ticket(&requester, "proj", "Idempotent money", "public")
+        .await;
+    let svc = actix_web::test::init_service(guildhall::app::build(app.state.clone())).await;
+    let send = |amount: i64, key: &str| {
+        TestRequest::default()
+            .method(Method::POST)
+            .uri(&format!("/api/v1/tickets/{id}/bounties"))
+            .insert_header(("authorization", format!("Bearer {}", requester.access)))
+            .insert_header(("idempotency-key", key.to_owned()))
+            .set_json(json!({"amount": amount, "currency": "usd"}))
+    };
+    let first = app.send(&svc, send(2_500, "k1")).await.expect(201);
+    let again = app.send(&svc, send(2_500, "k1")).await.expect(201);
+    assert_eq!(first.body, again.body, "the first response is replayed");
+    assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
+    let r = app.send(&svc, send(3_000, "k1")).await.expect(422);
+    assert!(r.text.contains("idempotency_mismatch"));
+    app.send(&svc, send(3_000, "k2")).await.expect(201);
+    // Errors are replayed too, and nothing was written twice.
+    app.send(&svc, send(5, "k3")).await.expect(422);
+    app.send(&svc, send(5, "k3")).await.expect(422);
+    let t = app
+        .get(&format!("/api/v1/tickets/{id}"), None)
+        .await
+        .expect(200);
+    assert_eq!(t.body["paid"]["amount"], 5_500);
+    assert_eq!(
+        app.get(&format!("/api/v1/tickets/{id}/bounties"), None)
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[actix_web::test]
+async fn cancelling_refunds_backers_and_bad_bounties_are_refused() {
+    let app = TestApp::new();
+    let owner = app.user("owner").await;
+    let requester = app.user("req").await;
+    let backer = app.user("backer").await;
+    app.project(&owner, "proj").await;
+    let id = app
+        .open_ticket(&requester, "proj", "Refund me", "public")
+        .await;
+    let secret = app
+        .open_ticket(&requester, "proj", "Private one", "private")
+        .await;
+    app.post(
+        &format!("/api/v1/tickets/{secret}/bounties"),
+        json!({"amount": 1_000, "currency": "usd"}),
+        Some(&backer.access),
+    )
+    .await
+    .expect(404);
+    app.post(
+        &format!("/api/v1/tickets/{id}/bounties"),
+        json!({"amount": 1_000, "currency": "eur"}),
+        Some(&backer.access),
+    )
+    .await
+    .expect(422);
+    app.post(
+        &format!("/api/v1/tickets/{id}/bounties"),
+        json!({"amount": 99, "currency": "usd"}),
+        Some(&backer.access),
+    )
+    .await
+    .expect(422);
+    app.post(
+        &format!("/api/v1/tickets/{id}/bounties"),
+        json!({"amount": 1_000, "currency": "usd"}),
+        None,
+    )
+    .await
+    .expect(401);
+    app.post(
+        &format!("/api/v1/tickets/{id}/bounties"),
+        json!({"amount": 1_000, "currency": "usd"}),
+        Some(&backer.access),
+    )
+    .await
+    .expect(201);
+    app.post(
+        &format!("/api/v1/tickets/{id}/bounties"),
+        json!({"amount": 4_000, "currency": "usd"}),
+        Some(&requester.access),
+    )
+    .await
+    .expect(201);
+    app.post(
+        &format!("/api/v1/tickets/{id}/cancel"),
+        json!({}),
+        Some(&requester.access),
+    )
+    .await
+    .expect(200);
+    let bounties = app
+        .get(&format!("/api/v1/tickets/{id}/bounties"), None)
+        .await
+        .expect(200);
+    assert!(bounties
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|b| b["status"] == "refunded"));
+    assert_eq!(
+        app.get(&format!("/api/v1/tickets/{id}"), None).await.body["paid"]["amount"],
+        0
+    );
+    app.post(
+        &format!("/api/v1/tickets/{id}/bounties"),
+        json!({"amount": 1_000, "currency": "usd"}),
+        Some(&backer.access),
+    )
+    .await
+    .expect(409);
+    let mut conn = app.conn();
+    assert_eq!(
+        ledger::account(&mut conn, AccountKind::TicketEscrow, Some(id), "usd")
+            .unwrap()
+            .balance(),
+        0
+    );
+    assert_eq!(
+        ledger::clearing_account(&mut conn, "sandbox", "usd")
+            .unwrap()
+            .balance(),
+        0,
+        "all money went back out"
+    );
+    assert_eq!(ledger::check(&mut conn).unwrap(), Vec::<String>::new());
+}
+
+#[actix_web::test]
+async fn concurrent_accepts_release_once() {
+    let app = TestApp::new();
+    let owner = app.user("owner").await;
+    let helper = app.user("helper").await;
+    let requester = app.user("req").await;
+    app.project(&owner, "proj").await;
+    app.approved_helper(&owner, &helper, "proj").await;
+    let id = app
+        .open_ticket(&requester, "proj", "Accept race", "public")
+        .await;
+    app.post(
+        &format!("/api/v1/tickets/{id}/bounties"),
+        json!({"amount": 7_777, "currency": "usd"}),
+        Some(&requester.access),
+    )
+    .await
+    .expect(201);
+    app.post(
+        &format!("/api/v1/tickets/{id}/claim"),
+        json!({}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(200);
+    app.post(
+        &format!("/api/v1/tickets/{id}/resolve"),
+        json!({}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(200);
+    let path = format!("/api/v1/tickets/{id}/accept");
+    let results = futures_util::future::join_all(
+        (0..50).map(|_| app.post(&path, json!({}), Some(&requester.access))),
+    )
+    .await;
+    assert_eq!(
+        results.iter().filter(|r| r.status.as_u16() == 200).count(),
+        1
+    );
+    assert!(results
+        .iter()
+        .all(|r| matches!(r.status.as_u16(), 200 | 409)));
+    let b = app
+        .get("/api/v1/me/balance", Some(&helper.access))
+        .await
+        .expect(200);
+    let split = ledger::split(7_777, 500, 1000).unwrap();
+    assert_eq!(b.body["items"][0]["available"], split.helper);
+    assert_eq!(
+        ledger::check(&mut app.conn()).unwrap(),
+        Vec::<String>::new()
+    );
+}
