@@ -30,6 +30,7 @@ use utoipa::{Modify, OpenApi};
         tickets::cancel, tickets::rating, tickets::post_message, tickets::list_messages, tickets::events,
         tickets::create_template, tickets::list_templates, queue::queue, search::search_tickets, search::similar,
         money::create_bounty, money::list_bounties, money::balance, money::transfers,
+        money::create_bid, money::list_bids, money::accept_bid, money::withdraw_bid,
     ),
     components(schemas(Problem, crate::error::FieldError, views::Money)),
     modifiers(&BearerAuth),
@@ -141,7 +142,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::get().to(money::list_bounties),
                 )
                 .route("/me/balance", web::get().to(money::balance))
-                .route("/me/transfers", web::get().to(money::transfers)),
+                .route("/me/transfers", web::get().to(money::transfers))
+                .route("/tickets/{id}/bids", web::post().to(money::create_bid))
+                .route("/tickets/{id}/bids", web::get().to(money::list_bids))
+                .route("/bids/{id}/accept", web::post().to(money::accept_bid))
+                .route("/bids/{id}/withdraw", web::post().to(money::withdraw_bid)),
         );
 }
 

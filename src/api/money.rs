@@ -419,3 +419,163 @@ pub async fn transfers(
         })
         .await
 }
+
+/// Body of `POST /tickets/{id}/bids`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BidBody {
+    /// Price, minor units.
+    pub amount: i64,
+    /// The project's currency.
+    pub currency: String,
+    /// Promised hours to resolve.
+    pub eta_hours: i32,
+    /// Pitch to the requester.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// A bid.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BidView {
+    /// Id.
+    pub id: i64,
+    /// Ticket.
+    pub ticket_id: i64,
+    /// The bidding helper.
+    pub helper_id: i64,
+    /// Price.
+    pub amount: Money,
+    /// Promised hours.
+    pub eta_hours: i32,
+    /// Pitch.
+    pub message: String,
+    /// `open`, `accepted`, `rejected` or `withdrawn`.
+    pub status: String,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&crate::domain::bids::Bid> for BidView {
+    fn from(b: &crate::domain::bids::Bid) -> Self {
+        BidView {
+            id: b.id,
+            ticket_id: b.ticket_id,
+            helper_id: b.helper_id,
+            amount: Money {
+                amount: b.amount,
+                currency: b.currency.clone(),
+            },
+            eta_hours: b.eta_hours,
+            message: b.message.clone(),
+            status: b.status.clone(),
+            created_at: utc(b.created_at),
+        }
+    }
+}
+
+/// An accepted bid with the bounty that funds it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BidAccepted {
+    /// The bid.
+    pub bid: BidView,
+    /// The escrow funding.
+    pub bounty: BountyView,
+}
+
+/// Bid on an open ticket (approved helpers of its project).
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/bids", tag = "money", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "ticket id")), request_body = BidBody,
+    responses((status = 201, body = BidView), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_bid(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<i64>,
+    body: web::Json<BidBody>,
+) -> AppResult<HttpResponse> {
+    let id = id.into_inner();
+    let b = body.into_inner();
+    let bid = state
+        .db(move |conn| {
+            crate::domain::bids::create(
+                conn,
+                id,
+                user.id,
+                b.amount,
+                &b.currency.to_ascii_lowercase(),
+                b.eta_hours,
+                &b.message,
+            )
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(BidView::from(&bid)))
+}
+
+/// Bids on a ticket: all for its requester and maintainers, one's own for a helper.
+#[utoipa::path(get, path = "/api/v1/tickets/{id}/bids", tag = "money", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "ticket id")),
+    responses((status = 200, body = [BidView]), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn list_bids(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<i64>,
+) -> AppResult<web::Json<Vec<BidView>>> {
+    let id = id.into_inner();
+    state
+        .db(move |conn| {
+            Ok(web::Json(
+                crate::domain::bids::list(conn, id, user.id)?
+                    .iter()
+                    .map(BidView::from)
+                    .collect(),
+            ))
+        })
+        .await
+}
+
+/// Accept a bid (the ticket's requester): pays into escrow and assigns the bidder.
+#[utoipa::path(post, path = "/api/v1/bids/{id}/accept", tag = "money", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "bid id"), ("Idempotency-Key" = Option<String>, Header, description = "replays the first response")),
+    responses((status = 200, body = BidAccepted), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn accept_bid(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: AuthUser,
+    id: web::Path<i64>,
+) -> AppResult<HttpResponse> {
+    let id = id.into_inner();
+    let st = state.clone();
+    idempotent(&state, &req, user.id, &id, || async move {
+        let gateway = st.gateway.clone();
+        let (bid, bounty) = st
+            .db(move |conn| crate::domain::bids::accept(conn, gateway.as_ref(), id, user.id))
+            .await?;
+        let view = BidAccepted {
+            bid: BidView::from(&bid),
+            bounty: BountyView::from(&bounty),
+        };
+        Ok((
+            StatusCode::OK,
+            serde_json::to_value(view).map_err(AppError::internal)?,
+        ))
+    })
+    .await
+}
+
+/// Withdraw one's own open bid.
+#[utoipa::path(post, path = "/api/v1/bids/{id}/withdraw", tag = "money", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "bid id")),
+    responses((status = 200, body = BidView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn withdraw_bid(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<i64>,
+) -> AppResult<web::Json<BidView>> {
+    let id = id.into_inner();
+    state
+        .db(move |conn| {
+            Ok(web::Json(BidView::from(&crate::domain::bids::withdraw(
+                conn, id, user.id,
+            )?)))
+        })
+        .await
+}

@@ -53,6 +53,8 @@ pub struct PatchProjectBody {
     pub min_response_hours: Option<i32>,
     /// 1–365.
     pub auto_close_days: Option<i32>,
+    /// 1–60: days to accept or reopen a resolution before it is accepted automatically.
+    pub acceptance_days: Option<i32>,
     /// Support guidelines.
     pub guidelines: Option<String>,
     /// Code of conduct.
@@ -235,6 +237,7 @@ pub async fn patch(
         guidelines: b.guidelines,
         code_of_conduct: b.code_of_conduct,
         legal_entity: b.legal_entity,
+        acceptance_days: b.acceptance_days,
     };
     state
         .db(move |conn| {

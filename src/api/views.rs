@@ -116,6 +116,8 @@ pub struct ProjectView {
     pub min_response_hours: i32,
     /// Days of inactivity before a ticket closes itself.
     pub auto_close_days: i32,
+    /// Days to accept or reopen a resolution before it is accepted automatically.
+    pub acceptance_days: i32,
     /// Support guidelines.
     pub guidelines: String,
     /// Code of conduct.
@@ -145,6 +147,7 @@ impl ProjectView {
             free_share_pct: p.free_share_pct,
             min_response_hours: p.min_response_hours,
             auto_close_days: p.auto_close_days,
+            acceptance_days: p.acceptance_days,
             guidelines: p.guidelines.clone(),
             code_of_conduct: p.code_of_conduct.clone(),
             legal_entity: p.legal_entity.clone(),

@@ -48,6 +48,7 @@ diesel::table! {
         created_by -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        acceptance_days -> Integer,
     }
 }
 
@@ -241,6 +242,7 @@ diesel::table! {
         created_at -> Timestamp,
         funded_at -> Nullable<Timestamp>,
         settled_at -> Nullable<Timestamp>,
+        bid_id -> Nullable<BigInt>,
     }
 }
 
@@ -270,5 +272,20 @@ diesel::table! {
         status_code -> Nullable<Integer>,
         response_body -> Nullable<Text>,
         created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    bids (id) {
+        id -> BigInt,
+        ticket_id -> BigInt,
+        helper_id -> BigInt,
+        amount -> BigInt,
+        currency -> Text,
+        eta_hours -> Integer,
+        message -> Text,
+        status -> Text,
+        created_at -> Timestamp,
+        decided_at -> Nullable<Timestamp>,
     }
 }

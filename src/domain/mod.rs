@@ -1,5 +1,6 @@
 //! Domain logic: validation, state changes and queries, independent of HTTP.
 
+pub mod bids;
 pub mod helpers;
 pub mod money;
 pub mod projects;

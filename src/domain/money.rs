@@ -49,6 +49,8 @@ pub struct Bounty {
     pub funded_at: Option<NaiveDateTime>,
     /// Released or refunded.
     pub settled_at: Option<NaiveDateTime>,
+    /// The accepted bid this funds, if any.
+    pub bid_id: Option<i64>,
 }
 
 fn escrow(conn: &mut DbConnection, ticket_id: i64, currency: &str) -> QueryResult<ledger::Account> {

@@ -51,6 +51,8 @@ pub struct Project {
     pub created_at: NaiveDateTime,
     /// Updated (UTC).
     pub updated_at: NaiveDateTime,
+    /// Days the requester has to accept or reopen a resolution.
+    pub acceptance_days: i32,
 }
 
 impl Project {
@@ -104,6 +106,8 @@ pub struct ProjectPatch {
     pub code_of_conduct: Option<String>,
     /// See [`Project`]; `Some(None)` clears it.
     pub legal_entity: Option<Option<String>>,
+    /// See [`Project`].
+    pub acceptance_days: Option<i32>,
 }
 
 /// Whether `slug` is 2–64 characters of a-z, 0-9 and '-'.
@@ -378,6 +382,9 @@ pub fn update(
         }
         if let Some(v) = patch.auto_close_days {
             set!(auto_close_days, v);
+        }
+        if let Some(v) = patch.acceptance_days {
+            set!(acceptance_days, v);
         }
         if let Some(v) = &patch.guidelines {
             set!(guidelines, v);

@@ -590,6 +590,30 @@ fn require_claimant_or_maintainer(t: &Ticket, a: &Access) -> AppResult<()> {
     }
 }
 
+/// Assigns an open ticket to `helper` (an accepted bid), as `actor`; call
+/// inside the caller's transaction.
+pub fn assign(conn: &mut DbConnection, t: &Ticket, helper: i64, actor: i64) -> AppResult<Ticket> {
+    let reason = format!("bid accepted: assigned to user {helper}");
+    transition(
+        conn,
+        t,
+        Some(actor),
+        "assign",
+        &[Status::Open],
+        Status::Claimed,
+        Some(&reason),
+        |conn, at| {
+            diesel::update(tickets::table.find(t.id))
+                .set((
+                    tickets::claimed_by.eq(Some(helper)),
+                    tickets::claimed_at.eq(Some(at)),
+                ))
+                .execute(conn)?;
+            Ok(())
+        },
+    )
+}
+
 /// Puts a claimed ticket back into the queue.
 pub fn unclaim(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Ticket> {
     let (t, a) = load_visible(conn, id, Some(user))?;
@@ -917,6 +941,54 @@ pub fn rate(
         }
         get(conn, id)
     })
+}
+
+/// Accepts resolutions the requester neither accepted nor reopened within
+/// their project's `acceptance_days`, releasing the escrow as an accept
+/// would (the event's actor is the system). Returns how many were accepted.
+pub fn auto_accept_lapsed(conn: &mut DbConnection, platform_bps: i32) -> AppResult<usize> {
+    let candidates: Vec<(i64, Option<NaiveDateTime>, i32)> = tickets::table
+        .inner_join(projects::table)
+        .filter(tickets::status.eq(Status::Resolved.as_str()))
+        .select((tickets::id, tickets::resolved_at, projects::acceptance_days))
+        .load(conn)?;
+    let at = now();
+    let mut accepted = 0;
+    for (id, resolved_at, days) in candidates {
+        let Some(resolved_at) = resolved_at else {
+            continue;
+        };
+        if resolved_at > at - chrono::Duration::days(i64::from(days)) {
+            continue;
+        }
+        let t = get(conn, id)?;
+        let reason = format!("not accepted or reopened within {days} days");
+        let result = transition(
+            conn,
+            &t,
+            None,
+            "auto_accept",
+            &[Status::Resolved],
+            Status::Closed,
+            Some(&reason),
+            |conn, at| {
+                diesel::update(tickets::table.find(id))
+                    .set((
+                        tickets::closed_at.eq(Some(at)),
+                        tickets::close_reason.eq(Some("accepted automatically")),
+                    ))
+                    .execute(conn)?;
+                crate::domain::money::release(conn, &t, platform_bps)?;
+                Ok(())
+            },
+        );
+        match result {
+            Ok(_) => accepted += 1,
+            Err(AppError::Conflict { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(accepted)
 }
 
 /// Puts every ticket `helper` holds in the project back into the queue

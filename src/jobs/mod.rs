@@ -8,7 +8,7 @@ mod auto_close;
 pub mod index;
 mod purge_tokens;
 
-pub use auto_close::AutoCloseTickets;
+pub use auto_close::{AutoAcceptResolutions, AutoCloseTickets};
 pub use index::SyncIndex;
 pub use purge_tokens::PurgeExpiredRefreshTokens;
 
@@ -25,6 +25,8 @@ pub struct JobContext {
     pub pool: DbPool,
     /// The search index, in the process that owns it.
     pub index: Option<Arc<TicketIndex>>,
+    /// Platform fee for releases, basis points.
+    pub platform_fee_bps: i32,
 }
 
 /// The general runner: every job type except index maintenance.
@@ -34,17 +36,23 @@ pub fn runner(pool: DbPool, config: &Config) -> anyhow::Result<Runner<JobContext
         poll_interval: config.job_poll,
         ..RunnerConfig::default()
     };
-    Runner::new(
-        pool.clone(),
-        JobContext { pool, index: None },
-        runner_config,
-    )
-    .schedule(
-        "purge-expired-refresh-tokens",
-        "0 17 3 * * *",
-        PurgeExpiredRefreshTokens,
-    )?
-    .schedule("auto-close-tickets", "0 5 * * * *", AutoCloseTickets)
+    let ctx = JobContext {
+        pool: pool.clone(),
+        index: None,
+        platform_fee_bps: config.platform_fee_bps,
+    };
+    Runner::new(pool, ctx, runner_config)
+        .schedule(
+            "purge-expired-refresh-tokens",
+            "0 17 3 * * *",
+            PurgeExpiredRefreshTokens,
+        )?
+        .schedule("auto-close-tickets", "0 5 * * * *", AutoCloseTickets)?
+        .schedule(
+            "auto-accept-resolutions",
+            "0 35 * * * *",
+            AutoAcceptResolutions,
+        )
 }
 
 /// The index runner: one worker owning `index`.
@@ -55,13 +63,10 @@ pub fn index_runner(pool: DbPool, index: Arc<TicketIndex>, config: &Config) -> R
         backoff_base: std::time::Duration::from_secs(2),
         ..RunnerConfig::default()
     };
-    Runner::new(
-        pool.clone(),
-        JobContext {
-            pool,
-            index: Some(index),
-        },
-        runner_config,
-    )
-    .register::<SyncIndex>()
+    let ctx = JobContext {
+        pool: pool.clone(),
+        index: Some(index),
+        platform_fee_bps: config.platform_fee_bps,
+    };
+    Runner::new(pool, ctx, runner_config).register::<SyncIndex>()
 }

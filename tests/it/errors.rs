@@ -169,6 +169,10 @@ async fn openapi_covers_every_route_and_metrics_count_requests() {
         ("/api/v1/tickets/{id}/bounties", "get"),
         ("/api/v1/me/balance", "get"),
         ("/api/v1/me/transfers", "get"),
+        ("/api/v1/tickets/{id}/bids", "post"),
+        ("/api/v1/tickets/{id}/bids", "get"),
+        ("/api/v1/bids/{id}/accept", "post"),
+        ("/api/v1/bids/{id}/withdraw", "post"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -180,7 +184,7 @@ async fn openapi_covers_every_route_and_metrics_count_requests() {
             .values()
             .map(|p| p.as_object().unwrap().len())
             .sum::<usize>(),
-        45,
+        49,
         "document and routes in step"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());

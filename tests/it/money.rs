@@ -320,3 +320,223 @@ async fn concurrent_accepts_release_once() {
         Vec::<String>::new()
     );
 }
+
+#[actix_web::test]
+async fn bids_accept_withdraw_and_authorization() {
+    let app = TestApp::new();
+    let owner = app.user("owner").await;
+    let h1 = app.user("h1").await;
+    let h2 = app.user("h2").await;
+    let requester = app.user("req").await;
+    let other = app.user("other").await;
+    app.project(&owner, "proj").await;
+    app.approved_helper(&owner, &h1, "proj").await;
+    app.approved_helper(&owner, &h2, "proj").await;
+    let id = app
+        .open_ticket(&requester, "proj", "Bid on me", "public")
+        .await;
+    let bid = |amount: i64| json!({"amount": amount, "currency": "usd", "eta_hours": 24, "message": "I can fix this"});
+
+    app.post(
+        &format!("/api/v1/tickets/{id}/bids"),
+        bid(5_000),
+        Some(&other.access),
+    )
+    .await
+    .expect(403);
+    app.post(
+        &format!("/api/v1/tickets/{id}/bids"),
+        json!({"amount": 5_000, "currency": "usd", "eta_hours": 0}),
+        Some(&h1.access),
+    )
+    .await
+    .expect(422);
+    let b1 = app
+        .post(
+            &format!("/api/v1/tickets/{id}/bids"),
+            bid(5_000),
+            Some(&h1.access),
+        )
+        .await
+        .expect(201)
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    app.post(
+        &format!("/api/v1/tickets/{id}/bids"),
+        bid(4_000),
+        Some(&h1.access),
+    )
+    .await
+    .expect(409);
+    let b2 = app
+        .post(
+            &format!("/api/v1/tickets/{id}/bids"),
+            bid(6_000),
+            Some(&h2.access),
+        )
+        .await
+        .expect(201)
+        .body["id"]
+        .as_i64()
+        .unwrap();
+
+    // Bidders see only their own bids; the requester sees all.
+    assert_eq!(
+        app.get(&format!("/api/v1/tickets/{id}/bids"), Some(&h1.access))
+            .await
+            .expect(200)
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        app.get(
+            &format!("/api/v1/tickets/{id}/bids"),
+            Some(&requester.access)
+        )
+        .await
+        .expect(200)
+        .body
+        .as_array()
+        .unwrap()
+        .len(),
+        2
+    );
+    // Only the bidder withdraws; only the requester accepts (others do not learn the bid exists).
+    app.post(
+        &format!("/api/v1/bids/{b2}/withdraw"),
+        json!({}),
+        Some(&h1.access),
+    )
+    .await
+    .expect(404);
+    app.post(
+        &format!("/api/v1/bids/{b1}/accept"),
+        json!({}),
+        Some(&other.access),
+    )
+    .await
+    .expect(404);
+    app.post(
+        &format!("/api/v1/bids/{b1}/accept"),
+        json!({}),
+        Some(&h1.access),
+    )
+    .await
+    .expect(403);
+    let b3 = app
+        .post(
+            &format!("/api/v1/tickets/{id}/bids"),
+            bid(7_000),
+            Some(&owner.access),
+        )
+        .await;
+    assert_eq!(
+        b3.status.as_u16(),
+        403,
+        "maintainers who are not approved helpers do not bid"
+    );
+
+    let r = app
+        .post(
+            &format!("/api/v1/bids/{b1}/accept"),
+            json!({}),
+            Some(&requester.access),
+        )
+        .await
+        .expect(200);
+    assert_eq!(r.body["bid"]["status"], "accepted");
+    assert_eq!(r.body["bounty"]["status"], "funded");
+    let t = app
+        .get(&format!("/api/v1/tickets/{id}"), None)
+        .await
+        .expect(200);
+    assert_eq!(
+        (
+            t.body["status"].as_str(),
+            t.body["claimed_by"].as_i64(),
+            t.body["paid"]["amount"].as_i64()
+        ),
+        (Some("claimed"), Some(h1.id), Some(5_000))
+    );
+    let all = app
+        .get(
+            &format!("/api/v1/tickets/{id}/bids"),
+            Some(&requester.access),
+        )
+        .await
+        .body;
+    assert_eq!(all[1]["status"], "rejected");
+    app.post(
+        &format!("/api/v1/bids/{b2}/accept"),
+        json!({}),
+        Some(&requester.access),
+    )
+    .await
+    .expect(409);
+    app.post(
+        &format!("/api/v1/bids/{b1}/withdraw"),
+        json!({}),
+        Some(&h1.access),
+    )
+    .await
+    .expect(409);
+    let events = app
+        .get(&format!("/api/v1/tickets/{id}/events"), None)
+        .await
+        .body;
+    assert_eq!(
+        events.as_array().unwrap().last().unwrap()["action"],
+        "assign"
+    );
+
+    // Resolve; the acceptance window lapses; the job accepts and releases.
+    app.patch(
+        "/api/v1/projects/proj",
+        json!({"acceptance_days": 2}),
+        Some(&owner.access),
+    )
+    .await
+    .expect(200);
+    app.post(
+        &format!("/api/v1/tickets/{id}/resolve"),
+        json!({}),
+        Some(&h1.access),
+    )
+    .await
+    .expect(200);
+    {
+        use diesel::prelude::*;
+        use guildhall::db::schema::tickets;
+        let old = chrono::Utc::now().naive_utc() - chrono::Duration::days(3);
+        diesel::update(tickets::table.find(id))
+            .set(tickets::resolved_at.eq(Some(old)))
+            .execute(&mut *app.conn())
+            .unwrap();
+    }
+    use guildhall_jobs::BackgroundJob as _;
+    guildhall::jobs::AutoAcceptResolutions
+        .enqueue(&mut app.conn())
+        .unwrap();
+    app.run_jobs();
+    let t = app
+        .get(&format!("/api/v1/tickets/{id}"), None)
+        .await
+        .expect(200);
+    assert_eq!(
+        (t.body["status"].as_str(), t.body["close_reason"].as_str()),
+        (Some("closed"), Some("accepted automatically"))
+    );
+    let b = app
+        .get("/api/v1/me/balance", Some(&h1.access))
+        .await
+        .expect(200);
+    assert_eq!(b.body["items"][0]["available"], 4_250);
+    assert_eq!(
+        ledger::check(&mut app.conn()).unwrap(),
+        Vec::<String>::new()
+    );
+}

@@ -1,0 +1,3 @@
+ALTER TABLE projects DROP COLUMN acceptance_days;
+ALTER TABLE bounties DROP COLUMN bid_id;
+DROP TABLE bids;
