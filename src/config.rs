@@ -40,6 +40,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "GUILDHALL_LOGIN_MAX_FAILURES_ADDRESS", key: "login_max_failures_address", default: "20", doc: "Failed logins per client address per window before 429." },
     Setting { env: "GUILDHALL_LOGIN_WINDOW_SECS", key: "login_window_secs", default: "900", doc: "Window of the failed-login limits." },
     Setting { env: "GUILDHALL_PLATFORM_FEE_BPS", key: "platform_fee_bps", default: "500", doc: "Platform fee on released escrow, basis points (0–2000), floored." },
+    Setting { env: "GUILDHALL_STRIPE_WEBHOOK_SECRET", key: "stripe_webhook_secret", default: "(none)", doc: "Signing secret of the Stripe webhook endpoint (`whsec_…`). Unset: POST /webhooks/stripe answers 404." },
     Setting { env: "GUILDHALL_LOG", key: "log", default: "info", doc: "Log filter (tracing EnvFilter syntax, e.g. `guildhall=debug,info`)." },
 ];
 
@@ -82,6 +83,8 @@ pub struct Config {
     pub log: String,
     /// See [`SETTINGS`].
     pub platform_fee_bps: i32,
+    /// See [`SETTINGS`].
+    pub stripe_webhook_secret: Option<Secret>,
 }
 
 /// A secret value whose `Debug` never shows it.
@@ -275,6 +278,9 @@ impl Config {
                 "a number of seconds",
             )?),
             log,
+            stripe_webhook_secret: get("GUILDHALL_STRIPE_WEBHOOK_SECRET")
+                .map(|(v, _)| Secret(v.into_bytes()))
+                .filter(|s| !s.0.is_empty()),
             platform_fee_bps: {
                 let v = num("GUILDHALL_PLATFORM_FEE_BPS", "basis points")?;
                 if v > 2000 {

@@ -8,6 +8,7 @@ pub mod queue;
 pub mod search;
 pub mod tickets;
 pub mod views;
+pub mod webhooks;
 
 use crate::error::{AppError, Problem};
 use crate::state::AppState;
@@ -30,7 +31,7 @@ use utoipa::{Modify, OpenApi};
         tickets::cancel, tickets::rating, tickets::post_message, tickets::list_messages, tickets::events,
         tickets::create_template, tickets::list_templates, queue::queue, search::search_tickets, search::similar,
         money::create_bounty, money::list_bounties, money::balance, money::transfers,
-        money::create_bid, money::list_bids, money::accept_bid, money::withdraw_bid,
+        money::create_bid, money::list_bids, money::accept_bid, money::withdraw_bid, webhooks::stripe,
     ),
     components(schemas(Problem, crate::error::FieldError, views::Money)),
     modifiers(&BearerAuth),
@@ -146,7 +147,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/tickets/{id}/bids", web::post().to(money::create_bid))
                 .route("/tickets/{id}/bids", web::get().to(money::list_bids))
                 .route("/bids/{id}/accept", web::post().to(money::accept_bid))
-                .route("/bids/{id}/withdraw", web::post().to(money::withdraw_bid)),
+                .route("/bids/{id}/withdraw", web::post().to(money::withdraw_bid))
+                .route("/webhooks/stripe", web::post().to(webhooks::stripe)),
         );
 }
 

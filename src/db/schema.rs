@@ -289,3 +289,13 @@ diesel::table! {
         decided_at -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    stripe_events (id) {
+        id -> BigInt,
+        event_id -> Text,
+        event_type -> Text,
+        outcome -> Text,
+        received_at -> Timestamp,
+    }
+}

@@ -301,49 +301,154 @@ pub fn release(
     ))
 }
 
+/// Refunds one funded bounty: escrow → its gateway's clearing account,
+/// once. Call inside a transaction. Returns whether this call refunded it.
+pub fn refund_bounty(conn: &mut DbConnection, b: &Bounty) -> AppResult<bool> {
+    let n = diesel::update(
+        bounties::table
+            .find(b.id)
+            .filter(bounties::status.eq("funded")),
+    )
+    .set((
+        bounties::status.eq("refunded"),
+        bounties::settled_at.eq(Some(now())),
+    ))
+    .execute(conn)?;
+    if n == 0 {
+        return Ok(false);
+    }
+    let clearing = ledger::clearing_account(conn, &b.gateway, &b.currency)?;
+    let escrow = escrow(conn, b.ticket_id, &b.currency)?;
+    ledger::apply(
+        conn,
+        &[NewTransfer {
+            key: format!("bounty:{}:refund", b.id),
+            kind: TransferKind::Posted,
+            debit: escrow.id,
+            credit: clearing.id,
+            amount: b.amount,
+            pending_id: None,
+            ticket_id: Some(b.ticket_id),
+            memo: format!("bounty {} refunded to user {}", b.id, b.backer_id),
+        }],
+    )?;
+    diesel::update(tickets::table.find(b.ticket_id))
+        .set(tickets::paid_amount.eq(tickets::paid_amount - b.amount))
+        .execute(conn)?;
+    Ok(true)
+}
+
 /// Refunds every funded bounty of a ticket (cancelled or closed without a
-/// resolution): escrow → the gateway's clearing account, once per bounty.
-/// Call inside the transition's transaction. Returns how many were refunded.
+/// resolution). Call inside the transition's transaction. Returns how many
+/// were refunded.
 pub fn refund_all(conn: &mut DbConnection, ticket_id: i64) -> AppResult<usize> {
     let funded: Vec<Bounty> = bounties::table
         .filter(bounties::ticket_id.eq(ticket_id))
         .filter(bounties::status.eq("funded"))
         .select(Bounty::as_select())
         .load(conn)?;
+    let mut refunded = 0;
     for b in &funded {
-        let n = diesel::update(
-            bounties::table
-                .find(b.id)
-                .filter(bounties::status.eq("funded")),
-        )
-        .set((
-            bounties::status.eq("refunded"),
-            bounties::settled_at.eq(Some(now())),
-        ))
-        .execute(conn)?;
-        if n == 0 {
-            continue;
-        }
-        let clearing = ledger::clearing_account(conn, &b.gateway, &b.currency)?;
-        let escrow = escrow(conn, ticket_id, &b.currency)?;
-        ledger::apply(
-            conn,
-            &[NewTransfer {
-                key: format!("bounty:{}:refund", b.id),
-                kind: TransferKind::Posted,
-                debit: escrow.id,
-                credit: clearing.id,
-                amount: b.amount,
-                pending_id: None,
-                ticket_id: Some(ticket_id),
-                memo: format!("bounty {} refunded to user {}", b.id, b.backer_id),
-            }],
-        )?;
-        diesel::update(tickets::table.find(ticket_id))
-            .set(tickets::paid_amount.eq(tickets::paid_amount - b.amount))
-            .execute(conn)?;
+        refunded += usize::from(refund_bounty(conn, b)?);
     }
-    Ok(funded.len())
+    Ok(refunded)
+}
+
+fn bounty_by_payment(
+    conn: &mut DbConnection,
+    gateway: &str,
+    payment_id: &str,
+) -> QueryResult<Option<Bounty>> {
+    bounties::table
+        .filter(bounties::gateway.eq(gateway))
+        .filter(bounties::payment_id.eq(payment_id))
+        .select(Bounty::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Applies a verified Stripe event exactly once per event id: the event row
+/// and its effects commit together, so a failed application is retried by
+/// Stripe and a repeated delivery changes nothing. Returns what it did.
+pub fn apply_stripe_event(conn: &mut DbConnection, event: &serde_json::Value) -> AppResult<String> {
+    let id = event["id"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| AppError::field("id", "the event has no id"))?;
+    let kind = event["type"].as_str().unwrap_or_default().to_owned();
+    let object = &event["data"]["object"];
+    write_tx(conn, |conn| {
+        let fresh = crate::per_backend!(conn, |c| diesel::insert_into(
+            crate::db::schema::stripe_events::table
+        )
+        .values((
+            crate::db::schema::stripe_events::event_id.eq(id),
+            crate::db::schema::stripe_events::event_type.eq(&kind),
+            crate::db::schema::stripe_events::outcome.eq("applying"),
+            crate::db::schema::stripe_events::received_at.eq(now()),
+        ))
+        .on_conflict_do_nothing()
+        .execute(c))?;
+        if fresh == 0 {
+            return Ok("duplicate delivery; already applied".to_owned());
+        }
+        let payment_intent = match kind.as_str() {
+            "payment_intent.succeeded" | "payment_intent.payment_failed" => object["id"].as_str(),
+            _ => object["payment_intent"].as_str(),
+        }
+        .unwrap_or_default()
+        .to_owned();
+        let outcome = match kind.as_str() {
+            "payment_intent.succeeded" => {
+                if settle_payment(conn, "stripe", &payment_intent)? {
+                    "bounty funded"
+                } else {
+                    "nothing to fund"
+                }
+            }
+            "payment_intent.payment_failed" => {
+                let n = diesel::update(
+                    bounties::table
+                        .filter(bounties::gateway.eq("stripe"))
+                        .filter(bounties::payment_id.eq(&payment_intent))
+                        .filter(bounties::status.eq("pending_payment")),
+                )
+                .set(bounties::status.eq("failed"))
+                .execute(conn)?;
+                if n == 1 {
+                    "bounty payment failed"
+                } else {
+                    "nothing pending"
+                }
+            }
+            "charge.refunded" => match bounty_by_payment(conn, "stripe", &payment_intent)? {
+                Some(b) if refund_bounty(conn, &b)? => "bounty refunded",
+                _ => "nothing to refund",
+            },
+            "charge.dispute.created" => match bounty_by_payment(conn, "stripe", &payment_intent)? {
+                Some(b) => {
+                    let escrow = escrow(conn, b.ticket_id, &b.currency)?;
+                    ledger::set_frozen(conn, escrow.id, true)?;
+                    tracing::warn!(
+                        ticket = b.ticket_id,
+                        bounty = b.id,
+                        "disputed payment: escrow frozen"
+                    );
+                    "escrow frozen"
+                }
+                None => "no matching bounty",
+            },
+            k if k.starts_with("transfer.") || k == "account.updated" => "acknowledged",
+            _ => "ignored",
+        };
+        diesel::update(
+            crate::db::schema::stripe_events::table
+                .filter(crate::db::schema::stripe_events::event_id.eq(id)),
+        )
+        .set(crate::db::schema::stripe_events::outcome.eq(outcome))
+        .execute(conn)?;
+        Ok(outcome.to_owned())
+    })
 }
 
 /// Bounties of a ticket, oldest first.

@@ -7,6 +7,8 @@
 //! * Stripe (PaymentIntents, Connect, Transfers, Refunds) is the next step of
 //!   the money work and plugs in behind the same trait.
 
+pub mod stripe_webhook;
+
 use sha2::{Digest, Sha256};
 
 /// A request to collect money from a payer.

@@ -14,3 +14,4 @@ mod projects;
 mod search;
 mod tickets;
 mod util;
+mod webhooks;

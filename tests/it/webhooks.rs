@@ -1,0 +1,335 @@
+//! Stripe webhooks: signatures, exactly-once application, disputes.
+//! Event bodies are built from Stripe's published fixtures
+//! (../shared/data/stripe/fixtures3.json).
+
+use crate::util::TestApp;
+use actix_web::test::TestRequest;
+use guildhall::ledger::{self, AccountKind};
+use guildhall::payments::stripe_webhook::sign;
+use guildhall::payments::{Payment, PaymentGateway, PaymentRequest, PaymentStatus};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+const SECRET: &str = "whsec_test_secret";
+
+/// Stands in for Stripe's PaymentIntents: payments wait for a webhook.
+struct AwaitingWebhook;
+
+impl PaymentGateway for AwaitingWebhook {
+    fn name(&self) -> &'static str {
+        "stripe"
+    }
+    fn test_money(&self) -> bool {
+        false
+    }
+    fn create_payment(&self, req: &PaymentRequest) -> anyhow::Result<Payment> {
+        Ok(Payment {
+            id: format!("pi_test_{}", req.idempotency_key.replace(':', "_")),
+            status: PaymentStatus::RequiresAction,
+            client_secret: Some("pi_secret_for_the_browser".into()),
+        })
+    }
+    fn refund(&self, _: &str, _: i64, key: &str) -> anyhow::Result<String> {
+        Ok(format!("re_{key}"))
+    }
+}
+
+fn fixtures() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/stripe/fixtures3.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn event(
+    fx: &Value,
+    id: &str,
+    kind: &str,
+    object_kind: &str,
+    object_id: &str,
+    payment_intent: &str,
+) -> Value {
+    let mut e = fx["resources"]["event"].clone();
+    let mut object = fx["resources"][object_kind].clone();
+    object["id"] = json!(object_id);
+    if object_kind != "payment_intent" {
+        object["payment_intent"] = json!(payment_intent);
+    }
+    e["id"] = json!(id);
+    e["type"] = json!(kind);
+    e["data"]["object"] = object;
+    e
+}
+
+fn delivery(body: &Value, t: i64, secret: &str) -> TestRequest {
+    let raw = serde_json::to_vec(body).unwrap();
+    let sig = sign(secret.as_bytes(), t, &raw);
+    TestRequest::post()
+        .uri("/api/v1/webhooks/stripe")
+        .insert_header(("stripe-signature", format!("t={t},v1={sig}")))
+        .insert_header(("content-type", "application/json"))
+        .set_payload(raw)
+}
+
+async fn setup() -> (TestApp, crate::util::User, crate::util::User, i64, String) {
+    let mut app = TestApp::builder()
+        .env("GUILDHALL_STRIPE_WEBHOOK_SECRET", SECRET)
+        .build();
+    app.state.gateway = Arc::new(AwaitingWebhook);
+    let owner = app.user("owner").await;
+    let helper = app.user("helper").await;
+    let requester = app.user("req").await;
+    app.project(&owner, "proj").await;
+    app.approved_helper(&owner, &helper, "proj").await;
+    let id = app
+        .open_ticket(&requester, "proj", "Paid by card", "public")
+        .await;
+    let r = app
+        .post(
+            &format!("/api/v1/tickets/{id}/bounties"),
+            json!({"amount": 10_000, "currency": "usd"}),
+            Some(&requester.access),
+        )
+        .await
+        .expect(201);
+    assert_eq!(r.body["bounty"]["status"], "pending_payment");
+    assert_eq!(r.body["payment"]["status"], "requires_action");
+    assert_eq!(
+        r.body["payment"]["client_secret"],
+        "pi_secret_for_the_browser"
+    );
+    let bounty = r.body["bounty"]["id"].as_i64().unwrap();
+    (
+        app,
+        helper,
+        requester,
+        id,
+        format!("pi_test_bounty_{bounty}"),
+    )
+}
+
+#[actix_web::test]
+async fn duplicate_and_concurrent_deliveries_apply_once() {
+    let (app, _, _, id, pi) = setup().await;
+    let fx = fixtures();
+    let now = chrono::Utc::now().timestamp();
+    let succeeded = event(
+        &fx,
+        "evt_paid",
+        "payment_intent.succeeded",
+        "payment_intent",
+        &pi,
+        &pi,
+    );
+    let svc = actix_web::test::init_service(guildhall::app::build(app.state.clone())).await;
+    let deliveries = (0..50).map(|_| app.send(&svc, delivery(&succeeded, now, SECRET)));
+    let results = futures_util::future::join_all(deliveries).await;
+    assert!(
+        results.iter().all(|r| r.status.as_u16() == 200),
+        "{:?}",
+        results.iter().map(|r| r.text.clone()).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| r.body["outcome"] == "bounty funded")
+            .count(),
+        1
+    );
+    // Another event about the same payment intent funds nothing more.
+    let again = event(
+        &fx,
+        "evt_paid_twice",
+        "payment_intent.succeeded",
+        "payment_intent",
+        &pi,
+        &pi,
+    );
+    let r = app
+        .send(&svc, delivery(&again, now, SECRET))
+        .await
+        .expect(200);
+    assert_eq!(r.body["outcome"], "nothing to fund");
+    let t = app
+        .get(&format!("/api/v1/tickets/{id}"), None)
+        .await
+        .expect(200);
+    assert_eq!(t.body["paid"]["amount"], 10_000);
+    let mut conn = app.conn();
+    assert_eq!(
+        ledger::account(&mut conn, AccountKind::TicketEscrow, Some(id), "usd")
+            .unwrap()
+            .balance(),
+        10_000
+    );
+    assert_eq!(ledger::check(&mut conn).unwrap(), Vec::<String>::new());
+
+    // A refund reported by Stripe returns the escrow to the clearing account, once.
+    drop(conn);
+    let refunded = event(&fx, "evt_refund", "charge.refunded", "charge", "ch_1", &pi);
+    assert_eq!(
+        app.send(&svc, delivery(&refunded, now, SECRET))
+            .await
+            .expect(200)
+            .body["outcome"],
+        "bounty refunded"
+    );
+    assert_eq!(
+        app.send(&svc, delivery(&refunded, now, SECRET))
+            .await
+            .expect(200)
+            .body["outcome"],
+        "duplicate delivery; already applied"
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/tickets/{id}"), None).await.body["paid"]["amount"],
+        0
+    );
+    assert_eq!(
+        ledger::check(&mut app.conn()).unwrap(),
+        Vec::<String>::new()
+    );
+}
+
+#[actix_web::test]
+async fn bad_deliveries_are_400_and_apply_nothing() {
+    let (app, _, _, id, pi) = setup().await;
+    let fx = fixtures();
+    let now = chrono::Utc::now().timestamp();
+    let ev = event(
+        &fx,
+        "evt_x",
+        "payment_intent.succeeded",
+        "payment_intent",
+        &pi,
+        &pi,
+    );
+    let svc = actix_web::test::init_service(guildhall::app::build(app.state.clone())).await;
+    let r = app
+        .send(&svc, delivery(&ev, now, "whsec_wrong"))
+        .await
+        .expect(400);
+    assert_eq!(r.body["code"], "invalid_signature");
+    app.send(&svc, delivery(&ev, now - 301, SECRET))
+        .await
+        .expect(400);
+    let raw = serde_json::to_vec(&ev).unwrap();
+    app.send(
+        &svc,
+        TestRequest::post()
+            .uri("/api/v1/webhooks/stripe")
+            .set_payload(raw.clone()),
+    )
+    .await
+    .expect(400);
+    // A tampered body with the original signature.
+    let sig = sign(SECRET.as_bytes(), now, &raw);
+    let mut tampered = ev.clone();
+    tampered["data"]["object"]["amount"] = json!(1);
+    let req = TestRequest::post()
+        .uri("/api/v1/webhooks/stripe")
+        .insert_header(("stripe-signature", format!("t={now},v1={sig}")))
+        .set_payload(serde_json::to_vec(&tampered).unwrap());
+    app.send(&svc, req).await.expect(400);
+    assert_eq!(
+        app.get(&format!("/api/v1/tickets/{id}/bounties"), None)
+            .await
+            .body[0]["status"],
+        "pending_payment"
+    );
+    use diesel::prelude::*;
+    let events: i64 = guildhall::db::schema::stripe_events::table
+        .count()
+        .get_result(&mut *app.conn())
+        .unwrap();
+    assert_eq!(events, 0);
+    // Not configured → 404.
+    let plain = TestApp::new();
+    plain
+        .post("/api/v1/webhooks/stripe", json!({}), None)
+        .await
+        .expect(404);
+}
+
+#[actix_web::test]
+async fn a_dispute_freezes_the_escrow_it_funded() {
+    let (app, helper, requester, id, pi) = setup().await;
+    let fx = fixtures();
+    let now = chrono::Utc::now().timestamp();
+    let svc = actix_web::test::init_service(guildhall::app::build(app.state.clone())).await;
+    app.send(
+        &svc,
+        delivery(
+            &event(
+                &fx,
+                "evt_ok",
+                "payment_intent.succeeded",
+                "payment_intent",
+                &pi,
+                &pi,
+            ),
+            now,
+            SECRET,
+        ),
+    )
+    .await
+    .expect(200);
+    app.post(
+        &format!("/api/v1/tickets/{id}/claim"),
+        json!({}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(200);
+    app.post(
+        &format!("/api/v1/tickets/{id}/resolve"),
+        json!({}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(200);
+    let r = app
+        .send(
+            &svc,
+            delivery(
+                &event(
+                    &fx,
+                    "evt_dispute",
+                    "charge.dispute.created",
+                    "dispute",
+                    "dp_1",
+                    &pi,
+                ),
+                now,
+                SECRET,
+            ),
+        )
+        .await
+        .expect(200);
+    assert_eq!(r.body["outcome"], "escrow frozen");
+    let r = app
+        .post(
+            &format!("/api/v1/tickets/{id}/accept"),
+            json!({}),
+            Some(&requester.access),
+        )
+        .await
+        .expect(409);
+    assert_eq!(r.body["code"], "account_frozen");
+    assert_eq!(
+        app.get(&format!("/api/v1/tickets/{id}"), None).await.body["status"],
+        "resolved",
+        "nothing half-written"
+    );
+    assert_eq!(
+        app.get("/api/v1/me/balance", Some(&helper.access))
+            .await
+            .body["items"],
+        json!([])
+    );
+    assert_eq!(
+        ledger::check(&mut app.conn()).unwrap(),
+        Vec::<String>::new()
+    );
+}
