@@ -32,6 +32,7 @@ use utoipa::{Modify, OpenApi};
         tickets::create_template, tickets::list_templates, queue::queue, search::search_tickets, search::similar,
         money::create_bounty, money::list_bounties, money::balance, money::transfers,
         money::create_bid, money::list_bids, money::accept_bid, money::withdraw_bid, webhooks::stripe,
+        money::statement,
     ),
     components(schemas(Problem, crate::error::FieldError, views::Money)),
     modifiers(&BearerAuth),
@@ -148,7 +149,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/tickets/{id}/bids", web::get().to(money::list_bids))
                 .route("/bids/{id}/accept", web::post().to(money::accept_bid))
                 .route("/bids/{id}/withdraw", web::post().to(money::withdraw_bid))
-                .route("/webhooks/stripe", web::post().to(webhooks::stripe)),
+                .route("/webhooks/stripe", web::post().to(webhooks::stripe))
+                .route(
+                    "/projects/{slug}/statement",
+                    web::get().to(money::statement),
+                ),
         );
 }
 

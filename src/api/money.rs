@@ -579,3 +579,185 @@ pub async fn withdraw_bid(
         })
         .await
 }
+
+/// `?from=&to=&format=`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct StatementQuery {
+    /// Start, inclusive: a date (`2026-11-01`) or an RFC 3339 time. Default: the beginning.
+    pub from: Option<String>,
+    /// End, exclusive: a date or an RFC 3339 time. Default: now.
+    pub to: Option<String>,
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+}
+
+/// One release in a statement.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatementLine {
+    /// Ticket.
+    pub ticket_id: i64,
+    /// Its title.
+    pub title: String,
+    /// When the escrow was released.
+    pub released_at: DateTime<Utc>,
+    /// The resolving helper.
+    pub helper_id: i64,
+    /// Whole amount released, minor units.
+    pub amount: i64,
+    /// The helper's part.
+    pub helper_amount: i64,
+    /// The project's commission.
+    pub commission: i64,
+    /// The platform's fee.
+    pub platform_fee: i64,
+    /// Commission rate applied, basis points.
+    pub commission_bps: i32,
+    /// Platform rate applied, basis points.
+    pub platform_bps: i32,
+}
+
+/// A project's revenue statement.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Statement {
+    /// Project slug.
+    pub project: String,
+    /// Currency of every amount.
+    pub currency: String,
+    /// Range start (inclusive), if given.
+    pub from: Option<DateTime<Utc>>,
+    /// Range end (exclusive).
+    pub to: DateTime<Utc>,
+    /// Releases in the range, oldest first.
+    pub lines: Vec<StatementLine>,
+    /// Sum of `amount`.
+    pub total_amount: i64,
+    /// Sum of `commission`: the project's revenue.
+    pub total_commission: i64,
+    /// Sum of `platform_fee`.
+    pub total_platform_fee: i64,
+    /// Sum of `helper_amount`.
+    pub total_helpers: i64,
+}
+
+fn parse_bound(field: &str, raw: &str) -> AppResult<chrono::NaiveDateTime> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
+        return Ok(t.with_timezone(&Utc).naive_utc());
+    }
+    chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .ok_or_else(|| AppError::field(field, "must be a date (YYYY-MM-DD) or an RFC 3339 time"))
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Revenue statement of a project with commission and platform fee per
+/// ticket (maintainers only), as JSON or CSV.
+#[utoipa::path(get, path = "/api/v1/projects/{slug}/statement", tag = "money", security(("bearer" = [])),
+    params(("slug" = String, Path, description = "project slug"), StatementQuery),
+    responses((status = 200, body = Statement, description = "JSON, or text/csv with format=csv"),
+              (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn statement(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    slug: web::Path<String>,
+    query: web::Query<StatementQuery>,
+) -> AppResult<HttpResponse> {
+    use crate::db::schema::{releases as r, tickets as t};
+    let slug = slug.into_inner();
+    let q = query.into_inner();
+    let from = q
+        .from
+        .as_deref()
+        .map(|v| parse_bound("from", v))
+        .transpose()?;
+    let to =
+        q.to.as_deref()
+            .map(|v| parse_bound("to", v))
+            .transpose()?
+            .unwrap_or_else(now);
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return Err(AppError::field("format", "must be `json` or `csv`")),
+    };
+    let statement = state
+        .db(move |conn| {
+            let p = crate::domain::projects::by_slug(conn, &slug)?;
+            crate::domain::projects::require_maintainer(conn, p.id, user.id)?;
+            let mut query = r::table
+                .inner_join(t::table.on(t::id.eq(r::ticket_id)))
+                .filter(r::project_id.eq(p.id))
+                .filter(r::created_at.lt(to))
+                .select((money::Release::as_select(), t::title))
+                .order(r::created_at.asc())
+                .into_boxed();
+            if let Some(f) = from {
+                query = query.filter(r::created_at.ge(f));
+            }
+            let rows: Vec<(money::Release, String)> = query.load(conn)?;
+            let lines: Vec<StatementLine> = rows
+                .into_iter()
+                .map(|(rel, title)| StatementLine {
+                    ticket_id: rel.ticket_id,
+                    title,
+                    released_at: utc(rel.created_at),
+                    helper_id: rel.helper_id,
+                    amount: rel.amount,
+                    helper_amount: rel.helper_amount,
+                    commission: rel.project_amount,
+                    platform_fee: rel.platform_amount,
+                    commission_bps: rel.commission_bps,
+                    platform_bps: rel.platform_bps,
+                })
+                .collect();
+            Ok(Statement {
+                project: p.slug,
+                currency: p.currency,
+                from: from.map(utc),
+                to: utc(to),
+                total_amount: lines.iter().map(|l| l.amount).sum(),
+                total_commission: lines.iter().map(|l| l.commission).sum(),
+                total_platform_fee: lines.iter().map(|l| l.platform_fee).sum(),
+                total_helpers: lines.iter().map(|l| l.helper_amount).sum(),
+                lines,
+            })
+        })
+        .await?;
+    if !csv {
+        return Ok(HttpResponse::Ok().json(statement));
+    }
+    let mut out = String::from("ticket_id,title,released_at,helper_id,currency,amount,helper_amount,commission,platform_fee,commission_bps,platform_bps\n");
+    for l in &statement.lines {
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{},{}\n",
+            l.ticket_id,
+            csv_field(&l.title),
+            l.released_at.to_rfc3339(),
+            l.helper_id,
+            statement.currency,
+            l.amount,
+            l.helper_amount,
+            l.commission,
+            l.platform_fee,
+            l.commission_bps,
+            l.platform_bps
+        ));
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            "content-disposition",
+            format!(
+                "attachment; filename=\"{}-statement.csv\"",
+                statement.project
+            ),
+        ))
+        .body(out))
+}

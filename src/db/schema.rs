@@ -192,6 +192,13 @@ diesel::allow_tables_to_appear_in_same_query!(
     ticket_events,
     ticket_messages,
     response_templates,
+    ledger_accounts,
+    ledger_transfers,
+    bounties,
+    releases,
+    idempotency_keys,
+    bids,
+    stripe_events,
 );
 
 diesel::table! {

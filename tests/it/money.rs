@@ -540,3 +540,107 @@ async fn bids_accept_withdraw_and_authorization() {
         Vec::<String>::new()
     );
 }
+
+#[actix_web::test]
+async fn project_statement_for_maintainers_in_json_and_csv() {
+    let app = TestApp::new();
+    let owner = app.user("owner").await;
+    let helper = app.user("helper").await;
+    let requester = app.user("req").await;
+    app.project(&owner, "proj").await;
+    app.patch(
+        "/api/v1/projects/proj",
+        json!({"commission_bps": 3000}),
+        Some(&owner.access),
+    )
+    .await
+    .expect(200);
+    app.approved_helper(&owner, &helper, "proj").await;
+    for (title, amount) in [("First, paid", 10_000), ("Second \"quoted\"", 999)] {
+        let id = app.open_ticket(&requester, "proj", title, "public").await;
+        app.post(
+            &format!("/api/v1/tickets/{id}/bounties"),
+            json!({"amount": amount, "currency": "usd"}),
+            Some(&requester.access),
+        )
+        .await
+        .expect(201);
+        app.post(
+            &format!("/api/v1/tickets/{id}/claim"),
+            json!({}),
+            Some(&helper.access),
+        )
+        .await
+        .expect(200);
+        app.post(
+            &format!("/api/v1/tickets/{id}/resolve"),
+            json!({}),
+            Some(&helper.access),
+        )
+        .await
+        .expect(200);
+        app.post(
+            &format!("/api/v1/tickets/{id}/accept"),
+            json!({}),
+            Some(&requester.access),
+        )
+        .await
+        .expect(200);
+    }
+    app.get("/api/v1/projects/proj/statement", Some(&helper.access))
+        .await
+        .expect(403);
+    app.get("/api/v1/projects/proj/statement", None)
+        .await
+        .expect(401);
+    app.get(
+        "/api/v1/projects/proj/statement?from=yesterday",
+        Some(&owner.access),
+    )
+    .await
+    .expect(422);
+    let s = app
+        .get("/api/v1/projects/proj/statement", Some(&owner.access))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(s["lines"].as_array().unwrap().len(), 2);
+    assert_eq!(s["lines"][0]["commission"], 3_000);
+    assert_eq!(s["lines"][0]["platform_fee"], 500);
+    assert_eq!(s["lines"][0]["commission_bps"], 3000);
+    assert_eq!(s["lines"][1]["commission"], 299);
+    assert_eq!(s["lines"][1]["platform_fee"], 49);
+    assert_eq!(s["total_amount"], 10_999);
+    assert_eq!(s["total_commission"], 3_299);
+    assert_eq!(s["total_helpers"].as_i64().unwrap() + 3_299 + 549, 10_999);
+    let future = app
+        .get(
+            "/api/v1/projects/proj/statement?from=2999-01-01",
+            Some(&owner.access),
+        )
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(future["lines"], json!([]));
+    let csv = app
+        .get(
+            "/api/v1/projects/proj/statement?format=csv",
+            Some(&owner.access),
+        )
+        .await
+        .expect(200);
+    assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
+    let lines: Vec<&str> = csv.text.lines().collect();
+    assert_eq!(lines.len(), 3);
+    assert!(
+        lines[1].contains(",\"First, paid\",")
+            && lines[1].ends_with(",usd,10000,6500,3000,500,3000,500"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].contains("\"Second \"\"quoted\"\"\""),
+        "{}",
+        lines[2]
+    );
+}
