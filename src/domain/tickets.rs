@@ -1032,16 +1032,14 @@ pub fn release_claims_of(
     Ok(held.len())
 }
 
-/// Closes tickets with no activity for their project's `auto_close_days`,
-/// recording the reason as an event. Each close is one conditional UPDATE
-/// that re-checks status and inactivity, so activity that lands meanwhile
-/// keeps the ticket open. Returns how many were closed.
+/// Closes open and claimed tickets with no activity for their project's
+/// `auto_close_days`, recording the reason as an event and refunding any
+/// funded bounty (it closed without a resolution). Resolved tickets are left
+/// to the acceptance window, which releases their escrow. Each close is one
+/// conditional UPDATE that re-checks status and inactivity, so activity that
+/// lands meanwhile keeps the ticket open. Returns how many were closed.
 pub fn auto_close_stale(conn: &mut DbConnection) -> AppResult<usize> {
-    let active = [
-        Status::Open.as_str(),
-        Status::Claimed.as_str(),
-        Status::Resolved.as_str(),
-    ];
+    let active = [Status::Open.as_str(), Status::Claimed.as_str()];
     let candidates: Vec<(i64, String, NaiveDateTime, i32)> = tickets::table
         .inner_join(projects::table)
         .filter(tickets::status.eq_any(active))
@@ -1087,6 +1085,7 @@ pub fn auto_close_stale(conn: &mut DbConnection) -> AppResult<usize> {
                 Status::AutoClosed,
                 Some(&reason),
             )?;
+            crate::domain::money::refund_all(conn, id)?;
             enqueue_index(conn)?;
             Ok(true)
         })?;

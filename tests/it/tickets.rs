@@ -778,6 +778,13 @@ async fn inactive_tickets_auto_close_with_a_reason() {
     let stale = app
         .open_ticket(&requester, "proj", "Nobody answered", "public")
         .await;
+    app.post(
+        &format!("/api/v1/tickets/{stale}/bounties"),
+        json!({"amount": 2_000, "currency": "usd"}),
+        Some(&requester.access),
+    )
+    .await
+    .expect(201);
     let fresh = app
         .open_ticket(&requester, "proj", "Just asked", "public")
         .await;
@@ -817,6 +824,17 @@ async fn inactive_tickets_auto_close_with_a_reason() {
             last["reason"].as_str()
         ),
         (Some("auto_close"), None, Some("no activity for 3 days"))
+    );
+    // Closed without a resolution: the bounty went back.
+    assert_eq!(
+        app.get(&format!("/api/v1/tickets/{stale}/bounties"), None)
+            .await
+            .body[0]["status"],
+        "refunded"
+    );
+    assert_eq!(
+        guildhall::ledger::check(&mut app.conn()).unwrap(),
+        Vec::<String>::new()
     );
     // An auto-closed ticket can be reopened and rated.
     app.post(
