@@ -43,6 +43,7 @@ pub fn state_with_index(
         config.access_token_ttl,
         config.refresh_token_ttl,
     );
+    let gateway = crate::payments::from_config(&config);
     Ok(AppState {
         pool,
         login_failures: Arc::new(FailureLimiter::new(config.login_window)),
@@ -50,7 +51,7 @@ pub fn state_with_index(
         tokens: Arc::new(tokens),
         metrics: Arc::new(Metrics::default()),
         index,
-        gateway: Arc::new(crate::payments::Sandbox),
+        gateway,
         hashing: Arc::new(tokio::sync::Semaphore::new(
             std::thread::available_parallelism()
                 .map(|n| n.get() * 2)

@@ -40,6 +40,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "GUILDHALL_LOGIN_MAX_FAILURES_ADDRESS", key: "login_max_failures_address", default: "20", doc: "Failed logins per client address per window before 429." },
     Setting { env: "GUILDHALL_LOGIN_WINDOW_SECS", key: "login_window_secs", default: "900", doc: "Window of the failed-login limits." },
     Setting { env: "GUILDHALL_PLATFORM_FEE_BPS", key: "platform_fee_bps", default: "500", doc: "Platform fee on released escrow, basis points (0–2000), floored." },
+    Setting { env: "GUILDHALL_PAYOUT_MINIMUM", key: "payout_minimum", default: "1000", doc: "Smallest balance (minor units) the payout job pays out." },
     Setting { env: "GUILDHALL_STRIPE_WEBHOOK_SECRET", key: "stripe_webhook_secret", default: "(none)", doc: "Signing secret of the Stripe webhook endpoint (`whsec_…`). Unset: POST /webhooks/stripe answers 404." },
     Setting { env: "GUILDHALL_LOG", key: "log", default: "info", doc: "Log filter (tracing EnvFilter syntax, e.g. `guildhall=debug,info`)." },
 ];
@@ -85,6 +86,8 @@ pub struct Config {
     pub platform_fee_bps: i32,
     /// See [`SETTINGS`].
     pub stripe_webhook_secret: Option<Secret>,
+    /// See [`SETTINGS`].
+    pub payout_minimum: i64,
 }
 
 /// A secret value whose `Debug` never shows it.
@@ -278,6 +281,8 @@ impl Config {
                 "a number of seconds",
             )?),
             log,
+            payout_minimum: i64::try_from(positive("GUILDHALL_PAYOUT_MINIMUM", "minor units")?)
+                .context("GUILDHALL_PAYOUT_MINIMUM: too large")?,
             stripe_webhook_secret: get("GUILDHALL_STRIPE_WEBHOOK_SECRET")
                 .map(|(v, _)| Secret(v.into_bytes()))
                 .filter(|s| !s.0.is_empty()),

@@ -32,7 +32,7 @@ use utoipa::{Modify, OpenApi};
         tickets::create_template, tickets::list_templates, queue::queue, search::search_tickets, search::similar,
         money::create_bounty, money::list_bounties, money::balance, money::transfers,
         money::create_bid, money::list_bids, money::accept_bid, money::withdraw_bid, webhooks::stripe,
-        money::statement,
+        money::statement, money::onboarding, money::project_onboarding,
     ),
     components(schemas(Problem, crate::error::FieldError, views::Money)),
     modifiers(&BearerAuth),
@@ -153,6 +153,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(
                     "/projects/{slug}/statement",
                     web::get().to(money::statement),
+                )
+                .route("/me/payouts/onboarding", web::post().to(money::onboarding))
+                .route(
+                    "/projects/{slug}/payouts/onboarding",
+                    web::post().to(money::project_onboarding),
                 ),
         );
 }

@@ -761,3 +761,70 @@ pub async fn statement(
         ))
         .body(out))
 }
+
+/// A payout onboarding link.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OnboardingView {
+    /// Where the payee completes onboarding with the gateway.
+    pub url: String,
+    /// The gateway's payout account.
+    pub account_id: String,
+    /// Whether payouts can be sent now.
+    pub ready: bool,
+    /// `sandbox` or `stripe`.
+    pub gateway: String,
+}
+
+fn onboarding_view(o: crate::domain::payouts::Onboarding, gateway: &str) -> OnboardingView {
+    OnboardingView {
+        url: o.url,
+        account_id: o.account_id,
+        ready: o.ready,
+        gateway: gateway.to_owned(),
+    }
+}
+
+/// Set up (or resume) the caller's payout account; returns the onboarding link.
+#[utoipa::path(post, path = "/api/v1/me/payouts/onboarding", tag = "money", security(("bearer" = [])),
+    responses((status = 200, body = OnboardingView), (status = 401, body = Problem), (status = 503, body = Problem)))]
+pub async fn onboarding(
+    state: web::Data<AppState>,
+    user: AuthUser,
+) -> AppResult<web::Json<OnboardingView>> {
+    let gateway = state.gateway.clone();
+    state
+        .db(move |conn| {
+            let o = crate::domain::payouts::onboard(
+                conn,
+                gateway.as_ref(),
+                crate::domain::payouts::Payee::User(user.id),
+            )?;
+            Ok(web::Json(onboarding_view(o, gateway.name())))
+        })
+        .await
+}
+
+/// Set up (or resume) a project's payout account (maintainers).
+#[utoipa::path(post, path = "/api/v1/projects/{slug}/payouts/onboarding", tag = "money", security(("bearer" = [])),
+    params(("slug" = String, Path, description = "project slug")),
+    responses((status = 200, body = OnboardingView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn project_onboarding(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    slug: web::Path<String>,
+) -> AppResult<web::Json<OnboardingView>> {
+    let slug = slug.into_inner();
+    let gateway = state.gateway.clone();
+    state
+        .db(move |conn| {
+            let p = crate::domain::projects::by_slug(conn, &slug)?;
+            crate::domain::projects::require_maintainer(conn, p.id, user.id)?;
+            let o = crate::domain::payouts::onboard(
+                conn,
+                gateway.as_ref(),
+                crate::domain::payouts::Payee::Project(p.id),
+            )?;
+            Ok(web::Json(onboarding_view(o, gateway.name())))
+        })
+        .await
+}

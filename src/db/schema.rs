@@ -199,6 +199,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     bids,
     stripe_events,
+    payout_accounts,
+    payouts,
 );
 
 diesel::table! {
@@ -304,5 +306,35 @@ diesel::table! {
         event_type -> Text,
         outcome -> Text,
         received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    payout_accounts (id) {
+        id -> BigInt,
+        payee_kind -> Text,
+        payee_id -> BigInt,
+        gateway -> Text,
+        external_id -> Text,
+        ready -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    payouts (id) {
+        id -> BigInt,
+        ledger_account_id -> BigInt,
+        payout_account_id -> BigInt,
+        amount -> BigInt,
+        currency -> Text,
+        status -> Text,
+        hold_transfer_id -> Nullable<BigInt>,
+        gateway_transfer_id -> Nullable<Text>,
+        attempts -> Integer,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        paid_at -> Nullable<Timestamp>,
     }
 }

@@ -3,6 +3,7 @@
 pub mod bids;
 pub mod helpers;
 pub mod money;
+pub mod payouts;
 pub mod projects;
 pub mod queue;
 pub mod search;

@@ -8,7 +8,7 @@ mod auto_close;
 pub mod index;
 mod purge_tokens;
 
-pub use auto_close::{AutoAcceptResolutions, AutoCloseTickets};
+pub use auto_close::{AutoAcceptResolutions, AutoCloseTickets, RunPayouts};
 pub use index::SyncIndex;
 pub use purge_tokens::PurgeExpiredRefreshTokens;
 
@@ -27,6 +27,10 @@ pub struct JobContext {
     pub index: Option<Arc<TicketIndex>>,
     /// Platform fee for releases, basis points.
     pub platform_fee_bps: i32,
+    /// The payment gateway payouts go through.
+    pub gateway: Arc<dyn crate::payments::PaymentGateway>,
+    /// Smallest balance paid out, minor units.
+    pub payout_minimum: i64,
 }
 
 /// The general runner: every job type except index maintenance.
@@ -40,6 +44,8 @@ pub fn runner(pool: DbPool, config: &Config) -> anyhow::Result<Runner<JobContext
         pool: pool.clone(),
         index: None,
         platform_fee_bps: config.platform_fee_bps,
+        gateway: crate::payments::from_config(config),
+        payout_minimum: config.payout_minimum,
     };
     Runner::new(pool, ctx, runner_config)
         .schedule(
@@ -67,6 +73,8 @@ pub fn index_runner(pool: DbPool, index: Arc<TicketIndex>, config: &Config) -> R
         pool: pool.clone(),
         index: Some(index),
         platform_fee_bps: config.platform_fee_bps,
+        gateway: crate::payments::from_config(config),
+        payout_minimum: config.payout_minimum,
     };
     Runner::new(pool, ctx, runner_config).register::<SyncIndex>()
 }

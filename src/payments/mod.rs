@@ -66,6 +66,27 @@ pub trait PaymentGateway: Send + Sync {
         amount: i64,
         idempotency_key: &str,
     ) -> anyhow::Result<String>;
+    /// Creates (or, for the same key, finds) a connected payout account.
+    fn create_payout_account(&self, idempotency_key: &str) -> anyhow::Result<String>;
+    /// A link where the payee completes onboarding of `account`.
+    fn onboarding_link(&self, account: &str) -> anyhow::Result<String>;
+    /// Whether `account` can receive payouts.
+    fn payout_account_ready(&self, account: &str) -> anyhow::Result<bool>;
+    /// Moves `amount` to `destination`; the same key never pays twice.
+    /// Returns the gateway's transfer id.
+    fn transfer(
+        &self,
+        amount: i64,
+        currency: &str,
+        destination: &str,
+        transfer_group: &str,
+        idempotency_key: &str,
+    ) -> anyhow::Result<String>;
+}
+
+/// The gateway the configuration selects (today: the sandbox).
+pub fn from_config(_config: &crate::config::Config) -> std::sync::Arc<dyn PaymentGateway> {
+    std::sync::Arc::new(Sandbox)
 }
 
 /// The embedded sandbox: settles at once, test money only.
@@ -104,6 +125,31 @@ impl PaymentGateway for Sandbox {
         Ok(derived_id(
             "sandbox_re",
             &format!("{payment_id}:{idempotency_key}"),
+        ))
+    }
+    fn create_payout_account(&self, idempotency_key: &str) -> anyhow::Result<String> {
+        Ok(derived_id("sandbox_acct", idempotency_key))
+    }
+    fn onboarding_link(&self, account: &str) -> anyhow::Result<String> {
+        Ok(format!(
+            "https://sandbox.guildhall.invalid/onboarding/{account}"
+        ))
+    }
+    fn payout_account_ready(&self, _account: &str) -> anyhow::Result<bool> {
+        Ok(true)
+    }
+    fn transfer(
+        &self,
+        amount: i64,
+        _currency: &str,
+        destination: &str,
+        _transfer_group: &str,
+        idempotency_key: &str,
+    ) -> anyhow::Result<String> {
+        anyhow::ensure!(amount > 0, "amount must be positive");
+        Ok(derived_id(
+            "sandbox_tr",
+            &format!("{destination}:{idempotency_key}"),
         ))
     }
 }

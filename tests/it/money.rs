@@ -644,3 +644,286 @@ async fn project_statement_for_maintainers_in_json_and_csv() {
         lines[2]
     );
 }
+
+/// The sandbox, except that transfers fail the first `fail` times.
+struct FlakyTransfers {
+    fail: std::sync::atomic::AtomicUsize,
+    calls: std::sync::Mutex<Vec<String>>,
+}
+
+impl guildhall::payments::PaymentGateway for FlakyTransfers {
+    fn name(&self) -> &'static str {
+        "sandbox"
+    }
+    fn test_money(&self) -> bool {
+        true
+    }
+    fn create_payment(
+        &self,
+        r: &guildhall::payments::PaymentRequest,
+    ) -> anyhow::Result<guildhall::payments::Payment> {
+        guildhall::payments::Sandbox.create_payment(r)
+    }
+    fn refund(&self, p: &str, a: i64, k: &str) -> anyhow::Result<String> {
+        guildhall::payments::Sandbox.refund(p, a, k)
+    }
+    fn create_payout_account(&self, k: &str) -> anyhow::Result<String> {
+        guildhall::payments::Sandbox.create_payout_account(k)
+    }
+    fn onboarding_link(&self, a: &str) -> anyhow::Result<String> {
+        guildhall::payments::Sandbox.onboarding_link(a)
+    }
+    fn payout_account_ready(&self, a: &str) -> anyhow::Result<bool> {
+        guildhall::payments::Sandbox.payout_account_ready(a)
+    }
+    fn transfer(
+        &self,
+        amount: i64,
+        c: &str,
+        d: &str,
+        g: &str,
+        key: &str,
+    ) -> anyhow::Result<String> {
+        self.calls.lock().unwrap().push(key.to_owned());
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            self.fail.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            anyhow::bail!("gateway timeout");
+        }
+        guildhall::payments::Sandbox.transfer(amount, c, d, g, key)
+    }
+}
+
+#[actix_web::test]
+async fn payouts_pay_ready_payees_once_and_retry_with_the_same_key() {
+    let app = TestApp::new();
+    let owner = app.user("owner").await;
+    let helper = app.user("helper").await;
+    let requester = app.user("req").await;
+    let project = app.project(&owner, "proj").await;
+    app.approved_helper(&owner, &helper, "proj").await;
+    let id = app
+        .open_ticket(&requester, "proj", "Pay me out", "public")
+        .await;
+    app.post(
+        &format!("/api/v1/tickets/{id}/bounties"),
+        json!({"amount": 10_000, "currency": "usd"}),
+        Some(&requester.access),
+    )
+    .await
+    .expect(201);
+    app.post(
+        &format!("/api/v1/tickets/{id}/claim"),
+        json!({}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(200);
+    app.post(
+        &format!("/api/v1/tickets/{id}/resolve"),
+        json!({}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(200);
+    app.post(
+        &format!("/api/v1/tickets/{id}/accept"),
+        json!({}),
+        Some(&requester.access),
+    )
+    .await
+    .expect(200);
+
+    let gateway = FlakyTransfers {
+        fail: std::sync::atomic::AtomicUsize::new(1),
+        calls: Default::default(),
+    };
+    let mut conn = app.conn();
+    // Nobody has a payout account yet: nothing moves.
+    assert_eq!(
+        guildhall::domain::payouts::run(&mut conn, &gateway, 1000).unwrap(),
+        Default::default()
+    );
+    drop(conn);
+    let o = app
+        .post(
+            "/api/v1/me/payouts/onboarding",
+            json!({}),
+            Some(&helper.access),
+        )
+        .await
+        .expect(200);
+    assert_eq!(o.body["ready"], true);
+    assert!(o.body["url"].as_str().unwrap().starts_with("https://"));
+    let again = app
+        .post(
+            "/api/v1/me/payouts/onboarding",
+            json!({}),
+            Some(&helper.access),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        again.body["account_id"], o.body["account_id"],
+        "one payout account per payee"
+    );
+    app.post(
+        "/api/v1/projects/proj/payouts/onboarding",
+        json!({}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(403);
+    app.post(
+        "/api/v1/projects/proj/payouts/onboarding",
+        json!({}),
+        Some(&owner.access),
+    )
+    .await
+    .expect(200);
+
+    let mut conn = app.conn();
+    // The first transfer call fails: the payout stays pending with its hold.
+    let first = guildhall::domain::payouts::run(&mut conn, &gateway, 1000).unwrap();
+    assert_eq!(
+        (first.paid, first.failed),
+        (1, 1),
+        "the project's 10.00 went out; the helper's failed"
+    );
+    let helper_acct =
+        ledger::account(&mut conn, AccountKind::UserPayable, Some(helper.id), "usd").unwrap();
+    assert_eq!(
+        (helper_acct.balance(), helper_acct.available()),
+        (8_500, 0),
+        "reserved while in flight"
+    );
+    // The retry uses the same idempotency key and pays once.
+    let second = guildhall::domain::payouts::run(&mut conn, &gateway, 1000).unwrap();
+    assert_eq!((second.paid, second.failed), (1, 0));
+    let third = guildhall::domain::payouts::run(&mut conn, &gateway, 1000).unwrap();
+    assert_eq!(third, Default::default(), "nothing left to pay");
+    let calls = gateway.calls.lock().unwrap().clone();
+    let helper_calls: Vec<&String> = calls
+        .iter()
+        .filter(|k| calls.iter().filter(|c| c == k).count() == 2)
+        .collect();
+    assert_eq!(
+        helper_calls.len(),
+        2,
+        "the failed payout was retried with the same key: {calls:?}"
+    );
+    assert_eq!(
+        ledger::account(&mut conn, AccountKind::UserPayable, Some(helper.id), "usd")
+            .unwrap()
+            .balance(),
+        0
+    );
+    let project_id = project["id"].as_i64().unwrap();
+    assert_eq!(
+        ledger::account(
+            &mut conn,
+            AccountKind::ProjectRevenue,
+            Some(project_id),
+            "usd"
+        )
+        .unwrap()
+        .balance(),
+        0
+    );
+    // The platform's fee stays; everything else left through the gateway.
+    assert_eq!(
+        ledger::clearing_account(&mut conn, "sandbox", "usd")
+            .unwrap()
+            .balance(),
+        -500
+    );
+    assert_eq!(ledger::check(&mut conn).unwrap(), Vec::<String>::new());
+    drop(conn);
+    assert_eq!(
+        app.get("/api/v1/me/balance", Some(&helper.access))
+            .await
+            .body["items"][0]["available"],
+        0
+    );
+}
+
+#[actix_web::test]
+async fn concurrent_payout_runs_pay_once() {
+    let app = TestApp::new();
+    let owner = app.user("owner").await;
+    let helper = app.user("helper").await;
+    let requester = app.user("req").await;
+    app.project(&owner, "proj").await;
+    app.approved_helper(&owner, &helper, "proj").await;
+    let id = app
+        .open_ticket(&requester, "proj", "Concurrent payouts", "public")
+        .await;
+    app.post(
+        &format!("/api/v1/tickets/{id}/bounties"),
+        json!({"amount": 4_000, "currency": "usd"}),
+        Some(&requester.access),
+    )
+    .await
+    .expect(201);
+    app.post(
+        &format!("/api/v1/tickets/{id}/claim"),
+        json!({}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(200);
+    app.post(
+        &format!("/api/v1/tickets/{id}/resolve"),
+        json!({}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(200);
+    app.post(
+        &format!("/api/v1/tickets/{id}/accept"),
+        json!({}),
+        Some(&requester.access),
+    )
+    .await
+    .expect(200);
+    app.post(
+        "/api/v1/me/payouts/onboarding",
+        json!({}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(200);
+    let paid: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let pool = app.pool.clone();
+                s.spawn(move || {
+                    let mut conn = pool.get().unwrap();
+                    guildhall::domain::payouts::run(&mut conn, &guildhall::payments::Sandbox, 1000)
+                        .map(|r| r.paid)
+                        .unwrap_or(0)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(paid, 1, "one runner records the payout");
+    use diesel::prelude::*;
+    use guildhall::db::schema::payouts;
+    let rows: Vec<(String, i64)> = payouts::table
+        .select((payouts::status, payouts::amount))
+        .load(&mut *app.conn())
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![("paid".to_owned(), 3_400)],
+        "one payout of the helper's 34.00"
+    );
+    let mut conn = app.conn();
+    assert_eq!(
+        ledger::account(&mut conn, AccountKind::UserPayable, Some(helper.id), "usd")
+            .unwrap()
+            .balance(),
+        0
+    );
+    assert_eq!(ledger::check(&mut conn).unwrap(), Vec::<String>::new());
+}

@@ -32,6 +32,25 @@ impl PaymentGateway for AwaitingWebhook {
     fn refund(&self, _: &str, _: i64, key: &str) -> anyhow::Result<String> {
         Ok(format!("re_{key}"))
     }
+    fn create_payout_account(&self, key: &str) -> anyhow::Result<String> {
+        Ok(format!("acct_{key}"))
+    }
+    fn onboarding_link(&self, account: &str) -> anyhow::Result<String> {
+        Ok(format!("https://connect.example/{account}"))
+    }
+    fn payout_account_ready(&self, _: &str) -> anyhow::Result<bool> {
+        Ok(true)
+    }
+    fn transfer(
+        &self,
+        _: i64,
+        _: &str,
+        destination: &str,
+        _: &str,
+        key: &str,
+    ) -> anyhow::Result<String> {
+        Ok(format!("tr_{destination}_{key}"))
+    }
 }
 
 fn fixtures() -> Value {
