@@ -154,6 +154,9 @@ pub struct BountyBody {
     pub amount: i64,
     /// The project's currency.
     pub currency: String,
+    /// Days until an unspent bounty goes back to its backer (1–365); none:
+    /// it stays until the ticket is resolved, cancelled or closed.
+    pub expires_in_days: Option<i64>,
 }
 
 /// A bounty.
@@ -173,6 +176,8 @@ pub struct BountyView {
     pub created_at: DateTime<Utc>,
     /// Funded.
     pub funded_at: Option<DateTime<Utc>>,
+    /// When it goes back to the backer if unspent.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl From<&Bounty> for BountyView {
@@ -188,6 +193,7 @@ impl From<&Bounty> for BountyView {
             status: b.status.clone(),
             created_at: utc(b.created_at),
             funded_at: b.funded_at.map(utc),
+            expires_at: b.expires_at.map(utc),
         }
     }
 }
@@ -229,12 +235,24 @@ pub async fn create_bounty(
     let id = id.into_inner();
     let body = body.into_inner();
     let st = state.clone();
-    let (amount, currency) = (body.amount, body.currency.to_ascii_lowercase());
+    let (amount, currency, expires) = (
+        body.amount,
+        body.currency.to_ascii_lowercase(),
+        body.expires_in_days,
+    );
     idempotent(&state, &req, user.id, &body, || async move {
         let gateway = st.gateway.clone();
         let (b, p) = st
             .db(move |conn| {
-                money::fund_bounty(conn, gateway.as_ref(), id, user.id, amount, &currency)
+                money::fund_bounty(
+                    conn,
+                    gateway.as_ref(),
+                    id,
+                    user.id,
+                    amount,
+                    &currency,
+                    expires,
+                )
             })
             .await?;
         let view = BountyCreated {

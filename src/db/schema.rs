@@ -252,6 +252,7 @@ diesel::table! {
         funded_at -> Nullable<Timestamp>,
         settled_at -> Nullable<Timestamp>,
         bid_id -> Nullable<BigInt>,
+        expires_at -> Nullable<Timestamp>,
     }
 }
 

@@ -51,6 +51,8 @@ pub struct Bounty {
     pub settled_at: Option<NaiveDateTime>,
     /// The accepted bid this funds, if any.
     pub bid_id: Option<i64>,
+    /// When an unspent bounty goes back to its backer.
+    pub expires_at: Option<NaiveDateTime>,
 }
 
 fn escrow(conn: &mut DbConnection, ticket_id: i64, currency: &str) -> QueryResult<ledger::Account> {
@@ -66,7 +68,14 @@ pub fn fund_bounty(
     backer: i64,
     amount: i64,
     currency: &str,
+    expires_in_days: Option<i64>,
 ) -> AppResult<(Bounty, Payment)> {
+    if expires_in_days.is_some_and(|d| !(1..=365).contains(&d)) {
+        return Err(AppError::field(
+            "expires_in_days",
+            "must be between 1 and 365",
+        ));
+    }
     let (t, _) = ticket_domain::load_visible(conn, ticket_id, Some(backer))?;
     if !(MIN_BOUNTY..=MAX_BOUNTY).contains(&amount) {
         return Err(AppError::field(
@@ -99,6 +108,7 @@ pub fn fund_bounty(
             bounties::status.eq("pending_payment"),
             bounties::gateway.eq(gateway.name()),
             bounties::created_at.eq(now()),
+            bounties::expires_at.eq(expires_in_days.map(|d| now() + chrono::Duration::days(d))),
         ))
         .returning(bounties::id)
         .get_result(conn)?;
@@ -449,6 +459,23 @@ pub fn apply_stripe_event(conn: &mut DbConnection, event: &serde_json::Value) ->
         .execute(conn)?;
         Ok(outcome.to_owned())
     })
+}
+
+/// Refunds funded bounties whose expiry passed while their ticket is still
+/// waiting for a resolution (open or claimed). Returns how many.
+pub fn expire_bounties(conn: &mut DbConnection) -> AppResult<usize> {
+    let due: Vec<Bounty> = bounties::table
+        .inner_join(tickets::table.on(tickets::id.eq(bounties::ticket_id)))
+        .filter(bounties::status.eq("funded"))
+        .filter(bounties::expires_at.lt(now()))
+        .filter(tickets::status.eq_any([Status::Open.as_str(), Status::Claimed.as_str()]))
+        .select(Bounty::as_select())
+        .load(conn)?;
+    let mut refunded = 0;
+    for b in &due {
+        refunded += usize::from(write_tx(conn, |conn| refund_bounty(conn, b))?);
+    }
+    Ok(refunded)
 }
 
 /// Bounties of a ticket, oldest first.

@@ -8,7 +8,7 @@ mod auto_close;
 pub mod index;
 mod purge_tokens;
 
-pub use auto_close::{AutoAcceptResolutions, AutoCloseTickets, RunPayouts};
+pub use auto_close::{AutoAcceptResolutions, AutoCloseTickets, ExpireBounties, RunPayouts};
 pub use index::SyncIndex;
 pub use purge_tokens::PurgeExpiredRefreshTokens;
 
@@ -58,7 +58,9 @@ pub fn runner(pool: DbPool, config: &Config) -> anyhow::Result<Runner<JobContext
             "auto-accept-resolutions",
             "0 35 * * * *",
             AutoAcceptResolutions,
-        )
+        )?
+        .schedule("expire-bounties", "0 45 * * * *", ExpireBounties)?
+        .schedule("run-payouts", "0 */15 * * * *", RunPayouts)
 }
 
 /// The index runner: one worker owning `index`.

@@ -326,6 +326,22 @@ fn app_jobs_are_registered_and_scheduled() {
     let app = TestApp::new();
     let r = guildhall::jobs::runner(app.pool.clone(), &app.state.config).unwrap();
     assert_eq!(r.tick_schedules().unwrap(), 0);
+    {
+        use diesel::prelude::*;
+        use guildhall::db::schema::background_job_schedules as s;
+        let mut names: Vec<String> = s::table.select(s::name).load(&mut *app.conn()).unwrap();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "auto-accept-resolutions",
+                "auto-close-tickets",
+                "expire-bounties",
+                "purge-expired-refresh-tokens",
+                "run-payouts"
+            ]
+        );
+    }
     guildhall::jobs::PurgeExpiredRefreshTokens
         .enqueue(&mut app.conn())
         .unwrap();

@@ -927,3 +927,68 @@ async fn concurrent_payout_runs_pay_once() {
     );
     assert_eq!(ledger::check(&mut conn).unwrap(), Vec::<String>::new());
 }
+
+#[actix_web::test]
+async fn expired_bounties_go_back_to_their_backers() {
+    let app = TestApp::new();
+    let owner = app.user("owner").await;
+    let requester = app.user("req").await;
+    let backer = app.user("backer").await;
+    app.project(&owner, "proj").await;
+    let id = app
+        .open_ticket(&requester, "proj", "Expiring money", "public")
+        .await;
+    app.post(
+        &format!("/api/v1/tickets/{id}/bounties"),
+        json!({"amount": 1_000, "currency": "usd", "expires_in_days": 0}),
+        Some(&backer.access),
+    )
+    .await
+    .expect(422);
+    let r = app
+        .post(
+            &format!("/api/v1/tickets/{id}/bounties"),
+            json!({"amount": 1_000, "currency": "usd", "expires_in_days": 3}),
+            Some(&backer.access),
+        )
+        .await
+        .expect(201);
+    assert!(r.body["bounty"]["expires_at"].is_string());
+    app.post(
+        &format!("/api/v1/tickets/{id}/bounties"),
+        json!({"amount": 2_000, "currency": "usd"}),
+        Some(&requester.access),
+    )
+    .await
+    .expect(201);
+    {
+        use diesel::prelude::*;
+        use guildhall::db::schema::bounties;
+        let past = chrono::Utc::now().naive_utc() - chrono::Duration::hours(1);
+        diesel::update(bounties::table.filter(bounties::expires_at.is_not_null()))
+            .set(bounties::expires_at.eq(Some(past)))
+            .execute(&mut *app.conn())
+            .unwrap();
+    }
+    use guildhall_jobs::BackgroundJob as _;
+    guildhall::jobs::ExpireBounties
+        .enqueue(&mut app.conn())
+        .unwrap();
+    app.run_jobs();
+    let b = app
+        .get(&format!("/api/v1/tickets/{id}/bounties"), None)
+        .await
+        .body;
+    assert_eq!(
+        (b[0]["status"].as_str(), b[1]["status"].as_str()),
+        (Some("refunded"), Some("funded"))
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/tickets/{id}"), None).await.body["paid"]["amount"],
+        2_000
+    );
+    assert_eq!(
+        ledger::check(&mut app.conn()).unwrap(),
+        Vec::<String>::new()
+    );
+}
