@@ -8,7 +8,7 @@ use crate::domain::money::{self, Bounty};
 use crate::domain::tickets::{self as ticket_domain, Status};
 use crate::domain::{now, projects};
 use crate::error::{AppError, AppResult, FieldError};
-use crate::payments::{PaymentGateway, PaymentRequest, PaymentStatus};
+use crate::payments::PaymentGateway;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -227,40 +227,26 @@ pub fn accept(
             .returning(bounties::id)
             .get_result(conn)?)
     })?;
-    let payment = gateway.create_payment(&PaymentRequest {
-        amount: bid.amount,
-        currency: bid.currency.clone(),
-        description: format!("Accepted bid on ticket #{}", bid.ticket_id),
-        metadata: vec![
+    let collected = money::collect_payment(
+        conn,
+        gateway,
+        bounty_id,
+        format!("Accepted bid on ticket #{}", bid.ticket_id),
+        vec![
             ("ticket_id".into(), bid.ticket_id.to_string()),
             ("bid_id".into(), id.to_string()),
         ],
-        idempotency_key: format!("bounty:{bounty_id}"),
-    });
-    let failed = match &payment {
-        Ok(p) => {
-            diesel::update(bounties::table.find(bounty_id))
-                .set(bounties::payment_id.eq(&p.id))
-                .execute(conn)?;
-            match p.status {
-                PaymentStatus::Succeeded => {
-                    money::settle_payment(conn, gateway.name(), &p.id)?;
-                    false
-                }
-                PaymentStatus::Failed => true,
-                PaymentStatus::RequiresAction | PaymentStatus::Processing => false,
-            }
-        }
-        Err(e) => {
+    );
+    let failed = match collected {
+        Ok(_) => false,
+        Err(money::CollectError::Gateway(e)) => {
             tracing::warn!(bid = id, error = %e, "payment for an accepted bid failed");
             true
         }
+        Err(money::CollectError::App(e)) => return Err(e),
     };
     if failed {
         write_tx(conn, |conn| -> AppResult<()> {
-            diesel::update(bounties::table.find(bounty_id))
-                .set(bounties::status.eq("failed"))
-                .execute(conn)?;
             diesel::update(bids::table.find(id))
                 .set(bids::status.eq("open"))
                 .execute(conn)?;

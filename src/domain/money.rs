@@ -112,40 +112,93 @@ pub fn fund_bounty(
         ))
         .returning(bounties::id)
         .get_result(conn)?;
-    let payment = gateway
-        .create_payment(&PaymentRequest {
-            amount,
-            currency: currency.to_owned(),
-            description: format!("Bounty on ticket #{ticket_id}"),
-            metadata: vec![
-                ("ticket_id".into(), ticket_id.to_string()),
-                ("bounty_id".into(), id.to_string()),
-            ],
-            idempotency_key: format!("bounty:{id}"),
-        })
-        .map_err(|e| {
+    let payment = collect_payment(
+        conn,
+        gateway,
+        id,
+        format!("Bounty on ticket #{ticket_id}"),
+        vec![
+            ("ticket_id".into(), ticket_id.to_string()),
+            ("bounty_id".into(), id.to_string()),
+        ],
+    )
+    .map_err(|e| match e {
+        CollectError::Gateway(e) => {
             tracing::warn!(bounty = id, error = %e, "payment gateway refused a bounty");
             AppError::conflict("payment_failed", "the payment could not be created")
-        })?;
-    diesel::update(bounties::table.find(id))
-        .set(bounties::payment_id.eq(&payment.id))
-        .execute(conn)?;
-    match payment.status {
-        PaymentStatus::Succeeded => {
-            settle_payment(conn, gateway.name(), &payment.id)?;
         }
-        PaymentStatus::Failed => {
-            diesel::update(bounties::table.find(id))
-                .set(bounties::status.eq("failed"))
-                .execute(conn)?;
-        }
-        PaymentStatus::RequiresAction | PaymentStatus::Processing => {}
-    }
+        CollectError::App(e) => e,
+    })?;
     let b = bounties::table
         .find(id)
         .select(Bounty::as_select())
         .first(conn)?;
     Ok((b, payment))
+}
+
+/// Why [`collect_payment`] did not get a payment.
+pub enum CollectError {
+    /// The gateway refused or failed; the bounty is marked `failed`.
+    Gateway(anyhow::Error),
+    /// Our own failure.
+    App(AppError),
+}
+
+/// Asks the gateway to collect a `pending_payment` bounty (idempotency key
+/// `bounty:{id}`), records the payment id, and books it into escrow at once
+/// when it already succeeded; a refused payment marks the bounty `failed`.
+/// Shared by bounties and accepted bids.
+pub fn collect_payment(
+    conn: &mut DbConnection,
+    gateway: &dyn PaymentGateway,
+    bounty_id: i64,
+    description: String,
+    metadata: Vec<(String, String)>,
+) -> Result<Payment, CollectError> {
+    let b: Bounty = bounties::table
+        .find(bounty_id)
+        .select(Bounty::as_select())
+        .first(conn)
+        .map_err(|e| CollectError::App(e.into()))?;
+    let result = gateway.create_payment(&PaymentRequest {
+        amount: b.amount,
+        currency: b.currency.clone(),
+        description,
+        metadata,
+        idempotency_key: format!("bounty:{bounty_id}"),
+    });
+    let mark_failed = |conn: &mut DbConnection| -> Result<(), CollectError> {
+        diesel::update(bounties::table.find(bounty_id))
+            .set(bounties::status.eq("failed"))
+            .execute(conn)
+            .map_err(|e| CollectError::App(e.into()))?;
+        Ok(())
+    };
+    let payment = match result {
+        Ok(p) => p,
+        Err(e) => {
+            mark_failed(conn)?;
+            return Err(CollectError::Gateway(e));
+        }
+    };
+    diesel::update(bounties::table.find(bounty_id))
+        .set(bounties::payment_id.eq(&payment.id))
+        .execute(conn)
+        .map_err(|e| CollectError::App(e.into()))?;
+    match payment.status {
+        PaymentStatus::Succeeded => {
+            settle_payment(conn, gateway.name(), &payment.id).map_err(CollectError::App)?;
+        }
+        PaymentStatus::Failed => {
+            mark_failed(conn)?;
+            return Err(CollectError::Gateway(anyhow::anyhow!(
+                "payment {} failed",
+                payment.id
+            )));
+        }
+        PaymentStatus::RequiresAction | PaymentStatus::Processing => {}
+    }
+    Ok(payment)
 }
 
 /// Books a succeeded payment into escrow, exactly once however often it is

@@ -701,37 +701,8 @@ async fn payouts_pay_ready_payees_once_and_retry_with_the_same_key() {
     let requester = app.user("req").await;
     let project = app.project(&owner, "proj").await;
     app.approved_helper(&owner, &helper, "proj").await;
-    let id = app
-        .open_ticket(&requester, "proj", "Pay me out", "public")
+    app.paid_and_accepted(&requester, &helper, "proj", "Pay me out", 10_000)
         .await;
-    app.post(
-        &format!("/api/v1/tickets/{id}/bounties"),
-        json!({"amount": 10_000, "currency": "usd"}),
-        Some(&requester.access),
-    )
-    .await
-    .expect(201);
-    app.post(
-        &format!("/api/v1/tickets/{id}/claim"),
-        json!({}),
-        Some(&helper.access),
-    )
-    .await
-    .expect(200);
-    app.post(
-        &format!("/api/v1/tickets/{id}/resolve"),
-        json!({}),
-        Some(&helper.access),
-    )
-    .await
-    .expect(200);
-    app.post(
-        &format!("/api/v1/tickets/{id}/accept"),
-        json!({}),
-        Some(&requester.access),
-    )
-    .await
-    .expect(200);
 
     let gateway = FlakyTransfers {
         fail: std::sync::atomic::AtomicUsize::new(1),
@@ -854,37 +825,8 @@ async fn concurrent_payout_runs_pay_once() {
     let requester = app.user("req").await;
     app.project(&owner, "proj").await;
     app.approved_helper(&owner, &helper, "proj").await;
-    let id = app
-        .open_ticket(&requester, "proj", "Concurrent payouts", "public")
+    app.paid_and_accepted(&requester, &helper, "proj", "Concurrent payouts", 4_000)
         .await;
-    app.post(
-        &format!("/api/v1/tickets/{id}/bounties"),
-        json!({"amount": 4_000, "currency": "usd"}),
-        Some(&requester.access),
-    )
-    .await
-    .expect(201);
-    app.post(
-        &format!("/api/v1/tickets/{id}/claim"),
-        json!({}),
-        Some(&helper.access),
-    )
-    .await
-    .expect(200);
-    app.post(
-        &format!("/api/v1/tickets/{id}/resolve"),
-        json!({}),
-        Some(&helper.access),
-    )
-    .await
-    .expect(200);
-    app.post(
-        &format!("/api/v1/tickets/{id}/accept"),
-        json!({}),
-        Some(&requester.access),
-    )
-    .await
-    .expect(200);
     app.post(
         "/api/v1/me/payouts/onboarding",
         json!({}),

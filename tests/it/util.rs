@@ -305,6 +305,49 @@ impl TestApp {
         id
     }
 
+    /// The paid happy path: `requester` opens a ticket on `project`, funds a
+    /// bounty of `amount` (usd), `helper` claims and resolves it, and the
+    /// requester accepts (releasing the escrow). Returns the ticket id.
+    pub async fn paid_and_accepted(
+        &self,
+        requester: &User,
+        helper: &User,
+        project: &str,
+        title: &str,
+        amount: i64,
+    ) -> i64 {
+        let id = self.open_ticket(requester, project, title, "public").await;
+        self.post(
+            &format!("/api/v1/tickets/{id}/bounties"),
+            json!({"amount": amount, "currency": "usd"}),
+            Some(&requester.access),
+        )
+        .await
+        .expect(201);
+        self.post(
+            &format!("/api/v1/tickets/{id}/claim"),
+            json!({}),
+            Some(&helper.access),
+        )
+        .await
+        .expect(200);
+        self.post(
+            &format!("/api/v1/tickets/{id}/resolve"),
+            json!({}),
+            Some(&helper.access),
+        )
+        .await
+        .expect(200);
+        self.post(
+            &format!("/api/v1/tickets/{id}/accept"),
+            json!({}),
+            Some(&requester.access),
+        )
+        .await
+        .expect(200);
+        id
+    }
+
     /// Sends a request through the full application.
     pub async fn request(
         &self,
