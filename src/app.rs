@@ -43,7 +43,7 @@ pub fn state_with_index(
         config.access_token_ttl,
         config.refresh_token_ttl,
     );
-    let gateway = crate::payments::from_config(&config);
+    let gateway = crate::payments::from_config(&config)?;
     Ok(AppState {
         pool,
         login_failures: Arc::new(FailureLimiter::new(config.login_window)),

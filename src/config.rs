@@ -41,6 +41,11 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "GUILDHALL_LOGIN_WINDOW_SECS", key: "login_window_secs", default: "900", doc: "Window of the failed-login limits." },
     Setting { env: "GUILDHALL_PLATFORM_FEE_BPS", key: "platform_fee_bps", default: "500", doc: "Platform fee on released escrow, basis points (0–2000), floored." },
     Setting { env: "GUILDHALL_PAYOUT_MINIMUM", key: "payout_minimum", default: "1000", doc: "Smallest balance (minor units) the payout job pays out." },
+    Setting { env: "GUILDHALL_PAYMENT_GATEWAY", key: "payment_gateway", default: "sandbox", doc: "`sandbox` (settles at once, test money) or `stripe` (needs GUILDHALL_STRIPE_SECRET_KEY)." },
+    Setting { env: "GUILDHALL_STRIPE_SECRET_KEY", key: "stripe_secret_key", default: "(none)", doc: "Stripe secret or restricted key (`sk_…`/`rk_…`). `sk_test_…` marks amounts as test money. Never logged." },
+    Setting { env: "GUILDHALL_STRIPE_API_BASE", key: "stripe_api_base", default: "https://api.stripe.com/", doc: "Stripe API base URL; point it at a local fake for tests." },
+    Setting { env: "GUILDHALL_STRIPE_TIMEOUT_MS", key: "stripe_timeout_ms", default: "30000", doc: "Timeout of one Stripe API request." },
+    Setting { env: "GUILDHALL_PUBLIC_URL", key: "public_url", default: "http://127.0.0.1:8080", doc: "Public base URL of the front end; Stripe onboarding returns payees to `<public_url>/payouts/return` (and `/payouts/refresh` when a link expired)." },
     Setting { env: "GUILDHALL_STRIPE_WEBHOOK_SECRET", key: "stripe_webhook_secret", default: "(none)", doc: "Signing secret of the Stripe webhook endpoint (`whsec_…`). Unset: POST /webhooks/stripe answers 404." },
     Setting { env: "GUILDHALL_LOG", key: "log", default: "info", doc: "Log filter (tracing EnvFilter syntax, e.g. `guildhall=debug,info`)." },
 ];
@@ -88,6 +93,19 @@ pub struct Config {
     pub stripe_webhook_secret: Option<Secret>,
     /// See [`SETTINGS`].
     pub payout_minimum: i64,
+    /// See [`SETTINGS`].
+    pub gateway: GatewayChoice,
+    /// See [`SETTINGS`].
+    pub public_url: String,
+}
+
+/// Which payment gateway moves the money.
+#[derive(Clone, Debug)]
+pub enum GatewayChoice {
+    /// The embedded sandbox.
+    Sandbox,
+    /// Stripe, with these settings.
+    Stripe(crate::payments::stripe::StripeSettings),
 }
 
 /// A secret value whose `Debug` never shows it.
@@ -286,6 +304,34 @@ impl Config {
             stripe_webhook_secret: get("GUILDHALL_STRIPE_WEBHOOK_SECRET")
                 .map(|(v, _)| Secret(v.into_bytes()))
                 .filter(|s| !s.0.is_empty()),
+            gateway: match text("GUILDHALL_PAYMENT_GATEWAY").trim() {
+                "sandbox" => GatewayChoice::Sandbox,
+                "stripe" => {
+                    let secret_key = text("GUILDHALL_STRIPE_SECRET_KEY");
+                    if !(secret_key.starts_with("sk_") || secret_key.starts_with("rk_")) {
+                        bail!("GUILDHALL_STRIPE_SECRET_KEY: the stripe gateway needs a secret key starting with sk_ or rk_");
+                    }
+                    let api_base = text("GUILDHALL_STRIPE_API_BASE");
+                    if !(api_base.starts_with("https://") || api_base.starts_with("http://")) {
+                        bail!(
+                            "GUILDHALL_STRIPE_API_BASE: expected an http(s) URL, got {api_base:?}"
+                        );
+                    }
+                    GatewayChoice::Stripe(crate::payments::stripe::StripeSettings {
+                        secret_key,
+                        api_base,
+                        public_url: text("GUILDHALL_PUBLIC_URL"),
+                        timeout: Duration::from_millis(positive(
+                            "GUILDHALL_STRIPE_TIMEOUT_MS",
+                            "a number of milliseconds",
+                        )?),
+                    })
+                }
+                other => {
+                    bail!("GUILDHALL_PAYMENT_GATEWAY: expected sandbox or stripe, got {other:?}")
+                }
+            },
+            public_url: text("GUILDHALL_PUBLIC_URL"),
             platform_fee_bps: {
                 let v = num("GUILDHALL_PLATFORM_FEE_BPS", "basis points")?;
                 if v > 2000 {

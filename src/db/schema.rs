@@ -253,6 +253,7 @@ diesel::table! {
         settled_at -> Nullable<Timestamp>,
         bid_id -> Nullable<BigInt>,
         expires_at -> Nullable<Timestamp>,
+        refund_id -> Nullable<Text>,
     }
 }
 
@@ -337,5 +338,6 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> Timestamp,
         paid_at -> Nullable<Timestamp>,
+        ticket_id -> Nullable<BigInt>,
     }
 }

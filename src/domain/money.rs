@@ -17,6 +17,7 @@ use crate::ledger::{self, AccountKind, NewTransfer, TransferKind};
 use crate::payments::{Payment, PaymentGateway, PaymentRequest, PaymentStatus};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use guildhall_jobs::BackgroundJob as _;
 
 /// Smallest bounty, minor units.
 pub const MIN_BOUNTY: i64 = 100;
@@ -53,6 +54,8 @@ pub struct Bounty {
     pub bid_id: Option<i64>,
     /// When an unspent bounty goes back to its backer.
     pub expires_at: Option<NaiveDateTime>,
+    /// The gateway's refund id, once the money went back.
+    pub refund_id: Option<String>,
 }
 
 fn escrow(conn: &mut DbConnection, ticket_id: i64, currency: &str) -> QueryResult<ledger::Account> {
@@ -365,8 +368,36 @@ pub fn release(
 }
 
 /// Refunds one funded bounty: escrow → its gateway's clearing account,
-/// once. Call inside a transaction. Returns whether this call refunded it.
+/// once, and queues the [`crate::jobs::RefundPayment`] job that returns the
+/// money through the gateway (same transaction: no refund is booked without
+/// being sent, none is sent without being booked). Call inside a
+/// transaction. Returns whether this call refunded it.
 pub fn refund_bounty(conn: &mut DbConnection, b: &Bounty) -> AppResult<bool> {
+    let refunded = book_refund(conn, b)?;
+    if refunded {
+        crate::jobs::RefundPayment { bounty_id: b.id }.enqueue(conn)?;
+    }
+    Ok(refunded)
+}
+
+/// Records a refund the gateway has made on request of the job.
+pub fn record_gateway_refund(
+    conn: &mut DbConnection,
+    bounty_id: i64,
+    refund_id: &str,
+) -> QueryResult<usize> {
+    diesel::update(
+        bounties::table
+            .find(bounty_id)
+            .filter(bounties::refund_id.is_null()),
+    )
+    .set(bounties::refund_id.eq(refund_id))
+    .execute(conn)
+}
+
+/// Books a refund in the ledger only (the gateway has already moved, or
+/// will move, the money). Returns whether this call booked it.
+fn book_refund(conn: &mut DbConnection, b: &Bounty) -> AppResult<bool> {
     let n = diesel::update(
         bounties::table
             .find(b.id)
@@ -484,8 +515,16 @@ pub fn apply_stripe_event(conn: &mut DbConnection, event: &serde_json::Value) ->
                     "nothing pending"
                 }
             }
+            // A refund made at Stripe (dashboard, or ours reported back):
+            // the money already went back, so only the ledger follows.
             "charge.refunded" => match bounty_by_payment(conn, "stripe", &payment_intent)? {
-                Some(b) if refund_bounty(conn, &b)? => "bounty refunded",
+                Some(b) if book_refund(conn, &b)? => {
+                    let refund_id = object["refunds"]["data"][0]["id"]
+                        .as_str()
+                        .unwrap_or("external");
+                    record_gateway_refund(conn, b.id, refund_id)?;
+                    "bounty refunded"
+                }
                 _ => "nothing to refund",
             },
             "charge.dispute.created" => match bounty_by_payment(conn, "stripe", &payment_intent)? {
@@ -501,7 +540,19 @@ pub fn apply_stripe_event(conn: &mut DbConnection, event: &serde_json::Value) ->
                 }
                 None => "no matching bounty",
             },
-            k if k.starts_with("transfer.") || k == "account.updated" => "acknowledged",
+            "account.updated" => {
+                let ready = object["payouts_enabled"].as_bool() == Some(true)
+                    && object["capabilities"]["transfers"].as_str() == Some("active");
+                let account = object["id"].as_str().unwrap_or_default();
+                if crate::domain::payouts::set_ready(conn, "stripe", account, ready)? == 0 {
+                    "unknown payout account"
+                } else if ready {
+                    "payout account ready"
+                } else {
+                    "payout account not ready"
+                }
+            }
+            k if k.starts_with("transfer.") => "acknowledged",
             _ => "ignored",
         };
         diesel::update(

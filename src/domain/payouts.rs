@@ -2,6 +2,8 @@
 //! gateway once the payee has a ready payout account and the balance reaches
 //! the configured minimum.
 //!
+//! Each payout covers what the payee earned on one ticket, so the gateway's
+//! transfer carries the ticket as its `transfer_group` (`ticket-{id}`).
 //! A payout is first reserved in the ledger (a pending transfer from the
 //! payee's account to the gateway's clearing account) together with its
 //! `payouts` row, in one transaction; then the gateway is asked to transfer
@@ -113,6 +115,23 @@ pub fn onboard(
     })
 }
 
+/// Records whether a gateway account can receive payouts (from the
+/// gateway's account webhook). Returns how many accounts matched.
+pub fn set_ready(
+    conn: &mut DbConnection,
+    gateway: &str,
+    external_id: &str,
+    ready: bool,
+) -> QueryResult<usize> {
+    diesel::update(
+        pa::table
+            .filter(pa::gateway.eq(gateway))
+            .filter(pa::external_id.eq(external_id)),
+    )
+    .set((pa::ready.eq(ready), pa::updated_at.eq(now())))
+    .execute(conn)
+}
+
 /// What a payout run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PayoutReport {
@@ -130,6 +149,7 @@ struct Pending {
     hold: Option<i64>,
     attempts: i32,
     destination: String,
+    ticket: Option<i64>,
 }
 
 /// Starts payouts for every balance at or above `minimum` whose payee has a
@@ -151,13 +171,18 @@ pub fn run(
             po::hold_transfer_id,
             po::attempts,
             pa::external_id,
+            po::ticket_id,
         ))
         .order(po::id)
         .load(conn)?;
     let mut report = PayoutReport::default();
     for p in pending {
         let key = format!("payout:{}", p.id);
-        match gateway.transfer(p.amount, &p.currency, &p.destination, &key, &key) {
+        let group = p
+            .ticket
+            .map(|t| format!("ticket-{t}"))
+            .unwrap_or_else(|| "guildhall-balance".to_owned());
+        match gateway.transfer(p.amount, &p.currency, &p.destination, &group, &key) {
             Ok(transfer_id) => {
                 let finished = write_tx(conn, |conn| -> AppResult<bool> {
                     let n = diesel::update(po::table.find(p.id).filter(po::status.eq("pending")))
@@ -227,6 +252,45 @@ pub fn run(
     Ok(report)
 }
 
+/// What a payee's account earned per ticket (posted credits: releases) and
+/// has not yet been paid or put in flight, oldest ticket first. Credits with
+/// no ticket come last under `None`.
+fn unpaid_by_ticket(
+    conn: &mut DbConnection,
+    account_id: i64,
+) -> QueryResult<Vec<(Option<i64>, i64)>> {
+    use crate::db::schema::ledger_transfers as lt;
+    let credits: Vec<(Option<i64>, i64)> = lt::table
+        .filter(lt::credit_account_id.eq(account_id))
+        .filter(lt::kind.eq(TransferKind::Posted.as_str()))
+        .select((lt::ticket_id, lt::amount))
+        .load(conn)?;
+    let paid: Vec<(Option<i64>, i64)> = po::table
+        .filter(po::ledger_account_id.eq(account_id))
+        .filter(po::status.eq_any(["pending", "paid"]))
+        .select((po::ticket_id, po::amount))
+        .load(conn)?;
+    let mut by_ticket = std::collections::BTreeMap::<(bool, i64), i64>::new();
+    for (ticket, amount) in credits {
+        *by_ticket
+            .entry((ticket.is_none(), ticket.unwrap_or(0)))
+            .or_default() += amount;
+    }
+    for (ticket, amount) in paid {
+        *by_ticket
+            .entry((ticket.is_none(), ticket.unwrap_or(0)))
+            .or_default() -= amount;
+    }
+    Ok(by_ticket
+        .into_iter()
+        .filter(|(_, unpaid)| *unpaid > 0)
+        .map(|((none, t), unpaid)| ((!none).then_some(t), unpaid))
+        .collect())
+}
+
+/// Starts one payout per ticket the payee earned on and was not yet paid
+/// for, once the payee's available balance reaches `minimum`, so that every
+/// gateway transfer carries its ticket as `transfer_group`.
 fn start_new(conn: &mut DbConnection, gateway: &dyn PaymentGateway, minimum: i64) -> AppResult<()> {
     let candidates: Vec<(i64, String, Option<i64>, String, i64)> = la::table
         .filter(la::kind.eq_any([
@@ -261,45 +325,55 @@ fn start_new(conn: &mut DbConnection, gateway: &dyn PaymentGateway, minimum: i64
         let Some(payout_account) = payout_account else {
             continue;
         };
-        let started = write_tx(conn, |conn| -> AppResult<bool> {
-            let inserted = crate::per_backend!(conn, |c| diesel::insert_into(po::table)
-                .values((
-                    po::ledger_account_id.eq(account_id),
-                    po::payout_account_id.eq(payout_account),
-                    po::amount.eq(available),
-                    po::currency.eq(&currency),
-                    po::status.eq("pending"),
-                    po::created_at.eq(now()),
-                ))
-                .on_conflict_do_nothing()
-                .returning(po::id)
-                .get_result::<i64>(c)
-                .optional())?;
-            let Some(id) = inserted else { return Ok(false) };
-            let clearing = ledger::clearing_account(conn, gateway.name(), &currency)?;
-            let hold = ledger::apply(
-                conn,
-                &[NewTransfer {
-                    key: format!("payout:{id}:hold"),
-                    kind: TransferKind::Pending,
-                    debit: account_id,
-                    credit: clearing.id,
-                    amount: available,
-                    pending_id: None,
-                    ticket_id: None,
-                    memo: format!("payout {id}"),
-                }],
-            )?;
-            diesel::update(po::table.find(id))
-                .set(po::hold_transfer_id.eq(Some(hold[0].id)))
-                .execute(conn)?;
-            Ok(true)
-        });
-        match started {
-            Ok(_) => {}
-            // The balance moved meanwhile (a concurrent payout or spend): next run.
-            Err(AppError::Conflict { .. }) => {}
-            Err(e) => return Err(e),
+        let mut left = available;
+        for (ticket, unpaid) in unpaid_by_ticket(conn, account_id)? {
+            let amount = unpaid.min(left);
+            if amount <= 0 {
+                break;
+            }
+            let started = write_tx(conn, |conn| -> AppResult<bool> {
+                let inserted = crate::per_backend!(conn, |c| diesel::insert_into(po::table)
+                    .values((
+                        po::ledger_account_id.eq(account_id),
+                        po::payout_account_id.eq(payout_account),
+                        po::ticket_id.eq(ticket),
+                        po::amount.eq(amount),
+                        po::currency.eq(&currency),
+                        po::status.eq("pending"),
+                        po::created_at.eq(now()),
+                    ))
+                    .on_conflict_do_nothing()
+                    .returning(po::id)
+                    .get_result::<i64>(c)
+                    .optional())?;
+                let Some(id) = inserted else { return Ok(false) };
+                let clearing = ledger::clearing_account(conn, gateway.name(), &currency)?;
+                let hold = ledger::apply(
+                    conn,
+                    &[NewTransfer {
+                        key: format!("payout:{id}:hold"),
+                        kind: TransferKind::Pending,
+                        debit: account_id,
+                        credit: clearing.id,
+                        amount,
+                        pending_id: None,
+                        ticket_id: ticket,
+                        memo: format!("payout {id}"),
+                    }],
+                )?;
+                diesel::update(po::table.find(id))
+                    .set(po::hold_transfer_id.eq(Some(hold[0].id)))
+                    .execute(conn)?;
+                Ok(true)
+            });
+            match started {
+                Ok(true) => left -= amount,
+                // Another runner started this one.
+                Ok(false) => {}
+                // The balance moved meanwhile (a concurrent payout or spend): next run.
+                Err(AppError::Conflict { .. }) => break,
+                Err(e) => return Err(e),
+            }
         }
     }
     Ok(())

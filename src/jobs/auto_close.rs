@@ -88,3 +88,62 @@ impl BackgroundJob for ExpireBounties {
         Ok(())
     }
 }
+
+/// Returns one refunded bounty's money through the gateway it came from.
+/// Queued in the transaction that books the refund; the idempotency key
+/// `bounty:{id}:refund` makes a retry after a crash or lost answer return
+/// the first refund instead of refunding twice.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefundPayment {
+    /// The refunded bounty.
+    pub bounty_id: i64,
+}
+
+impl BackgroundJob for RefundPayment {
+    const JOB_NAME: &'static str = "refund_payment";
+    const DEDUPLICATED: bool = true;
+    const PRIORITY: i32 = 10;
+    const MAX_ATTEMPTS: i32 = 10;
+    type Context = JobContext;
+
+    fn run(&self, ctx: &JobContext) -> anyhow::Result<()> {
+        use crate::db::schema::bounties;
+        use diesel::prelude::*;
+        let mut conn = ctx.pool.get()?;
+        let (status, gateway, payment_id, amount, refund_id): (
+            String,
+            String,
+            Option<String>,
+            i64,
+            Option<String>,
+        ) = bounties::table
+            .find(self.bounty_id)
+            .select((
+                bounties::status,
+                bounties::gateway,
+                bounties::payment_id,
+                bounties::amount,
+                bounties::refund_id,
+            ))
+            .first(&mut conn)?;
+        if status != "refunded" || refund_id.is_some() {
+            return Ok(());
+        }
+        let payment_id = payment_id
+            .ok_or_else(|| anyhow::anyhow!("bounty {} has no payment to refund", self.bounty_id))?;
+        anyhow::ensure!(
+            gateway == ctx.gateway.name(),
+            "bounty {} was paid through {gateway}, but this process runs the {} gateway",
+            self.bounty_id,
+            ctx.gateway.name()
+        );
+        let refund = ctx.gateway.refund(
+            &payment_id,
+            amount,
+            &format!("bounty:{}:refund", self.bounty_id),
+        )?;
+        crate::domain::money::record_gateway_refund(&mut conn, self.bounty_id, &refund)?;
+        tracing::info!(bounty = self.bounty_id, refund = %refund, "refund sent through the gateway");
+        Ok(())
+    }
+}

@@ -8,7 +8,9 @@ mod auto_close;
 pub mod index;
 mod purge_tokens;
 
-pub use auto_close::{AutoAcceptResolutions, AutoCloseTickets, ExpireBounties, RunPayouts};
+pub use auto_close::{
+    AutoAcceptResolutions, AutoCloseTickets, ExpireBounties, RefundPayment, RunPayouts,
+};
 pub use index::SyncIndex;
 pub use purge_tokens::PurgeExpiredRefreshTokens;
 
@@ -44,10 +46,11 @@ pub fn runner(pool: DbPool, config: &Config) -> anyhow::Result<Runner<JobContext
         pool: pool.clone(),
         index: None,
         platform_fee_bps: config.platform_fee_bps,
-        gateway: crate::payments::from_config(config),
+        gateway: crate::payments::from_config(config)?,
         payout_minimum: config.payout_minimum,
     };
     Runner::new(pool, ctx, runner_config)
+        .register::<RefundPayment>()
         .schedule(
             "purge-expired-refresh-tokens",
             "0 17 3 * * *",
@@ -75,7 +78,9 @@ pub fn index_runner(pool: DbPool, index: Arc<TicketIndex>, config: &Config) -> R
         pool: pool.clone(),
         index: Some(index),
         platform_fee_bps: config.platform_fee_bps,
-        gateway: crate::payments::from_config(config),
+        // Index jobs never move money; the sandbox keeps this runner from
+        // opening gateway connections it would not use.
+        gateway: Arc::new(crate::payments::Sandbox),
         payout_minimum: config.payout_minimum,
     };
     Runner::new(pool, ctx, runner_config).register::<SyncIndex>()

@@ -4,9 +4,10 @@
 //! * [`Sandbox`] — the embedded default: settles at once, every amount is
 //!   test money, ids derive from the idempotency key so a retry yields the
 //!   same payment.
-//! * Stripe (PaymentIntents, Connect, Transfers, Refunds) is the next step of
-//!   the money work and plugs in behind the same trait.
+//! * [`stripe::StripeGateway`] — PaymentIntents, Connect Express accounts,
+//!   Transfers and Refunds through async-stripe.
 
+pub mod stripe;
 pub mod stripe_webhook;
 
 use sha2::{Digest, Sha256};
@@ -84,9 +85,16 @@ pub trait PaymentGateway: Send + Sync {
     ) -> anyhow::Result<String>;
 }
 
-/// The gateway the configuration selects (today: the sandbox).
-pub fn from_config(_config: &crate::config::Config) -> std::sync::Arc<dyn PaymentGateway> {
-    std::sync::Arc::new(Sandbox)
+/// The gateway the configuration selects.
+pub fn from_config(
+    config: &crate::config::Config,
+) -> anyhow::Result<std::sync::Arc<dyn PaymentGateway>> {
+    Ok(match &config.gateway {
+        crate::config::GatewayChoice::Sandbox => std::sync::Arc::new(Sandbox),
+        crate::config::GatewayChoice::Stripe(settings) => {
+            std::sync::Arc::new(stripe::StripeGateway::new(settings)?)
+        }
+    })
 }
 
 /// The embedded sandbox: settles at once, test money only.

@@ -12,6 +12,7 @@ mod ledger;
 mod money;
 mod projects;
 mod search;
+mod stripe;
 mod tickets;
 mod util;
 mod webhooks;

@@ -263,6 +263,34 @@ async fn cancelling_refunds_backers_and_bad_bounties_are_refused() {
         "all money went back out"
     );
     assert_eq!(ledger::check(&mut conn).unwrap(), Vec::<String>::new());
+    // The refund job sends each refund through the gateway once.
+    use diesel::prelude::*;
+    use guildhall::db::schema::bounties as b;
+    let unsent: i64 = b::table
+        .filter(b::ticket_id.eq(id))
+        .filter(b::refund_id.is_null())
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(
+        unsent, 2,
+        "queued in the cancelling transaction, not yet sent"
+    );
+    drop(conn);
+    assert!(
+        app.run_jobs() >= 2,
+        "one refund job per bounty (and the index job)"
+    );
+    let refunds: Vec<Option<String>> = b::table
+        .filter(b::ticket_id.eq(id))
+        .select(b::refund_id)
+        .load(&mut app.conn())
+        .unwrap();
+    assert_eq!(refunds.len(), 2);
+    assert!(refunds
+        .iter()
+        .all(|r| r.as_deref().is_some_and(|r| r.starts_with("sandbox_re_"))));
+    assert_eq!(app.run_jobs(), 0, "nothing left to send");
 }
 
 #[actix_web::test]
@@ -933,4 +961,71 @@ async fn expired_bounties_go_back_to_their_backers() {
         ledger::check(&mut app.conn()).unwrap(),
         Vec::<String>::new()
     );
+}
+
+#[actix_web::test]
+async fn payouts_go_out_per_ticket_and_never_pay_a_ticket_twice() {
+    use diesel::prelude::*;
+    use guildhall::db::schema::payouts as po;
+    let app = TestApp::new();
+    let owner = app.user("owner").await;
+    let helper = app.user("helper").await;
+    let requester = app.user("req").await;
+    app.project(&owner, "proj").await;
+    app.approved_helper(&owner, &helper, "proj").await;
+    let first = app
+        .paid_and_accepted(&requester, &helper, "proj", "First", 10_000)
+        .await;
+    let second = app
+        .paid_and_accepted(&requester, &helper, "proj", "Second", 5_000)
+        .await;
+    app.post(
+        "/api/v1/me/payouts/onboarding",
+        json!({}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(200);
+    let gateway = guildhall::payments::Sandbox;
+    let helper_payouts =
+        |conn: &mut guildhall::db::DbConnection| -> Vec<(Option<i64>, i64, String)> {
+            let acct =
+                ledger::account(conn, AccountKind::UserPayable, Some(helper.id), "usd").unwrap();
+            po::table
+                .filter(po::ledger_account_id.eq(acct.id))
+                .select((po::ticket_id, po::amount, po::status))
+                .order(po::id)
+                .load(conn)
+                .unwrap()
+        };
+    let mut conn = app.conn();
+    let report = guildhall::domain::payouts::run(&mut conn, &gateway, 1000).unwrap();
+    assert_eq!(report.paid, 2);
+    assert_eq!(
+        helper_payouts(&mut conn),
+        vec![
+            (Some(first), 8_500, "paid".to_owned()),
+            (Some(second), 4_250, "paid".to_owned()),
+        ]
+    );
+    drop(conn);
+    // A later ticket is paid on its own; the earlier ones are not paid again.
+    let third = app
+        .paid_and_accepted(&requester, &helper, "proj", "Third", 2_000)
+        .await;
+    let mut conn = app.conn();
+    let report = guildhall::domain::payouts::run(&mut conn, &gateway, 1000).unwrap();
+    assert_eq!(report.paid, 1);
+    assert_eq!(
+        helper_payouts(&mut conn).last().unwrap(),
+        &(Some(third), 1_700, "paid".to_owned())
+    );
+    assert_eq!(helper_payouts(&mut conn).len(), 3);
+    assert_eq!(
+        ledger::account(&mut conn, AccountKind::UserPayable, Some(helper.id), "usd")
+            .unwrap()
+            .balance(),
+        0
+    );
+    assert_eq!(ledger::check(&mut conn).unwrap(), Vec::<String>::new());
 }

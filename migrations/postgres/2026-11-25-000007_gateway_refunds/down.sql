@@ -1,0 +1,1 @@
+ALTER TABLE bounties DROP COLUMN refund_id;
