@@ -29,6 +29,7 @@ use crate::db::{write_tx, DbConnection};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use std::collections::HashMap;
 
 /// What an account is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -348,6 +349,12 @@ pub fn apply(conn: &mut DbConnection, chain: &[NewTransfer]) -> Result<Vec<Trans
     }
 }
 
+/// One chain in one transaction, in few round trips: the replay check is one
+/// query, the pending transfers one, the accounts one (locked in id order on
+/// PostgreSQL; SQLite's `BEGIN IMMEDIATE` already serializes writers). The
+/// chain is then checked and summed in memory against those locked rows, and
+/// written as one UPDATE per touched account plus one INSERT … RETURNING per
+/// transfer.
 fn apply_once(
     conn: &mut DbConnection,
     chain: &[NewTransfer],
@@ -356,71 +363,303 @@ fn apply_once(
         if let Some(done) = existing(conn, chain)? {
             return Ok(done);
         }
-        lock_accounts(conn, chain)?;
-        let chain_key = chain[0].key.clone();
-        let mut out = Vec::with_capacity(chain.len());
+        let pending_ids: Vec<i64> = chain.iter().filter_map(|t| t.pending_id).collect();
+        let pendings: HashMap<i64, Transfer> = if pending_ids.is_empty() {
+            HashMap::new()
+        } else {
+            lt::table
+                .filter(lt::id.eq_any(&pending_ids))
+                .filter(lt::kind.eq(TransferKind::Pending.as_str()))
+                .select(Transfer::as_select())
+                .load(conn)?
+                .into_iter()
+                .map(|p| (p.id, p))
+                .collect()
+        };
+        let mut ids: Vec<i64> = Vec::with_capacity(chain.len() * 2);
         for t in chain {
-            out.push(apply_one(conn, t, &chain_key)?);
+            if let Some(p) = t.pending_id.and_then(|pid| pendings.get(&pid)) {
+                ids.extend([p.debit_account_id, p.credit_account_id]);
+            }
+            ids.extend([t.debit, t.credit].into_iter().filter(|id| *id != 0));
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let mut accounts = load_accounts(conn, &ids)?;
+        let plan = plan_chain(chain, &pendings, &mut accounts)?;
+        for (pid, status) in &plan.flips {
+            // Only the chain that flips the status goes on (also guards a
+            // pending row read before a concurrent post committed).
+            let flipped =
+                diesel::update(lt::table.find(pid).filter(lt::pending_status.eq("pending")))
+                    .set(lt::pending_status.eq(status))
+                    .execute(conn)?;
+            if flipped == 0 {
+                return Err(LedgerError::AlreadyResolved(*pid));
+            }
+        }
+        for (id, d) in &plan.deltas {
+            diesel::update(la::table.find(id))
+                .set((
+                    la::debits_posted.eq(la::debits_posted + d.debits_posted),
+                    la::credits_posted.eq(la::credits_posted + d.credits_posted),
+                    la::debits_pending.eq(la::debits_pending + d.debits_pending),
+                    la::credits_pending.eq(la::credits_pending + d.credits_pending),
+                ))
+                .execute(conn)?;
+        }
+        let chain_key = chain[0].key.as_str();
+        let at = crate::domain::now();
+        let mut out = Vec::with_capacity(chain.len());
+        for (t, row) in chain.iter().zip(&plan.rows) {
+            out.push(crate::per_backend!(conn, |c| {
+                diesel::insert_into(lt::table)
+                    .values((
+                        lt::transfer_key.eq(&t.key),
+                        lt::kind.eq(t.kind.as_str()),
+                        lt::debit_account_id.eq(row.debit),
+                        lt::credit_account_id.eq(row.credit),
+                        lt::amount.eq(row.amount),
+                        lt::currency.eq(&row.currency),
+                        lt::pending_id.eq(t.pending_id),
+                        lt::pending_status
+                            .eq((t.kind == TransferKind::Pending).then_some("pending")),
+                        lt::chain_key.eq(chain_key),
+                        lt::ticket_id.eq(t.ticket_id),
+                        lt::memo.eq(&t.memo),
+                        lt::created_at.eq(at),
+                    ))
+                    .returning(Transfer::as_returning())
+                    .get_result(c)
+            })?);
         }
         Ok(out)
     })
 }
 
-/// On PostgreSQL, locks every account the chain touches in id order before
-/// changing any, so chains crossing the same accounts in opposite directions
-/// wait for each other instead of deadlocking. (SQLite's `BEGIN IMMEDIATE`
-/// already serializes writers.)
-fn lock_accounts(conn: &mut DbConnection, chain: &[NewTransfer]) -> Result<(), LedgerError> {
-    let DbConnection::Pg(pg) = conn else {
-        return Ok(());
+/// The chain's accounts by id; locked in id order on PostgreSQL so chains
+/// crossing the same accounts in opposite directions wait instead of
+/// deadlocking.
+fn load_accounts(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<HashMap<i64, Account>> {
+    let rows: Vec<Account> = if let DbConnection::Pg(pg) = conn {
+        la::table
+            .filter(la::id.eq_any(ids))
+            .order(la::id)
+            .select(Account::as_select())
+            .for_update()
+            .load(pg)?
+    } else {
+        la::table
+            .filter(la::id.eq_any(ids))
+            .select(Account::as_select())
+            .load(conn)?
     };
-    let mut ids: Vec<i64> = Vec::with_capacity(chain.len() * 2);
+    Ok(rows.into_iter().map(|a| (a.id, a)).collect())
+}
+
+/// Summed balance changes of one account.
+#[derive(Debug, Default, Clone, Copy)]
+struct Delta {
+    debits_posted: i64,
+    credits_posted: i64,
+    debits_pending: i64,
+    credits_pending: i64,
+}
+
+/// A transfer row to insert.
+struct Row {
+    debit: i64,
+    credit: i64,
+    amount: i64,
+    currency: String,
+}
+
+/// What a valid chain writes.
+struct Plan {
+    flips: Vec<(i64, &'static str)>,
+    deltas: std::collections::BTreeMap<i64, Delta>,
+    rows: Vec<Row>,
+}
+
+/// Checks every transfer of the chain in order against the (locked)
+/// accounts, applying each to the in-memory balances so later transfers see
+/// earlier ones, and returns the writes. The first failing transfer decides
+/// the error; nothing is written then.
+fn plan_chain(
+    chain: &[NewTransfer],
+    pendings: &HashMap<i64, Transfer>,
+    accounts: &mut HashMap<i64, Account>,
+) -> Result<Plan, LedgerError> {
+    let mut plan = Plan {
+        flips: Vec::new(),
+        deltas: Default::default(),
+        rows: Vec::with_capacity(chain.len()),
+    };
     for t in chain {
-        if let Some(pid) = t.pending_id {
-            let accounts: Option<(i64, i64)> = lt::table
-                .find(pid)
-                .select((lt::debit_account_id, lt::credit_account_id))
-                .first(pg)
-                .optional()?;
-            ids.extend(accounts.map(|(d, c)| [d, c]).into_iter().flatten());
+        match t.kind {
+            TransferKind::Posted | TransferKind::Pending => {
+                if t.amount <= 0 {
+                    return Err(LedgerError::Invalid(format!(
+                        "amount must be positive, got {}",
+                        t.amount
+                    )));
+                }
+                let d = match (accounts.get(&t.debit), accounts.get(&t.credit)) {
+                    (Some(d), Some(c)) if d.currency == c.currency && d.id != c.id => d,
+                    _ => return Err(LedgerError::AccountMismatch(t.debit, t.credit)),
+                };
+                if d.frozen {
+                    return Err(LedgerError::Frozen(d.id));
+                }
+                if !d.allow_negative && d.available() < t.amount {
+                    return Err(LedgerError::InsufficientFunds(d.id));
+                }
+                let currency = d.currency.clone();
+                let pending = t.kind == TransferKind::Pending;
+                let (dd, cd) = if pending {
+                    (
+                        Delta {
+                            debits_pending: t.amount,
+                            ..Delta::default()
+                        },
+                        Delta {
+                            credits_pending: t.amount,
+                            ..Delta::default()
+                        },
+                    )
+                } else {
+                    (
+                        Delta {
+                            debits_posted: t.amount,
+                            ..Delta::default()
+                        },
+                        Delta {
+                            credits_posted: t.amount,
+                            ..Delta::default()
+                        },
+                    )
+                };
+                change(accounts, &mut plan, t.debit, dd);
+                change(accounts, &mut plan, t.credit, cd);
+                plan.rows.push(Row {
+                    debit: t.debit,
+                    credit: t.credit,
+                    amount: t.amount,
+                    currency,
+                });
+            }
+            TransferKind::PostPending | TransferKind::VoidPending => {
+                let pid = t
+                    .pending_id
+                    .ok_or_else(|| LedgerError::Invalid("post and void need pending_id".into()))?;
+                let p = pendings
+                    .get(&pid)
+                    .ok_or(LedgerError::PendingNotFound(pid))?;
+                if (t.debit != 0 && t.debit != p.debit_account_id)
+                    || (t.credit != 0 && t.credit != p.credit_account_id)
+                {
+                    return Err(LedgerError::AccountMismatch(t.debit, t.credit));
+                }
+                let post = t.kind == TransferKind::PostPending;
+                let amount = if post { t.amount } else { p.amount };
+                if post && (amount <= 0 || amount > p.amount) {
+                    return Err(LedgerError::ExceedsPending {
+                        pending: pid,
+                        amount,
+                        reserved: p.amount,
+                    });
+                }
+                if p.pending_status.as_deref() != Some("pending")
+                    || plan.flips.iter().any(|(f, _)| *f == pid)
+                {
+                    return Err(LedgerError::AlreadyResolved(pid));
+                }
+                plan.flips
+                    .push((pid, if post { "posted" } else { "voided" }));
+                let (dd, cd) = if post {
+                    let frozen = accounts.get(&p.debit_account_id).is_some_and(|a| a.frozen);
+                    if frozen {
+                        return Err(LedgerError::Frozen(p.debit_account_id));
+                    }
+                    (
+                        Delta {
+                            debits_pending: -p.amount,
+                            debits_posted: amount,
+                            ..Delta::default()
+                        },
+                        Delta {
+                            credits_pending: -p.amount,
+                            credits_posted: amount,
+                            ..Delta::default()
+                        },
+                    )
+                } else {
+                    (
+                        Delta {
+                            debits_pending: -p.amount,
+                            ..Delta::default()
+                        },
+                        Delta {
+                            credits_pending: -p.amount,
+                            ..Delta::default()
+                        },
+                    )
+                };
+                change(accounts, &mut plan, p.debit_account_id, dd);
+                change(accounts, &mut plan, p.credit_account_id, cd);
+                plan.rows.push(Row {
+                    debit: p.debit_account_id,
+                    credit: p.credit_account_id,
+                    amount,
+                    currency: p.currency.clone(),
+                });
+            }
         }
-        ids.extend([t.debit, t.credit].into_iter().filter(|id| *id != 0));
     }
-    ids.sort_unstable();
-    ids.dedup();
-    la::table
-        .filter(la::id.eq_any(&ids))
-        .order(la::id)
-        .select(la::id)
-        .for_update()
-        .load::<i64>(pg)?;
-    Ok(())
+    Ok(plan)
+}
+
+/// Adds `d` to the in-memory account and to the plan's summed deltas.
+fn change(accounts: &mut HashMap<i64, Account>, plan: &mut Plan, id: i64, d: Delta) {
+    if let Some(a) = accounts.get_mut(&id) {
+        a.debits_posted += d.debits_posted;
+        a.credits_posted += d.credits_posted;
+        a.debits_pending += d.debits_pending;
+        a.credits_pending += d.credits_pending;
+    }
+    let sum = plan.deltas.entry(id).or_default();
+    sum.debits_posted += d.debits_posted;
+    sum.credits_posted += d.credits_posted;
+    sum.debits_pending += d.debits_pending;
+    sum.credits_pending += d.credits_pending;
 }
 
 /// The chain's transfers if every key exists with the same content; an
-/// error if any key exists with other content, or only some exist.
+/// error if any key exists with other content, or only some exist. One query.
 fn existing(
     conn: &mut DbConnection,
     chain: &[NewTransfer],
 ) -> Result<Option<Vec<Transfer>>, LedgerError> {
-    let mut found = Vec::new();
+    let keys: Vec<&str> = chain.iter().map(|t| t.key.as_str()).collect();
+    let rows: HashMap<String, Transfer> = lt::table
+        .filter(lt::transfer_key.eq_any(&keys))
+        .select(Transfer::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(|r| (r.transfer_key.clone(), r))
+        .collect();
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let mut found = Vec::with_capacity(chain.len());
     for t in chain {
-        let row: Option<Transfer> = lt::table
-            .filter(lt::transfer_key.eq(&t.key))
-            .select(Transfer::as_select())
-            .first(conn)
-            .optional()?;
-        match row {
-            Some(row) if same(&row, t) => found.push(row),
+        match rows.get(&t.key) {
+            Some(row) if same(row, t) => found.push(row.clone()),
             Some(_) => return Err(LedgerError::IdempotencyMismatch(t.key.clone())),
-            None => {}
+            None => return Err(LedgerError::IdempotencyMismatch(chain[0].key.clone())),
         }
     }
-    match found.len() {
-        0 => Ok(None),
-        n if n == chain.len() => Ok(Some(found)),
-        _ => Err(LedgerError::IdempotencyMismatch(chain[0].key.clone())),
-    }
+    Ok(Some(found))
 }
 
 fn same(row: &Transfer, t: &NewTransfer) -> bool {
@@ -436,195 +675,4 @@ fn same(row: &Transfer, t: &NewTransfer) -> bool {
         && accounts_match
         && amount_matches
         && row.pending_id == t.pending_id
-}
-
-fn accounts_for(
-    conn: &mut DbConnection,
-    debit: i64,
-    credit: i64,
-) -> Result<(Account, Account), LedgerError> {
-    let d = la::table
-        .find(debit)
-        .select(Account::as_select())
-        .first(conn)
-        .optional()?;
-    let c = la::table
-        .find(credit)
-        .select(Account::as_select())
-        .first(conn)
-        .optional()?;
-    match (d, c) {
-        (Some(d), Some(c)) if d.currency == c.currency && d.id != c.id => Ok((d, c)),
-        _ => Err(LedgerError::AccountMismatch(debit, credit)),
-    }
-}
-
-/// Debits `debit` (posted or pending) if the account can afford it; the
-/// WHERE clause makes the check and the update one atomic step.
-fn debit_account(
-    conn: &mut DbConnection,
-    account: &Account,
-    amount: i64,
-    pending: bool,
-) -> Result<(), LedgerError> {
-    if account.frozen {
-        return Err(LedgerError::Frozen(account.id));
-    }
-    let target = la::table
-        .find(account.id)
-        .filter(la::frozen.eq(false))
-        .filter(
-            la::allow_negative
-                .eq(true)
-                .or((la::credits_posted - la::debits_posted - la::debits_pending).ge(amount)),
-        );
-    let n = if pending {
-        diesel::update(target)
-            .set(la::debits_pending.eq(la::debits_pending + amount))
-            .execute(conn)?
-    } else {
-        diesel::update(target)
-            .set(la::debits_posted.eq(la::debits_posted + amount))
-            .execute(conn)?
-    };
-    if n == 0 {
-        let now = get_account(conn, account.id)?;
-        return Err(if now.frozen {
-            LedgerError::Frozen(account.id)
-        } else {
-            LedgerError::InsufficientFunds(account.id)
-        });
-    }
-    Ok(())
-}
-
-fn insert_row(
-    conn: &mut DbConnection,
-    t: &NewTransfer,
-    debit: i64,
-    credit: i64,
-    amount: i64,
-    currency: &str,
-    chain_key: &str,
-) -> Result<Transfer, LedgerError> {
-    let id: i64 = diesel::insert_into(lt::table)
-        .values((
-            lt::transfer_key.eq(&t.key),
-            lt::kind.eq(t.kind.as_str()),
-            lt::debit_account_id.eq(debit),
-            lt::credit_account_id.eq(credit),
-            lt::amount.eq(amount),
-            lt::currency.eq(currency),
-            lt::pending_id.eq(t.pending_id),
-            lt::pending_status.eq((t.kind == TransferKind::Pending).then_some("pending")),
-            lt::chain_key.eq(chain_key),
-            lt::ticket_id.eq(t.ticket_id),
-            lt::memo.eq(&t.memo),
-            lt::created_at.eq(crate::domain::now()),
-        ))
-        .returning(lt::id)
-        .get_result(conn)?;
-    Ok(lt::table
-        .find(id)
-        .select(Transfer::as_select())
-        .first(conn)?)
-}
-
-fn apply_one(
-    conn: &mut DbConnection,
-    t: &NewTransfer,
-    chain_key: &str,
-) -> Result<Transfer, LedgerError> {
-    match t.kind {
-        TransferKind::Posted | TransferKind::Pending => {
-            if t.amount <= 0 {
-                return Err(LedgerError::Invalid(format!(
-                    "amount must be positive, got {}",
-                    t.amount
-                )));
-            }
-            let (d, c) = accounts_for(conn, t.debit, t.credit)?;
-            let pending = t.kind == TransferKind::Pending;
-            debit_account(conn, &d, t.amount, pending)?;
-            if pending {
-                diesel::update(la::table.find(c.id))
-                    .set(la::credits_pending.eq(la::credits_pending + t.amount))
-                    .execute(conn)?;
-            } else {
-                diesel::update(la::table.find(c.id))
-                    .set(la::credits_posted.eq(la::credits_posted + t.amount))
-                    .execute(conn)?;
-            }
-            insert_row(conn, t, d.id, c.id, t.amount, &d.currency, chain_key)
-        }
-        TransferKind::PostPending | TransferKind::VoidPending => {
-            let pid = t
-                .pending_id
-                .ok_or_else(|| LedgerError::Invalid("post and void need pending_id".into()))?;
-            let p: Transfer = lt::table
-                .find(pid)
-                .filter(lt::kind.eq(TransferKind::Pending.as_str()))
-                .select(Transfer::as_select())
-                .first(conn)
-                .optional()?
-                .ok_or(LedgerError::PendingNotFound(pid))?;
-            if (t.debit != 0 && t.debit != p.debit_account_id)
-                || (t.credit != 0 && t.credit != p.credit_account_id)
-            {
-                return Err(LedgerError::AccountMismatch(t.debit, t.credit));
-            }
-            let post = t.kind == TransferKind::PostPending;
-            let amount = if post { t.amount } else { p.amount };
-            if post && (amount <= 0 || amount > p.amount) {
-                return Err(LedgerError::ExceedsPending {
-                    pending: pid,
-                    amount,
-                    reserved: p.amount,
-                });
-            }
-            // At most once: only the request that flips the status goes on.
-            let status = if post { "posted" } else { "voided" };
-            let flipped =
-                diesel::update(lt::table.find(pid).filter(lt::pending_status.eq("pending")))
-                    .set(lt::pending_status.eq(status))
-                    .execute(conn)?;
-            if flipped == 0 {
-                return Err(LedgerError::AlreadyResolved(pid));
-            }
-            if post {
-                let d = get_account(conn, p.debit_account_id)?;
-                if d.frozen {
-                    return Err(LedgerError::Frozen(d.id));
-                }
-                diesel::update(la::table.find(p.debit_account_id))
-                    .set((
-                        la::debits_pending.eq(la::debits_pending - p.amount),
-                        la::debits_posted.eq(la::debits_posted + amount),
-                    ))
-                    .execute(conn)?;
-                diesel::update(la::table.find(p.credit_account_id))
-                    .set((
-                        la::credits_pending.eq(la::credits_pending - p.amount),
-                        la::credits_posted.eq(la::credits_posted + amount),
-                    ))
-                    .execute(conn)?;
-            } else {
-                diesel::update(la::table.find(p.debit_account_id))
-                    .set(la::debits_pending.eq(la::debits_pending - p.amount))
-                    .execute(conn)?;
-                diesel::update(la::table.find(p.credit_account_id))
-                    .set(la::credits_pending.eq(la::credits_pending - p.amount))
-                    .execute(conn)?;
-            }
-            insert_row(
-                conn,
-                t,
-                p.debit_account_id,
-                p.credit_account_id,
-                amount,
-                &p.currency,
-                chain_key,
-            )
-        }
-    }
 }
