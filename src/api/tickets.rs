@@ -8,9 +8,10 @@ use crate::domain::tickets::{
     self, Kind, ListFilter, NewTicket, Status, Ticket, TicketPatch, Visibility,
 };
 use crate::domain::{decode_cursor, encode_cursor, page_limit, projects as project_domain};
-use crate::error::{AppResult, Problem};
+use crate::error::{AppError, AppResult, Problem};
 use crate::state::AppState;
-use actix_web::{web, HttpResponse};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
 use diesel::prelude::*;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -278,6 +279,27 @@ async fn act(
         .await
 }
 
+/// [`act`] for transitions that move money (accept releases the escrow;
+/// cancel and close refund it): an `Idempotency-Key` replays the first
+/// answer, as on every money-moving POST.
+async fn act_money(
+    state: web::Data<AppState>,
+    req: &HttpRequest,
+    user: i64,
+    body: &impl serde::Serialize,
+    f: impl FnOnce(&mut DbConnection) -> AppResult<Ticket> + Send + 'static,
+) -> AppResult<HttpResponse> {
+    let st = state.clone();
+    crate::api::money::idempotent(&state, req, user, body, || async move {
+        let view = act(st, f).await?.into_inner();
+        Ok((
+            StatusCode::OK,
+            serde_json::to_value(view).map_err(AppError::internal)?,
+        ))
+    })
+    .await
+}
+
 /// Submit a draft into the project's queue (requires the code of conduct).
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/submit", tag = "tickets", security(("bearer" = [])),
     params(("id" = i64, Path, description = "ticket id")),
@@ -348,16 +370,20 @@ pub async fn resolve(
 
 /// The requester accepts the resolution: closed.
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/accept", tag = "tickets", security(("bearer" = [])),
-    params(("id" = i64, Path, description = "ticket id")),
+    params(("id" = i64, Path, description = "ticket id"), ("Idempotency-Key" = Option<String>, Header, description = "replays the first response")),
     responses((status = 200, body = TicketView), (status = 403, body = Problem), (status = 409, body = Problem)))]
 pub async fn accept(
     state: web::Data<AppState>,
+    req: HttpRequest,
     user: AuthUser,
     id: web::Path<i64>,
-) -> AppResult<web::Json<TicketView>> {
+) -> AppResult<HttpResponse> {
     let id = id.into_inner();
     let bps = state.config.platform_fee_bps;
-    act(state, move |c| tickets::accept(c, id, user.id, bps)).await
+    act_money(state, &req, user.id, &id, move |c| {
+        tickets::accept(c, id, user.id, bps)
+    })
+    .await
 }
 
 /// Reopen (requester or team): resolved → claimed; closed → open.
@@ -380,17 +406,18 @@ pub async fn reopen(
 
 /// Close without acceptance (requester or team).
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/close", tag = "tickets", security(("bearer" = [])),
-    params(("id" = i64, Path, description = "ticket id")), request_body = ReasonBody,
+    params(("id" = i64, Path, description = "ticket id"), ("Idempotency-Key" = Option<String>, Header, description = "replays the first response")), request_body = ReasonBody,
     responses((status = 200, body = TicketView), (status = 403, body = Problem), (status = 409, body = Problem)))]
 pub async fn close(
     state: web::Data<AppState>,
+    req: HttpRequest,
     user: AuthUser,
     id: web::Path<i64>,
     body: Option<web::Json<ReasonBody>>,
-) -> AppResult<web::Json<TicketView>> {
+) -> AppResult<HttpResponse> {
     let id = id.into_inner();
     let reason = body.and_then(|b| b.into_inner().reason);
-    act(state, move |c| {
+    act_money(state, &req, user.id, &(id, reason.clone()), move |c| {
         tickets::close(c, id, user.id, reason.as_deref())
     })
     .await
@@ -398,15 +425,19 @@ pub async fn close(
 
 /// Withdraw (requester; draft, open or claimed).
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/cancel", tag = "tickets", security(("bearer" = [])),
-    params(("id" = i64, Path, description = "ticket id")),
+    params(("id" = i64, Path, description = "ticket id"), ("Idempotency-Key" = Option<String>, Header, description = "replays the first response")),
     responses((status = 200, body = TicketView), (status = 403, body = Problem), (status = 409, body = Problem)))]
 pub async fn cancel(
     state: web::Data<AppState>,
+    req: HttpRequest,
     user: AuthUser,
     id: web::Path<i64>,
-) -> AppResult<web::Json<TicketView>> {
+) -> AppResult<HttpResponse> {
     let id = id.into_inner();
-    act(state, move |c| tickets::cancel(c, id, user.id)).await
+    act_money(state, &req, user.id, &id, move |c| {
+        tickets::cancel(c, id, user.id)
+    })
+    .await
 }
 
 /// Rate a closed ticket once (requester).

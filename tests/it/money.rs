@@ -1029,3 +1029,90 @@ async fn payouts_go_out_per_ticket_and_never_pay_a_ticket_twice() {
     );
     assert_eq!(ledger::check(&mut conn).unwrap(), Vec::<String>::new());
 }
+
+#[actix_web::test]
+async fn accept_and_cancel_take_an_idempotency_key() {
+    let app = TestApp::new();
+    let owner = app.user("owner").await;
+    let helper = app.user("helper").await;
+    let requester = app.user("req").await;
+    app.project(&owner, "proj").await;
+    app.approved_helper(&owner, &helper, "proj").await;
+    let id = app
+        .open_ticket(&requester, "proj", "Accept once", "public")
+        .await;
+    app.post(
+        &format!("/api/v1/tickets/{id}/bounties"),
+        json!({"amount": 10_000, "currency": "usd"}),
+        Some(&requester.access),
+    )
+    .await
+    .expect(201);
+    for step in ["claim", "resolve"] {
+        app.post(
+            &format!("/api/v1/tickets/{id}/{step}"),
+            json!({}),
+            Some(&helper.access),
+        )
+        .await
+        .expect(200);
+    }
+    let svc = actix_web::test::init_service(guildhall::app::build(app.state.clone())).await;
+    let post = |path: String, key: &str| {
+        TestRequest::default()
+            .method(Method::POST)
+            .uri(&path)
+            .insert_header(("authorization", format!("Bearer {}", requester.access)))
+            .insert_header(("idempotency-key", key.to_owned()))
+            .set_json(json!({}))
+    };
+    let first = app
+        .send(&svc, post(format!("/api/v1/tickets/{id}/accept"), "acc-1"))
+        .await
+        .expect(200);
+    // A retry of the same accept (a lost answer) gets the same answer, not 409.
+    let again = app
+        .send(&svc, post(format!("/api/v1/tickets/{id}/accept"), "acc-1"))
+        .await
+        .expect(200);
+    assert_eq!(first.body, again.body);
+    assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
+    // Without the key a second accept is a conflict, as before.
+    app.post(
+        &format!("/api/v1/tickets/{id}/accept"),
+        json!({}),
+        Some(&requester.access),
+    )
+    .await
+    .expect(409);
+    // The same key on another request is refused.
+    let other = app
+        .open_ticket(&requester, "proj", "Cancel me", "public")
+        .await;
+    let r = app
+        .send(
+            &svc,
+            post(format!("/api/v1/tickets/{other}/cancel"), "acc-1"),
+        )
+        .await
+        .expect(422);
+    assert!(r.text.contains("idempotency_mismatch"), "{}", r.text);
+    app.send(
+        &svc,
+        post(format!("/api/v1/tickets/{other}/cancel"), "can-1"),
+    )
+    .await
+    .expect(200);
+    let balance = app
+        .get("/api/v1/me/balance", Some(&helper.access))
+        .await
+        .expect(200);
+    assert_eq!(
+        balance.body["items"][0]["available"], 8_500,
+        "released once"
+    );
+    assert_eq!(
+        guildhall::ledger::check(&mut app.conn()).unwrap(),
+        Vec::<String>::new()
+    );
+}
