@@ -216,6 +216,7 @@ pub fn settle_payment(conn: &mut DbConnection, gateway: &str, payment_id: &str) 
             .first(conn)
             .optional()?;
         let Some(b) = b else { return Ok(false) };
+        lock_ticket(conn, b.ticket_id)?;
         let n = diesel::update(
             bounties::table
                 .find(b.id)
@@ -380,6 +381,21 @@ pub fn refund_bounty(conn: &mut DbConnection, b: &Bounty) -> AppResult<bool> {
     Ok(refunded)
 }
 
+/// Takes the ticket's row lock (PostgreSQL) before any bounty or ledger
+/// row, the order every ticket transition uses, so a webhook or job moving
+/// a bounty never deadlocks with an accept or close of its ticket. (SQLite's
+/// `BEGIN IMMEDIATE` already serializes writers.)
+fn lock_ticket(conn: &mut DbConnection, ticket_id: i64) -> QueryResult<()> {
+    if let DbConnection::Pg(pg) = conn {
+        tickets::table
+            .find(ticket_id)
+            .select(tickets::id)
+            .for_update()
+            .first::<i64>(pg)?;
+    }
+    Ok(())
+}
+
 /// Records a refund the gateway has made on request of the job.
 pub fn record_gateway_refund(
     conn: &mut DbConnection,
@@ -398,6 +414,7 @@ pub fn record_gateway_refund(
 /// Books a refund in the ledger only (the gateway has already moved, or
 /// will move, the money). Returns whether this call booked it.
 fn book_refund(conn: &mut DbConnection, b: &Bounty) -> AppResult<bool> {
+    lock_ticket(conn, b.ticket_id)?;
     let n = diesel::update(
         bounties::table
             .find(b.id)

@@ -352,3 +352,96 @@ async fn a_dispute_freezes_the_escrow_it_funded() {
         Vec::<String>::new()
     );
 }
+
+/// 50 requests race on one funded, resolved ticket: accepts (release),
+/// closes (refund), and charge.refunded deliveries (some duplicates). Exactly
+/// one of release or refund happens, once; no money is created or lost.
+#[actix_web::test]
+async fn accepts_refunds_and_webhooks_racing_on_one_ticket_move_money_once() {
+    let (app, helper, requester, id, pi) = setup().await;
+    let fx = fixtures();
+    let svc = actix_web::test::init_service(guildhall::app::build(app.state.clone())).await;
+    let now = chrono::Utc::now().timestamp();
+    let succeeded = event(
+        &fx,
+        "evt_paid",
+        "payment_intent.succeeded",
+        "payment_intent",
+        &pi,
+        &pi,
+    );
+    app.send(&svc, delivery(&succeeded, now, SECRET))
+        .await
+        .expect(200);
+    for step in ["claim", "resolve"] {
+        app.post(
+            &format!("/api/v1/tickets/{id}/{step}"),
+            json!({}),
+            Some(&helper.access),
+        )
+        .await
+        .expect(200);
+    }
+    let refund_events: Vec<Value> = (0..5)
+        .map(|i| {
+            event(
+                &fx,
+                &format!("evt_refund_{i}"),
+                "charge.refunded",
+                "charge",
+                "ch_1",
+                &pi,
+            )
+        })
+        .collect();
+    let mut racers = Vec::new();
+    for i in 0..50 {
+        let req = match i % 3 {
+            0 => TestRequest::post()
+                .uri(&format!("/api/v1/tickets/{id}/accept"))
+                .insert_header(("authorization", format!("Bearer {}", requester.access)))
+                .set_json(json!({})),
+            1 => TestRequest::post()
+                .uri(&format!("/api/v1/tickets/{id}/close"))
+                .insert_header(("authorization", format!("Bearer {}", requester.access)))
+                .set_json(json!({"reason": "changed my mind"})),
+            _ => delivery(&refund_events[i % 5], now, SECRET),
+        };
+        racers.push(app.send(&svc, req));
+    }
+    let results = futures_util::future::join_all(racers).await;
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r.status.as_u16(), 200 | 409)),
+        "{:?}",
+        results
+            .iter()
+            .map(|r| (r.status, r.text.clone()))
+            .collect::<Vec<_>>()
+    );
+    let mut conn = app.conn();
+    let escrow = ledger::account(&mut conn, AccountKind::TicketEscrow, Some(id), "usd").unwrap();
+    assert_eq!(escrow.balance(), 0, "the escrow was emptied exactly once");
+    let helper_acct =
+        ledger::account(&mut conn, AccountKind::UserPayable, Some(helper.id), "usd").unwrap();
+    let clearing = ledger::clearing_account(&mut conn, "stripe", "usd").unwrap();
+    match helper_acct.balance() {
+        // Released: the payer's 100.00 is split, nothing went back.
+        8_500 => assert_eq!(clearing.balance(), -10_000),
+        // Refunded: the clearing account is square, nobody was paid.
+        0 => assert_eq!(clearing.balance(), 0),
+        other => panic!("helper holds {other}: money moved twice or partly"),
+    }
+    let applied: i64 = {
+        use diesel::prelude::*;
+        use guildhall::db::schema::stripe_events as se;
+        se::table
+            .filter(se::event_type.eq("charge.refunded"))
+            .count()
+            .get_result(&mut conn)
+            .unwrap()
+    };
+    assert_eq!(applied, 5, "each event id recorded once");
+    assert_eq!(ledger::check(&mut conn).unwrap(), Vec::<String>::new());
+}
