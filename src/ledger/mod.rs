@@ -147,7 +147,7 @@ pub struct NewTransfer {
 }
 
 /// A row of `ledger_transfers`.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = lt)]
 pub struct Transfer {
     /// Id.
@@ -349,16 +349,19 @@ pub fn apply(conn: &mut DbConnection, chain: &[NewTransfer]) -> Result<Vec<Trans
     }
 }
 
-/// One chain in one transaction, in few round trips: the replay check is one
-/// query, the pending transfers one, the accounts one (locked in id order on
-/// PostgreSQL; SQLite's `BEGIN IMMEDIATE` already serializes writers). The
-/// chain is then checked and summed in memory against those locked rows, and
-/// written as one UPDATE per touched account plus one INSERT … RETURNING per
-/// transfer.
+/// One chain in one transaction. PostgreSQL: one call of the chain function
+/// ([`apply_pg`]). SQLite: the replay check is one query, the pending
+/// transfers one, the accounts one (`BEGIN IMMEDIATE` already serializes
+/// writers); the chain is checked and summed in memory against those rows
+/// and written as one UPDATE per touched account plus one INSERT … RETURNING
+/// per transfer. Both paths apply the same rules.
 fn apply_once(
     conn: &mut DbConnection,
     chain: &[NewTransfer],
 ) -> Result<Vec<Transfer>, LedgerError> {
+    if let DbConnection::Pg(pg) = conn {
+        return apply_pg(pg, chain);
+    }
     write_tx(conn, |conn| {
         if let Some(done) = existing(conn, chain)? {
             return Ok(done);
@@ -437,23 +440,87 @@ fn apply_once(
     })
 }
 
-/// The chain's accounts by id; locked in id order on PostgreSQL so chains
-/// crossing the same accounts in opposite directions wait instead of
-/// deadlocking.
-fn load_accounts(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<HashMap<i64, Account>> {
-    let rows: Vec<Account> = if let DbConnection::Pg(pg) = conn {
-        la::table
-            .filter(la::id.eq_any(ids))
-            .order(la::id)
-            .select(Account::as_select())
-            .for_update()
-            .load(pg)?
-    } else {
-        la::table
-            .filter(la::id.eq_any(ids))
-            .select(Account::as_select())
-            .load(conn)?
+/// PostgreSQL: the chain in one round trip through `ledger_apply_chain`
+/// (migration `ledger_chain_function`, the same rules as the Rust path
+/// below). Outside a transaction the call is its own transaction; inside one
+/// it runs in a savepoint so a refused chain leaves the caller's work usable.
+fn apply_pg(
+    pg: &mut diesel::PgConnection,
+    chain: &[NewTransfer],
+) -> Result<Vec<Transfer>, LedgerError> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager as _};
+    use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
+    let keys: Vec<&str> = chain.iter().map(|t| t.key.as_str()).collect();
+    let kinds: Vec<&str> = chain.iter().map(|t| t.kind.as_str()).collect();
+    let debits: Vec<i64> = chain.iter().map(|t| t.debit).collect();
+    let credits: Vec<i64> = chain.iter().map(|t| t.credit).collect();
+    let amounts: Vec<i64> = chain.iter().map(|t| t.amount).collect();
+    let pending: Vec<Option<i64>> = chain.iter().map(|t| t.pending_id).collect();
+    let tickets: Vec<Option<i64>> = chain.iter().map(|t| t.ticket_id).collect();
+    let memos: Vec<&str> = chain.iter().map(|t| t.memo.as_str()).collect();
+    let now = crate::domain::now();
+    let call = |pg: &mut diesel::PgConnection| -> QueryResult<Vec<Transfer>> {
+        diesel::sql_query("SELECT * FROM ledger_apply_chain($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+            .bind::<Array<Text>, _>(&keys)
+            .bind::<Array<Text>, _>(&kinds)
+            .bind::<Array<BigInt>, _>(&debits)
+            .bind::<Array<BigInt>, _>(&credits)
+            .bind::<Array<BigInt>, _>(&amounts)
+            .bind::<Array<Nullable<BigInt>>, _>(&pending)
+            .bind::<Array<Nullable<BigInt>>, _>(&tickets)
+            .bind::<Array<Text>, _>(&memos)
+            .bind::<Timestamp, _>(now)
+            .load(pg)
     };
+    let in_transaction = AnsiTransactionManager::transaction_manager_status_mut(pg)
+        .transaction_depth()?
+        .is_some();
+    let result = if in_transaction {
+        pg.transaction(call)
+    } else {
+        call(pg)
+    };
+    result.map_err(refusal)
+}
+
+/// Turns the chain function's `ledger:<reason>:<detail>` exceptions back
+/// into [`LedgerError`]s; other database errors pass through.
+fn refusal(e: DieselError) -> LedgerError {
+    let DieselError::DatabaseError(_, info) = &e else {
+        return LedgerError::Database(e);
+    };
+    let Some(rest) = info.message().strip_prefix("ledger:") else {
+        return LedgerError::Database(e);
+    };
+    let (reason, detail) = rest.split_once(':').unwrap_or((rest, ""));
+    let nums: Vec<i64> = detail
+        .split(',')
+        .filter_map(|x| x.trim().parse().ok())
+        .collect();
+    let num = |i: usize| nums.get(i).copied().unwrap_or(0);
+    match reason {
+        "idempotency_mismatch" => LedgerError::IdempotencyMismatch(detail.to_owned()),
+        "insufficient_funds" => LedgerError::InsufficientFunds(num(0)),
+        "frozen" => LedgerError::Frozen(num(0)),
+        "account_mismatch" => LedgerError::AccountMismatch(num(0), num(1)),
+        "pending_not_found" => LedgerError::PendingNotFound(num(0)),
+        "already_resolved" => LedgerError::AlreadyResolved(num(0)),
+        "exceeds_pending" => LedgerError::ExceedsPending {
+            pending: num(0),
+            amount: num(1),
+            reserved: num(2),
+        },
+        _ => LedgerError::Invalid(detail.to_owned()),
+    }
+}
+
+/// The chain's accounts by id (SQLite: `BEGIN IMMEDIATE` has already
+/// serialized writers, so what is read here stays true until commit).
+fn load_accounts(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<HashMap<i64, Account>> {
+    let rows: Vec<Account> = la::table
+        .filter(la::id.eq_any(ids))
+        .select(Account::as_select())
+        .load(conn)?;
     Ok(rows.into_iter().map(|a| (a.id, a)).collect())
 }
 
