@@ -350,8 +350,8 @@ pub fn apply(conn: &mut DbConnection, chain: &[NewTransfer]) -> Result<Vec<Trans
 }
 
 /// One chain in one transaction. PostgreSQL: one call of the chain function
-/// ([`apply_pg`]). SQLite: the replay check is one query, the pending
-/// transfers one, the accounts one (`BEGIN IMMEDIATE` already serializes
+/// ([`apply_pg`]). SQLite: keyed probes for the replay check, the pending
+/// transfers and the accounts (`BEGIN IMMEDIATE` already serializes
 /// writers); the chain is checked and summed in memory against those rows
 /// and written as one UPDATE per touched account plus one INSERT … RETURNING
 /// per transfer. Both paths apply the same rules.
@@ -366,19 +366,18 @@ fn apply_once(
         if let Some(done) = existing(conn, chain)? {
             return Ok(done);
         }
-        let pending_ids: Vec<i64> = chain.iter().filter_map(|t| t.pending_id).collect();
-        let pendings: HashMap<i64, Transfer> = if pending_ids.is_empty() {
-            HashMap::new()
-        } else {
-            lt::table
-                .filter(lt::id.eq_any(&pending_ids))
+        let mut pendings: HashMap<i64, Transfer> = HashMap::new();
+        for pid in chain.iter().filter_map(|t| t.pending_id) {
+            if let Some(p) = lt::table
+                .find(pid)
                 .filter(lt::kind.eq(TransferKind::Pending.as_str()))
                 .select(Transfer::as_select())
-                .load(conn)?
-                .into_iter()
-                .map(|p| (p.id, p))
-                .collect()
-        };
+                .first(conn)
+                .optional()?
+            {
+                pendings.insert(p.id, p);
+            }
+        }
         let mut ids: Vec<i64> = Vec::with_capacity(chain.len() * 2);
         for t in chain {
             if let Some(p) = t.pending_id.and_then(|pid| pendings.get(&pid)) {
@@ -393,23 +392,24 @@ fn apply_once(
         for (pid, status) in &plan.flips {
             // Only the chain that flips the status goes on (also guards a
             // pending row read before a concurrent post committed).
-            let flipped =
-                diesel::update(lt::table.find(pid).filter(lt::pending_status.eq("pending")))
-                    .set(lt::pending_status.eq(status))
-                    .execute(conn)?;
+            let flipped = crate::per_backend!(conn, |c| diesel::update(
+                lt::table.find(pid).filter(lt::pending_status.eq("pending"))
+            )
+            .set(lt::pending_status.eq(status))
+            .execute(c))?;
             if flipped == 0 {
                 return Err(LedgerError::AlreadyResolved(*pid));
             }
         }
         for (id, d) in &plan.deltas {
-            diesel::update(la::table.find(id))
+            crate::per_backend!(conn, |c| diesel::update(la::table.find(id))
                 .set((
                     la::debits_posted.eq(la::debits_posted + d.debits_posted),
                     la::credits_posted.eq(la::credits_posted + d.credits_posted),
                     la::debits_pending.eq(la::debits_pending + d.debits_pending),
                     la::credits_pending.eq(la::credits_pending + d.credits_pending),
                 ))
-                .execute(conn)?;
+                .execute(c))?;
         }
         let chain_key = chain[0].key.as_str();
         let at = crate::domain::now();
@@ -517,11 +517,20 @@ fn refusal(e: DieselError) -> LedgerError {
 /// The chain's accounts by id (SQLite: `BEGIN IMMEDIATE` has already
 /// serialized writers, so what is read here stays true until commit).
 fn load_accounts(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<HashMap<i64, Account>> {
-    let rows: Vec<Account> = la::table
-        .filter(la::id.eq_any(ids))
-        .select(Account::as_select())
-        .load(conn)?;
-    Ok(rows.into_iter().map(|a| (a.id, a)).collect())
+    // One probe per id: a fixed-shape statement SQLite keeps prepared
+    // (an IN list of varying length is prepared anew each time).
+    let mut out = HashMap::with_capacity(ids.len());
+    for id in ids {
+        if let Some(a) = la::table
+            .find(id)
+            .select(Account::as_select())
+            .first(conn)
+            .optional()?
+        {
+            out.insert(a.id, a);
+        }
+    }
+    Ok(out)
 }
 
 /// Summed balance changes of one account.
@@ -702,19 +711,24 @@ fn change(accounts: &mut HashMap<i64, Account>, plan: &mut Plan, id: i64, d: Del
 }
 
 /// The chain's transfers if every key exists with the same content; an
-/// error if any key exists with other content, or only some exist. One query.
+/// error if any key exists with other content, or only some exist.
 fn existing(
     conn: &mut DbConnection,
     chain: &[NewTransfer],
 ) -> Result<Option<Vec<Transfer>>, LedgerError> {
-    let keys: Vec<&str> = chain.iter().map(|t| t.key.as_str()).collect();
-    let rows: HashMap<String, Transfer> = lt::table
-        .filter(lt::transfer_key.eq_any(&keys))
-        .select(Transfer::as_select())
-        .load(conn)?
-        .into_iter()
-        .map(|r| (r.transfer_key.clone(), r))
-        .collect();
+    // One probe per key: a fixed-shape statement the connection keeps
+    // prepared, and an index probe whatever the statistics say.
+    let mut rows: HashMap<String, Transfer> = HashMap::with_capacity(chain.len());
+    for t in chain {
+        if let Some(r) = lt::table
+            .filter(lt::transfer_key.eq(&t.key))
+            .select(Transfer::as_select())
+            .first(conn)
+            .optional()?
+        {
+            rows.insert(r.transfer_key.clone(), r);
+        }
+    }
     if rows.is_empty() {
         return Ok(None);
     }

@@ -302,29 +302,8 @@ async fn concurrent_accepts_release_once() {
     app.project(&owner, "proj").await;
     app.approved_helper(&owner, &helper, "proj").await;
     let id = app
-        .open_ticket(&requester, "proj", "Accept race", "public")
+        .funded_and_resolved(&requester, &helper, "proj", "Accept race", 7_777)
         .await;
-    app.post(
-        &format!("/api/v1/tickets/{id}/bounties"),
-        json!({"amount": 7_777, "currency": "usd"}),
-        Some(&requester.access),
-    )
-    .await
-    .expect(201);
-    app.post(
-        &format!("/api/v1/tickets/{id}/claim"),
-        json!({}),
-        Some(&helper.access),
-    )
-    .await
-    .expect(200);
-    app.post(
-        &format!("/api/v1/tickets/{id}/resolve"),
-        json!({}),
-        Some(&helper.access),
-    )
-    .await
-    .expect(200);
     let path = format!("/api/v1/tickets/{id}/accept");
     let results = futures_util::future::join_all(
         (0..50).map(|_| app.post(&path, json!({}), Some(&requester.access))),
@@ -1039,24 +1018,8 @@ async fn accept_and_cancel_take_an_idempotency_key() {
     app.project(&owner, "proj").await;
     app.approved_helper(&owner, &helper, "proj").await;
     let id = app
-        .open_ticket(&requester, "proj", "Accept once", "public")
+        .funded_and_resolved(&requester, &helper, "proj", "Accept once", 10_000)
         .await;
-    app.post(
-        &format!("/api/v1/tickets/{id}/bounties"),
-        json!({"amount": 10_000, "currency": "usd"}),
-        Some(&requester.access),
-    )
-    .await
-    .expect(201);
-    for step in ["claim", "resolve"] {
-        app.post(
-            &format!("/api/v1/tickets/{id}/{step}"),
-            json!({}),
-            Some(&helper.access),
-        )
-        .await
-        .expect(200);
-    }
     let svc = actix_web::test::init_service(guildhall::app::build(app.state.clone())).await;
     let post = |path: String, key: &str| {
         TestRequest::default()

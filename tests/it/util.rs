@@ -305,10 +305,9 @@ impl TestApp {
         id
     }
 
-    /// The paid happy path: `requester` opens a ticket on `project`, funds a
-    /// bounty of `amount` (usd), `helper` claims and resolves it, and the
-    /// requester accepts (releasing the escrow). Returns the ticket id.
-    pub async fn paid_and_accepted(
+    /// `requester` opens a ticket on `project` and funds a bounty of `amount`
+    /// (usd); `helper` claims and resolves it. Returns the ticket id.
+    pub async fn funded_and_resolved(
         &self,
         requester: &User,
         helper: &User,
@@ -324,20 +323,31 @@ impl TestApp {
         )
         .await
         .expect(201);
-        self.post(
-            &format!("/api/v1/tickets/{id}/claim"),
-            json!({}),
-            Some(&helper.access),
-        )
-        .await
-        .expect(200);
-        self.post(
-            &format!("/api/v1/tickets/{id}/resolve"),
-            json!({}),
-            Some(&helper.access),
-        )
-        .await
-        .expect(200);
+        for step in ["claim", "resolve"] {
+            self.post(
+                &format!("/api/v1/tickets/{id}/{step}"),
+                json!({}),
+                Some(&helper.access),
+            )
+            .await
+            .expect(200);
+        }
+        id
+    }
+
+    /// The paid happy path: [`TestApp::funded_and_resolved`], then the
+    /// requester accepts (releasing the escrow). Returns the ticket id.
+    pub async fn paid_and_accepted(
+        &self,
+        requester: &User,
+        helper: &User,
+        project: &str,
+        title: &str,
+        amount: i64,
+    ) -> i64 {
+        let id = self
+            .funded_and_resolved(requester, helper, project, title, amount)
+            .await;
         self.post(
             &format!("/api/v1/tickets/{id}/accept"),
             json!({}),
