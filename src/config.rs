@@ -47,6 +47,10 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "GUILDHALL_STRIPE_TIMEOUT_MS", key: "stripe_timeout_ms", default: "30000", doc: "Timeout of one Stripe API request." },
     Setting { env: "GUILDHALL_PUBLIC_URL", key: "public_url", default: "http://127.0.0.1:8080", doc: "Public base URL of the front end; Stripe onboarding returns payees to `<public_url>/payouts/return` (and `/payouts/refresh` when a link expired)." },
     Setting { env: "GUILDHALL_STRIPE_WEBHOOK_SECRET", key: "stripe_webhook_secret", default: "(none)", doc: "Signing secret of the Stripe webhook endpoint (`whsec_…`). Unset: POST /webhooks/stripe answers 404." },
+    Setting { env: "GUILDHALL_REPUTATION_PRIOR_WEIGHT", key: "reputation_prior_weight", default: "5", doc: "Strength of a project's prior in the Bayesian average of outcomes, in outcomes (0–1000)." },
+    Setting { env: "GUILDHALL_REPUTATION_HALF_LIFE_DAYS", key: "reputation_half_life_days", default: "180", doc: "Half-life of an outcome's weight in reputation, days (1–36500)." },
+    Setting { env: "GUILDHALL_TRUST_DAMPING", key: "trust_damping", default: "0.15", doc: "EigenTrust damping: share of trust returned to the project's maintainers each step (0.01–1). Larger bounds what sock-puppet rings can gain." },
+    Setting { env: "GUILDHALL_TRUST_WEIGHT", key: "trust_weight", default: "0.3", doc: "How much endorsement trust counts in the reputation score (0–1)." },
     Setting { env: "GUILDHALL_LOG", key: "log", default: "info", doc: "Log filter (tracing EnvFilter syntax, e.g. `guildhall=debug,info`)." },
 ];
 
@@ -97,6 +101,8 @@ pub struct Config {
     pub gateway: GatewayChoice,
     /// See [`SETTINGS`].
     pub public_url: String,
+    /// The reputation model's parameters (see [`SETTINGS`]).
+    pub reputation: crate::domain::reputation::model::Params,
 }
 
 /// Which payment gateway moves the money.
@@ -332,6 +338,21 @@ impl Config {
                 }
             },
             public_url: text("GUILDHALL_PUBLIC_URL"),
+            reputation: {
+                let float = |name: &str, lo: f64, hi: f64| -> anyhow::Result<f64> {
+                    let v: f64 = parse(get(name), default_of(name), name, "a number")?;
+                    if !(lo..=hi).contains(&v) {
+                        bail!("{name}: must be between {lo} and {hi}, got {v}");
+                    }
+                    Ok(v)
+                };
+                crate::domain::reputation::model::Params {
+                    prior_weight: float("GUILDHALL_REPUTATION_PRIOR_WEIGHT", 0.0, 1000.0)?,
+                    half_life_days: float("GUILDHALL_REPUTATION_HALF_LIFE_DAYS", 1.0, 36500.0)?,
+                    damping: float("GUILDHALL_TRUST_DAMPING", 0.01, 1.0)?,
+                    trust_weight: float("GUILDHALL_TRUST_WEIGHT", 0.0, 1.0)?,
+                }
+            },
             platform_fee_bps: {
                 let v = num("GUILDHALL_PLATFORM_FEE_BPS", "basis points")?;
                 if v > 2000 {

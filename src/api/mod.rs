@@ -5,6 +5,7 @@ pub mod auth;
 pub mod money;
 pub mod projects;
 pub mod queue;
+pub mod reputation;
 pub mod search;
 pub mod tickets;
 pub mod views;
@@ -33,10 +34,11 @@ use utoipa::{Modify, OpenApi};
         money::create_bounty, money::list_bounties, money::balance, money::transfers,
         money::create_bid, money::list_bids, money::accept_bid, money::withdraw_bid, webhooks::stripe,
         money::statement, money::onboarding, money::project_onboarding,
+        reputation::user_reputation, reputation::leaderboard,
     ),
     components(schemas(Problem, crate::error::FieldError, views::Money)),
     modifiers(&BearerAuth),
-    tags((name = "accounts"), (name = "projects"), (name = "helpers"), (name = "tickets"), (name = "search"), (name = "money"), (name = "operations")),
+    tags((name = "accounts"), (name = "projects"), (name = "helpers"), (name = "tickets"), (name = "search"), (name = "money"), (name = "reputation"), (name = "operations")),
 )]
 pub struct ApiDoc;
 
@@ -102,6 +104,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::post().to(projects::endorse),
                 )
                 .route("/projects/{slug}/queue", web::get().to(queue::queue))
+                .route(
+                    "/projects/{slug}/reputation",
+                    web::get().to(reputation::leaderboard),
+                )
+                .route(
+                    "/users/{id}/reputation",
+                    web::get().to(reputation::user_reputation),
+                )
                 .route(
                     "/projects/{slug}/templates",
                     web::post().to(tickets::create_template),

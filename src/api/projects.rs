@@ -383,7 +383,9 @@ pub async fn list_helpers(
             let mut items = Vec::with_capacity(rows.len());
             for (h, name) in rows {
                 let endorsements = helpers::endorsement_count(conn, p.id, h.user_id)?;
-                items.push(HelperView::new(h, name.clone(), &p.currency, endorsements));
+                let mut v = HelperView::new(h, name.clone(), &p.currency, endorsements);
+                v.reputation = crate::domain::reputation::score_of(conn, p.id, h.user_id)?;
+                items.push(v);
             }
             Ok(web::Json(HelperPage { items, next_cursor }))
         })

@@ -186,6 +186,9 @@ pub struct HelperView {
     pub skills: Vec<String>,
     /// Approved helpers of the project who endorse this one.
     pub endorsements: i64,
+    /// Reputation in this project, 0–100, as of the last recompute (none
+    /// before the first); components at `GET /users/{id}/reputation`.
+    pub reputation: Option<f64>,
     /// Applied.
     pub applied_at: DateTime<Utc>,
     /// Approved or revoked.
@@ -207,6 +210,7 @@ impl HelperView {
             bio: h.bio.clone(),
             skills: serde_json::from_str(&h.skills).unwrap_or_default(),
             endorsements,
+            reputation: None,
             applied_at: utc(h.created_at),
             decided_at: h.decided_at.map(utc),
         }

@@ -201,6 +201,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     stripe_events,
     payout_accounts,
     payouts,
+    reputation_events,
+    reputation_scores,
 );
 
 diesel::table! {
@@ -339,5 +341,36 @@ diesel::table! {
         created_at -> Timestamp,
         paid_at -> Nullable<Timestamp>,
         ticket_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    reputation_events (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        project_id -> BigInt,
+        kind -> Text,
+        value -> Double,
+        weight -> Double,
+        ticket_id -> Nullable<BigInt>,
+        source_user_id -> Nullable<BigInt>,
+        dedup_key -> Text,
+        occurred_at -> Timestamp,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    reputation_scores (user_id, project_id) {
+        user_id -> BigInt,
+        project_id -> BigInt,
+        score -> Double,
+        quality -> Double,
+        trust -> Double,
+        prior -> Double,
+        evidence -> Double,
+        outcomes -> Integer,
+        endorsements -> Integer,
+        computed_at -> Timestamp,
     }
 }

@@ -6,6 +6,7 @@ pub mod money;
 pub mod payouts;
 pub mod projects;
 pub mod queue;
+pub mod reputation;
 pub mod search;
 pub mod sessions;
 pub mod tickets;

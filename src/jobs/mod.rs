@@ -9,7 +9,8 @@ pub mod index;
 mod purge_tokens;
 
 pub use auto_close::{
-    AutoAcceptResolutions, AutoCloseTickets, ExpireBounties, RefundPayment, RunPayouts,
+    AutoAcceptResolutions, AutoCloseTickets, ExpireBounties, RecomputeReputation, RefundPayment,
+    RunPayouts,
 };
 pub use index::SyncIndex;
 pub use purge_tokens::PurgeExpiredRefreshTokens;
@@ -33,6 +34,8 @@ pub struct JobContext {
     pub gateway: Arc<dyn crate::payments::PaymentGateway>,
     /// Smallest balance paid out, minor units.
     pub payout_minimum: i64,
+    /// The reputation model's parameters.
+    pub reputation: crate::domain::reputation::model::Params,
 }
 
 /// The general runner: every job type except index maintenance.
@@ -48,6 +51,7 @@ pub fn runner(pool: DbPool, config: &Config) -> anyhow::Result<Runner<JobContext
         platform_fee_bps: config.platform_fee_bps,
         gateway: crate::payments::from_config(config)?,
         payout_minimum: config.payout_minimum,
+        reputation: config.reputation,
     };
     Runner::new(pool, ctx, runner_config)
         .register::<RefundPayment>()
@@ -63,7 +67,8 @@ pub fn runner(pool: DbPool, config: &Config) -> anyhow::Result<Runner<JobContext
             AutoAcceptResolutions,
         )?
         .schedule("expire-bounties", "0 45 * * * *", ExpireBounties)?
-        .schedule("run-payouts", "0 */15 * * * *", RunPayouts)
+        .schedule("run-payouts", "0 */15 * * * *", RunPayouts)?
+        .schedule("recompute-reputation", "0 25 * * * *", RecomputeReputation)
 }
 
 /// The index runner: one worker owning `index`.
@@ -82,6 +87,7 @@ pub fn index_runner(pool: DbPool, index: Arc<TicketIndex>, config: &Config) -> R
         // opening gateway connections it would not use.
         gateway: Arc::new(crate::payments::Sandbox),
         payout_minimum: config.payout_minimum,
+        reputation: config.reputation,
     };
     Runner::new(pool, ctx, runner_config).register::<SyncIndex>()
 }

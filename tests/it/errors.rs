@@ -177,6 +177,8 @@ async fn openapi_covers_every_route_and_metrics_count_requests() {
         ("/api/v1/projects/{slug}/statement", "get"),
         ("/api/v1/me/payouts/onboarding", "post"),
         ("/api/v1/projects/{slug}/payouts/onboarding", "post"),
+        ("/api/v1/users/{id}/reputation", "get"),
+        ("/api/v1/projects/{slug}/reputation", "get"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -188,7 +190,7 @@ async fn openapi_covers_every_route_and_metrics_count_requests() {
             .values()
             .map(|p| p.as_object().unwrap().len())
             .sum::<usize>(),
-        53,
+        55,
         "document and routes in step"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());

@@ -338,6 +338,7 @@ fn app_jobs_are_registered_and_scheduled() {
                 "auto-close-tickets",
                 "expire-bounties",
                 "purge-expired-refresh-tokens",
+                "recompute-reputation",
                 "run-payouts"
             ]
         );

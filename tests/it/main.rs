@@ -11,6 +11,7 @@ mod jwt;
 mod ledger;
 mod money;
 mod projects;
+mod reputation;
 mod search;
 mod stripe;
 mod tickets;

@@ -1,0 +1,38 @@
+-- Reputation events, derived once each (dedup_key) from the tables that
+-- record what happened: accepted resolutions, ratings, first responses,
+-- reopens, refunds, disputes, maintainer approvals, endorsements and
+-- imported answer scores. See src/domain/reputation.
+CREATE TABLE reputation_events (
+    id BIGSERIAL PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users(id),
+    project_id BIGINT NOT NULL REFERENCES projects(id),
+    kind TEXT NOT NULL,
+    -- The outcome, 0 (bad) to 1 (good); weight 0 for trust-only events.
+    value DOUBLE PRECISION NOT NULL,
+    weight DOUBLE PRECISION NOT NULL,
+    ticket_id BIGINT,
+    -- Who caused it (the endorser, for endorsements).
+    source_user_id BIGINT,
+    dedup_key TEXT NOT NULL UNIQUE,
+    occurred_at TIMESTAMP NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    CHECK (value >= 0 AND value <= 1 AND weight >= 0)
+);
+CREATE INDEX reputation_events_user ON reputation_events(user_id, project_id);
+CREATE INDEX reputation_events_project ON reputation_events(project_id);
+
+-- The scores of the last recompute, with their components.
+CREATE TABLE reputation_scores (
+    user_id BIGINT NOT NULL REFERENCES users(id),
+    project_id BIGINT NOT NULL REFERENCES projects(id),
+    score DOUBLE PRECISION NOT NULL,
+    quality DOUBLE PRECISION NOT NULL,
+    trust DOUBLE PRECISION NOT NULL,
+    prior DOUBLE PRECISION NOT NULL,
+    evidence DOUBLE PRECISION NOT NULL,
+    outcomes INTEGER NOT NULL,
+    endorsements INTEGER NOT NULL,
+    computed_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (user_id, project_id)
+);
+CREATE INDEX reputation_scores_project ON reputation_scores(project_id, score);

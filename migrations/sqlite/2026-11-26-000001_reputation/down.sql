@@ -1,0 +1,2 @@
+DROP TABLE reputation_scores;
+DROP TABLE reputation_events;
