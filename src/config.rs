@@ -51,6 +51,11 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "GUILDHALL_REPUTATION_HALF_LIFE_DAYS", key: "reputation_half_life_days", default: "180", doc: "Half-life of an outcome's weight in reputation, days (1–36500)." },
     Setting { env: "GUILDHALL_TRUST_DAMPING", key: "trust_damping", default: "0.15", doc: "EigenTrust damping: share of trust returned to the project's maintainers each step (0.01–1). Larger bounds what sock-puppet rings can gain." },
     Setting { env: "GUILDHALL_TRUST_WEIGHT", key: "trust_weight", default: "0.3", doc: "How much endorsement trust counts in the reputation score (0–1)." },
+    Setting { env: "GUILDHALL_AI_API_BASE", key: "ai_api_base", default: "(none)", doc: "OpenAI-compatible API base (e.g. `https://api.openai.com/v1`); when set, the AI lane sends the retrieved tickets to `<base>/chat/completions`. Unset: the lane quotes the solved tickets itself." },
+    Setting { env: "GUILDHALL_AI_MODEL", key: "ai_model", default: "gpt-4o-mini", doc: "Model name sent to the chat-completions endpoint." },
+    Setting { env: "GUILDHALL_AI_API_KEY", key: "ai_api_key", default: "(none)", doc: "Bearer key for the chat-completions endpoint. Never logged." },
+    Setting { env: "GUILDHALL_AI_TIMEOUT_MS", key: "ai_timeout_ms", default: "20000", doc: "Timeout of one chat-completions request." },
+    Setting { env: "GUILDHALL_AI_MIN_CONFIDENCE", key: "ai_min_confidence", default: "0.5", doc: "Below this confidence (0–1) the AI lane says it has no answer instead of answering." },
     Setting { env: "GUILDHALL_LOG", key: "log", default: "info", doc: "Log filter (tracing EnvFilter syntax, e.g. `guildhall=debug,info`)." },
 ];
 
@@ -103,6 +108,10 @@ pub struct Config {
     pub public_url: String,
     /// The reputation model's parameters (see [`SETTINGS`]).
     pub reputation: crate::domain::reputation::model::Params,
+    /// The chat-completions endpoint of the AI lane, if configured.
+    pub ai: Option<crate::domain::ai::LlmSettings>,
+    /// See [`SETTINGS`].
+    pub ai_min_confidence: f64,
 }
 
 /// Which payment gateway moves the money.
@@ -352,6 +361,40 @@ impl Config {
                     damping: float("GUILDHALL_TRUST_DAMPING", 0.01, 1.0)?,
                     trust_weight: float("GUILDHALL_TRUST_WEIGHT", 0.0, 1.0)?,
                 }
+            },
+            ai: match get("GUILDHALL_AI_API_BASE")
+                .map(|(v, _)| v)
+                .filter(|v| !v.trim().is_empty())
+            {
+                None => None,
+                Some(base) => {
+                    if !(base.starts_with("http://") || base.starts_with("https://")) {
+                        bail!("GUILDHALL_AI_API_BASE: expected an http(s) URL, got {base:?}");
+                    }
+                    Some(crate::domain::ai::LlmSettings {
+                        api_base: base,
+                        model: text("GUILDHALL_AI_MODEL"),
+                        api_key: get("GUILDHALL_AI_API_KEY")
+                            .map(|(v, _)| v)
+                            .filter(|v| !v.is_empty()),
+                        timeout: Duration::from_millis(positive(
+                            "GUILDHALL_AI_TIMEOUT_MS",
+                            "a number of milliseconds",
+                        )?),
+                    })
+                }
+            },
+            ai_min_confidence: {
+                let v: f64 = parse(
+                    get("GUILDHALL_AI_MIN_CONFIDENCE"),
+                    default_of("GUILDHALL_AI_MIN_CONFIDENCE"),
+                    "GUILDHALL_AI_MIN_CONFIDENCE",
+                    "a number between 0 and 1",
+                )?;
+                if !(0.0..=1.0).contains(&v) {
+                    bail!("GUILDHALL_AI_MIN_CONFIDENCE: must be between 0 and 1, got {v}");
+                }
+                v
             },
             platform_fee_bps: {
                 let v = num("GUILDHALL_PLATFORM_FEE_BPS", "basis points")?;

@@ -2,6 +2,7 @@
 //! health and metrics.
 
 pub mod auth;
+pub mod matching;
 pub mod money;
 pub mod projects;
 pub mod queue;
@@ -34,11 +35,11 @@ use utoipa::{Modify, OpenApi};
         money::create_bounty, money::list_bounties, money::balance, money::transfers,
         money::create_bid, money::list_bids, money::accept_bid, money::withdraw_bid, webhooks::stripe,
         money::statement, money::onboarding, money::project_onboarding,
-        reputation::user_reputation, reputation::leaderboard,
+        reputation::user_reputation, reputation::leaderboard, matching::matches,
     ),
     components(schemas(Problem, crate::error::FieldError, views::Money)),
     modifiers(&BearerAuth),
-    tags((name = "accounts"), (name = "projects"), (name = "helpers"), (name = "tickets"), (name = "search"), (name = "money"), (name = "reputation"), (name = "operations")),
+    tags((name = "accounts"), (name = "projects"), (name = "helpers"), (name = "tickets"), (name = "search"), (name = "money"), (name = "reputation"), (name = "matching"), (name = "operations")),
 )]
 pub struct ApiDoc;
 
@@ -112,6 +113,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     "/users/{id}/reputation",
                     web::get().to(reputation::user_reputation),
                 )
+                .route("/tickets/{id}/matches", web::get().to(matching::matches))
                 .route(
                     "/projects/{slug}/templates",
                     web::post().to(tickets::create_template),

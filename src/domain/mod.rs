@@ -1,7 +1,9 @@
 //! Domain logic: validation, state changes and queries, independent of HTTP.
 
+pub mod ai;
 pub mod bids;
 pub mod helpers;
+pub mod matching;
 pub mod money;
 pub mod payouts;
 pub mod projects;

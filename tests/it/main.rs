@@ -9,6 +9,7 @@ mod errors;
 mod jobs;
 mod jwt;
 mod ledger;
+mod matching;
 mod money;
 mod projects;
 mod reputation;

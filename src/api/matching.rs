@@ -1,0 +1,69 @@
+//! Matching: who should answer a ticket, in three lanes.
+
+use crate::auth::MaybeUser;
+use crate::domain::ai::{self, AiAnswer};
+use crate::domain::matching::{self, Candidate};
+use crate::error::{AppResult, Problem};
+use crate::state::AppState;
+use actix_web::web;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Helpers shown per lane.
+const PER_LANE: usize = 10;
+
+/// The three lanes for a ticket.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Matches {
+    /// The ticket.
+    pub ticket_id: i64,
+    /// An answer from similar solved tickets, or why there is none.
+    pub ai: AiAnswer,
+    /// Community helpers of the project and, marked `cross_project`,
+    /// helpers proven on similar tickets elsewhere; best first.
+    pub community: Vec<Candidate>,
+    /// The project's vetted experts, with their rate; best first.
+    pub experts: Vec<Candidate>,
+}
+
+/// Ranked helpers for a ticket the caller can see, each with a score, the
+/// features behind it and the strongest of them in plain words, plus the
+/// AI lane's answer.
+#[utoipa::path(get, path = "/api/v1/tickets/{id}/matches", tag = "matching",
+    params(("id" = i64, Path, description = "ticket id")),
+    responses((status = 200, body = Matches), (status = 404, body = Problem)))]
+pub async fn matches(
+    state: web::Data<AppState>,
+    user: MaybeUser,
+    id: web::Path<i64>,
+) -> AppResult<web::Json<Matches>> {
+    let id = id.into_inner();
+    let index = state.index.clone();
+    let llm = state.config.ai.clone();
+    let min_confidence = state.config.ai_min_confidence;
+    let user = user.0.map(|u| u.id);
+    state
+        .db(move |conn| {
+            let ranking = matching::rank(conn, &index, id, user)?;
+            let (t, _) = crate::domain::tickets::load_visible(conn, id, user)?;
+            let ai = ai::answer(
+                conn,
+                &t.title,
+                &t.body,
+                &ranking.similar,
+                min_confidence,
+                llm.as_ref(),
+            )?;
+            let mut experts = ranking.experts;
+            let mut community = ranking.community;
+            experts.truncate(PER_LANE);
+            community.truncate(PER_LANE);
+            Ok(web::Json(Matches {
+                ticket_id: id,
+                ai,
+                community,
+                experts,
+            }))
+        })
+        .await
+}

@@ -1,0 +1,315 @@
+//! Who should answer a ticket: helpers ranked by a weighted sum of
+//! features, in three lanes (experts, community, AI).
+//!
+//! Candidates are the approved helpers of the ticket's project and, marked
+//! `cross_project`, helpers who resolved similar tickets in other projects.
+//! Each gets six features in [0, 1], combined with [`WEIGHTS`]:
+//!
+//! | feature | definition |
+//! |---|---|
+//! | expertise | Σ BM25 of the similar solved tickets the helper resolved (the index's more-like-this on this ticket's text; tickets of other projects count half), divided by the best candidate's |
+//! | reputation | the helper's score in this project / 100 (for cross-project candidates: their best score elsewhere); 0.5 before any recompute |
+//! | acceptance | (accepted + 1) / (accepted + reopened + refunded + 2) in this project |
+//! | speed | 1 / (1 + median first-response hours / the project's `min_response_hours`) |
+//! | availability | 1 / (1 + open claims) |
+//! | price fit | community: 1; expert with rate r: min(1, money on the ticket / r) |
+//!
+//! `score = 100 · w · f`; `reasons[]` names the two strongest contributions
+//! in plain words.
+
+use crate::db::schema::{
+    project_helpers, projects, reputation_events as re, reputation_scores as rs, tickets, users,
+};
+use crate::db::DbConnection;
+use crate::domain::search::{self, VisibleHit};
+use crate::domain::tickets as ticket_domain;
+use crate::error::AppResult;
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use guildhall_index::TicketIndex;
+use ndarray::{arr1, Array1};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use utoipa::ToSchema;
+
+/// Feature weights: expertise, reputation, acceptance, speed, availability, price fit.
+pub const WEIGHTS: [f64; 6] = [0.35, 0.25, 0.15, 0.10, 0.10, 0.05];
+const FEATURES: [&str; 6] = [
+    "expertise",
+    "reputation",
+    "acceptance",
+    "speed",
+    "availability",
+    "price_fit",
+];
+/// How much a similar ticket solved in another project counts towards
+/// expertise, relative to one solved in this project.
+pub const CROSS_PROJECT_DISCOUNT: f64 = 0.5;
+/// How many similar solved tickets feed expertise and the AI lane.
+pub const SIMILAR: usize = 50;
+
+/// A ranked helper.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Candidate {
+    /// The helper.
+    pub user_id: i64,
+    /// Public name.
+    pub display_name: String,
+    /// 0–100.
+    pub score: f64,
+    /// The strongest features, in plain words.
+    pub reasons: Vec<String>,
+    /// Hourly rate in minor units (experts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hourly_rate: Option<i64>,
+    /// Not a helper of this project: proven on similar tickets elsewhere.
+    pub cross_project: bool,
+    /// Each feature's value, 0–1.
+    pub features: BTreeMap<&'static str, f64>,
+    #[serde(skip)]
+    tier: String,
+}
+
+/// Everything [`rank`] computed for one ticket.
+pub struct Ranking {
+    /// Approved experts of the project, best first.
+    pub experts: Vec<Candidate>,
+    /// Community helpers and cross-project candidates, best first.
+    pub community: Vec<Candidate>,
+    /// The similar solved tickets (visible to the caller), best first.
+    pub similar: Vec<VisibleHit>,
+}
+
+fn hours(d: chrono::TimeDelta) -> f64 {
+    d.num_seconds().max(0) as f64 / 3600.0
+}
+
+/// Ranks the helpers for ticket `id`, as seen by `user`.
+pub fn rank(
+    conn: &mut DbConnection,
+    index: &TicketIndex,
+    id: i64,
+    user: Option<i64>,
+) -> AppResult<Ranking> {
+    let (t, _) = ticket_domain::load_visible(conn, id, user)?;
+    let min_hours = projects::table
+        .find(t.project_id)
+        .select(projects::min_response_hours)
+        .first::<i32>(conn)?
+        .max(1);
+    let paid: i64 = tickets::table
+        .find(id)
+        .select(tickets::paid_amount)
+        .first(conn)?;
+    let viewer = search::viewer(conn, user)?;
+    let hits = index
+        .similar_to_text(&t.title, &t.body, &viewer, None, SIMILAR + 1)
+        .map_err(search::map_index_error)?;
+    let mut similar = search::visible_hits(conn, hits, user)?;
+    similar.retain(|h| h.ticket.id != id);
+    similar.truncate(SIMILAR);
+
+    // Expertise: BM25 mass of similar solved tickets each helper resolved.
+    let resolvers: HashMap<i64, (Option<i64>, i64)> = tickets::table
+        .filter(tickets::id.eq_any(similar.iter().map(|h| h.ticket.id).collect::<Vec<_>>()))
+        .select((tickets::id, (tickets::resolved_by, tickets::project_id)))
+        .load::<(i64, (Option<i64>, i64))>(conn)?
+        .into_iter()
+        .collect();
+    let mut expertise: HashMap<i64, f64> = HashMap::new();
+    let mut solved_count: HashMap<i64, usize> = HashMap::new();
+    let mut proven_in: HashMap<i64, i64> = HashMap::new();
+    for h in &similar {
+        if let Some((Some(helper), project)) = resolvers.get(&h.ticket.id) {
+            // Evidence from another project transfers less surely.
+            let discount = if *project == t.project_id {
+                1.0
+            } else {
+                CROSS_PROJECT_DISCOUNT
+            };
+            *expertise.entry(*helper).or_default() += discount * f64::from(h.score);
+            *solved_count.entry(*helper).or_default() += 1;
+            if *project != t.project_id {
+                proven_in.entry(*helper).or_insert(*project);
+            }
+        }
+    }
+
+    // Candidates: the project's approved helpers, then proven outsiders.
+    let mut candidates: Vec<(i64, String, Option<i64>, bool)> = project_helpers::table
+        .filter(project_helpers::project_id.eq(t.project_id))
+        .filter(project_helpers::status.eq("approved"))
+        .select((
+            project_helpers::user_id,
+            project_helpers::tier,
+            project_helpers::hourly_rate,
+        ))
+        .load::<(i64, String, Option<i64>)>(conn)?
+        .into_iter()
+        .map(|(u, tier, rate)| (u, tier, rate, false))
+        .collect();
+    let members: std::collections::HashSet<i64> = candidates.iter().map(|c| c.0).collect();
+    for helper in proven_in.keys() {
+        if !members.contains(helper) {
+            candidates.push((*helper, "community".into(), None, true));
+        }
+    }
+    candidates.retain(|c| c.0 != t.requester_id);
+    let ids: Vec<i64> = candidates.iter().map(|c| c.0).collect();
+
+    let names: HashMap<i64, String> = users::table
+        .filter(users::id.eq_any(&ids))
+        .select((users::id, users::display_name))
+        .load(conn)?
+        .into_iter()
+        .collect();
+    let mut reputation: HashMap<i64, f64> = HashMap::new();
+    for (u, p, s) in rs::table
+        .filter(rs::user_id.eq_any(&ids))
+        .select((rs::user_id, rs::project_id, rs::score))
+        .load::<(i64, i64, f64)>(conn)?
+    {
+        let here = p == t.project_id;
+        let e = reputation.entry(u).or_insert(-1.0);
+        if here || !members.contains(&u) {
+            *e = e.max(s / 100.0);
+        }
+    }
+    let mut outcomes: HashMap<i64, (f64, f64)> = HashMap::new();
+    let mut response_hours: HashMap<i64, Vec<f64>> = HashMap::new();
+    for (u, kind, at, submitted) in re::table
+        .inner_join(tickets::table.on(tickets::id.nullable().eq(re::ticket_id)))
+        .filter(re::user_id.eq_any(&ids))
+        .filter(re::project_id.eq(t.project_id))
+        .filter(re::kind.eq_any(["accepted_resolution", "reopen", "refund", "first_response"]))
+        .select((
+            re::user_id,
+            re::kind,
+            re::occurred_at,
+            tickets::submitted_at,
+        ))
+        .load::<(i64, String, NaiveDateTime, Option<NaiveDateTime>)>(conn)?
+    {
+        match kind.as_str() {
+            "accepted_resolution" => outcomes.entry(u).or_default().0 += 1.0,
+            "first_response" => {
+                if let Some(s) = submitted {
+                    response_hours.entry(u).or_default().push(hours(at - s));
+                }
+            }
+            _ => outcomes.entry(u).or_default().1 += 1.0,
+        }
+    }
+    let mut claims: HashMap<i64, f64> = HashMap::new();
+    for u in tickets::table
+        .filter(tickets::claimed_by.eq_any(&ids))
+        .filter(tickets::status.eq("claimed"))
+        .select(tickets::claimed_by.assume_not_null())
+        .load::<i64>(conn)?
+    {
+        *claims.entry(u).or_default() += 1.0;
+    }
+    let project_slugs: HashMap<i64, String> = projects::table
+        .select((projects::id, projects::slug))
+        .filter(projects::id.eq_any(proven_in.values().copied().collect::<Vec<_>>()))
+        .load(conn)?
+        .into_iter()
+        .collect();
+
+    let best_expertise = expertise.values().copied().fold(0.0, f64::max);
+    let weights = arr1(&WEIGHTS);
+    let mut experts = Vec::new();
+    let mut community = Vec::new();
+    for (user_id, tier, rate, cross) in candidates {
+        let exp = if best_expertise > 0.0 {
+            expertise.get(&user_id).copied().unwrap_or(0.0) / best_expertise
+        } else {
+            0.0
+        };
+        let rep = reputation
+            .get(&user_id)
+            .copied()
+            .filter(|r| *r >= 0.0)
+            .unwrap_or(0.5);
+        let (acc, bad) = outcomes.get(&user_id).copied().unwrap_or((0.0, 0.0));
+        let acceptance = (acc + 1.0) / (acc + bad + 2.0);
+        let median = response_hours.get_mut(&user_id).map(|v| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        });
+        let speed = median.map_or(0.5, |m| 1.0 / (1.0 + m / f64::from(min_hours)));
+        let open = claims.get(&user_id).copied().unwrap_or(0.0);
+        let availability = 1.0 / (1.0 + open);
+        let price = match rate {
+            Some(r) if r > 0 => (paid as f64 / r as f64).min(1.0),
+            _ => 1.0,
+        };
+        let f: Array1<f64> = arr1(&[exp, rep, acceptance, speed, availability, price]);
+        let contrib = &weights * &f;
+        let score = 100.0 * contrib.sum();
+        let mut order: Vec<usize> = (0..FEATURES.len()).collect();
+        order.sort_by(|&a, &b| contrib[b].total_cmp(&contrib[a]));
+        let mut reasons: Vec<String> = Vec::new();
+        if cross {
+            if let Some(slug) = proven_in.get(&user_id).and_then(|p| project_slugs.get(p)) {
+                reasons.push(format!("proven on similar tickets in {slug}"));
+            }
+        }
+        for &k in order.iter().filter(|&&k| f[k] > 0.0).take(2) {
+            reasons.push(match k {
+                0 => format!(
+                    "resolved {} similar ticket{}",
+                    solved_count.get(&user_id).copied().unwrap_or(0),
+                    if solved_count.get(&user_id) == Some(&1) {
+                        ""
+                    } else {
+                        "s"
+                    }
+                ),
+                1 if reputation.get(&user_id).is_some_and(|r| *r >= 0.0) => {
+                    format!("reputation {:.0}/100", rep * 100.0)
+                }
+                1 => "no reputation yet (neutral)".to_owned(),
+                2 => format!(
+                    "{:.0}% of resolutions accepted",
+                    100.0 * acc / (acc + bad).max(1.0)
+                ),
+                3 => match median {
+                    Some(m) => format!("answers in about {m:.1} h (median)"),
+                    None => "no response history yet".to_owned(),
+                },
+                4 => match open as i64 {
+                    0 => "no open claims".to_owned(),
+                    n => format!("{n} open claim{}", if n == 1 { "" } else { "s" }),
+                },
+                _ => match rate {
+                    Some(_) => "rate fits the money on the ticket".to_owned(),
+                    None => "free community help".to_owned(),
+                },
+            });
+        }
+        let c = Candidate {
+            user_id,
+            display_name: names.get(&user_id).cloned().unwrap_or_default(),
+            score,
+            reasons,
+            hourly_rate: rate,
+            cross_project: cross,
+            features: FEATURES.iter().copied().zip(f.iter().copied()).collect(),
+            tier: tier.clone(),
+        };
+        if c.tier == "expert" && !cross {
+            experts.push(c);
+        } else {
+            community.push(c);
+        }
+    }
+    for lane in [&mut experts, &mut community] {
+        lane.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.user_id.cmp(&b.user_id)));
+    }
+    Ok(Ranking {
+        experts,
+        community,
+        similar,
+    })
+}
