@@ -67,3 +67,42 @@ pub async fn matches(
         })
         .await
 }
+
+/// A question that names no project.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+pub struct RouteBody {
+    /// Up to 300 characters.
+    pub title: String,
+    /// Up to 20,000 characters.
+    #[serde(default)]
+    pub body: String,
+}
+
+/// Projects ranked for a question.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Routed {
+    /// Best first; at most 10.
+    pub projects: Vec<crate::domain::routing::RoutedProject>,
+}
+
+/// Which projects a question belongs to, from similar solved tickets and
+/// the projects' descriptions and topics.
+#[utoipa::path(post, path = "/api/v1/route", tag = "matching", request_body = RouteBody,
+    responses((status = 200, body = Routed), (status = 422, body = Problem)))]
+pub async fn route(
+    state: web::Data<AppState>,
+    user: MaybeUser,
+    body: web::Json<RouteBody>,
+) -> AppResult<web::Json<Routed>> {
+    let b = body.into_inner();
+    let index = state.index.clone();
+    let user = user.0.map(|u| u.id);
+    state
+        .db(move |conn| {
+            let mut projects =
+                crate::domain::routing::route(conn, &index, &b.title, &b.body, user)?;
+            projects.truncate(10);
+            Ok(web::Json(Routed { projects }))
+        })
+        .await
+}

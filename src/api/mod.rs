@@ -35,7 +35,7 @@ use utoipa::{Modify, OpenApi};
         money::create_bounty, money::list_bounties, money::balance, money::transfers,
         money::create_bid, money::list_bids, money::accept_bid, money::withdraw_bid, webhooks::stripe,
         money::statement, money::onboarding, money::project_onboarding,
-        reputation::user_reputation, reputation::leaderboard, matching::matches,
+        reputation::user_reputation, reputation::leaderboard, matching::matches, matching::route,
     ),
     components(schemas(Problem, crate::error::FieldError, views::Money)),
     modifiers(&BearerAuth),
@@ -114,6 +114,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::get().to(reputation::user_reputation),
                 )
                 .route("/tickets/{id}/matches", web::get().to(matching::matches))
+                .route("/route", web::post().to(matching::route))
                 .route(
                     "/projects/{slug}/templates",
                     web::post().to(tickets::create_template),

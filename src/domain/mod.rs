@@ -9,6 +9,7 @@ pub mod payouts;
 pub mod projects;
 pub mod queue;
 pub mod reputation;
+pub mod routing;
 pub mod search;
 pub mod sessions;
 pub mod tickets;

@@ -327,3 +327,36 @@ async fn the_ai_lane_sends_the_retrieved_context_to_a_chat_completions_endpoint(
 fn guildhall_test_logs_contain(s: &str) -> bool {
     crate::util::captured_logs().contains(s)
 }
+
+#[actix_web::test]
+async fn route_ranks_projects_for_a_question_that_names_none() {
+    let app = TestApp::new();
+    world(&app).await;
+    app.run_jobs();
+    let top = |body: Value| {
+        let app = &app;
+        async move {
+            let r = app.post("/api/v1/route", body, None).await.expect(200);
+            r.body["projects"].clone()
+        }
+    };
+    let p = top(json!({"title": "Facet counts include deleted documents"})).await;
+    assert_eq!(p[0]["slug"], "proj", "{p}");
+    assert!(p[0]["reasons"][0]
+        .as_str()
+        .unwrap()
+        .contains("similar solved ticket"));
+    let p =
+        top(json!({"title": "Slow merges", "body": "Should the merge threads get more memory?"}))
+            .await;
+    assert_eq!(p[0]["slug"], "other", "{p}");
+    assert!(p[0]["score"].as_f64().unwrap() <= 1.0);
+    let p = top(json!({"title": "Quantum banana recipes"})).await;
+    assert_eq!(p, json!([]), "no evidence, no guess");
+    app.post("/api/v1/route", json!({"title": "  "}), None)
+        .await
+        .expect(422);
+    app.post("/api/v1/route", json!({"body": "no title"}), None)
+        .await
+        .expect(422);
+}
