@@ -10,6 +10,7 @@ pub mod db;
 pub mod demo;
 pub mod domain;
 pub mod error;
+pub mod eval;
 pub mod import;
 pub mod jobs;
 pub mod ledger;

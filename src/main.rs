@@ -48,6 +48,35 @@ enum Command {
         #[command(subcommand)]
         source: ImportSource,
     },
+    /// Evaluate matching or routing offline on Stack Exchange dumps (a temporary
+    /// database; each site's first 70% of questions is history, the last 30% the test).
+    Eval {
+        #[command(subcommand)]
+        what: EvalWhat,
+    },
+}
+
+#[derive(Subcommand)]
+enum EvalWhat {
+    /// P@1, MRR, NDCG@3 and Recall@10 of the matcher and two baselines (activity,
+    /// BM25-profile) for held-out questions with an accepted answer by someone else.
+    Matching {
+        /// Site dump directories (each with Posts.xml).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Top-1 and top-3 accuracy of POST /route's project ranking for held-out questions.
+    Routing {
+        /// Site dump directories (each with Posts.xml).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -204,6 +233,33 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 report.skipped
             );
             println!("the search index is updated by the index job of `guildhall serve` (or run `guildhall reindex`)");
+            Ok(())
+        }
+        Command::Eval { what } => {
+            let (dirs, json) = match &what {
+                EvalWhat::Matching { dirs, json } | EvalWhat::Routing { dirs, json } => {
+                    (dirs, *json)
+                }
+            };
+            let world = guildhall::eval::prepare(dirs, |m| eprintln!("{m}"))?;
+            match what {
+                EvalWhat::Matching { .. } => {
+                    let rows = guildhall::eval::matching(&world, |m| eprintln!("{m}"))?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&rows)?);
+                    } else {
+                        print!("{}", guildhall::eval::matching_table(&rows));
+                    }
+                }
+                EvalWhat::Routing { .. } => {
+                    let rows = guildhall::eval::routing(&world, |m| eprintln!("{m}"))?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&rows)?);
+                    } else {
+                        print!("{}", guildhall::eval::routing_table(&rows));
+                    }
+                }
+            }
             Ok(())
         }
         Command::Serve {

@@ -3,11 +3,12 @@
 //!
 //! Candidates are the approved helpers of the ticket's project and, marked
 //! `cross_project`, helpers who resolved similar tickets in other projects.
-//! Each gets six features in [0, 1], combined with [`WEIGHTS`]:
+//! Each gets seven features in [0, 1], combined with [`WEIGHTS`]:
 //!
 //! | feature | definition |
 //! |---|---|
-//! | expertise | Σ BM25 of the similar solved tickets the helper resolved (the index's more-like-this on this ticket's text; tickets of other projects count half), divided by the best candidate's |
+//! | expertise | Σ BM25 of the similar solved tickets the helper answered (the index's more-like-this on this ticket's text; the accepted answer counts fully, other answers half, tickets of other projects half again), divided by the best candidate's |
+//! | experience | ln(1 + the helper's public answers on others' tickets in this project) / ln(1 + the most any candidate has) |
 //! | reputation | the helper's score in this project / 100 (for cross-project candidates: their best score elsewhere); 0.5 before any recompute |
 //! | acceptance | (accepted + 1) / (accepted + reopened + refunded + 2) in this project |
 //! | speed | 1 / (1 + median first-response hours / the project's `min_response_hours`) |
@@ -18,7 +19,8 @@
 //! in plain words.
 
 use crate::db::schema::{
-    project_helpers, projects, reputation_events as re, reputation_scores as rs, tickets, users,
+    project_helpers, projects, reputation_events as re, reputation_scores as rs, ticket_messages,
+    tickets, users,
 };
 use crate::db::DbConnection;
 use crate::domain::search::{self, VisibleHit};
@@ -32,16 +34,21 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use utoipa::ToSchema;
 
-/// Feature weights: expertise, reputation, acceptance, speed, availability, price fit.
-pub const WEIGHTS: [f64; 6] = [0.35, 0.25, 0.15, 0.10, 0.10, 0.05];
-const FEATURES: [&str; 6] = [
+/// Feature weights: expertise, experience, reputation, acceptance, speed,
+/// availability, price fit.
+pub const WEIGHTS: [f64; 7] = [0.25, 0.40, 0.12, 0.08, 0.05, 0.05, 0.05];
+const FEATURES: [&str; 7] = [
     "expertise",
+    "experience",
     "reputation",
     "acceptance",
     "speed",
     "availability",
     "price_fit",
 ];
+/// How much an answer that was not the accepted one counts towards
+/// expertise, relative to the accepted one.
+pub const OTHER_ANSWER_WEIGHT: f64 = 0.5;
 /// How much a similar ticket solved in another project counts towards
 /// expertise, relative to one solved in this project.
 pub const CROSS_PROJECT_DISCOUNT: f64 = 0.5;
@@ -116,21 +123,48 @@ pub fn rank(
         .load::<(i64, (Option<i64>, i64))>(conn)?
         .into_iter()
         .collect();
+    let answered: Vec<(i64, i64)> = ticket_messages::table
+        .filter(
+            ticket_messages::ticket_id
+                .eq_any(similar.iter().map(|h| h.ticket.id).collect::<Vec<_>>()),
+        )
+        .filter(ticket_messages::internal.eq(false))
+        .select((ticket_messages::ticket_id, ticket_messages::author_id))
+        .load(conn)?;
+    let mut answerers: HashMap<i64, Vec<i64>> = HashMap::new();
+    for (ticket, author) in answered {
+        answerers.entry(ticket).or_default().push(author);
+    }
     let mut expertise: HashMap<i64, f64> = HashMap::new();
     let mut solved_count: HashMap<i64, usize> = HashMap::new();
     let mut proven_in: HashMap<i64, i64> = HashMap::new();
     for h in &similar {
-        if let Some((Some(helper), project)) = resolvers.get(&h.ticket.id) {
-            // Evidence from another project transfers less surely.
-            let discount = if *project == t.project_id {
-                1.0
-            } else {
-                CROSS_PROJECT_DISCOUNT
-            };
-            *expertise.entry(*helper).or_default() += discount * f64::from(h.score);
-            *solved_count.entry(*helper).or_default() += 1;
-            if *project != t.project_id {
-                proven_in.entry(*helper).or_insert(*project);
+        let Some((resolver, project)) = resolvers.get(&h.ticket.id) else {
+            continue;
+        };
+        // Evidence from another project transfers less surely.
+        let discount = if *project == t.project_id {
+            1.0
+        } else {
+            CROSS_PROJECT_DISCOUNT
+        };
+        let mut seen = std::collections::HashSet::new();
+        for &author in answerers
+            .get(&h.ticket.id)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+        {
+            if author == h.ticket.requester_id || !seen.insert(author) {
+                continue;
+            }
+            let accepted = Some(author) == *resolver;
+            let w = if accepted { 1.0 } else { OTHER_ANSWER_WEIGHT };
+            *expertise.entry(author).or_default() += discount * w * f64::from(h.score);
+            if accepted {
+                *solved_count.entry(author).or_default() += 1;
+                if *project != t.project_id {
+                    proven_in.entry(author).or_insert(*project);
+                }
             }
         }
     }
@@ -169,12 +203,25 @@ pub fn rank(
         .select((rs::user_id, rs::project_id, rs::score))
         .load::<(i64, i64, f64)>(conn)?
     {
-        let here = p == t.project_id;
         let e = reputation.entry(u).or_insert(-1.0);
-        if here || !members.contains(&u) {
+        if p == t.project_id || !members.contains(&u) {
             *e = e.max(s / 100.0);
         }
     }
+    // Experience: public answers on other people's tickets in this project.
+    let mut record: HashMap<i64, f64> = HashMap::new();
+    for author in ticket_messages::table
+        .inner_join(tickets::table)
+        .filter(tickets::project_id.eq(t.project_id))
+        .filter(ticket_messages::internal.eq(false))
+        .filter(ticket_messages::author_id.eq_any(&ids))
+        .filter(ticket_messages::author_id.ne(tickets::requester_id))
+        .select(ticket_messages::author_id)
+        .load::<i64>(conn)?
+    {
+        *record.entry(author).or_default() += 1.0;
+    }
+    let most_record = record.values().copied().fold(0.0, f64::max);
     let mut outcomes: HashMap<i64, (f64, f64)> = HashMap::new();
     let mut response_hours: HashMap<i64, Vec<f64>> = HashMap::new();
     for (u, kind, at, submitted) in re::table
@@ -244,7 +291,12 @@ pub fn rank(
             Some(r) if r > 0 => (paid as f64 / r as f64).min(1.0),
             _ => 1.0,
         };
-        let f: Array1<f64> = arr1(&[exp, rep, acceptance, speed, availability, price]);
+        let experience = if most_record > 0.0 {
+            (1.0 + record.get(&user_id).copied().unwrap_or(0.0)).ln() / (1.0 + most_record).ln()
+        } else {
+            0.0
+        };
+        let f: Array1<f64> = arr1(&[exp, experience, rep, acceptance, speed, availability, price]);
         let contrib = &weights * &f;
         let score = 100.0 * contrib.sum();
         let mut order: Vec<usize> = (0..FEATURES.len()).collect();
@@ -266,19 +318,28 @@ pub fn rank(
                         "s"
                     }
                 ),
-                1 if reputation.get(&user_id).is_some_and(|r| *r >= 0.0) => {
+                1 => format!(
+                    "{} answer{} in this project",
+                    record.get(&user_id).copied().unwrap_or(0.0),
+                    if record.get(&user_id) == Some(&1.0) {
+                        ""
+                    } else {
+                        "s"
+                    }
+                ),
+                2 if reputation.get(&user_id).is_some_and(|r| *r >= 0.0) => {
                     format!("reputation {:.0}/100", rep * 100.0)
                 }
-                1 => "no reputation yet (neutral)".to_owned(),
-                2 => format!(
+                2 => "no reputation yet (neutral)".to_owned(),
+                3 => format!(
                     "{:.0}% of resolutions accepted",
                     100.0 * acc / (acc + bad).max(1.0)
                 ),
-                3 => match median {
+                4 => match median {
                     Some(m) => format!("answers in about {m:.1} h (median)"),
                     None => "no response history yet".to_owned(),
                 },
-                4 => match open as i64 {
+                5 => match open as i64 {
                     0 => "no open claims".to_owned(),
                     n => format!("{n} open claim{}", if n == 1 { "" } else { "s" }),
                 },

@@ -15,7 +15,7 @@ fn help_names_every_command() {
     let out = guildhall().arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["serve", "migrate", "worker", "reindex", "import"] {
+    for cmd in ["serve", "migrate", "worker", "reindex", "import", "eval"] {
         assert!(help.contains(cmd), "{cmd} missing from --help:\n{help}");
     }
     let out = guildhall().args(["serve", "--help"]).output().unwrap();
@@ -69,4 +69,81 @@ fn readme_documents_every_setting() {
             s.env
         );
     }
+}
+
+fn site(name: &str) -> String {
+    format!(
+        "{}/../shared/data/stackexchange/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[test]
+fn eval_matching_and_routing_run_on_a_shared_site() {
+    let out = guildhall()
+        .args([
+            "eval",
+            "matching",
+            "--json",
+            &site("genai.stackexchange.com"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let all = rows.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(all["site"], "all");
+    let n = all["matcher"]["questions"].as_u64().unwrap();
+    assert!(
+        n > 0,
+        "held-out questions with an accepted answer by someone else"
+    );
+    for ranker in ["matcher", "activity", "bm25_profile"] {
+        let m = &all[ranker];
+        assert_eq!(
+            m["questions"].as_u64(),
+            Some(n),
+            "same questions for every ranker"
+        );
+        for metric in ["p_at_1", "mrr", "ndcg_at_3", "recall_at_10"] {
+            let v = m[metric].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&v), "{ranker} {metric} = {v}");
+        }
+        let (p1, mrr, r10) = (
+            m["p_at_1"].as_f64().unwrap(),
+            m["mrr"].as_f64().unwrap(),
+            m["recall_at_10"].as_f64().unwrap(),
+        );
+        assert!(p1 <= mrr + 1e-12 && p1 <= r10 + 1e-12, "{ranker}: {m}");
+    }
+
+    let out = guildhall()
+        .args([
+            "eval",
+            "routing",
+            &site("genai.stackexchange.com"),
+            &site("beer.stackexchange.com"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.starts_with("| site | questions | top-1 | top-3 |"),
+        "{table}"
+    );
+    let all = table.lines().last().unwrap();
+    let top1: f64 = all.split('|').nth(3).unwrap().trim().parse().unwrap();
+    assert!(top1 > 0.5, "two unrelated sites are told apart: {table}");
+
+    let out = guildhall().args(["eval", "routing"]).output().unwrap();
+    assert!(!out.status.success(), "a directory is required");
 }
