@@ -371,6 +371,10 @@ diesel::table! {
         evidence -> Double,
         outcomes -> Integer,
         endorsements -> Integer,
+        answers -> Integer,
+        accepted -> Integer,
+        setbacks -> Integer,
+        median_response_hours -> Nullable<Double>,
         computed_at -> Timestamp,
     }
 }

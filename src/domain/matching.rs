@@ -10,6 +10,10 @@
 //! | expertise | Σ BM25 of the similar solved tickets the helper answered (the index's more-like-this on this ticket's text; the accepted answer counts fully, other answers half, tickets of other projects half again), divided by the best candidate's |
 //! | experience | ln(1 + the helper's public answers on others' tickets in this project) / ln(1 + the most any candidate has) |
 //! | reputation | the helper's score in this project / 100 (for cross-project candidates: their best score elsewhere); 0.5 before any recompute |
+//!
+//! Experience, acceptance and speed come from the aggregates the
+//! reputation job stores with each score, so a request reads them in one
+//! query.
 //! | acceptance | (accepted + 1) / (accepted + reopened + refunded + 2) in this project |
 //! | speed | 1 / (1 + median first-response hours / the project's `min_response_hours`) |
 //! | availability | 1 / (1 + open claims) |
@@ -19,14 +23,13 @@
 //! in plain words.
 
 use crate::db::schema::{
-    project_helpers, projects, reputation_events as re, reputation_scores as rs, ticket_messages,
-    tickets, users,
+    project_helpers, projects, reputation_scores as rs, ticket_messages, tickets, users,
 };
 use crate::db::DbConnection;
+use crate::domain::reputation::Score;
 use crate::domain::search::{self, VisibleHit};
 use crate::domain::tickets as ticket_domain;
 use crate::error::AppResult;
-use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use guildhall_index::TicketIndex;
 use ndarray::{arr1, Array1};
@@ -85,10 +88,6 @@ pub struct Ranking {
     pub community: Vec<Candidate>,
     /// The similar solved tickets (visible to the caller), best first.
     pub similar: Vec<VisibleHit>,
-}
-
-fn hours(d: chrono::TimeDelta) -> f64 {
-    d.num_seconds().max(0) as f64 / 3600.0
 }
 
 /// Ranks the helpers for ticket `id`, as seen by `user`.
@@ -197,56 +196,39 @@ pub fn rank(
         .load(conn)?
         .into_iter()
         .collect();
+    // The recompute job's per-(helper, project) aggregates: one read.
     let mut reputation: HashMap<i64, f64> = HashMap::new();
-    for (u, p, s) in rs::table
-        .filter(rs::user_id.eq_any(&ids))
-        .select((rs::user_id, rs::project_id, rs::score))
-        .load::<(i64, i64, f64)>(conn)?
+    let mut record: HashMap<i64, f64> = HashMap::new();
+    let mut outcomes: HashMap<i64, (f64, f64)> = HashMap::new();
+    let mut response_median: HashMap<i64, f64> = HashMap::new();
+    for sc in rs::table
+        .filter(rs::project_id.eq(t.project_id))
+        .select(Score::as_select())
+        .load::<Score>(conn)?
     {
-        let e = reputation.entry(u).or_insert(-1.0);
-        if p == t.project_id || !members.contains(&u) {
+        reputation.insert(sc.user_id, sc.score / 100.0);
+        record.insert(sc.user_id, f64::from(sc.answers));
+        outcomes.insert(sc.user_id, (f64::from(sc.accepted), f64::from(sc.setbacks)));
+        if let Some(m) = sc.median_response_hours {
+            response_median.insert(sc.user_id, m);
+        }
+    }
+    let outsiders: Vec<i64> = ids
+        .iter()
+        .copied()
+        .filter(|u| !members.contains(u))
+        .collect();
+    if !outsiders.is_empty() {
+        for (u, s) in rs::table
+            .filter(rs::user_id.eq_any(&outsiders))
+            .select((rs::user_id, rs::score))
+            .load::<(i64, f64)>(conn)?
+        {
+            let e = reputation.entry(u).or_insert(0.0);
             *e = e.max(s / 100.0);
         }
     }
-    // Experience: public answers on other people's tickets in this project.
-    let mut record: HashMap<i64, f64> = HashMap::new();
-    for author in ticket_messages::table
-        .inner_join(tickets::table)
-        .filter(tickets::project_id.eq(t.project_id))
-        .filter(ticket_messages::internal.eq(false))
-        .filter(ticket_messages::author_id.eq_any(&ids))
-        .filter(ticket_messages::author_id.ne(tickets::requester_id))
-        .select(ticket_messages::author_id)
-        .load::<i64>(conn)?
-    {
-        *record.entry(author).or_default() += 1.0;
-    }
     let most_record = record.values().copied().fold(0.0, f64::max);
-    let mut outcomes: HashMap<i64, (f64, f64)> = HashMap::new();
-    let mut response_hours: HashMap<i64, Vec<f64>> = HashMap::new();
-    for (u, kind, at, submitted) in re::table
-        .inner_join(tickets::table.on(tickets::id.nullable().eq(re::ticket_id)))
-        .filter(re::user_id.eq_any(&ids))
-        .filter(re::project_id.eq(t.project_id))
-        .filter(re::kind.eq_any(["accepted_resolution", "reopen", "refund", "first_response"]))
-        .select((
-            re::user_id,
-            re::kind,
-            re::occurred_at,
-            tickets::submitted_at,
-        ))
-        .load::<(i64, String, NaiveDateTime, Option<NaiveDateTime>)>(conn)?
-    {
-        match kind.as_str() {
-            "accepted_resolution" => outcomes.entry(u).or_default().0 += 1.0,
-            "first_response" => {
-                if let Some(s) = submitted {
-                    response_hours.entry(u).or_default().push(hours(at - s));
-                }
-            }
-            _ => outcomes.entry(u).or_default().1 += 1.0,
-        }
-    }
     let mut claims: HashMap<i64, f64> = HashMap::new();
     for u in tickets::table
         .filter(tickets::claimed_by.eq_any(&ids))
@@ -280,10 +262,7 @@ pub fn rank(
             .unwrap_or(0.5);
         let (acc, bad) = outcomes.get(&user_id).copied().unwrap_or((0.0, 0.0));
         let acceptance = (acc + 1.0) / (acc + bad + 2.0);
-        let median = response_hours.get_mut(&user_id).map(|v| {
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        });
+        let median = response_median.get(&user_id).copied();
         let speed = median.map_or(0.5, |m| 1.0 / (1.0 + m / f64::from(min_hours)));
         let open = claims.get(&user_id).copied().unwrap_or(0.0);
         let availability = 1.0 / (1.0 + open);
@@ -327,7 +306,7 @@ pub fn rank(
                         "s"
                     }
                 ),
-                2 if reputation.get(&user_id).is_some_and(|r| *r >= 0.0) => {
+                2 if reputation.contains_key(&user_id) => {
                     format!("reputation {:.0}/100", rep * 100.0)
                 }
                 2 => "no reputation yet (neutral)".to_owned(),

@@ -32,6 +32,11 @@ CREATE TABLE reputation_scores (
     evidence REAL NOT NULL,
     outcomes INTEGER NOT NULL,
     endorsements INTEGER NOT NULL,
+    -- Matching features, aggregated here so a request reads one row.
+    answers INTEGER NOT NULL,
+    accepted INTEGER NOT NULL,
+    setbacks INTEGER NOT NULL,
+    median_response_hours REAL,
     computed_at TIMESTAMP NOT NULL,
     PRIMARY KEY (user_id, project_id)
 );

@@ -389,7 +389,8 @@ fn insert_events(conn: &mut DbConnection, events: &[NewEvent]) -> QueryResult<us
 }
 
 /// One stored score with its components.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema, Queryable, Selectable)]
+#[diesel(table_name = rs)]
 pub struct Score {
     /// The helper.
     pub user_id: i64,
@@ -409,6 +410,14 @@ pub struct Score {
     pub outcomes: i32,
     /// How many endorsements from approved helpers or maintainers.
     pub endorsements: i32,
+    /// Public answers on other people's tickets in the project.
+    pub answers: i32,
+    /// Accepted resolutions.
+    pub accepted: i32,
+    /// Reopens, refunds and disputes.
+    pub setbacks: i32,
+    /// Median hours from submission to the helper's first response.
+    pub median_response_hours: Option<f64>,
 }
 
 /// What a recompute did.
@@ -430,6 +439,17 @@ struct ProjectInput {
     approvals: Vec<(i64, i64)>,
     members: HashSet<i64>,
     maintainers: Vec<i64>,
+    /// Per member: answers, accepted, setbacks, first-response hours.
+    activity: HashMap<i64, Activity>,
+}
+
+/// What matching reads besides the score.
+#[derive(Default)]
+struct Activity {
+    answers: i32,
+    accepted: i32,
+    setbacks: i32,
+    response_hours: Vec<f64>,
 }
 
 /// Scores every (helper, project) from the events, as of `now`.
@@ -465,6 +485,12 @@ pub fn compute(
             continue;
         }
         p.members.insert(user);
+        let a = p.activity.entry(user).or_default();
+        match kind.as_str() {
+            "accepted_resolution" => a.accepted += 1,
+            "reopen" | "refund" | "dispute" => a.setbacks += 1,
+            _ => {}
+        }
         let age_days = (now - at).num_seconds() as f64 / 86_400.0;
         p.outcomes.entry(user).or_default().push(Outcome {
             value,
@@ -497,13 +523,57 @@ pub fn compute(
     for (project, user) in maintainers {
         input.entry(project).or_default().maintainers.push(user);
     }
+    // First-response times, from submission to the helper's first message.
+    let responses: Vec<(i64, i64, NaiveDateTime, Option<NaiveDateTime>)> = re::table
+        .inner_join(tickets::table.on(tickets::id.nullable().eq(re::ticket_id)))
+        .filter(re::kind.eq("first_response"))
+        .select((
+            re::user_id,
+            re::project_id,
+            re::occurred_at,
+            tickets::submitted_at,
+        ))
+        .load(conn)?;
+    for (user, project, at, submitted) in responses {
+        if let Some(s) = submitted {
+            let hours = (at - s).num_seconds().max(0) as f64 / 3600.0;
+            let p = input.entry(project).or_default();
+            p.activity
+                .entry(user)
+                .or_default()
+                .response_hours
+                .push(hours);
+        }
+    }
+    // Public answers on other people's tickets.
+    let answers: Vec<(i64, i64)> = ticket_messages::table
+        .inner_join(tickets::table)
+        .filter(ticket_messages::internal.eq(false))
+        .filter(ticket_messages::author_id.ne(tickets::requester_id))
+        .select((ticket_messages::author_id, tickets::project_id))
+        .load(conn)?;
+    for (user, project) in answers {
+        if let Some(p) = input.get_mut(&project) {
+            p.activity.entry(user).or_default().answers += 1;
+        }
+    }
     Ok(input
         .into_iter()
         .flat_map(|(project, p)| score_project(project, p, params))
         .collect())
 }
 
+fn median(values: &[f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    Some(v[v.len() / 2])
+}
+
 fn score_project(project: i64, p: ProjectInput, params: &Params) -> Vec<Score> {
+    let activity = &p.activity;
     // The project's prior: its members' weighted mean outcome.
     let (w, wo) = p
         .outcomes
@@ -573,6 +643,10 @@ fn score_project(project: i64, p: ProjectInput, params: &Params) -> Vec<Score> {
                 evidence: ew,
                 outcomes: i32::try_from(outcomes.len()).unwrap_or(i32::MAX),
                 endorsements: endorsed_count.get(&i).copied().unwrap_or(0),
+                answers: activity.get(&user).map_or(0, |a| a.answers),
+                accepted: activity.get(&user).map_or(0, |a| a.accepted),
+                setbacks: activity.get(&user).map_or(0, |a| a.setbacks),
+                median_response_hours: activity.get(&user).and_then(|a| median(&a.response_hours)),
             }
         })
         .collect()
@@ -599,6 +673,10 @@ pub fn recompute(conn: &mut DbConnection, params: &Params) -> AppResult<Report> 
                     rs::evidence.eq(s.evidence),
                     rs::outcomes.eq(s.outcomes),
                     rs::endorsements.eq(s.endorsements),
+                    rs::answers.eq(s.answers),
+                    rs::accepted.eq(s.accepted),
+                    rs::setbacks.eq(s.setbacks),
+                    rs::median_response_hours.eq(s.median_response_hours),
                     rs::computed_at.eq(now),
                 ))
                 .execute(conn)?;
@@ -624,37 +702,12 @@ pub fn of_user(
     if exists == 0 {
         return Err(AppError::not_found("user"));
     }
-    let rows: Vec<(
-        String,
-        i64,
-        i64,
-        f64,
-        f64,
-        f64,
-        f64,
-        f64,
-        i32,
-        i32,
-        NaiveDateTime,
-    )> = rs::table
+    Ok(rs::table
         .inner_join(projects::table.on(projects::id.eq(rs::project_id)))
         .filter(rs::user_id.eq(user_id))
         .order(rs::score.desc())
-        .select((
-            projects::slug,
-            rs::user_id,
-            rs::project_id,
-            rs::score,
-            rs::quality,
-            rs::trust,
-            rs::prior,
-            rs::evidence,
-            rs::outcomes,
-            rs::endorsements,
-            rs::computed_at,
-        ))
-        .load(conn)?;
-    Ok(rows.into_iter().map(row_to_score).collect())
+        .select((projects::slug, Score::as_select(), rs::computed_at))
+        .load(conn)?)
 }
 
 /// A project's leaderboard page, best first.
@@ -664,71 +717,14 @@ pub fn leaderboard(
     limit: i64,
     offset: i64,
 ) -> QueryResult<Vec<(String, Score, NaiveDateTime)>> {
-    let rows: Vec<(
-        String,
-        i64,
-        i64,
-        f64,
-        f64,
-        f64,
-        f64,
-        f64,
-        i32,
-        i32,
-        NaiveDateTime,
-    )> = rs::table
+    rs::table
         .inner_join(users::table.on(users::id.eq(rs::user_id)))
         .filter(rs::project_id.eq(project_id))
         .order((rs::score.desc(), rs::user_id))
         .limit(limit)
         .offset(offset)
-        .select((
-            users::display_name,
-            rs::user_id,
-            rs::project_id,
-            rs::score,
-            rs::quality,
-            rs::trust,
-            rs::prior,
-            rs::evidence,
-            rs::outcomes,
-            rs::endorsements,
-            rs::computed_at,
-        ))
-        .load(conn)?;
-    Ok(rows.into_iter().map(row_to_score).collect())
-}
-
-fn row_to_score(
-    r: (
-        String,
-        i64,
-        i64,
-        f64,
-        f64,
-        f64,
-        f64,
-        f64,
-        i32,
-        i32,
-        NaiveDateTime,
-    ),
-) -> (String, Score, NaiveDateTime) {
-    (
-        r.0,
-        Score {
-            user_id: r.1,
-            project_id: r.2,
-            score: r.3,
-            quality: r.4,
-            trust: r.5,
-            prior: r.6,
-            evidence: r.7,
-            outcomes: r.8,
-            endorsements: r.9,
-        },
-        r.10,
-    )
+        .select((users::display_name, Score::as_select(), rs::computed_at))
+        .load(conn)
 }
 
 /// A helper's stored score in a project, if computed.
