@@ -41,3 +41,6 @@ CREATE TABLE reputation_scores (
     PRIMARY KEY (user_id, project_id)
 );
 CREATE INDEX reputation_scores_project ON reputation_scores(project_id, score);
+
+-- Matching counts each candidate's open claims; claimed tickets are few.
+CREATE INDEX tickets_open_claims ON tickets(claimed_by) WHERE status = 'claimed';
