@@ -25,35 +25,8 @@ async fn solved(
         Some(&requester.access),
     )
     .await;
-    app.post(
-        &format!("/api/v1/tickets/{id}/claim"),
-        json!({}),
-        Some(&helper.access),
-    )
-    .await
-    .expect(200);
-    let m = app
-        .post(
-            &format!("/api/v1/tickets/{id}/messages"),
-            json!({"body": answer}),
-            Some(&helper.access),
-        )
-        .await
-        .expect(201);
-    app.post(
-        &format!("/api/v1/tickets/{id}/resolve"),
-        json!({"message_id": m.body["id"]}),
-        Some(&helper.access),
-    )
-    .await
-    .expect(200);
-    app.post(
-        &format!("/api/v1/tickets/{id}/accept"),
-        json!({}),
-        Some(&requester.access),
-    )
-    .await
-    .expect(200);
+    app.answered_and_accepted(id, requester, helper, answer)
+        .await;
     id
 }
 

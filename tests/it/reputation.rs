@@ -23,34 +23,8 @@ async fn outcomes_and_endorsements_become_scores_with_components() {
         let id = app
             .open_ticket(&requester, "proj", &format!("Good question {i}"), "public")
             .await;
-        app.post(
-            &format!("/api/v1/tickets/{id}/claim"),
-            json!({}),
-            Some(&good.access),
-        )
-        .await
-        .expect(200);
-        app.post(
-            &format!("/api/v1/tickets/{id}/messages"),
-            json!({"body": "Here is what to do"}),
-            Some(&good.access),
-        )
-        .await
-        .expect(201);
-        app.post(
-            &format!("/api/v1/tickets/{id}/resolve"),
-            json!({}),
-            Some(&good.access),
-        )
-        .await
-        .expect(200);
-        app.post(
-            &format!("/api/v1/tickets/{id}/accept"),
-            json!({}),
-            Some(&requester.access),
-        )
-        .await
-        .expect(200);
+        app.answered_and_accepted(id, &requester, &good, "Here is what to do")
+            .await;
         if i == 1 {
             app.post(
                 &format!("/api/v1/tickets/{id}/rating"),

@@ -335,6 +335,49 @@ impl TestApp {
         id
     }
 
+    /// `helper` claims ticket `id`, answers it with `answer` and resolves
+    /// it with that message; then `requester` accepts. Returns the
+    /// message id.
+    pub async fn answered_and_accepted(
+        &self,
+        id: i64,
+        requester: &User,
+        helper: &User,
+        answer: &str,
+    ) -> i64 {
+        self.post(
+            &format!("/api/v1/tickets/{id}/claim"),
+            json!({}),
+            Some(&helper.access),
+        )
+        .await
+        .expect(200);
+        let m = self
+            .post(
+                &format!("/api/v1/tickets/{id}/messages"),
+                json!({"body": answer}),
+                Some(&helper.access),
+            )
+            .await
+            .expect(201);
+        let message = m.body["id"].as_i64().expect("message id");
+        self.post(
+            &format!("/api/v1/tickets/{id}/resolve"),
+            json!({"message_id": message}),
+            Some(&helper.access),
+        )
+        .await
+        .expect(200);
+        self.post(
+            &format!("/api/v1/tickets/{id}/accept"),
+            json!({}),
+            Some(&requester.access),
+        )
+        .await
+        .expect(200);
+        message
+    }
+
     /// The paid happy path: [`TestApp::funded_and_resolved`], then the
     /// requester accepts (releasing the escrow). Returns the ticket id.
     pub async fn paid_and_accepted(
