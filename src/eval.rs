@@ -122,7 +122,6 @@ pub struct World {
     _dir: tempfile::TempDir,
     pool: db::DbPool,
     index: TicketIndex,
-    config: Config,
     sites: Vec<Site>,
 }
 
@@ -195,7 +194,6 @@ pub fn prepare(dirs: &[PathBuf], mut progress: impl FnMut(&str)) -> anyhow::Resu
         _dir: dir,
         pool,
         index,
-        config,
         sites,
     })
 }
@@ -360,12 +358,9 @@ pub fn matching(world: &World, mut progress: impl FnMut(&str)) -> anyhow::Result
                 .collect();
             merged.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
             let matcher: Vec<i64> = merged.into_iter().map(|(_, u)| u).collect();
-            let (title, body): (String, String) = tickets::table
-                .find(ticket)
-                .select((tickets::title, tickets::body))
-                .first(&mut conn)?;
+            let t = &ranking.ticket;
             let bm25: Vec<i64> = profiles
-                .similar_to_text(&title, &body, &Viewer::anonymous(), None, 1000)
+                .similar_to_text(&t.title, &t.body, &Viewer::anonymous(), None, 1000)
                 .map_err(|e| anyhow::anyhow!("{e}"))?
                 .into_iter()
                 .map(|h| h.id)
@@ -438,7 +433,6 @@ pub fn routing(world: &World, mut progress: impl FnMut(&str)) -> anyhow::Result<
         top_1: share(t1_all),
         top_3: share(t3_all),
     });
-    let _ = &world.config;
     Ok(rows)
 }
 

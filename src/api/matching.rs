@@ -45,7 +45,7 @@ pub async fn matches(
     state
         .db(move |conn| {
             let ranking = matching::rank(conn, &index, id, user)?;
-            let (t, _) = crate::domain::tickets::load_visible(conn, id, user)?;
+            let t = &ranking.ticket;
             let ai = ai::answer(
                 conn,
                 &t.title,

@@ -82,6 +82,8 @@ pub struct Candidate {
 
 /// Everything [`rank`] computed for one ticket.
 pub struct Ranking {
+    /// The ticket, as loaded for the caller.
+    pub ticket: ticket_domain::Ticket,
     /// Approved experts of the project, best first.
     pub experts: Vec<Candidate>,
     /// Community helpers and cross-project candidates, best first.
@@ -348,6 +350,7 @@ pub fn rank(
         lane.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.user_id.cmp(&b.user_id)));
     }
     Ok(Ranking {
+        ticket: t,
         experts,
         community,
         similar,
