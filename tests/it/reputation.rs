@@ -196,3 +196,114 @@ async fn outcomes_and_endorsements_become_scores_with_components() {
     assert_eq!(report.events_added, 0);
     assert_eq!(report.projects, 1);
 }
+
+#[actix_web::test]
+async fn refunds_and_disputes_count_against_the_helper() {
+    let app = TestApp::new();
+    let maintainer = app.user("maint").await;
+    let helper = app.user("helper").await;
+    let requester = app.user("req").await;
+    app.project(&maintainer, "proj").await;
+    app.approved_helper(&maintainer, &helper, "proj").await;
+
+    // Claimed, then withdrawn by the requester: the bounty goes back.
+    let refunded = app
+        .open_ticket(&requester, "proj", "Withdrawn", "public")
+        .await;
+    app.post(
+        &format!("/api/v1/tickets/{refunded}/bounties"),
+        json!({"amount": 1_000, "currency": "usd"}),
+        Some(&requester.access),
+    )
+    .await
+    .expect(201);
+    app.post(
+        &format!("/api/v1/tickets/{refunded}/claim"),
+        json!({}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(200);
+    app.post(
+        &format!("/api/v1/tickets/{refunded}/cancel"),
+        json!({}),
+        Some(&requester.access),
+    )
+    .await
+    .expect(200);
+
+    // Resolved, then the payment behind the escrow is disputed.
+    let disputed = app
+        .funded_and_resolved(&requester, &helper, "proj", "Disputed", 2_000)
+        .await;
+    {
+        let mut conn = app.conn();
+        let escrow = guildhall::ledger::account(
+            &mut conn,
+            guildhall::ledger::AccountKind::TicketEscrow,
+            Some(disputed),
+            "usd",
+        )
+        .unwrap();
+        guildhall::ledger::set_frozen(&mut conn, escrow.id, true).unwrap();
+    }
+
+    let report =
+        guildhall::domain::reputation::recompute(&mut app.conn(), &app.state.config.reputation)
+            .unwrap();
+    assert!(report.events_added >= 3, "{report:?}");
+    let r = app
+        .get(&format!("/api/v1/users/{}/reputation", helper.id), None)
+        .await
+        .expect(200);
+    let p = &r.body["projects"][0];
+    assert_eq!(p["events"]["refund"], 1, "{p}");
+    assert_eq!(p["events"]["dispute"], 1, "{p}");
+    assert_eq!(p["setbacks"], 2);
+    assert_eq!(p["accepted"], 0);
+    assert!(
+        p["quality"].as_f64().unwrap() < p["prior"].as_f64().unwrap() + 1e-9,
+        "only bad outcomes: quality at or below the prior: {p}"
+    );
+}
+
+#[test]
+fn reputation_and_ai_settings_are_validated() {
+    use guildhall::config::Config;
+    use std::collections::HashMap;
+    let with = |k: &str, v: &str| {
+        let env: HashMap<String, String> = [(k.to_owned(), v.to_owned())].into_iter().collect();
+        Config::from_sources(&env, &HashMap::new())
+    };
+    for (k, v) in [
+        ("GUILDHALL_TRUST_DAMPING", "0"),
+        ("GUILDHALL_TRUST_WEIGHT", "1.5"),
+        ("GUILDHALL_REPUTATION_HALF_LIFE_DAYS", "abc"),
+        ("GUILDHALL_AI_API_BASE", "ftp://models"),
+        ("GUILDHALL_AI_MIN_CONFIDENCE", "2"),
+    ] {
+        let err = with(k, v)
+            .err()
+            .unwrap_or_else(|| panic!("{k}={v} accepted"));
+        assert!(err.to_string().contains(k), "{k}: {err}");
+    }
+    let ok = with("GUILDHALL_AI_API_KEY", "sk-secret").unwrap();
+    assert!(ok.ai.is_none(), "a key alone does not turn the model on");
+    let ok = Config::from_sources(
+        &[
+            (
+                "GUILDHALL_AI_API_BASE".to_owned(),
+                "http://127.0.0.1:1/v1".to_owned(),
+            ),
+            ("GUILDHALL_AI_API_KEY".to_owned(), "sk-secret".to_owned()),
+        ]
+        .into_iter()
+        .collect(),
+        &HashMap::new(),
+    )
+    .unwrap();
+    assert!(
+        !format!("{:?}", ok.ai).contains("sk-secret"),
+        "the key is redacted"
+    );
+}
