@@ -2,7 +2,7 @@
 
 localstripe (PyPI) serves PaymentIntents, charges, refunds and signed
 webhooks. This wrapper runs it and adds what Guildhall's Stripe gateway also
-needs, shaped by the Stripe fixtures in shared/data/stripe/fixtures3.json:
+needs, shaped by the Stripe fixtures in tests/fixtures/stripe/fixtures3.json:
 
 * Connect: POST/GET /v1/accounts, POST /v1/account_links, POST /v1/transfers,
   with Stripe's Idempotency-Key semantics (a retried key replays the first

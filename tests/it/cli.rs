@@ -73,13 +73,13 @@ fn readme_documents_every_setting() {
 
 fn site(name: &str) -> String {
     format!(
-        "{}/../shared/data/stackexchange/{name}",
+        "{}/tests/fixtures/stackexchange/{name}",
         env!("CARGO_MANIFEST_DIR")
     )
 }
 
 #[test]
-fn eval_matching_and_routing_run_on_a_shared_site() {
+fn eval_matching_and_routing_run_on_a_committed_site() {
     let out = guildhall()
         .args([
             "eval",

@@ -4,17 +4,15 @@ use std::path::PathBuf;
 
 fn se_dir(site: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/stackexchange")
+        .join("tests/fixtures/stackexchange")
         .join(site)
 }
 
-const SITES: [&str; 6] = [
-    "ai.stackexchange.com",
+/// The committed subset of the Stack Exchange dumps (tests/fixtures/NOTICE.md).
+const SITES: [&str; 3] = [
     "beer.stackexchange.com",
     "french.meta.stackexchange.com",
     "genai.stackexchange.com",
-    "matheducators.stackexchange.com",
-    "music.meta.stackexchange.com",
 ];
 
 #[actix_web::test]
@@ -194,7 +192,7 @@ async fn search_filters_facets_pages_and_similar() {
 }
 
 #[actix_web::test]
-async fn all_six_stack_exchange_sites_import_idempotently_and_are_searchable() {
+async fn committed_stack_exchange_sites_import_idempotently_and_are_searchable() {
     let app = TestApp::new();
     for site in SITES {
         let slug = site.replace('.', "-");

@@ -5,7 +5,7 @@
 //! The fake is a real HTTP server in its own process; the application runs a
 //! real HTTP server too, so Stripe's webhooks reach it over the network,
 //! signed, exactly as in production. localstripe is installed into
-//! `target/pydeps` on first use (pip, from PyPI) when it is not importable.
+//! `target/pydeps` (under `CARGO_TARGET_DIR` when set) on first use (pip, from PyPI) when it is not importable.
 
 use crate::util::{TestApp, User};
 use diesel::prelude::*;
@@ -29,7 +29,12 @@ fn repo() -> PathBuf {
 fn pydeps() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = repo().join("target").join("pydeps");
+        // Beside the build: a clone that shares a build directory
+        // (CARGO_TARGET_DIR, as .ci/run's fresh-clone run does) shares it too.
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo().join("target"));
+        let dir = target.join("pydeps");
         let importable = |with_dir: bool| {
             let mut cmd = Command::new("python3");
             cmd.args(["-c", "import localstripe, aiohttp"]);
@@ -101,7 +106,7 @@ impl FakeStripe {
         let mut child = Command::new("python3")
             .arg(repo().join("tests/fake_stripe/fake_stripe.py"))
             .args(["--port", &port.to_string(), "--fixtures"])
-            .arg(repo().join("../shared/data/stripe/fixtures3.json"))
+            .arg(repo().join("tests/fixtures/stripe/fixtures3.json"))
             .env("PYTHONPATH", pydeps())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -1,6 +1,6 @@
 //! Stripe webhooks: signatures, exactly-once application, disputes.
 //! Event bodies are built from Stripe's published fixtures
-//! (../shared/data/stripe/fixtures3.json).
+//! (tests/fixtures/stripe/fixtures3.json).
 
 use crate::util::TestApp;
 use actix_web::test::TestRequest;
@@ -56,7 +56,7 @@ impl PaymentGateway for AwaitingWebhook {
 fn fixtures() -> Value {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/stripe/fixtures3.json"
+        "/tests/fixtures/stripe/fixtures3.json"
     );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
