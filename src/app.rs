@@ -47,6 +47,7 @@ pub fn state_with_index(
     Ok(AppState {
         pool,
         login_failures: Arc::new(FailureLimiter::new(config.login_window)),
+        registrations: Arc::new(FailureLimiter::new(std::time::Duration::from_secs(3600))),
         config: Arc::new(config),
         tokens: Arc::new(tokens),
         metrics: Arc::new(Metrics::default()),

@@ -36,8 +36,9 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "GUILDHALL_JOB_WORKERS", key: "job_workers", default: "2", doc: "Background job worker threads (`serve` and `worker`). 0 in `serve` runs no jobs in-process." },
     Setting { env: "GUILDHALL_JOB_POLL_MS", key: "job_poll_ms", default: "1000", doc: "How often idle workers look for due jobs." },
     Setting { env: "GUILDHALL_BODY_LIMIT_BYTES", key: "body_limit_bytes", default: "262144", doc: "Largest accepted request body; larger gets 413." },
-    Setting { env: "GUILDHALL_LOGIN_MAX_FAILURES_ACCOUNT", key: "login_max_failures_account", default: "5", doc: "Failed logins per account per window before 429." },
+    Setting { env: "GUILDHALL_LOGIN_MAX_FAILURES_ACCOUNT", key: "login_max_failures_account", default: "5", doc: "Failed logins on one account from one client address per window before that address gets 429 for it. Failures on an account from anywhere beyond this slow its logins (1 s each), never refuse the right password." },
     Setting { env: "GUILDHALL_LOGIN_MAX_FAILURES_ADDRESS", key: "login_max_failures_address", default: "20", doc: "Failed logins per client address per window before 429." },
+    Setting { env: "GUILDHALL_REGISTER_MAX_PER_ADDRESS", key: "register_max_per_address", default: "10", doc: "Registrations per client address per hour before 429." },
     Setting { env: "GUILDHALL_LOGIN_WINDOW_SECS", key: "login_window_secs", default: "900", doc: "Window of the failed-login limits." },
     Setting { env: "GUILDHALL_PLATFORM_FEE_BPS", key: "platform_fee_bps", default: "500", doc: "Platform fee on released escrow, basis points (0–2000), floored." },
     Setting { env: "GUILDHALL_PAYOUT_MINIMUM", key: "payout_minimum", default: "1000", doc: "Smallest balance (minor units) the payout job pays out." },
@@ -94,6 +95,8 @@ pub struct Config {
     pub login_max_failures_address: u32,
     /// See [`SETTINGS`].
     pub login_window: Duration,
+    /// See [`SETTINGS`].
+    pub register_max_per_address: u32,
     /// See [`SETTINGS`].
     pub log: String,
     /// See [`SETTINGS`].
@@ -309,6 +312,11 @@ impl Config {
                 "a count",
             )?)
             .context("GUILDHALL_LOGIN_MAX_FAILURES_ADDRESS: too large")?,
+            register_max_per_address: u32::try_from(positive(
+                "GUILDHALL_REGISTER_MAX_PER_ADDRESS",
+                "a count",
+            )?)
+            .context("GUILDHALL_REGISTER_MAX_PER_ADDRESS: too large")?,
             login_window: Duration::from_secs(positive(
                 "GUILDHALL_LOGIN_WINDOW_SECS",
                 "a number of seconds",

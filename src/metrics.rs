@@ -91,6 +91,15 @@ impl Metrics {
                 h.count
             );
         }
+        out.push_str("# HELP guildhall_job_row_failures_total Rows a scheduled job failed on and skipped, by job.\n");
+        out.push_str("# TYPE guildhall_job_row_failures_total counter\n");
+        for (job, n) in job_failures()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(out, "guildhall_job_row_failures_total{{job=\"{job}\"}} {n}");
+        }
         for (name, help, value) in gauges {
             let _ = writeln!(
                 out,
@@ -99,6 +108,33 @@ impl Metrics {
         }
         out
     }
+}
+
+/// Rows scheduled jobs failed on, per job, since the process started
+/// (process-wide: jobs run outside any request).
+fn job_failures() -> &'static Mutex<BTreeMap<&'static str, u64>> {
+    static FAILURES: std::sync::OnceLock<Mutex<BTreeMap<&'static str, u64>>> =
+        std::sync::OnceLock::new();
+    FAILURES.get_or_init(Mutex::default)
+}
+
+/// Counts one row a scheduled job failed on (see `domain::each_row`).
+pub fn job_row_failed(job: &'static str) {
+    *job_failures()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(job)
+        .or_default() += 1;
+}
+
+/// How many rows `job` failed on so far in this process.
+pub fn job_row_failures(job: &str) -> u64 {
+    job_failures()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(job)
+        .copied()
+        .unwrap_or(0)
 }
 
 fn escape(s: &str) -> String {

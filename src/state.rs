@@ -20,6 +20,8 @@ pub struct AppState {
     pub tokens: Arc<TokenService>,
     /// Failed-login limiter.
     pub login_failures: Arc<FailureLimiter>,
+    /// Registrations per client address (an hour's window).
+    pub registrations: Arc<FailureLimiter>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// Bounds concurrent argon2 work (memory- and CPU-hard by design).
@@ -45,5 +47,17 @@ impl AppState {
         })
         .await
         .map_err(AppError::from)?
+    }
+
+    /// Runs blocking work that takes its own connections from the pool as
+    /// it needs them (and none while it waits on an outside service), on
+    /// actix's blocking pool.
+    pub async fn blocking<T, F>(&self, f: F) -> AppResult<T>
+    where
+        F: FnOnce(&DbPool) -> AppResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        web::block(move || f(&pool)).await.map_err(AppError::from)?
     }
 }

@@ -39,13 +39,25 @@ pub struct RefreshBody {
 /// Create an account.
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "accounts", request_body = RegisterBody,
     responses((status = 201, body = UserView), (status = 409, body = Problem, description = "email taken"),
-              (status = 422, body = Problem)))]
+              (status = 422, body = Problem),
+              (status = 429, body = Problem, description = "too many registrations from this address; see Retry-After")))]
 pub async fn register(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: web::Json<RegisterBody>,
 ) -> AppResult<HttpResponse> {
     let body = body.into_inner();
     users::validate_registration(&body.email, &body.password, &body.display_name)?;
+    let address_key = format!("address:{}", client_address(&req));
+    if let Err(wait) = state
+        .registrations
+        .reserve(&[(address_key.as_str(), state.config.register_max_per_address)])
+    {
+        return Err(AppError::TooManyRequests {
+            retry_after_secs: wait.as_secs().max(1),
+            detail: "too many registrations from this address; try again later".into(),
+        });
+    }
     let email = body.email.clone();
     let taken = state
         .db(move |conn| Ok(users::find_by_email(conn, &email)?.is_some()))
@@ -96,13 +108,17 @@ pub async fn login(
     body: web::Json<LoginBody>,
 ) -> AppResult<web::Json<TokenPair>> {
     let body = body.into_inner();
-    let account_key = format!("account:{}", users::normalize_email(&body.email));
-    let address_key = format!("address:{}", client_address(&req));
+    let address = client_address(&req);
+    let account = users::normalize_email(&body.email);
+    // Refused: this address guessing this account, or this address
+    // guessing at all. Never the account as such, or a stranger's wrong
+    // passwords would lock its owner out; guesses on it from everywhere
+    // only slow it down.
+    let pair_key = format!("account:{account}:address:{address}");
+    let address_key = format!("address:{address}");
+    let account_key = format!("account:{account}");
     let limits = [
-        (
-            account_key.as_str(),
-            state.config.login_max_failures_account,
-        ),
+        (pair_key.as_str(), state.config.login_max_failures_account),
         (
             address_key.as_str(),
             state.config.login_max_failures_address,
@@ -116,6 +132,13 @@ pub async fn login(
             detail: "too many failed logins; try again later".into(),
         });
     }
+    if state
+        .login_failures
+        .blocked(&account_key, state.config.login_max_failures_account)
+        .is_some()
+    {
+        actix_web::rt::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
     let email = body.email.clone();
     let user = state
         .db(move |conn| Ok(users::find_by_email(conn, &email)?.filter(|u| u.can_login)))
@@ -127,6 +150,7 @@ pub async fn login(
     })
     .await?;
     let Some(user_id) = user.filter(|_| ok).map(|u| u.id) else {
+        state.login_failures.record(&account_key);
         return Err(AppError::Unauthorized("invalid email or password".into()));
     };
     let ttl = state.tokens.refresh_ttl;
@@ -134,7 +158,7 @@ pub async fn login(
         .db(move |conn| sessions::start(conn, user_id, ttl))
         .await?;
     state.login_failures.forgive(&address_key);
-    state.login_failures.clear(&account_key);
+    state.login_failures.clear(&pair_key);
     tracing::info!(user_id, "user logged in");
     issue_pair(&state, user_id, refresh).await.map(web::Json)
 }

@@ -2,6 +2,7 @@
 //! health and metrics.
 
 pub mod auth;
+pub mod idempotency;
 pub mod matching;
 pub mod money;
 pub mod projects;

@@ -1,8 +1,9 @@
 //! Money endpoints: bounties, balances, ledger lines; `Idempotency-Key`.
 
+use super::idempotency::{idempotent, Claim, IdempotencyKey};
 use super::views::{utc, Money};
 use crate::auth::{AuthUser, MaybeUser};
-use crate::db::schema::{idempotency_keys as ik, ledger_accounts as la, ledger_transfers as lt};
+use crate::db::schema::{ledger_accounts as la, ledger_transfers as lt};
 use crate::domain::money::{self, Bounty};
 use crate::domain::{decode_cursor, encode_cursor, now, page_limit, tickets};
 use crate::error::{AppError, AppResult, Problem};
@@ -10,142 +11,11 @@ use crate::ledger::AccountKind;
 use crate::payments::PaymentStatus;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use std::future::Future;
 use utoipa::{IntoParams, ToSchema};
-
-/// Runs a money-moving request at most once per `Idempotency-Key`: the same
-/// key with the same request replays the first response; with a different
-/// request it is 422 `idempotency_mismatch`; while the first is still running
-/// it is 409. Without the header the request simply runs.
-pub async fn idempotent<F, Fut>(
-    state: &AppState,
-    req: &HttpRequest,
-    user: i64,
-    body: &impl Serialize,
-    f: F,
-) -> AppResult<HttpResponse>
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = AppResult<(StatusCode, serde_json::Value)>>,
-{
-    let Some(key) = req.headers().get("idempotency-key") else {
-        let (status, json) = f().await?;
-        return Ok(HttpResponse::build(status).json(json));
-    };
-    let key = key
-        .to_str()
-        .ok()
-        .filter(|k| (1..=255).contains(&k.len()))
-        .ok_or_else(|| {
-            AppError::bad_request(
-                "invalid_idempotency_key",
-                "Idempotency-Key must be 1 to 255 visible characters",
-            )
-        })?
-        .to_owned();
-    let mut hasher = Sha256::new();
-    hasher.update(req.method().as_str());
-    hasher.update(req.path());
-    hasher.update(serde_json::to_vec(body).map_err(AppError::internal)?);
-    let hash = hex::encode(hasher.finalize());
-    let (k, h) = (key.clone(), hash.clone());
-    let replay = state
-        .db(move |conn| {
-            let row: Option<(String, Option<i32>, Option<String>)> = ik::table
-                .filter(ik::user_id.eq(user))
-                .filter(ik::idem_key.eq(&k))
-                .select((ik::request_hash, ik::status_code, ik::response_body))
-                .first(conn)
-                .optional()?;
-            match row {
-                Some((stored, _, _)) if stored != h => {
-                    Err(AppError::Validation(vec![crate::error::FieldError::new(
-                        "Idempotency-Key",
-                        "idempotency_mismatch: this key was used with a different request",
-                    )]))
-                }
-                Some((_, Some(status), Some(body))) => Ok(Some((status, body))),
-                Some(_) => Err(AppError::conflict(
-                    "request_in_progress",
-                    "a request with this Idempotency-Key is still running",
-                )),
-                None => {
-                    let inserted = crate::per_backend!(conn, |c| diesel::insert_into(ik::table)
-                        .values((
-                            ik::user_id.eq(user),
-                            ik::idem_key.eq(&k),
-                            ik::request_hash.eq(&h),
-                            ik::created_at.eq(now())
-                        ))
-                        .on_conflict_do_nothing()
-                        .execute(c))?;
-                    if inserted == 0 {
-                        return Err(AppError::conflict(
-                            "request_in_progress",
-                            "a request with this Idempotency-Key is still running",
-                        ));
-                    }
-                    Ok(None)
-                }
-            }
-        })
-        .await?;
-    if let Some((status, body)) = replay {
-        let status =
-            StatusCode::from_u16(u16::try_from(status).unwrap_or(500)).unwrap_or(StatusCode::OK);
-        let content_type = if status.is_success() {
-            "application/json"
-        } else {
-            "application/problem+json"
-        };
-        return Ok(HttpResponse::build(status)
-            .content_type(content_type)
-            .insert_header(("Idempotent-Replayed", "true"))
-            .body(body));
-    }
-    let outcome = f().await;
-    let (status, text, result) = match outcome {
-        Ok((status, json)) => (
-            status,
-            json.to_string(),
-            Ok(HttpResponse::build(status).json(json)),
-        ),
-        Err(e) => {
-            let status = e.status_code();
-            (
-                status,
-                serde_json::to_string(&e.problem()).unwrap_or_default(),
-                Err(e),
-            )
-        }
-    };
-    let k = key;
-    state
-        .db(move |conn| {
-            let mine = ik::table
-                .filter(ik::user_id.eq(user))
-                .filter(ik::idem_key.eq(&k));
-            if status.is_server_error() {
-                // Nothing to replay: let a retry run again.
-                diesel::delete(mine).execute(conn)?;
-            } else {
-                diesel::update(mine)
-                    .set((
-                        ik::status_code.eq(Some(i32::from(status.as_u16()))),
-                        ik::response_body.eq(Some(&text)),
-                    ))
-                    .execute(conn)?;
-            }
-            Ok(())
-        })
-        .await?;
-    result
-}
 
 /// Body of `POST /tickets/{id}/bounties`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -228,6 +98,7 @@ pub struct BountyCreated {
 pub async fn create_bounty(
     state: web::Data<AppState>,
     req: HttpRequest,
+    key: IdempotencyKey,
     user: AuthUser,
     id: web::Path<i64>,
     body: web::Json<BountyBody>,
@@ -240,18 +111,19 @@ pub async fn create_bounty(
         body.currency.to_ascii_lowercase(),
         body.expires_in_days,
     );
-    idempotent(&state, &req, user.id, &body, || async move {
+    idempotent(&state, &req, key, user.id, &body, |claim| async move {
         let gateway = st.gateway.clone();
         let (b, p) = st
-            .db(move |conn| {
+            .blocking(move |pool| {
                 money::fund_bounty(
-                    conn,
+                    pool,
                     gateway.as_ref(),
                     id,
                     user.id,
                     amount,
                     &currency,
                     expires,
+                    claim.as_ref().map(Claim::key),
                 )
             })
             .await?;
@@ -498,6 +370,9 @@ pub struct BidAccepted {
     pub bid: BidView,
     /// The escrow funding.
     pub bounty: BountyView,
+    /// Its payment: the ticket goes to the bidder when it succeeds (with
+    /// `requires_action`, once the payer confirmed with `client_secret`).
+    pub payment: PaymentView,
 }
 
 /// Bid on an open ticket (approved helpers of its project).
@@ -550,25 +425,42 @@ pub async fn list_bids(
         .await
 }
 
-/// Accept a bid (the ticket's requester): pays into escrow and assigns the bidder.
+/// Accept a bid (the ticket's requester): collects the price into escrow;
+/// the ticket is assigned to the bidder when the payment succeeds (the
+/// sandbox: at once).
 #[utoipa::path(post, path = "/api/v1/bids/{id}/accept", tag = "money", security(("bearer" = [])),
     params(("id" = i64, Path, description = "bid id"), ("Idempotency-Key" = Option<String>, Header, description = "replays the first response")),
     responses((status = 200, body = BidAccepted), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn accept_bid(
     state: web::Data<AppState>,
     req: HttpRequest,
+    key: IdempotencyKey,
     user: AuthUser,
     id: web::Path<i64>,
 ) -> AppResult<HttpResponse> {
     let id = id.into_inner();
     let st = state.clone();
-    idempotent(&state, &req, user.id, &id, || async move {
+    idempotent(&state, &req, key, user.id, &id, |claim| async move {
         let gateway = st.gateway.clone();
-        let (bid, bounty) = st
-            .db(move |conn| crate::domain::bids::accept(conn, gateway.as_ref(), id, user.id))
+        let (bid, bounty, payment) = st
+            .blocking(move |pool| {
+                crate::domain::bids::accept(
+                    pool,
+                    gateway.as_ref(),
+                    id,
+                    user.id,
+                    claim.as_ref().map(Claim::key),
+                )
+            })
             .await?;
         let view = BidAccepted {
             bid: BidView::from(&bid),
+            payment: PaymentView {
+                gateway: bounty.gateway.clone(),
+                status: payment.status,
+                client_secret: payment.client_secret,
+                test_money: st.gateway.test_money(),
+            },
             bounty: BountyView::from(&bounty),
         };
         Ok((
@@ -614,6 +506,9 @@ pub struct StatementQuery {
 pub struct StatementLine {
     /// Ticket.
     pub ticket_id: i64,
+    /// The ticket's money round this release closed (a ticket reopened
+    /// after it was paid is paid again in its next round).
+    pub round: i32,
     /// Its title.
     pub title: String,
     /// When the escrow was released.
@@ -667,11 +562,15 @@ fn parse_bound(field: &str, raw: &str) -> AppResult<chrono::NaiveDateTime> {
         .ok_or_else(|| AppError::field(field, "must be a date (YYYY-MM-DD) or an RFC 3339 time"))
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
+/// A text cell a spreadsheet will not run: a leading `=`, `+`, `-`, `@`,
+/// tab or carriage return would start a formula, so such text gets a
+/// leading apostrophe (OWASP's advice on CSV injection). Quoting is the
+/// csv writer's (RFC 4180).
+fn csv_text(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}").into()
     } else {
-        s.to_owned()
+        s.into()
     }
 }
 
@@ -724,6 +623,7 @@ pub async fn statement(
                 .into_iter()
                 .map(|(rel, title)| StatementLine {
                     ticket_id: rel.ticket_id,
+                    round: rel.round,
                     title,
                     released_at: utc(rel.created_at),
                     helper_id: rel.helper_id,
@@ -751,23 +651,46 @@ pub async fn statement(
     if !csv {
         return Ok(HttpResponse::Ok().json(statement));
     }
-    let mut out = String::from("ticket_id,title,released_at,helper_id,currency,amount,helper_amount,commission,platform_fee,commission_bps,platform_bps\n");
-    for l in &statement.lines {
-        out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{}\n",
-            l.ticket_id,
-            csv_field(&l.title),
-            l.released_at.to_rfc3339(),
-            l.helper_id,
-            statement.currency,
-            l.amount,
-            l.helper_amount,
-            l.commission,
-            l.platform_fee,
-            l.commission_bps,
-            l.platform_bps
-        ));
-    }
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    let write = |w: &mut csv::Writer<Vec<u8>>| -> csv::Result<()> {
+        w.write_record([
+            "ticket_id",
+            "title",
+            "released_at",
+            "helper_id",
+            "currency",
+            "amount",
+            "helper_amount",
+            "commission",
+            "platform_fee",
+            "commission_bps",
+            "platform_bps",
+            "round",
+        ])?;
+        for l in &statement.lines {
+            w.write_record([
+                l.ticket_id.to_string().as_str(),
+                &csv_text(&l.title),
+                &l.released_at.to_rfc3339(),
+                &l.helper_id.to_string(),
+                &statement.currency,
+                &l.amount.to_string(),
+                &l.helper_amount.to_string(),
+                &l.commission.to_string(),
+                &l.platform_fee.to_string(),
+                &l.commission_bps.to_string(),
+                &l.platform_bps.to_string(),
+                &l.round.to_string(),
+            ])?;
+        }
+        Ok(())
+    };
+    write(&mut w).map_err(AppError::internal)?;
+    let out = w
+        .into_inner()
+        .map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?;
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((

@@ -1,6 +1,7 @@
 //! `/tickets/*`: lifecycle, messages, events, templates.
 
 use super::views::{EventView, MessagePage, MessageView, TemplateView, TicketPage, TicketView};
+use crate::api::idempotency::{idempotent, IdempotencyKey};
 use crate::auth::{AuthUser, MaybeUser};
 use crate::db::schema::projects;
 use crate::db::DbConnection;
@@ -281,21 +282,31 @@ async fn act(
 
 /// [`act`] for transitions that move money (accept releases the escrow;
 /// cancel and close refund it): an `Idempotency-Key` replays the first
-/// answer, as on every money-moving POST.
+/// answer, as on every money-moving POST. The answer is stored in the
+/// transition's own transaction.
 async fn act_money(
     state: web::Data<AppState>,
     req: &HttpRequest,
+    key: IdempotencyKey,
     user: i64,
     body: &impl serde::Serialize,
     f: impl FnOnce(&mut DbConnection) -> AppResult<Ticket> + Send + 'static,
 ) -> AppResult<HttpResponse> {
     let st = state.clone();
-    crate::api::money::idempotent(&state, req, user, body, || async move {
-        let view = act(st, f).await?.into_inner();
-        Ok((
-            StatusCode::OK,
-            serde_json::to_value(view).map_err(AppError::internal)?,
-        ))
+    idempotent(&state, req, key, user, body, |claim| async move {
+        let json = st
+            .db(move |conn| {
+                crate::db::write_tx(conn, |conn| {
+                    let t = f(conn)?;
+                    let json = serde_json::to_value(view(conn, &t)?).map_err(AppError::internal)?;
+                    if let Some(claim) = &claim {
+                        claim.store(conn, StatusCode::OK, &json.to_string())?;
+                    }
+                    Ok(json)
+                })
+            })
+            .await?;
+        Ok((StatusCode::OK, json))
     })
     .await
 }
@@ -375,12 +386,13 @@ pub async fn resolve(
 pub async fn accept(
     state: web::Data<AppState>,
     req: HttpRequest,
+    key: IdempotencyKey,
     user: AuthUser,
     id: web::Path<i64>,
 ) -> AppResult<HttpResponse> {
     let id = id.into_inner();
     let bps = state.config.platform_fee_bps;
-    act_money(state, &req, user.id, &id, move |c| {
+    act_money(state, &req, key, user.id, &id, move |c| {
         tickets::accept(c, id, user.id, bps)
     })
     .await
@@ -411,13 +423,14 @@ pub async fn reopen(
 pub async fn close(
     state: web::Data<AppState>,
     req: HttpRequest,
+    key: IdempotencyKey,
     user: AuthUser,
     id: web::Path<i64>,
     body: Option<web::Json<ReasonBody>>,
 ) -> AppResult<HttpResponse> {
     let id = id.into_inner();
     let reason = body.and_then(|b| b.into_inner().reason);
-    act_money(state, &req, user.id, &(id, reason.clone()), move |c| {
+    act_money(state, &req, key, user.id, &(id, reason.clone()), move |c| {
         tickets::close(c, id, user.id, reason.as_deref())
     })
     .await
@@ -430,11 +443,12 @@ pub async fn close(
 pub async fn cancel(
     state: web::Data<AppState>,
     req: HttpRequest,
+    key: IdempotencyKey,
     user: AuthUser,
     id: web::Path<i64>,
 ) -> AppResult<HttpResponse> {
     let id = id.into_inner();
-    act_money(state, &req, user.id, &id, move |c| {
+    act_money(state, &req, key, user.id, &id, move |c| {
         tickets::cancel(c, id, user.id)
     })
     .await

@@ -1,7 +1,7 @@
 //! `POST /webhooks/stripe`.
 
 use crate::error::{AppError, AppResult, Problem};
-use crate::payments::stripe_webhook::{verify, TOLERANCE_SECS};
+use crate::payments::stripe_webhook::{parse_event, verify, ParseError, TOLERANCE_SECS};
 use crate::state::AppState;
 use actix_web::{web, HttpRequest};
 use serde::Serialize;
@@ -44,10 +44,20 @@ pub async fn stripe(
         tracing::warn!(reason = %e, "rejected a Stripe webhook delivery");
         return Err(AppError::bad_request("invalid_signature", e.to_string()));
     }
-    let event: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|_| AppError::bad_request("invalid_json", "the event is not JSON"))?;
+    let parsed = parse_event(&body).map_err(|e| match e {
+        ParseError::NotJson => AppError::bad_request("invalid_json", e.to_string()),
+        ParseError::Missing(field) => AppError::field(field, e.to_string()),
+    })?;
     let outcome = state
-        .db(move |conn| crate::domain::money::apply_stripe_event(conn, &event))
+        .db(move |conn| {
+            crate::domain::money::apply_payment_event(
+                conn,
+                "stripe",
+                &parsed.id,
+                &parsed.kind,
+                &parsed.event,
+            )
+        })
         .await?;
     Ok(web::Json(WebhookResult {
         received: true,

@@ -133,6 +133,7 @@ diesel::table! {
         indexed_version -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        round -> Integer,
     }
 }
 
@@ -256,6 +257,10 @@ diesel::table! {
         bid_id -> Nullable<BigInt>,
         expires_at -> Nullable<Timestamp>,
         refund_id -> Nullable<Text>,
+        refunded_amount -> BigInt,
+        dispute_status -> Nullable<Text>,
+        disputed_amount -> BigInt,
+        request_key -> Nullable<Text>,
     }
 }
 
@@ -273,6 +278,7 @@ diesel::table! {
         platform_bps -> Integer,
         commission_bps -> Integer,
         created_at -> Timestamp,
+        round -> Integer,
     }
 }
 
@@ -285,6 +291,7 @@ diesel::table! {
         status_code -> Nullable<Integer>,
         response_body -> Nullable<Text>,
         created_at -> Timestamp,
+        locked_until -> Nullable<Timestamp>,
     }
 }
 

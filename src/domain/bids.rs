@@ -3,12 +3,12 @@
 //! other open bids are rejected. A bidder may withdraw an open bid.
 
 use crate::db::schema::{bids, bounties, tickets};
-use crate::db::{write_tx, DbConnection};
+use crate::db::{write_tx, DbConnection, DbPool};
 use crate::domain::money::{self, Bounty};
 use crate::domain::tickets::{self as ticket_domain, Status};
 use crate::domain::{now, projects};
 use crate::error::{AppError, AppResult, FieldError};
-use crate::payments::PaymentGateway;
+use crate::payments::{Payment, PaymentGateway};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -168,29 +168,115 @@ pub fn withdraw(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Bid> {
     get(conn, id)
 }
 
-/// The requester accepts a bid: the bid is accepted and the others
-/// rejected, the ticket assigned to the bidder, and the price collected into
-/// escrow — all decided in one transaction before the gateway is asked; if
-/// the payment fails, the bid and the ticket go back.
+/// Withdraws every open bid of `helper` on the project's tickets (their
+/// helper rights ended). Call inside the caller's transaction. Returns how
+/// many.
+pub fn withdraw_open_of(conn: &mut DbConnection, project_id: i64, helper: i64) -> AppResult<usize> {
+    let of_project = tickets::table
+        .filter(tickets::project_id.eq(project_id))
+        .select(tickets::id);
+    Ok(diesel::update(
+        bids::table
+            .filter(bids::helper_id.eq(helper))
+            .filter(bids::status.eq("open"))
+            .filter(bids::ticket_id.eq_any(of_project)),
+    )
+    .set((
+        bids::status.eq("withdrawn"),
+        bids::decided_at.eq(Some(now())),
+    ))
+    .execute(conn)?)
+}
+
+/// The requester accepts a bid: the bid is marked accepted and its price
+/// collected into escrow. The ticket is assigned to the bidder (and the
+/// other open bids rejected) only when the money has arrived — at once with
+/// a gateway that settles at once, later by the gateway's webhook otherwise
+/// ([`on_paid`]). If the payment fails, the bid is open to acceptance again
+/// and the ticket never left the queue. `request_key` (the request's
+/// `Idempotency-Key`) lets a retry of a request that died carry on with the
+/// bounty and payment it made. No connection is held during the gateway
+/// call.
 pub fn accept(
-    conn: &mut DbConnection,
+    pool: &DbPool,
     gateway: &dyn PaymentGateway,
     id: i64,
     user: i64,
-) -> AppResult<(Bid, Bounty)> {
-    let bid = get(conn, id)?;
-    let (t, a) = ticket_domain::load_visible(conn, bid.ticket_id, Some(user))
-        .map_err(|_| AppError::not_found("bid"))?;
-    if !a.requester {
-        // Other people's bids are not theirs to know about.
-        return Err(if a.team() || bid.helper_id == user {
-            AppError::forbidden("only the requester may accept a bid")
-        } else {
-            AppError::not_found("bid")
-        });
-    }
-    let bounty_id = write_tx(conn, |conn| -> AppResult<i64> {
-        let n = diesel::update(bids::table.find(id).filter(bids::status.eq("open")))
+    request_key: Option<&str>,
+) -> AppResult<(Bid, Bounty, Payment)> {
+    let (bid, bounty_id) = {
+        let mut conn = pool.get()?;
+        let conn = &mut *conn;
+        let bid = get(conn, id)?;
+        let (t, a) = ticket_domain::load_visible(conn, bid.ticket_id, Some(user))
+            .map_err(|_| AppError::not_found("bid"))?;
+        if !a.requester {
+            // Other people's bids are not theirs to know about.
+            return Err(if a.team() || bid.helper_id == user {
+                AppError::forbidden("only the requester may accept a bid")
+            } else {
+                AppError::not_found("bid")
+            });
+        }
+        let earlier =
+            money::bounty_by_request(conn, user, request_key)?.filter(|b| b.bid_id == Some(id));
+        let bounty_id = match earlier {
+            Some(b) => b.id,
+            None => start_acceptance(conn, gateway.name(), &bid, t.id, user, request_key)?,
+        };
+        (bid, bounty_id)
+    };
+    let collected = money::collect_payment(
+        pool,
+        gateway,
+        bounty_id,
+        format!("Accepted bid on ticket #{}", bid.ticket_id),
+        vec![
+            ("ticket_id".into(), bid.ticket_id.to_string()),
+            ("bid_id".into(), id.to_string()),
+        ],
+    );
+    let (b, payment) = match collected {
+        Ok(done) => done,
+        Err(money::CollectError::Gateway(e)) => {
+            tracing::warn!(bid = id, error = %e, "payment for an accepted bid failed");
+            return Err(AppError::conflict(
+                "payment_failed",
+                "the payment for this bid failed; the bid is open again",
+            ));
+        }
+        Err(money::CollectError::App(e)) => return Err(e),
+    };
+    Ok((get(&mut *pool.get()?, id)?, b, payment))
+}
+
+/// Marks the bid accepted and makes the bounty that will pay for it, in one
+/// transaction, after checking the ticket is open and the bidder still
+/// vetted. Returns the bounty's id.
+fn start_acceptance(
+    conn: &mut DbConnection,
+    gateway_name: &str,
+    bid: &Bid,
+    ticket_id: i64,
+    user: i64,
+    request_key: Option<&str>,
+) -> AppResult<i64> {
+    write_tx(conn, |conn| -> AppResult<i64> {
+        let t = ticket_domain::get(conn, ticket_id)?;
+        if t.status() != Status::Open {
+            return Err(AppError::conflict(
+                "ticket_not_open",
+                format!("a {} ticket takes no bids", t.status),
+            ));
+        }
+        // Vetted when the bid was made is not enough: vetted now.
+        if !crate::domain::helpers::is_approved(conn, t.project_id, bid.helper_id)? {
+            return Err(AppError::conflict(
+                "bidder_not_approved",
+                "the bidder is no longer an approved helper of this project",
+            ));
+        }
+        let n = diesel::update(bids::table.find(bid.id).filter(bids::status.eq("open")))
             .set((
                 bids::status.eq("accepted"),
                 bids::decided_at.eq(Some(now())),
@@ -202,17 +288,6 @@ pub fn accept(
                 "the bid is no longer open",
             ));
         }
-        diesel::update(
-            bids::table
-                .filter(bids::ticket_id.eq(bid.ticket_id))
-                .filter(bids::status.eq("open")),
-        )
-        .set((
-            bids::status.eq("rejected"),
-            bids::decided_at.eq(Some(now())),
-        ))
-        .execute(conn)?;
-        ticket_domain::assign(conn, &t, bid.helper_id, user)?;
         Ok(diesel::insert_into(bounties::table)
             .values((
                 bounties::ticket_id.eq(bid.ticket_id),
@@ -220,56 +295,74 @@ pub fn accept(
                 bounties::amount.eq(bid.amount),
                 bounties::currency.eq(&bid.currency),
                 bounties::status.eq("pending_payment"),
-                bounties::gateway.eq(gateway.name()),
-                bounties::bid_id.eq(Some(id)),
+                bounties::gateway.eq(gateway_name),
+                bounties::bid_id.eq(Some(bid.id)),
                 bounties::created_at.eq(now()),
+                bounties::request_key.eq(request_key),
             ))
             .returning(bounties::id)
             .get_result(conn)?)
-    })?;
-    let collected = money::collect_payment(
-        conn,
-        gateway,
-        bounty_id,
-        format!("Accepted bid on ticket #{}", bid.ticket_id),
-        vec![
-            ("ticket_id".into(), bid.ticket_id.to_string()),
-            ("bid_id".into(), id.to_string()),
-        ],
-    );
-    let failed = match collected {
-        Ok(_) => false,
-        Err(money::CollectError::Gateway(e)) => {
-            tracing::warn!(bid = id, error = %e, "payment for an accepted bid failed");
-            true
-        }
-        Err(money::CollectError::App(e)) => return Err(e),
+    })
+}
+
+/// The money for accepted bid `bid_id` arrived (call inside the settling
+/// transaction, ticket row locked): the ticket goes to the bidder and the
+/// other open bids are rejected. Returns false when the ticket can no
+/// longer be given to the bidder (it left the queue meanwhile, or the
+/// bidder is no longer vetted): the caller refunds the money and the bid is
+/// rejected.
+pub(crate) fn on_paid(
+    conn: &mut DbConnection,
+    t: &crate::domain::tickets::Ticket,
+    bid_id: i64,
+    backer: i64,
+) -> AppResult<bool> {
+    let bid = get(conn, bid_id)?;
+    let assignable = matches!(bid.status.as_str(), "accepted" | "open")
+        && crate::domain::helpers::is_approved(conn, t.project_id, bid.helper_id)?;
+    let taken = if !assignable {
+        false
+    } else if t.status() == Status::Open {
+        ticket_domain::assign(conn, t, bid.helper_id, backer)?;
+        true
+    } else {
+        // Already with the bidder (a repeated report): nothing to move.
+        t.status() == Status::Claimed && t.claimed_by == Some(bid.helper_id)
     };
-    if failed {
-        write_tx(conn, |conn| -> AppResult<()> {
-            diesel::update(bids::table.find(id))
-                .set(bids::status.eq("open"))
-                .execute(conn)?;
-            diesel::update(
-                tickets::table
-                    .find(bid.ticket_id)
-                    .filter(tickets::claimed_by.eq(bid.helper_id)),
-            )
-            .set((
-                tickets::status.eq(Status::Open.as_str()),
-                tickets::claimed_by.eq(None::<i64>),
-            ))
+    let decided = Some(now());
+    if taken {
+        diesel::update(bids::table.find(bid_id))
+            .set((bids::status.eq("accepted"), bids::decided_at.eq(decided)))
             .execute(conn)?;
-            Ok(())
-        })?;
-        return Err(AppError::conflict(
-            "payment_failed",
-            "the payment for this bid failed; the bid is open again",
-        ));
+        diesel::update(
+            bids::table
+                .filter(bids::ticket_id.eq(bid.ticket_id))
+                .filter(bids::status.eq_any(["open", "accepted"]))
+                .filter(bids::id.ne(bid_id)),
+        )
+        .set((bids::status.eq("rejected"), bids::decided_at.eq(decided)))
+        .execute(conn)?;
+    } else {
+        diesel::update(
+            bids::table
+                .find(bid_id)
+                .filter(bids::status.ne("withdrawn")),
+        )
+        .set((bids::status.eq("rejected"), bids::decided_at.eq(decided)))
+        .execute(conn)?;
     }
-    let b = bounties::table
-        .find(bounty_id)
-        .select(Bounty::as_select())
-        .first(conn)?;
-    Ok((get(conn, id)?, b))
+    Ok(taken)
+}
+
+/// The payment for accepted bid `bid_id` failed: the bid is open to
+/// acceptance again (call inside the transaction that marks the payment
+/// failed).
+pub(crate) fn on_payment_failed(conn: &mut DbConnection, bid_id: i64) -> AppResult<()> {
+    diesel::update(bids::table.find(bid_id).filter(bids::status.eq("accepted")))
+        .set((
+            bids::status.eq("open"),
+            bids::decided_at.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)?;
+    Ok(())
 }

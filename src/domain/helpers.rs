@@ -227,6 +227,10 @@ pub fn decide(
         if status == HelperStatus::Revoked {
             crate::domain::tickets::release_claims_of(conn, project_id, user_id, by)?;
         }
+        if status != HelperStatus::Approved {
+            // No longer vetted: their open offers in this project go too.
+            crate::domain::bids::withdraw_open_of(conn, project_id, user_id)?;
+        }
         get(conn, project_id, user_id)?.ok_or_else(|| AppError::not_found("helper application"))
     })
 }

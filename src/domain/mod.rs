@@ -12,6 +12,7 @@ pub mod reputation;
 pub mod routing;
 pub mod search;
 pub mod sessions;
+pub mod text;
 pub mod tickets;
 pub mod users;
 
@@ -47,6 +48,30 @@ pub fn page_limit(limit: Option<i64>) -> Result<i64, crate::error::AppError> {
             "must be between 1 and 100",
         )),
     }
+}
+
+/// Runs `f` on each row of a scheduled job's sweep, each on its own: a row
+/// that fails is logged and counted in `/metrics`
+/// (`guildhall_job_row_failures_total{job=…}`) and the others go on, so one
+/// bad row never stops a job for everyone else. Returns how many rows `f`
+/// reported as done.
+pub fn each_row<T: std::fmt::Debug>(
+    job: &'static str,
+    rows: impl IntoIterator<Item = T>,
+    mut f: impl FnMut(&T) -> Result<bool, crate::error::AppError>,
+) -> usize {
+    let mut done = 0;
+    for row in rows {
+        match f(&row) {
+            Ok(true) => done += 1,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(job, row = ?row, error = %e, "a scheduled job failed on one row; going on");
+                crate::metrics::job_row_failed(job);
+            }
+        }
+    }
+    done
 }
 
 /// The current time, UTC, as stored in the database.

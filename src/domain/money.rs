@@ -9,12 +9,12 @@
 //! clearing account.
 
 use crate::db::schema::{bounties, projects, releases, tickets};
-use crate::db::{write_tx, DbConnection};
+use crate::db::{write_tx, DbConnection, DbPool};
 use crate::domain::now;
 use crate::domain::tickets::{self as ticket_domain, Status, Ticket};
 use crate::error::{AppError, AppResult};
 use crate::ledger::{self, AccountKind, NewTransfer, TransferKind};
-use crate::payments::{Payment, PaymentGateway, PaymentRequest, PaymentStatus};
+use crate::payments::{Payment, PaymentEvent, PaymentGateway, PaymentRequest, PaymentStatus};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use guildhall_jobs::BackgroundJob as _;
@@ -38,7 +38,8 @@ pub struct Bounty {
     pub amount: i64,
     /// Currency.
     pub currency: String,
-    /// `pending_payment`, `funded`, `released`, `refunded` or `failed`.
+    /// `pending_payment`, `funded`, `released`, `refunded` or `failed`. A
+    /// partly refunded bounty stays `funded` with `refunded_amount` set.
     pub status: String,
     /// Gateway name.
     pub gateway: String,
@@ -56,22 +57,51 @@ pub struct Bounty {
     pub expires_at: Option<NaiveDateTime>,
     /// The gateway's refund id, once the money went back.
     pub refund_id: Option<String>,
+    /// What was refunded of it so far (partial refunds), minor units.
+    pub refunded_amount: i64,
+    /// A dispute of its payment: `open`, `won` or `lost`.
+    pub dispute_status: Option<String>,
+    /// The disputed amount, minor units.
+    pub disputed_amount: i64,
 }
 
 fn escrow(conn: &mut DbConnection, ticket_id: i64, currency: &str) -> QueryResult<ledger::Account> {
     ledger::account(conn, AccountKind::TicketEscrow, Some(ticket_id), currency)
 }
 
+/// The bounty `backer` made with the request keyed `request_key`, if any.
+pub(crate) fn bounty_by_request(
+    conn: &mut DbConnection,
+    backer: i64,
+    request_key: Option<&str>,
+) -> QueryResult<Option<Bounty>> {
+    let Some(key) = request_key else {
+        return Ok(None);
+    };
+    bounties::table
+        .filter(bounties::backer_id.eq(backer))
+        .filter(bounties::request_key.eq(key))
+        .select(Bounty::as_select())
+        .first(conn)
+        .optional()
+}
+
 /// Creates a bounty on a ticket the caller can see and collects the money.
 /// With a gateway that settles at once (the sandbox) it is funded on return.
+/// `request_key` (the request's `Idempotency-Key`) makes a retry of a
+/// request that died find the bounty it made and carry on with the same
+/// payment, never pay twice. No database connection is held while the
+/// gateway is asked.
+#[allow(clippy::too_many_arguments)]
 pub fn fund_bounty(
-    conn: &mut DbConnection,
+    pool: &DbPool,
     gateway: &dyn PaymentGateway,
     ticket_id: i64,
     backer: i64,
     amount: i64,
     currency: &str,
     expires_in_days: Option<i64>,
+    request_key: Option<&str>,
 ) -> AppResult<(Bounty, Payment)> {
     if expires_in_days.is_some_and(|d| !(1..=365).contains(&d)) {
         return Err(AppError::field(
@@ -79,6 +109,53 @@ pub fn fund_bounty(
             "must be between 1 and 365",
         ));
     }
+    let id = {
+        let mut conn = pool.get()?;
+        let conn = &mut *conn;
+        match bounty_by_request(conn, backer, request_key)? {
+            Some(b) => b.id,
+            None => create_bounty_row(
+                conn,
+                gateway.name(),
+                ticket_id,
+                backer,
+                amount,
+                currency,
+                expires_in_days,
+                request_key,
+            )?,
+        }
+    };
+    collect_payment(
+        pool,
+        gateway,
+        id,
+        format!("Bounty on ticket #{ticket_id}"),
+        vec![
+            ("ticket_id".into(), ticket_id.to_string()),
+            ("bounty_id".into(), id.to_string()),
+        ],
+    )
+    .map_err(|e| match e {
+        CollectError::Gateway(e) => {
+            tracing::warn!(bounty = id, error = %e, "payment gateway refused a bounty");
+            AppError::conflict("payment_failed", "the payment could not be created")
+        }
+        CollectError::App(e) => e,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn create_bounty_row(
+    conn: &mut DbConnection,
+    gateway_name: &str,
+    ticket_id: i64,
+    backer: i64,
+    amount: i64,
+    currency: &str,
+    expires_in_days: Option<i64>,
+    request_key: Option<&str>,
+) -> AppResult<i64> {
     let (t, _) = ticket_domain::load_visible(conn, ticket_id, Some(backer))?;
     if !(MIN_BOUNTY..=MAX_BOUNTY).contains(&amount) {
         return Err(AppError::field(
@@ -96,47 +173,35 @@ pub fn fund_bounty(
             format!("this project is paid in {project_currency}"),
         ));
     }
+    // A first look; settlement checks again under the ticket's lock.
     if !matches!(t.status(), Status::Open | Status::Claimed) {
         return Err(AppError::conflict(
             "ticket_not_open",
             format!("a {} ticket cannot take a bounty", t.status),
         ));
     }
-    let id: i64 = diesel::insert_into(bounties::table)
+    let expires_at = match expires_in_days {
+        Some(d) => Some(
+            chrono::Duration::try_days(d)
+                .and_then(|d| now().checked_add_signed(d))
+                .ok_or_else(|| AppError::field("expires_in_days", "is out of range"))?,
+        ),
+        None => None,
+    };
+    Ok(diesel::insert_into(bounties::table)
         .values((
             bounties::ticket_id.eq(ticket_id),
             bounties::backer_id.eq(backer),
             bounties::amount.eq(amount),
             bounties::currency.eq(currency),
             bounties::status.eq("pending_payment"),
-            bounties::gateway.eq(gateway.name()),
+            bounties::gateway.eq(gateway_name),
             bounties::created_at.eq(now()),
-            bounties::expires_at.eq(expires_in_days.map(|d| now() + chrono::Duration::days(d))),
+            bounties::expires_at.eq(expires_at),
+            bounties::request_key.eq(request_key),
         ))
         .returning(bounties::id)
-        .get_result(conn)?;
-    let payment = collect_payment(
-        conn,
-        gateway,
-        id,
-        format!("Bounty on ticket #{ticket_id}"),
-        vec![
-            ("ticket_id".into(), ticket_id.to_string()),
-            ("bounty_id".into(), id.to_string()),
-        ],
-    )
-    .map_err(|e| match e {
-        CollectError::Gateway(e) => {
-            tracing::warn!(bounty = id, error = %e, "payment gateway refused a bounty");
-            AppError::conflict("payment_failed", "the payment could not be created")
-        }
-        CollectError::App(e) => e,
-    })?;
-    let b = bounties::table
-        .find(id)
-        .select(Bounty::as_select())
-        .first(conn)?;
-    Ok((b, payment))
+        .get_result(conn)?)
 }
 
 /// Why [`collect_payment`] did not get a payment.
@@ -147,22 +212,50 @@ pub enum CollectError {
     App(AppError),
 }
 
+impl From<AppError> for CollectError {
+    fn from(e: AppError) -> Self {
+        CollectError::App(e)
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for CollectError {
+    fn from(e: diesel::r2d2::PoolError) -> Self {
+        CollectError::App(e.into())
+    }
+}
+
 /// Asks the gateway to collect a `pending_payment` bounty (idempotency key
-/// `bounty:{id}`), records the payment id, and books it into escrow at once
-/// when it already succeeded; a refused payment marks the bounty `failed`.
-/// Shared by bounties and accepted bids.
+/// `bounty:{id}`, so asking again returns the same payment), records the
+/// payment id, and books it into escrow at once when it already succeeded;
+/// a refused payment marks the bounty `failed`. A bounty past
+/// `pending_payment` is not collected again: its state is returned. No
+/// connection is held during the gateway call. Shared by bounties and
+/// accepted bids.
 pub fn collect_payment(
-    conn: &mut DbConnection,
+    pool: &DbPool,
     gateway: &dyn PaymentGateway,
     bounty_id: i64,
     description: String,
     metadata: Vec<(String, String)>,
-) -> Result<Payment, CollectError> {
-    let b: Bounty = bounties::table
-        .find(bounty_id)
-        .select(Bounty::as_select())
-        .first(conn)
-        .map_err(|e| CollectError::App(e.into()))?;
+) -> Result<(Bounty, Payment), CollectError> {
+    let b = get_bounty(&mut *pool.get()?, bounty_id).map_err(AppError::from)?;
+    if b.status != "pending_payment" {
+        let status = match b.status.as_str() {
+            "failed" => PaymentStatus::Failed,
+            _ => PaymentStatus::Succeeded,
+        };
+        let payment = Payment {
+            id: b.payment_id.clone().unwrap_or_default(),
+            status,
+            client_secret: None,
+        };
+        if status == PaymentStatus::Failed {
+            return Err(CollectError::Gateway(anyhow::anyhow!(
+                "payment of bounty {bounty_id} failed"
+            )));
+        }
+        return Ok((b, payment));
+    }
     let result = gateway.create_payment(&PaymentRequest {
         amount: b.amount,
         currency: b.currency.clone(),
@@ -170,30 +263,25 @@ pub fn collect_payment(
         metadata,
         idempotency_key: format!("bounty:{bounty_id}"),
     });
-    let mark_failed = |conn: &mut DbConnection| -> Result<(), CollectError> {
-        diesel::update(bounties::table.find(bounty_id))
-            .set(bounties::status.eq("failed"))
-            .execute(conn)
-            .map_err(|e| CollectError::App(e.into()))?;
-        Ok(())
-    };
+    let mut conn = pool.get()?;
+    let conn = &mut *conn;
     let payment = match result {
         Ok(p) => p,
         Err(e) => {
-            mark_failed(conn)?;
+            mark_failed(conn, &b)?;
             return Err(CollectError::Gateway(e));
         }
     };
     diesel::update(bounties::table.find(bounty_id))
         .set(bounties::payment_id.eq(&payment.id))
         .execute(conn)
-        .map_err(|e| CollectError::App(e.into()))?;
+        .map_err(AppError::from)?;
     match payment.status {
         PaymentStatus::Succeeded => {
-            settle_payment(conn, gateway.name(), &payment.id).map_err(CollectError::App)?;
+            settle_payment(conn, gateway.name(), &payment.id)?;
         }
         PaymentStatus::Failed => {
-            mark_failed(conn)?;
+            mark_failed(conn, &b)?;
             return Err(CollectError::Gateway(anyhow::anyhow!(
                 "payment {} failed",
                 payment.id
@@ -201,26 +289,46 @@ pub fn collect_payment(
         }
         PaymentStatus::RequiresAction | PaymentStatus::Processing => {}
     }
-    Ok(payment)
+    let b = get_bounty(conn, bounty_id).map_err(AppError::from)?;
+    Ok((b, payment))
 }
 
-/// Books a succeeded payment into escrow, exactly once however often it is
-/// reported (the response of the create call, webhooks, retries). Returns
-/// whether this call did the booking.
-pub fn settle_payment(conn: &mut DbConnection, gateway: &str, payment_id: &str) -> AppResult<bool> {
+/// A pending bounty's payment failed: `failed`, and its bid (if any) is
+/// open to acceptance again.
+fn mark_failed(conn: &mut DbConnection, b: &Bounty) -> AppResult<()> {
     write_tx(conn, |conn| {
-        let b: Option<Bounty> = bounties::table
-            .filter(bounties::gateway.eq(gateway))
-            .filter(bounties::payment_id.eq(payment_id))
-            .select(Bounty::as_select())
-            .first(conn)
-            .optional()?;
-        let Some(b) = b else { return Ok(false) };
-        lock_ticket(conn, b.ticket_id)?;
         let n = diesel::update(
             bounties::table
                 .find(b.id)
                 .filter(bounties::status.eq("pending_payment")),
+        )
+        .set(bounties::status.eq("failed"))
+        .execute(conn)?;
+        if let (1, Some(bid)) = (n, b.bid_id) {
+            crate::domain::bids::on_payment_failed(conn, bid)?;
+        }
+        Ok(())
+    })
+}
+
+/// Books a succeeded payment into escrow, exactly once however often it is
+/// reported (the response of the create call, webhooks, retries); a success
+/// reported after a failure for the same payment is booked too. The ticket
+/// is re-checked under its row lock: money that arrives for a ticket that
+/// can no longer take it (cancelled or closed meanwhile, or a bid whose
+/// ticket went to someone else) is booked and refunded at once. An accepted
+/// bid's payment assigns the ticket to the bidder now, not before. Returns
+/// whether this call did the booking.
+pub fn settle_payment(conn: &mut DbConnection, gateway: &str, payment_id: &str) -> AppResult<bool> {
+    write_tx(conn, |conn| {
+        let Some(b) = bounty_by_payment(conn, gateway, payment_id)? else {
+            return Ok(false);
+        };
+        lock_ticket(conn, b.ticket_id)?;
+        let n = diesel::update(
+            bounties::table
+                .find(b.id)
+                .filter(bounties::status.eq_any(["pending_payment", "failed"])),
         )
         .set((
             bounties::status.eq("funded"),
@@ -251,8 +359,30 @@ pub fn settle_payment(conn: &mut DbConnection, gateway: &str, payment_id: &str) 
                 tickets::index_version.eq(tickets::index_version + 1),
             ))
             .execute(conn)?;
+        let t = ticket_domain::get(conn, b.ticket_id)?;
+        let takes_money = match b.bid_id {
+            None => !t.status().is_terminal(),
+            Some(bid) => crate::domain::bids::on_paid(conn, &t, bid, b.backer_id)?,
+        };
+        if !takes_money {
+            tracing::warn!(
+                ticket = b.ticket_id,
+                bounty = b.id,
+                status = %t.status,
+                "payment arrived for a ticket that cannot take it; refunding at once"
+            );
+            let funded = get_bounty(conn, b.id)?;
+            refund_bounty(conn, &funded)?;
+        }
         Ok(true)
     })
+}
+
+fn get_bounty(conn: &mut DbConnection, id: i64) -> QueryResult<Bounty> {
+    bounties::table
+        .find(id)
+        .select(Bounty::as_select())
+        .first(conn)
 }
 
 /// What a release paid out.
@@ -261,6 +391,9 @@ pub fn settle_payment(conn: &mut DbConnection, gateway: &str, payment_id: &str) 
 pub struct Release {
     /// Ticket.
     pub ticket_id: i64,
+    /// The money round of the ticket it closed (1, then one more for each
+    /// reopening of a closed ticket).
+    pub round: i32,
     /// The resolving helper.
     pub helper_id: i64,
     /// Project.
@@ -284,8 +417,11 @@ pub struct Release {
 }
 
 /// Releases a ticket's escrow to its resolving helper, project and platform
-/// in one linked chain; call inside the accept transition's transaction.
-/// Does nothing when the escrow is empty. The rates are recorded.
+/// in one linked chain, keyed by the ticket's current money round (a ticket
+/// reopened after a release is paid again in its next round); call inside
+/// the accept transition's transaction. Does nothing when the escrow is
+/// empty. The rates are recorded; `paid_amount` drops to what the escrow
+/// still holds (nothing).
 pub fn release(
     conn: &mut DbConnection,
     t: &Ticket,
@@ -295,6 +431,10 @@ pub fn release(
         .find(t.project_id)
         .select((projects::commission_bps, projects::currency))
         .first(conn)?;
+    let round: i32 = tickets::table
+        .find(t.id)
+        .select(tickets::round)
+        .first(conn)?;
     let escrow = escrow(conn, t.id, &currency)?;
     let amount = escrow.available();
     if amount <= 0 {
@@ -303,6 +443,12 @@ pub fn release(
     let helper = t.resolved_by.ok_or_else(|| {
         AppError::conflict("no_resolver", "the ticket has no resolving helper to pay")
     })?;
+    if helper == t.requester_id {
+        return Err(AppError::conflict(
+            "resolver_is_requester",
+            "the requester cannot be paid for their own ticket",
+        ));
+    }
     let split = ledger::split(amount, platform_bps, commission_bps).ok_or_else(|| {
         AppError::internal(anyhow::anyhow!(
             "invalid fee rates {platform_bps}/{commission_bps}"
@@ -324,20 +470,26 @@ pub fn release(
     .into_iter()
     .filter(|(_, _, part)| *part > 0)
     .map(|(who, account, part)| NewTransfer {
-        key: format!("ticket:{}:release:{who}", t.id),
+        // Round 1 keeps the key releases always had.
+        key: if round == 1 {
+            format!("ticket:{}:release:{who}", t.id)
+        } else {
+            format!("ticket:{}:round:{round}:release:{who}", t.id)
+        },
         kind: TransferKind::Posted,
         debit: escrow.id,
         credit: account,
         amount: part,
         pending_id: None,
         ticket_id: Some(t.id),
-        memo: format!("release of ticket {} to the {who}", t.id),
+        memo: format!("release of ticket {} (round {round}) to the {who}", t.id),
     })
     .collect();
     ledger::apply(conn, &chain)?;
     diesel::insert_into(releases::table)
         .values((
             releases::ticket_id.eq(t.id),
+            releases::round.eq(round),
             releases::helper_id.eq(helper),
             releases::project_id.eq(t.project_id),
             releases::amount.eq(amount),
@@ -349,6 +501,9 @@ pub fn release(
             releases::commission_bps.eq(commission_bps),
             releases::created_at.eq(now()),
         ))
+        .execute(conn)?;
+    diesel::update(tickets::table.find(t.id))
+        .set(tickets::paid_amount.eq(tickets::paid_amount - amount))
         .execute(conn)?;
     diesel::update(
         bounties::table
@@ -363,20 +518,26 @@ pub fn release(
     Ok(Some(
         releases::table
             .filter(releases::ticket_id.eq(t.id))
+            .filter(releases::round.eq(round))
             .select(Release::as_select())
             .first(conn)?,
     ))
 }
 
-/// Refunds one funded bounty: escrow → its gateway's clearing account,
-/// once, and queues the [`crate::jobs::RefundPayment`] job that returns the
-/// money through the gateway (same transaction: no refund is booked without
-/// being sent, none is sent without being booked). Call inside a
-/// transaction. Returns whether this call refunded it.
+/// Refunds what is left of one funded bounty: escrow → its gateway's
+/// clearing account, once, and queues the [`crate::jobs::RefundPayment`]
+/// job that returns the money through the gateway (same transaction: no
+/// refund is booked without being sent, none is sent without being booked).
+/// Call inside a transaction. Returns whether this call refunded it.
 pub fn refund_bounty(conn: &mut DbConnection, b: &Bounty) -> AppResult<bool> {
-    let refunded = book_refund(conn, b)?;
+    let remaining = b.amount - b.refunded_amount;
+    let refunded = book_refund(conn, b, remaining)?;
     if refunded {
-        crate::jobs::RefundPayment { bounty_id: b.id }.enqueue(conn)?;
+        crate::jobs::RefundPayment {
+            bounty_id: b.id,
+            amount: Some(remaining),
+        }
+        .enqueue(conn)?;
     }
     Ok(refunded)
 }
@@ -411,18 +572,40 @@ pub fn record_gateway_refund(
     .execute(conn)
 }
 
-/// Books a refund in the ledger only (the gateway has already moved, or
-/// will move, the money). Returns whether this call booked it.
-fn book_refund(conn: &mut DbConnection, b: &Bounty) -> AppResult<bool> {
+/// Books `amount` of a funded bounty's money going back to its payer
+/// (escrow → clearing), in the ledger only: the gateway has moved, or will
+/// move, the money. The bounty's refunded total grows by `amount` and it is
+/// `refunded` once nothing of it is left; `paid_amount` follows. Refuses
+/// more than is left. Returns whether this call booked anything.
+fn book_refund(conn: &mut DbConnection, b: &Bounty, amount: i64) -> AppResult<bool> {
+    if amount <= 0 {
+        return Ok(false);
+    }
     lock_ticket(conn, b.ticket_id)?;
+    // Re-read under the lock: the conditional update below applies only to
+    // the refunded total this decision was made on.
+    let current = get_bounty(conn, b.id)?;
+    if current.status != "funded" || current.refunded_amount != b.refunded_amount {
+        return Ok(false);
+    }
+    let total = b.refunded_amount + amount;
+    if total > b.amount {
+        return Err(AppError::internal(anyhow::anyhow!(
+            "refund of {amount} exceeds what is left of bounty {}",
+            b.id
+        )));
+    }
+    let done = total == b.amount;
     let n = diesel::update(
         bounties::table
             .find(b.id)
-            .filter(bounties::status.eq("funded")),
+            .filter(bounties::status.eq("funded"))
+            .filter(bounties::refunded_amount.eq(b.refunded_amount)),
     )
     .set((
-        bounties::status.eq("refunded"),
-        bounties::settled_at.eq(Some(now())),
+        bounties::refunded_amount.eq(total),
+        bounties::status.eq(if done { "refunded" } else { "funded" }),
+        bounties::settled_at.eq(done.then(now)),
     ))
     .execute(conn)?;
     if n == 0 {
@@ -433,18 +616,24 @@ fn book_refund(conn: &mut DbConnection, b: &Bounty) -> AppResult<bool> {
     ledger::apply(
         conn,
         &[NewTransfer {
-            key: format!("bounty:{}:refund", b.id),
+            // The first refund keeps the key refunds always had; each later
+            // part is keyed by the refunded total it brings the bounty to.
+            key: if b.refunded_amount == 0 && done {
+                format!("bounty:{}:refund", b.id)
+            } else {
+                format!("bounty:{}:refund:{total}", b.id)
+            },
             kind: TransferKind::Posted,
             debit: escrow.id,
             credit: clearing.id,
-            amount: b.amount,
+            amount,
             pending_id: None,
             ticket_id: Some(b.ticket_id),
-            memo: format!("bounty {} refunded to user {}", b.id, b.backer_id),
+            memo: format!("bounty {} refunded {amount} to user {}", b.id, b.backer_id),
         }],
     )?;
     diesel::update(tickets::table.find(b.ticket_id))
-        .set(tickets::paid_amount.eq(tickets::paid_amount - b.amount))
+        .set(tickets::paid_amount.eq(tickets::paid_amount - amount))
         .execute(conn)?;
     Ok(true)
 }
@@ -478,74 +667,129 @@ fn bounty_by_payment(
         .optional()
 }
 
-/// Applies a verified Stripe event exactly once per event id: the event row
-/// and its effects commit together, so a failed application is retried by
-/// Stripe and a repeated delivery changes nothing. Returns what it did.
-pub fn apply_stripe_event(conn: &mut DbConnection, event: &serde_json::Value) -> AppResult<String> {
-    let id = event["id"]
-        .as_str()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| AppError::field("id", "the event has no id"))?;
-    let kind = event["type"].as_str().unwrap_or_default().to_owned();
-    let object = &event["data"]["object"];
+/// A payment failed: a pending bounty is marked `failed`, and the bid it
+/// paid for (if any) is open to acceptance again. A later success for the
+/// same payment is still booked ([`settle_payment`]).
+pub fn payment_failed(conn: &mut DbConnection, gateway: &str, payment_id: &str) -> AppResult<bool> {
     write_tx(conn, |conn| {
-        let fresh = crate::per_backend!(conn, |c| diesel::insert_into(
-            crate::db::schema::stripe_events::table
+        let Some(b) = bounty_by_payment(conn, gateway, payment_id)? else {
+            return Ok(false);
+        };
+        lock_ticket(conn, b.ticket_id)?;
+        let n = diesel::update(
+            bounties::table
+                .find(b.id)
+                .filter(bounties::status.eq("pending_payment")),
         )
-        .values((
-            crate::db::schema::stripe_events::event_id.eq(id),
-            crate::db::schema::stripe_events::event_type.eq(&kind),
-            crate::db::schema::stripe_events::outcome.eq("applying"),
-            crate::db::schema::stripe_events::received_at.eq(now()),
-        ))
-        .on_conflict_do_nothing()
-        .execute(c))?;
+        .set(bounties::status.eq("failed"))
+        .execute(conn)?;
+        if n == 1 {
+            if let Some(bid) = b.bid_id {
+                crate::domain::bids::on_payment_failed(conn, bid)?;
+            }
+        }
+        Ok(n == 1)
+    })
+}
+
+/// Applies a verified payment-gateway event exactly once per event id: the
+/// event row and its effects commit together, so a failed application is
+/// retried by the gateway and a repeated delivery changes nothing. Returns
+/// what it did.
+pub fn apply_payment_event(
+    conn: &mut DbConnection,
+    gateway: &str,
+    event_id: &str,
+    event_type: &str,
+    event: &PaymentEvent,
+) -> AppResult<String> {
+    use crate::db::schema::stripe_events as se;
+    write_tx(conn, |conn| {
+        let fresh = crate::per_backend!(conn, |c| diesel::insert_into(se::table)
+            .values((
+                se::event_id.eq(event_id),
+                se::event_type.eq(event_type),
+                se::outcome.eq("applying"),
+                se::received_at.eq(now()),
+            ))
+            .on_conflict_do_nothing()
+            .execute(c))?;
         if fresh == 0 {
             return Ok("duplicate delivery; already applied".to_owned());
         }
-        let payment_intent = match kind.as_str() {
-            "payment_intent.succeeded" | "payment_intent.payment_failed" => object["id"].as_str(),
-            _ => object["payment_intent"].as_str(),
+        let outcome = apply_event(conn, gateway, event)?;
+        diesel::update(se::table.filter(se::event_id.eq(event_id)))
+            .set(se::outcome.eq(outcome))
+            .execute(conn)?;
+        Ok(outcome.to_owned())
+    })
+}
+
+fn apply_event(
+    conn: &mut DbConnection,
+    gateway: &str,
+    event: &PaymentEvent,
+) -> AppResult<&'static str> {
+    Ok(match event {
+        PaymentEvent::Succeeded { payment_id } => {
+            if settle_payment(conn, gateway, payment_id)? {
+                "bounty funded"
+            } else {
+                "nothing to fund"
+            }
         }
-        .unwrap_or_default()
-        .to_owned();
-        let outcome = match kind.as_str() {
-            "payment_intent.succeeded" => {
-                if settle_payment(conn, "stripe", &payment_intent)? {
-                    "bounty funded"
+        PaymentEvent::Failed { payment_id } => {
+            if payment_failed(conn, gateway, payment_id)? {
+                "bounty payment failed"
+            } else {
+                "nothing pending"
+            }
+        }
+        // A refund made at the gateway (dashboard, or ours reported back):
+        // the money already went back, so only the ledger follows, by what
+        // the refunded total grew since we last booked.
+        PaymentEvent::Refunded {
+            payment_id,
+            total_refunded,
+            refund_id,
+        } => match bounty_by_payment(conn, gateway, payment_id)? {
+            None => "nothing to refund",
+            Some(b) if b.status == "released" && *total_refunded > b.refunded_amount => {
+                tracing::error!(
+                    bounty = b.id,
+                    ticket = b.ticket_id,
+                    "a refund arrived for a bounty already released to its helper; needs review"
+                );
+                "refund after release; needs review"
+            }
+            Some(b) => {
+                let delta = (*total_refunded).min(b.amount) - b.refunded_amount;
+                if book_refund(conn, &b, delta)? {
+                    if b.refunded_amount + delta == b.amount {
+                        record_gateway_refund(
+                            conn,
+                            b.id,
+                            refund_id.as_deref().unwrap_or("external"),
+                        )?;
+                        "bounty refunded"
+                    } else {
+                        "bounty partly refunded"
+                    }
                 } else {
-                    "nothing to fund"
+                    "nothing to refund"
                 }
             }
-            "payment_intent.payment_failed" => {
-                let n = diesel::update(
-                    bounties::table
-                        .filter(bounties::gateway.eq("stripe"))
-                        .filter(bounties::payment_id.eq(&payment_intent))
-                        .filter(bounties::status.eq("pending_payment")),
-                )
-                .set(bounties::status.eq("failed"))
-                .execute(conn)?;
-                if n == 1 {
-                    "bounty payment failed"
-                } else {
-                    "nothing pending"
-                }
-            }
-            // A refund made at Stripe (dashboard, or ours reported back):
-            // the money already went back, so only the ledger follows.
-            "charge.refunded" => match bounty_by_payment(conn, "stripe", &payment_intent)? {
-                Some(b) if book_refund(conn, &b)? => {
-                    let refund_id = object["refunds"]["data"][0]["id"]
-                        .as_str()
-                        .unwrap_or("external");
-                    record_gateway_refund(conn, b.id, refund_id)?;
-                    "bounty refunded"
-                }
-                _ => "nothing to refund",
-            },
-            "charge.dispute.created" => match bounty_by_payment(conn, "stripe", &payment_intent)? {
+        },
+        PaymentEvent::DisputeOpened { payment_id, amount } => {
+            match bounty_by_payment(conn, gateway, payment_id)? {
                 Some(b) => {
+                    lock_ticket(conn, b.ticket_id)?;
+                    diesel::update(bounties::table.find(b.id))
+                        .set((
+                            bounties::dispute_status.eq(Some("open")),
+                            bounties::disputed_amount.eq(amount),
+                        ))
+                        .execute(conn)?;
                     let escrow = escrow(conn, b.ticket_id, &b.currency)?;
                     ledger::set_frozen(conn, escrow.id, true)?;
                     tracing::warn!(
@@ -556,34 +800,96 @@ pub fn apply_stripe_event(conn: &mut DbConnection, event: &serde_json::Value) ->
                     "escrow frozen"
                 }
                 None => "no matching bounty",
-            },
-            "account.updated" => {
-                let ready = object["payouts_enabled"].as_bool() == Some(true)
-                    && object["capabilities"]["transfers"].as_str() == Some("active");
-                let account = object["id"].as_str().unwrap_or_default();
-                if crate::domain::payouts::set_ready(conn, "stripe", account, ready)? == 0 {
-                    "unknown payout account"
-                } else if ready {
-                    "payout account ready"
-                } else {
-                    "payout account not ready"
-                }
             }
-            k if k.starts_with("transfer.") => "acknowledged",
-            _ => "ignored",
-        };
-        diesel::update(
-            crate::db::schema::stripe_events::table
-                .filter(crate::db::schema::stripe_events::event_id.eq(id)),
-        )
-        .set(crate::db::schema::stripe_events::outcome.eq(outcome))
-        .execute(conn)?;
-        Ok(outcome.to_owned())
+        }
+        PaymentEvent::DisputeClosed {
+            payment_id,
+            amount,
+            won,
+        } => match bounty_by_payment(conn, gateway, payment_id)? {
+            Some(b) => close_dispute(conn, &b, *amount, *won)?,
+            None => "no matching bounty",
+        },
+        PaymentEvent::PayoutAccountUpdated { account_id, ready } => {
+            if crate::domain::payouts::set_ready(conn, gateway, account_id, *ready)? == 0 {
+                "unknown payout account"
+            } else if *ready {
+                "payout account ready"
+            } else {
+                "payout account not ready"
+            }
+        }
+        PaymentEvent::Acknowledged => "acknowledged",
+        PaymentEvent::Ignored => "ignored",
     })
 }
 
+/// Ends a dispute: won → the money stays; lost → the disputed amount (as
+/// much as the bounty still has in escrow) leaves the escrow to the
+/// gateway's clearing account and the bounty says `lost`. Either way the
+/// escrow thaws once no dispute on the ticket is still open.
+fn close_dispute(
+    conn: &mut DbConnection,
+    b: &Bounty,
+    amount: i64,
+    won: bool,
+) -> AppResult<&'static str> {
+    lock_ticket(conn, b.ticket_id)?;
+    let n = diesel::update(
+        bounties::table
+            .find(b.id)
+            .filter(bounties::dispute_status.eq("open")),
+    )
+    .set(bounties::dispute_status.eq(Some(if won { "won" } else { "lost" })))
+    .execute(conn)?;
+    if n == 0 {
+        return Ok("no open dispute");
+    }
+    let still_open: i64 = bounties::table
+        .filter(bounties::ticket_id.eq(b.ticket_id))
+        .filter(bounties::dispute_status.eq("open"))
+        .count()
+        .get_result(conn)?;
+    let escrow = escrow(conn, b.ticket_id, &b.currency)?;
+    if still_open == 0 {
+        ledger::set_frozen(conn, escrow.id, false)?;
+    }
+    if won {
+        return Ok("dispute won; escrow released from the freeze");
+    }
+    let current = get_bounty(conn, b.id)?;
+    let left = if current.status == "funded" {
+        current.amount - current.refunded_amount
+    } else {
+        0
+    };
+    let lost = amount.min(left);
+    if lost < amount {
+        tracing::error!(
+            bounty = b.id,
+            ticket = b.ticket_id,
+            lost = amount,
+            in_escrow = left,
+            "a lost dispute takes more than the bounty still holds in escrow; needs review"
+        );
+    }
+    if lost > 0 {
+        if still_open > 0 {
+            // Move the lost money while the others stay frozen.
+            ledger::set_frozen(conn, escrow.id, false)?;
+        }
+        book_refund(conn, &current, lost)?;
+        if still_open > 0 {
+            ledger::set_frozen(conn, escrow.id, true)?;
+        }
+    }
+    Ok("dispute lost; the disputed amount left the escrow")
+}
+
 /// Refunds funded bounties whose expiry passed while their ticket is still
-/// waiting for a resolution (open or claimed). Returns how many.
+/// waiting for a resolution (open or claimed). Each bounty is its own
+/// transaction: one that fails is logged and counted and the rest go on.
+/// Returns how many were refunded.
 pub fn expire_bounties(conn: &mut DbConnection) -> AppResult<usize> {
     let due: Vec<Bounty> = bounties::table
         .inner_join(tickets::table.on(tickets::id.eq(bounties::ticket_id)))
@@ -592,11 +898,13 @@ pub fn expire_bounties(conn: &mut DbConnection) -> AppResult<usize> {
         .filter(tickets::status.eq_any([Status::Open.as_str(), Status::Claimed.as_str()]))
         .select(Bounty::as_select())
         .load(conn)?;
-    let mut refunded = 0;
-    for b in &due {
-        refunded += usize::from(write_tx(conn, |conn| refund_bounty(conn, b))?);
-    }
-    Ok(refunded)
+    Ok(crate::domain::each_row("expire_bounties", due, |b| {
+        write_tx(conn, |conn| {
+            // Re-read: a webhook may have refunded part of it meanwhile.
+            let current = get_bounty(conn, b.id)?;
+            refund_bounty(conn, &current)
+        })
+    }))
 }
 
 /// Bounties of a ticket, oldest first.

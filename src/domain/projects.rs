@@ -200,10 +200,10 @@ pub fn create(conn: &mut DbConnection, creator: i64, new: &NewProject) -> AppRes
         .as_deref()
         .unwrap_or("usd")
         .to_ascii_lowercase();
-    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()) {
+    if !is_iso_4217(&currency) {
         errors.push(FieldError::new(
             "currency",
-            "must be a three-letter ISO 4217 code",
+            "must be an ISO 4217 currency code, e.g. usd or eur",
         ));
     }
     if !errors.is_empty() {
@@ -297,6 +297,24 @@ pub fn list(
     Ok(query.load(conn)?)
 }
 
+/// Longest acceptance window a project may set, days.
+pub const MAX_ACCEPTANCE_DAYS: i32 = 60;
+
+/// Active ISO 4217 codes of money people pay with (no funds, metals or
+/// test codes), lower case as the API takes them.
+const ISO_4217: &str = "aed afn all amd ang aoa ars aud awg azn bam bbd bdt bgn bhd bif bmd bnd bob brl \
+bsd btn bwp byn bzd cad cdf chf clp cny cop crc cuc cup cve czk djf dkk dop dzd egp ern etb eur fjd \
+fkp gbp gel ghs gip gmd gnf gtq gyd hkd hnl htg huf idr ils inr iqd irr isk jmd jod jpy kes kgs khr \
+kmf kpw krw kwd kyd kzt lak lbp lkr lrd lsl lyd mad mdl mga mkd mmk mnt mop mru mur mvr mwk mxn myr \
+mzn nad ngn nio nok npr nzd omr pab pen pgk php pkr pln pyg qar ron rsd rub rwf sar sbd scr sdg sek \
+sgd shp sle sll sos srd ssp stn svc syp szl thb tjs tmt tnd top try ttd twd tzs uah ugx usd uyu uzs \
+ved ves vnd vuv wst xaf xcd xcg xof xpf yer zar zmw zwg zwl";
+
+/// Whether `code` is an active ISO 4217 currency code (lower case).
+pub fn is_iso_4217(code: &str) -> bool {
+    code.len() == 3 && ISO_4217.split_ascii_whitespace().any(|c| c == code)
+}
+
 /// Validates and applies a settings patch.
 pub fn update(
     conn: &mut DbConnection,
@@ -337,6 +355,13 @@ pub fn update(
         patch.auto_close_days,
         1,
         365,
+    );
+    check_range(
+        &mut errors,
+        "acceptance_days",
+        patch.acceptance_days,
+        1,
+        MAX_ACCEPTANCE_DAYS,
     );
     if let Some(g) = &patch.guidelines {
         check_text(&mut errors, "guidelines", g, 0, 20_000);

@@ -84,6 +84,17 @@ string_enum!(
     }
 );
 
+impl Status {
+    /// Closed, cancelled or auto-closed: no money may stay in or enter its
+    /// escrow until it is reopened.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Status::Closed | Status::Cancelled | Status::AutoClosed
+        )
+    }
+}
+
 /// A row of `tickets`.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = tickets)]
@@ -202,7 +213,8 @@ pub fn access(conn: &mut DbConnection, t: &Ticket, user_id: Option<i64>) -> AppR
     })
 }
 
-fn get(conn: &mut DbConnection, id: i64) -> AppResult<Ticket> {
+/// The ticket, whoever asks (callers authorize).
+pub(crate) fn get(conn: &mut DbConnection, id: i64) -> AppResult<Ticket> {
     tickets::table
         .find(id)
         .select(Ticket::as_select())
@@ -265,7 +277,7 @@ fn validate_content(
     tags: Option<&[String]>,
 ) {
     if let Some(t) = title {
-        let n = t.trim().chars().count();
+        let n = super::text::visible_len(t);
         if !(3..=200).contains(&n) {
             errors.push(FieldError::new("title", "must be 3 to 200 characters"));
         }
@@ -280,8 +292,8 @@ fn validate_content(
             errors.push(FieldError::new("tags", "at most 10 tags"));
         }
         for (i, t) in tags.iter().enumerate() {
-            let n = t.trim().chars().count();
-            if n == 0 || n > 40 || t.contains(char::is_whitespace) {
+            let n = super::text::visible_len(t);
+            if n == 0 || n > 40 || super::text::trim(t).contains(char::is_whitespace) {
                 errors.push(FieldError::new(
                     format!("tags[{i}]"),
                     "must be 1 to 40 characters without spaces",
@@ -292,8 +304,13 @@ fn validate_content(
 }
 
 fn tags_json(tags: &[String]) -> String {
-    let mut list: Vec<String> = tags.iter().map(|t| t.trim().to_lowercase()).collect();
-    list.dedup();
+    // Lower case, trimmed, each once (first occurrence kept), wherever the repeats stand.
+    let mut seen = std::collections::HashSet::new();
+    let list: Vec<String> = tags
+        .iter()
+        .map(|t| super::text::trim(t).to_lowercase())
+        .filter(|t| seen.insert(t.clone()))
+        .collect();
     serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
 }
 
@@ -348,7 +365,7 @@ pub fn create(conn: &mut DbConnection, requester: i64, new: &NewTicket) -> AppRe
             .values((
                 tickets::project_id.eq(project.id),
                 tickets::requester_id.eq(requester),
-                tickets::title.eq(new.title.trim()),
+                tickets::title.eq(super::text::trim(&new.title)),
                 tickets::body.eq(&new.body),
                 tickets::kind.eq(new.kind.as_str()),
                 tickets::visibility.eq(new.visibility.as_str()),
@@ -422,7 +439,7 @@ pub fn update(
         }
         if let Some(v) = &patch.title {
             diesel::update(tickets::table.find(id))
-                .set(tickets::title.eq(v.trim()))
+                .set(tickets::title.eq(super::text::trim(v)))
                 .execute(conn)?;
         }
         if let Some(v) = &patch.body {
@@ -593,6 +610,11 @@ fn require_claimant_or_maintainer(t: &Ticket, a: &Access) -> AppResult<()> {
 /// Assigns an open ticket to `helper` (an accepted bid), as `actor`; call
 /// inside the caller's transaction.
 pub fn assign(conn: &mut DbConnection, t: &Ticket, helper: i64, actor: i64) -> AppResult<Ticket> {
+    if helper == t.requester_id {
+        return Err(AppError::forbidden(
+            "a ticket cannot be assigned to its own requester",
+        ));
+    }
     let reason = format!("bid accepted: assigned to user {helper}");
     transition(
         conn,
@@ -654,6 +676,12 @@ pub fn transfer(conn: &mut DbConnection, id: i64, user: i64, to: i64) -> AppResu
             "the ticket is already theirs",
         ));
     }
+    if to == t.requester_id {
+        return Err(AppError::field(
+            "to_user_id",
+            "a ticket cannot be handed to its own requester",
+        ));
+    }
     let reason = format!("transferred to user {to}");
     transition(
         conn,
@@ -686,6 +714,11 @@ pub fn resolve(
     if t.claimed_by != Some(user) || !a.helper {
         return Err(AppError::forbidden(
             "only the helper who claimed the ticket may resolve it",
+        ));
+    }
+    if a.requester {
+        return Err(AppError::forbidden(
+            "the requester cannot resolve their own ticket",
         ));
     }
     if let Some(mid) = message_id {
@@ -755,6 +788,17 @@ pub fn accept(conn: &mut DbConnection, id: i64, user: i64, platform_bps: i32) ->
     )
 }
 
+/// Whether the caller may close or reopen a ticket someone works on or
+/// resolved: its requester, its claimant or resolver (while still an
+/// approved helper) and the project's maintainers — never a rival helper,
+/// whose reopen would refund the money or count against the resolver.
+fn may_undo_resolution(t: &Ticket, a: &Access) -> bool {
+    let mine = a.helper
+        && a.user_id.is_some()
+        && (t.claimed_by == a.user_id || t.resolved_by == a.user_id);
+    a.requester || a.maintainer || mine
+}
+
 fn check_reason(reason: Option<&str>) -> AppResult<()> {
     if reason.is_some_and(|r| r.chars().count() > 500) {
         return Err(AppError::field("reason", "must be at most 500 characters"));
@@ -771,9 +815,9 @@ pub fn reopen(
 ) -> AppResult<Ticket> {
     check_reason(reason)?;
     let (t, a) = load_visible(conn, id, Some(user))?;
-    if !(a.requester || a.team()) {
+    if !may_undo_resolution(&t, &a) {
         return Err(AppError::forbidden(
-            "only the requester or the project's team may reopen",
+            "only the requester, the helper who had it and the project's maintainers may reopen",
         ));
     }
     match t.status() {
@@ -815,6 +859,9 @@ pub fn reopen(
                         tickets::closed_at.eq(None::<NaiveDateTime>),
                         tickets::close_reason.eq(None::<String>),
                         tickets::waiting_since.eq(at),
+                        // A new money round: what it is paid now is
+                        // released under keys of its own.
+                        tickets::round.eq(tickets::round + 1),
                     ))
                     .execute(conn)?;
                 Ok(())
@@ -832,9 +879,15 @@ pub fn close(
 ) -> AppResult<Ticket> {
     check_reason(reason)?;
     let (t, a) = load_visible(conn, id, Some(user))?;
-    if !(a.requester || a.team()) {
+    let allowed = match t.status() {
+        // Triage of the queue is the team's.
+        Status::Open => a.requester || a.team(),
+        // A ticket someone works on, or resolved and perhaps paid for: not a rival's to close.
+        _ => may_undo_resolution(&t, &a),
+    };
+    if !allowed {
         return Err(AppError::forbidden(
-            "only the requester or the project's team may close",
+            "only the requester, the helper working on it and the project's maintainers may close it",
         ));
     }
     let reason = reason
@@ -943,9 +996,17 @@ pub fn rate(
     })
 }
 
+/// `at` minus `days` days, or `None` when that is not a representable date
+/// (a corrupt setting must not panic a job).
+fn days_before(at: NaiveDateTime, days: i32) -> Option<NaiveDateTime> {
+    chrono::Duration::try_days(i64::from(days)).and_then(|d| at.checked_sub_signed(d))
+}
+
 /// Accepts resolutions the requester neither accepted nor reopened within
 /// their project's `acceptance_days`, releasing the escrow as an accept
-/// would (the event's actor is the system). Returns how many were accepted.
+/// would (the event's actor is the system). Each ticket is its own
+/// transaction: one that fails is logged and counted and the others go on.
+/// Returns how many were accepted.
 pub fn auto_accept_lapsed(conn: &mut DbConnection, platform_bps: i32) -> AppResult<usize> {
     let candidates: Vec<(i64, Option<NaiveDateTime>, i32)> = tickets::table
         .inner_join(projects::table)
@@ -953,42 +1014,48 @@ pub fn auto_accept_lapsed(conn: &mut DbConnection, platform_bps: i32) -> AppResu
         .select((tickets::id, tickets::resolved_at, projects::acceptance_days))
         .load(conn)?;
     let at = now();
-    let mut accepted = 0;
-    for (id, resolved_at, days) in candidates {
-        let Some(resolved_at) = resolved_at else {
-            continue;
-        };
-        if resolved_at > at - chrono::Duration::days(i64::from(days)) {
-            continue;
+    let due = candidates.into_iter().filter(|(_, resolved_at, days)| {
+        match (resolved_at, days_before(at, *days)) {
+            (Some(resolved_at), Some(cutoff)) => *resolved_at <= cutoff,
+            _ => false,
         }
-        let t = get(conn, id)?;
-        let reason = format!("not accepted or reopened within {days} days");
-        let result = transition(
-            conn,
-            &t,
-            None,
-            "auto_accept",
-            &[Status::Resolved],
-            Status::Closed,
-            Some(&reason),
-            |conn, at| {
-                diesel::update(tickets::table.find(id))
-                    .set((
-                        tickets::closed_at.eq(Some(at)),
-                        tickets::close_reason.eq(Some("accepted automatically")),
-                    ))
-                    .execute(conn)?;
-                crate::domain::money::release(conn, &t, platform_bps)?;
-                Ok(())
-            },
-        );
-        match result {
-            Ok(_) => accepted += 1,
-            Err(AppError::Conflict { .. }) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(accepted)
+    });
+    Ok(crate::domain::each_row(
+        "auto_accept_resolutions",
+        due,
+        |&(id, _, days)| {
+            let t = get(conn, id)?;
+            let reason = format!("not accepted or reopened within {days} days");
+            let result = transition(
+                conn,
+                &t,
+                None,
+                "auto_accept",
+                &[Status::Resolved],
+                Status::Closed,
+                Some(&reason),
+                |conn, at| {
+                    diesel::update(tickets::table.find(id))
+                        .set((
+                            tickets::closed_at.eq(Some(at)),
+                            tickets::close_reason.eq(Some("accepted automatically")),
+                        ))
+                        .execute(conn)?;
+                    crate::domain::money::release(conn, &t, platform_bps)?;
+                    Ok(())
+                },
+            );
+            match result {
+                Ok(_) => Ok(true),
+                // Changed meanwhile (accepted, reopened): nothing to do.
+                Err(AppError::Conflict {
+                    code: "ticket_changed" | "invalid_transition",
+                    ..
+                }) => Ok(false),
+                Err(e) => Err(e),
+            }
+        },
+    ))
 }
 
 /// Puts every ticket `helper` holds in the project back into the queue
@@ -1051,47 +1118,51 @@ pub fn auto_close_stale(conn: &mut DbConnection) -> AppResult<usize> {
         ))
         .load(conn)?;
     let at = now();
-    let mut closed = 0;
-    for (id, status, last_activity, days) in candidates {
-        let cutoff = at - chrono::Duration::days(i64::from(days));
-        if last_activity > cutoff {
-            continue;
-        }
-        let reason = format!("no activity for {days} days");
-        let done = write_tx(conn, |conn| -> AppResult<bool> {
-            let n = diesel::update(
-                tickets::table
-                    .find(id)
-                    .filter(tickets::status.eq_any(active))
-                    .filter(tickets::last_activity_at.le(cutoff)),
-            )
-            .set((
-                tickets::status.eq(Status::AutoClosed.as_str()),
-                tickets::closed_at.eq(Some(at)),
-                tickets::close_reason.eq(Some(&reason)),
-                tickets::updated_at.eq(at),
-                tickets::index_version.eq(tickets::index_version + 1),
-            ))
-            .execute(conn)?;
-            if n == 0 {
-                return Ok(false);
-            }
-            record_event(
-                conn,
-                id,
-                None,
-                "auto_close",
-                Status::parse(&status),
-                Status::AutoClosed,
-                Some(&reason),
-            )?;
-            crate::domain::money::refund_all(conn, id)?;
-            enqueue_index(conn)?;
-            Ok(true)
-        })?;
-        closed += usize::from(done);
-    }
-    Ok(closed)
+    let due = candidates
+        .into_iter()
+        .filter_map(|(id, status, last_activity, days)| {
+            let cutoff = days_before(at, days)?;
+            (last_activity <= cutoff).then_some((id, status, cutoff, days))
+        });
+    Ok(crate::domain::each_row(
+        "auto_close_tickets",
+        due,
+        |(id, status, cutoff, days)| {
+            let (id, cutoff) = (*id, *cutoff);
+            let reason = format!("no activity for {days} days");
+            write_tx(conn, |conn| -> AppResult<bool> {
+                let n = diesel::update(
+                    tickets::table
+                        .find(id)
+                        .filter(tickets::status.eq_any(active))
+                        .filter(tickets::last_activity_at.le(cutoff)),
+                )
+                .set((
+                    tickets::status.eq(Status::AutoClosed.as_str()),
+                    tickets::closed_at.eq(Some(at)),
+                    tickets::close_reason.eq(Some(&reason)),
+                    tickets::updated_at.eq(at),
+                    tickets::index_version.eq(tickets::index_version + 1),
+                ))
+                .execute(conn)?;
+                if n == 0 {
+                    return Ok(false);
+                }
+                record_event(
+                    conn,
+                    id,
+                    None,
+                    "auto_close",
+                    Status::parse(status),
+                    Status::AutoClosed,
+                    Some(&reason),
+                )?;
+                crate::domain::money::refund_all(conn, id)?;
+                enqueue_index(conn)?;
+                Ok(true)
+            })
+        },
+    ))
 }
 
 /// A row of `ticket_messages`.
@@ -1145,14 +1216,18 @@ pub fn post_message(
             "the ticket was cancelled",
         ));
     }
-    let text = match (body, template_id) {
+    if template_id.is_some() && !a.team() {
+        return Err(AppError::forbidden("templates are for the project's team"));
+    }
+    // A template named is checked even when a body is given (the message
+    // records it).
+    let template_text = match template_id {
+        Some(tid) => Some(template_body(conn, t.project_id, user, tid)?),
+        None => None,
+    };
+    let text = match (body, template_text) {
         (Some(b), _) => b.to_owned(),
-        (None, Some(tid)) => {
-            if !a.team() {
-                return Err(AppError::forbidden("templates are for the project's team"));
-            }
-            template_body(conn, t.project_id, user, tid)?
-        }
+        (None, Some(text)) => text,
         (None, None) => {
             return Err(AppError::field(
                 "body",

@@ -67,11 +67,16 @@ pub fn validate_registration(
             "must be at most 1024 characters",
         ));
     }
-    let name_len = display_name.trim().chars().count();
+    let name_len = super::text::visible_len(display_name);
     if name_len == 0 || name_len > 100 {
         errors.push(FieldError::new(
             "display_name",
             "must be 1 to 100 characters",
+        ));
+    } else if super::text::has_control_or_bidi(display_name) {
+        errors.push(FieldError::new(
+            "display_name",
+            "must not contain control characters or bidirectional overrides",
         ));
     }
     if errors.is_empty() {
@@ -95,7 +100,7 @@ pub fn create(
         .values((
             users::email.eq(email.trim()),
             users::email_normalized.eq(&normalized),
-            users::display_name.eq(display_name.trim()),
+            users::display_name.eq(super::text::trim(display_name)),
             users::password_hash.eq(password_hash),
             users::can_login.eq(password_hash.is_some()),
             users::is_admin.eq(is_admin),

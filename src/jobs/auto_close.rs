@@ -97,6 +97,11 @@ impl BackgroundJob for ExpireBounties {
 pub struct RefundPayment {
     /// The refunded bounty.
     pub bounty_id: i64,
+    /// How much to return (what was left of the bounty when the refund was
+    /// booked; earlier partial refunds happened at the gateway already).
+    /// Jobs queued before partial refunds existed carry none: the whole.
+    #[serde(default)]
+    pub amount: Option<i64>,
 }
 
 impl BackgroundJob for RefundPayment {
@@ -139,7 +144,7 @@ impl BackgroundJob for RefundPayment {
         );
         let refund = ctx.gateway.refund(
             &payment_id,
-            amount,
+            self.amount.unwrap_or(amount),
             &format!("bounty:{}:refund", self.bounty_id),
         )?;
         crate::domain::money::record_gateway_refund(&mut conn, self.bounty_id, &refund)?;

@@ -19,7 +19,9 @@ struct Sums {
 /// positive amount), that each account's four sums equal the sums of its
 /// transfers, that the posted balances of each currency add up to zero, that
 /// no account that may not go negative does, and that every pending transfer
-/// was posted or voided at most once, never for more than it reserved.
+/// was posted or voided at most once, never for more than it reserved —
+/// and that the business agrees with the ledger (`business::check`:
+/// tickets' escrow, `paid_amount`, bounties, releases, payouts).
 /// Returns the violations found (empty: the ledger is sound).
 pub fn check(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
     let mut violations = Vec::new();
@@ -145,5 +147,6 @@ pub fn check(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
             "resolutions {res:?} refer to {pid}, which is not a pending transfer"
         ));
     }
+    violations.extend(super::business::check(conn)?);
     Ok(violations)
 }

@@ -18,6 +18,7 @@
 //!
 //! [`check`] verifies every invariant; `guildhall ledger check` runs it.
 
+mod business;
 mod check;
 mod split;
 

@@ -12,6 +12,61 @@ pub mod stripe_webhook;
 
 use sha2::{Digest, Sha256};
 
+/// Something a payment gateway reports, in the domain's terms: each
+/// gateway's adapter (e.g. [`stripe_webhook::parse_event`]) turns its own
+/// format into this, so the domain never reads a gateway's JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentEvent {
+    /// The payment was collected.
+    Succeeded {
+        /// Gateway's payment id.
+        payment_id: String,
+    },
+    /// The payment was refused.
+    Failed {
+        /// Gateway's payment id.
+        payment_id: String,
+    },
+    /// The payment's refunds now add up to `total_refunded` (cumulative, as
+    /// gateways report it; a partial refund is less than the payment).
+    Refunded {
+        /// Gateway's payment id.
+        payment_id: String,
+        /// Everything refunded of the payment so far, minor units.
+        total_refunded: i64,
+        /// The newest refund's id, when reported.
+        refund_id: Option<String>,
+    },
+    /// The payer disputed `amount` of the payment.
+    DisputeOpened {
+        /// Gateway's payment id.
+        payment_id: String,
+        /// Disputed amount, minor units.
+        amount: i64,
+    },
+    /// A dispute ended: won (the money stays) or lost (`amount` went back
+    /// to the payer).
+    DisputeClosed {
+        /// Gateway's payment id.
+        payment_id: String,
+        /// Disputed amount, minor units.
+        amount: i64,
+        /// Whether we won.
+        won: bool,
+    },
+    /// A payout account's readiness changed.
+    PayoutAccountUpdated {
+        /// Gateway's account id.
+        account_id: String,
+        /// Whether payouts can be sent.
+        ready: bool,
+    },
+    /// Known, recorded, nothing to do (e.g. transfer notices).
+    Acknowledged,
+    /// Not an event we act on.
+    Ignored,
+}
+
 /// A request to collect money from a payer.
 #[derive(Debug, Clone)]
 pub struct PaymentRequest {

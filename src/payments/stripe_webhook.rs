@@ -5,8 +5,91 @@
 //! any matching `v1` passes (Stripe sends several while secrets roll); `v0`
 //! is ignored; the timestamp must be within the tolerance (300 s) of now.
 
+use super::PaymentEvent;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+
+/// A verified Stripe event, parsed into the domain's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StripeEvent {
+    /// Stripe's event id (`evt_…`), unique per event.
+    pub id: String,
+    /// Stripe's event type, e.g. `charge.refunded`.
+    pub kind: String,
+    /// What it means for us.
+    pub event: PaymentEvent,
+}
+
+/// Why an event body could not be parsed.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Not JSON.
+    #[error("the event is not JSON")]
+    NotJson,
+    /// A field the event type needs is missing or has the wrong type.
+    #[error("the event has no {0}")]
+    Missing(&'static str),
+}
+
+/// Parses a Stripe event body (already verified) into a [`StripeEvent`].
+pub fn parse_event(body: &[u8]) -> Result<StripeEvent, ParseError> {
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|_| ParseError::NotJson)?;
+    let id = v["id"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or(ParseError::Missing("id"))?
+        .to_owned();
+    let kind = v["type"].as_str().unwrap_or_default().to_owned();
+    let object = &v["data"]["object"];
+    let text = |field: &'static str| -> Result<String, ParseError> {
+        object[field]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .ok_or(ParseError::Missing(field))
+    };
+    let amount = |field: &'static str| -> Result<i64, ParseError> {
+        object[field]
+            .as_i64()
+            .filter(|a| *a >= 0)
+            .ok_or(ParseError::Missing(field))
+    };
+    let event = match kind.as_str() {
+        "payment_intent.succeeded" => PaymentEvent::Succeeded {
+            payment_id: text("id")?,
+        },
+        "payment_intent.payment_failed" => PaymentEvent::Failed {
+            payment_id: text("id")?,
+        },
+        // The charge's `amount_refunded` is cumulative over its refunds.
+        "charge.refunded" => PaymentEvent::Refunded {
+            payment_id: text("payment_intent")?,
+            total_refunded: amount("amount_refunded")?,
+            refund_id: object["refunds"]["data"][0]["id"]
+                .as_str()
+                .map(str::to_owned),
+        },
+        "charge.dispute.created" => PaymentEvent::DisputeOpened {
+            payment_id: text("payment_intent")?,
+            amount: amount("amount")?,
+        },
+        // `won`, `lost`, or `warning_closed` (an inquiry that ended without
+        // a chargeback: the money stays, as when won).
+        "charge.dispute.closed" => PaymentEvent::DisputeClosed {
+            payment_id: text("payment_intent")?,
+            amount: amount("amount")?,
+            won: text("status")? != "lost",
+        },
+        "account.updated" => PaymentEvent::PayoutAccountUpdated {
+            account_id: text("id")?,
+            ready: object["payouts_enabled"].as_bool() == Some(true)
+                && object["capabilities"]["transfers"].as_str() == Some("active"),
+        },
+        k if k.starts_with("transfer.") => PaymentEvent::Acknowledged,
+        _ => PaymentEvent::Ignored,
+    };
+    Ok(StripeEvent { id, kind, event })
+}
 
 /// Why a delivery was refused.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -86,6 +169,40 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_refunds_disputes_and_refuses_what_lacks_a_field() {
+        let refund = br#"{"id":"evt_1","type":"charge.refunded","data":{"object":{"payment_intent":"pi_1","amount_refunded":100,"refunds":{"data":[{"id":"re_1"}]}}}}"#;
+        assert_eq!(
+            parse_event(refund).unwrap().event,
+            PaymentEvent::Refunded {
+                payment_id: "pi_1".into(),
+                total_refunded: 100,
+                refund_id: Some("re_1".into())
+            }
+        );
+        let lost = br#"{"id":"evt_2","type":"charge.dispute.closed","data":{"object":{"payment_intent":"pi_1","amount":700,"status":"lost"}}}"#;
+        assert_eq!(
+            parse_event(lost).unwrap().event,
+            PaymentEvent::DisputeClosed {
+                payment_id: "pi_1".into(),
+                amount: 700,
+                won: false
+            }
+        );
+        let no_amount = br#"{"id":"evt_3","type":"charge.refunded","data":{"object":{"payment_intent":"pi_1"}}}"#;
+        assert_eq!(
+            parse_event(no_amount),
+            Err(ParseError::Missing("amount_refunded"))
+        );
+        assert_eq!(parse_event(b"{"), Err(ParseError::NotJson));
+        assert_eq!(
+            parse_event(br#"{"type":"x"}"#),
+            Err(ParseError::Missing("id"))
+        );
+        let other = br#"{"id":"evt_4","type":"customer.created","data":{"object":{}}}"#;
+        assert_eq!(parse_event(other).unwrap().event, PaymentEvent::Ignored);
+    }
 
     #[test]
     fn accepts_any_matching_v1_and_rejects_the_rest() {

@@ -3,6 +3,7 @@
 //! set to a postgres:// URL, a PostgreSQL database of its own created for
 //! the test and dropped after it.
 
+mod audit;
 mod auth;
 mod cli;
 mod errors;

@@ -641,7 +641,7 @@ async fn project_statement_for_maintainers_in_json_and_csv() {
     assert_eq!(lines.len(), 3);
     assert!(
         lines[1].contains(",\"First, paid\",")
-            && lines[1].ends_with(",usd,10000,6500,3000,500,3000,500"),
+            && lines[1].ends_with(",usd,10000,6500,3000,500,3000,500,1"),
         "{}",
         lines[1]
     );

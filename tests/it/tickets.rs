@@ -383,15 +383,19 @@ async fn reopen_close_cancel_unclaim_transfer() {
         (r.body["status"].as_str(), r.body["claimed_by"].as_i64()),
         (Some("claimed"), Some(h1.id))
     );
-    // Close by the team, then reopen into the queue.
+    // Close by the helper working on it (not a rival helper, not an
+    // outsider), then reopen into the queue.
     app.post(&path("close"), json!({}), Some(&outsider.access))
+        .await
+        .expect(403);
+    app.post(&path("close"), json!({}), Some(&h2.access))
         .await
         .expect(403);
     let r = app
         .post(
             &path("close"),
             json!({"reason": "duplicate of #1"}),
-            Some(&h2.access),
+            Some(&h1.access),
         )
         .await
         .expect(200);

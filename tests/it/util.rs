@@ -144,6 +144,9 @@ impl TestAppBuilder {
             .or_insert_with(|| TEST_JWT_KEY.into());
         env.entry("GUILDHALL_DB_POOL_SIZE".into())
             .or_insert_with(|| "8".into());
+        // Every test user registers from the same (absent) address.
+        env.entry("GUILDHALL_REGISTER_MAX_PER_ADDRESS".into())
+            .or_insert_with(|| "1000".into());
         let (pg, url, migrate) = match (self.database_url, postgres_url()) {
             (Some(raw), _) => (None, raw, false),
             (None, Some(base)) => {

@@ -75,6 +75,12 @@ fn event(
     if object_kind != "payment_intent" {
         object["payment_intent"] = json!(payment_intent);
     }
+    if object_kind == "charge" {
+        // What Stripe sends once the whole 100.00 charge was refunded.
+        object["amount"] = json!(10_000);
+        object["amount_refunded"] = json!(10_000);
+        object["refunded"] = json!(true);
+    }
     e["id"] = json!(id);
     e["type"] = json!(kind);
     e["data"]["object"] = object;
@@ -444,4 +450,378 @@ async fn accepts_refunds_and_webhooks_racing_on_one_ticket_move_money_once() {
     };
     assert_eq!(applied, 5, "each event id recorded once");
     assert_eq!(ledger::check(&mut conn).unwrap(), Vec::<String>::new());
+}
+
+/// Sends one signed event through the app and returns its outcome.
+async fn deliver<S, B>(app: &TestApp, svc: &S, body: &Value) -> String
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    let now = chrono::Utc::now().timestamp();
+    let r = app.send(svc, delivery(body, now, SECRET)).await.expect(200);
+    r.body["outcome"].as_str().unwrap_or_default().to_owned()
+}
+
+fn escrow_of(app: &TestApp, ticket: i64) -> i64 {
+    let mut conn = app.conn();
+    ledger::account(&mut conn, AccountKind::TicketEscrow, Some(ticket), "usd")
+        .unwrap()
+        .balance()
+}
+
+fn paid_amount(app: &TestApp, ticket: i64) -> i64 {
+    use diesel::prelude::*;
+    use guildhall::db::schema::tickets;
+    tickets::table
+        .find(ticket)
+        .select(tickets::paid_amount)
+        .first(&mut app.conn())
+        .unwrap()
+}
+
+fn bounty_row(app: &TestApp, ticket: i64) -> (String, i64, Option<String>) {
+    use diesel::prelude::*;
+    use guildhall::db::schema::bounties as b;
+    b::table
+        .filter(b::ticket_id.eq(ticket))
+        .order(b::id.desc())
+        .select((b::status, b::refunded_amount, b::dispute_status))
+        .first(&mut app.conn())
+        .unwrap()
+}
+
+fn assert_ledger_clean(app: &TestApp) {
+    assert_eq!(
+        ledger::check(&mut app.conn()).unwrap(),
+        Vec::<String>::new()
+    );
+}
+
+/// Issue 9 §2.2: a payment that succeeds after its ticket was cancelled is
+/// booked and refunded at once, never left in a dead ticket's escrow.
+#[actix_web::test]
+async fn money_arriving_for_a_cancelled_ticket_is_refunded_at_once() {
+    let (app, _, requester, id, pi) = setup().await;
+    let fx = fixtures();
+    let svc = actix_web::test::init_service(guildhall::app::build(app.state.clone())).await;
+    app.post(
+        &format!("/api/v1/tickets/{id}/cancel"),
+        json!({}),
+        Some(&requester.access),
+    )
+    .await
+    .expect(200);
+    let paid = event(
+        &fx,
+        "evt_late",
+        "payment_intent.succeeded",
+        "payment_intent",
+        &pi,
+        &pi,
+    );
+    assert_eq!(deliver(&app, &svc, &paid).await, "bounty funded");
+    assert_eq!(escrow_of(&app, id), 0);
+    assert_eq!(paid_amount(&app, id), 0);
+    assert_eq!(bounty_row(&app, id).0, "refunded");
+    // The refund goes back through the gateway: its job is queued with the
+    // booking.
+    use diesel::prelude::*;
+    use guildhall_jobs::schema::background_jobs as bj;
+    let queued: Vec<String> = bj::table
+        .filter(bj::job_type.eq("refund_payment"))
+        .select(bj::data)
+        .load(&mut app.conn())
+        .unwrap();
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert!(queued[0].contains("\"amount\":10000"), "{queued:?}");
+    assert_ledger_clean(&app);
+}
+
+/// Issue 9 §2.3: a partial refund moves only what was refunded; the rest
+/// stays in escrow and is released on accept.
+#[actix_web::test]
+async fn a_partial_refund_moves_only_the_refunded_part() {
+    let (app, helper, requester, id, pi) = setup().await;
+    let fx = fixtures();
+    let svc = actix_web::test::init_service(guildhall::app::build(app.state.clone())).await;
+    let paid = event(
+        &fx,
+        "evt_paid",
+        "payment_intent.succeeded",
+        "payment_intent",
+        &pi,
+        &pi,
+    );
+    assert_eq!(deliver(&app, &svc, &paid).await, "bounty funded");
+    let mut partial = event(&fx, "evt_re_1", "charge.refunded", "charge", "ch_1", &pi);
+    partial["data"]["object"]["amount_refunded"] = json!(100);
+    partial["data"]["object"]["refunded"] = json!(false);
+    assert_eq!(
+        deliver(&app, &svc, &partial).await,
+        "bounty partly refunded"
+    );
+    assert_eq!(
+        deliver(&app, &svc, &partial).await,
+        "duplicate delivery; already applied"
+    );
+    assert_eq!(escrow_of(&app, id), 9_900);
+    assert_eq!(paid_amount(&app, id), 9_900);
+    assert_eq!(bounty_row(&app, id), ("funded".into(), 100, None));
+    // A second refund event reports the cumulative total: 300 in all.
+    let mut more = partial.clone();
+    more["id"] = json!("evt_re_2");
+    more["data"]["object"]["amount_refunded"] = json!(300);
+    assert_eq!(deliver(&app, &svc, &more).await, "bounty partly refunded");
+    assert_eq!(escrow_of(&app, id), 9_700);
+    assert_ledger_clean(&app);
+    for (who, step) in [
+        (&helper, "claim"),
+        (&helper, "resolve"),
+        (&requester, "accept"),
+    ] {
+        app.post(
+            &format!("/api/v1/tickets/{id}/{step}"),
+            json!({}),
+            Some(&who.access),
+        )
+        .await
+        .expect(200);
+    }
+    let b = app
+        .get("/api/v1/me/balance", Some(&helper.access))
+        .await
+        .expect(200);
+    // 9,700 released: 5% platform (485), 10% commission (970), helper the rest.
+    assert_eq!(b.body["items"][0]["available"], 9_700 - 485 - 970);
+    assert_eq!(escrow_of(&app, id), 0);
+    assert_eq!(paid_amount(&app, id), 0);
+    assert_ledger_clean(&app);
+}
+
+/// Issue 9 §2.4: accepting a bid paid by card assigns nothing until the
+/// money arrives; a failed payment leaves the ticket open and the bid
+/// acceptable; a success after the failure is booked.
+#[actix_web::test]
+async fn a_card_paid_bid_assigns_only_when_the_money_arrives() {
+    let mut app = TestApp::builder()
+        .env("GUILDHALL_STRIPE_WEBHOOK_SECRET", SECRET)
+        .build();
+    app.state.gateway = Arc::new(AwaitingWebhook);
+    let owner = app.user("owner").await;
+    let helper = app.user("helper").await;
+    let requester = app.user("req").await;
+    app.project(&owner, "proj").await;
+    app.approved_helper(&owner, &helper, "proj").await;
+    let id = app
+        .open_ticket(&requester, "proj", "Bid by card", "public")
+        .await;
+    let bid = app
+        .post(
+            &format!("/api/v1/tickets/{id}/bids"),
+            json!({"amount": 10_000, "currency": "usd", "eta_hours": 4, "message": "on it"}),
+            Some(&helper.access),
+        )
+        .await
+        .expect(201)
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    let r = app
+        .post(
+            &format!("/api/v1/bids/{bid}/accept"),
+            json!({}),
+            Some(&requester.access),
+        )
+        .await
+        .expect(200);
+    assert_eq!(r.body["payment"]["status"], "requires_action");
+    let bounty = r.body["bounty"]["id"].as_i64().unwrap();
+    let pi = format!("pi_test_bounty_{bounty}");
+    let t = app
+        .get(&format!("/api/v1/tickets/{id}"), None)
+        .await
+        .expect(200);
+    assert_eq!(t.body["status"], "open", "no helper before the money");
+    assert_eq!(t.body["claimed_by"], json!(null));
+
+    let fx = fixtures();
+    let svc = actix_web::test::init_service(guildhall::app::build(app.state.clone())).await;
+    let failed = event(
+        &fx,
+        "evt_fail",
+        "payment_intent.payment_failed",
+        "payment_intent",
+        &pi,
+        &pi,
+    );
+    assert_eq!(deliver(&app, &svc, &failed).await, "bounty payment failed");
+    let bids = app
+        .get(
+            &format!("/api/v1/tickets/{id}/bids"),
+            Some(&requester.access),
+        )
+        .await
+        .expect(200);
+    assert_eq!(bids.body[0]["status"], "open", "{}", bids.body);
+    let t = app
+        .get(&format!("/api/v1/tickets/{id}"), None)
+        .await
+        .expect(200);
+    assert_eq!(t.body["status"], "open");
+
+    // The card went through after all.
+    let paid = event(
+        &fx,
+        "evt_paid_late",
+        "payment_intent.succeeded",
+        "payment_intent",
+        &pi,
+        &pi,
+    );
+    assert_eq!(deliver(&app, &svc, &paid).await, "bounty funded");
+    let t = app
+        .get(&format!("/api/v1/tickets/{id}"), None)
+        .await
+        .expect(200);
+    assert_eq!(t.body["status"], "claimed");
+    assert_eq!(t.body["claimed_by"], helper.id);
+    let bids = app
+        .get(
+            &format!("/api/v1/tickets/{id}/bids"),
+            Some(&requester.access),
+        )
+        .await
+        .expect(200);
+    assert_eq!(bids.body[0]["status"], "accepted");
+    assert_eq!(escrow_of(&app, id), 10_000);
+    assert_eq!(paid_amount(&app, id), 10_000);
+    assert_ledger_clean(&app);
+}
+
+/// Issue 9 §2.10: a dispute that is won thaws the escrow; one that is lost
+/// takes the disputed amount out of it, and the bounty says so.
+#[actix_web::test]
+async fn disputes_end_won_or_lost() {
+    let (app, helper, requester, id, pi) = setup().await;
+    let fx = fixtures();
+    let svc = actix_web::test::init_service(guildhall::app::build(app.state.clone())).await;
+    let paid = event(
+        &fx,
+        "evt_paid",
+        "payment_intent.succeeded",
+        "payment_intent",
+        &pi,
+        &pi,
+    );
+    assert_eq!(deliver(&app, &svc, &paid).await, "bounty funded");
+    let mut opened = event(
+        &fx,
+        "evt_dp_1",
+        "charge.dispute.created",
+        "dispute",
+        "dp_1",
+        &pi,
+    );
+    opened["data"]["object"]["amount"] = json!(10_000);
+    assert_eq!(deliver(&app, &svc, &opened).await, "escrow frozen");
+    for (who, step) in [(&helper, "claim"), (&helper, "resolve")] {
+        app.post(
+            &format!("/api/v1/tickets/{id}/{step}"),
+            json!({}),
+            Some(&who.access),
+        )
+        .await
+        .expect(200);
+    }
+    app.post(
+        &format!("/api/v1/tickets/{id}/accept"),
+        json!({}),
+        Some(&requester.access),
+    )
+    .await
+    .expect(409);
+    let mut won = opened.clone();
+    won["id"] = json!("evt_dp_won");
+    won["type"] = json!("charge.dispute.closed");
+    won["data"]["object"]["status"] = json!("won");
+    assert_eq!(
+        deliver(&app, &svc, &won).await,
+        "dispute won; escrow released from the freeze"
+    );
+    assert_eq!(bounty_row(&app, id).2.as_deref(), Some("won"));
+    app.post(
+        &format!("/api/v1/tickets/{id}/accept"),
+        json!({}),
+        Some(&requester.access),
+    )
+    .await
+    .expect(200);
+    assert_ledger_clean(&app);
+
+    // A second ticket whose dispute is lost: 4,000 of 10,000 go back.
+    let id2 = app
+        .open_ticket(&requester, "proj", "Disputed and lost", "public")
+        .await;
+    let r = app
+        .post(
+            &format!("/api/v1/tickets/{id2}/bounties"),
+            json!({"amount": 10_000, "currency": "usd"}),
+            Some(&requester.access),
+        )
+        .await
+        .expect(201);
+    let pi2 = format!("pi_test_bounty_{}", r.body["bounty"]["id"]);
+    let paid = event(
+        &fx,
+        "evt_paid_2",
+        "payment_intent.succeeded",
+        "payment_intent",
+        &pi2,
+        &pi2,
+    );
+    assert_eq!(deliver(&app, &svc, &paid).await, "bounty funded");
+    let mut opened = event(
+        &fx,
+        "evt_dp_2",
+        "charge.dispute.created",
+        "dispute",
+        "dp_2",
+        &pi2,
+    );
+    opened["data"]["object"]["amount"] = json!(4_000);
+    assert_eq!(deliver(&app, &svc, &opened).await, "escrow frozen");
+    let mut lost = opened.clone();
+    lost["id"] = json!("evt_dp_lost");
+    lost["type"] = json!("charge.dispute.closed");
+    lost["data"]["object"]["status"] = json!("lost");
+    assert_eq!(
+        deliver(&app, &svc, &lost).await,
+        "dispute lost; the disputed amount left the escrow"
+    );
+    assert_eq!(escrow_of(&app, id2), 6_000);
+    assert_eq!(paid_amount(&app, id2), 6_000);
+    assert_eq!(
+        bounty_row(&app, id2),
+        ("funded".into(), 4_000, Some("lost".into()))
+    );
+    assert_eq!(
+        deliver(&app, &svc, &lost).await,
+        "duplicate delivery; already applied"
+    );
+    // Not frozen any more: cancelling refunds the remaining 6,000.
+    app.post(
+        &format!("/api/v1/tickets/{id2}/cancel"),
+        json!({}),
+        Some(&requester.access),
+    )
+    .await
+    .expect(200);
+    assert_eq!(escrow_of(&app, id2), 0);
+    assert_eq!(bounty_row(&app, id2).0, "refunded");
+    assert_ledger_clean(&app);
 }

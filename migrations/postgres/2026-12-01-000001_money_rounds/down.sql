@@ -1,0 +1,11 @@
+DELETE FROM releases WHERE round > 1;
+ALTER TABLE releases DROP CONSTRAINT releases_ticket_round_key;
+ALTER TABLE releases ADD CONSTRAINT releases_ticket_id_key UNIQUE (ticket_id);
+ALTER TABLE releases DROP COLUMN round;
+ALTER TABLE idempotency_keys DROP COLUMN locked_until;
+DROP INDEX bounties_request_key;
+ALTER TABLE bounties DROP COLUMN request_key;
+ALTER TABLE bounties DROP COLUMN disputed_amount;
+ALTER TABLE bounties DROP COLUMN dispute_status;
+ALTER TABLE bounties DROP COLUMN refunded_amount;
+ALTER TABLE tickets DROP COLUMN round;

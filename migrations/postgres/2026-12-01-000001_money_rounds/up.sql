@@ -1,0 +1,18 @@
+-- A ticket reopened after it was paid starts a new money round: releases are
+-- one per (ticket, round). Bounties remember what was refunded of them
+-- (partial refunds) and the state of a dispute. An idempotency key carries
+-- a lease, so a request that died does not hold its key for ever.
+ALTER TABLE tickets ADD COLUMN round INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE bounties ADD COLUMN refunded_amount BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE bounties ADD COLUMN dispute_status TEXT;
+ALTER TABLE bounties ADD COLUMN disputed_amount BIGINT NOT NULL DEFAULT 0;
+-- The Idempotency-Key of the request that made it: a retry of a request
+-- that died finds its bounty (and its payment) instead of paying twice.
+ALTER TABLE bounties ADD COLUMN request_key TEXT;
+CREATE UNIQUE INDEX bounties_request_key ON bounties(backer_id, request_key);
+ALTER TABLE idempotency_keys ADD COLUMN locked_until TIMESTAMP;
+ALTER TABLE releases ADD COLUMN round INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE releases DROP CONSTRAINT releases_ticket_id_key;
+ALTER TABLE releases ADD CONSTRAINT releases_ticket_round_key UNIQUE (ticket_id, round);
+-- paid_amount is what the escrow holds now: released rounds hold nothing.
+UPDATE tickets SET paid_amount = 0 WHERE id IN (SELECT ticket_id FROM releases);

@@ -1,0 +1,176 @@
+//! The business agrees with the ledger: tickets, bounties, releases and
+//! payouts say what the ledger's accounts hold. Part of [`super::check`].
+
+use super::{Account, AccountKind};
+use crate::db::schema::{
+    bounties as b, ledger_accounts as la, ledger_transfers as lt, payouts as po, releases as r,
+    tickets as t,
+};
+use crate::db::DbConnection;
+use diesel::prelude::*;
+use std::collections::{BTreeMap, HashMap};
+
+/// What the business rows say of one ticket's money.
+#[derive(Default, Debug)]
+struct TicketMoney {
+    funded: i128,
+    refunded: i128,
+    released: i128,
+}
+
+/// Checks that a terminal ticket's escrow is empty; that each ticket's
+/// funded − refunded − released equals its escrow balance, and so does its
+/// `paid_amount`; that every bounty's status and refunded total agree with
+/// its ledger lines; and that no payee was paid out more than it earned.
+pub fn check(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
+    let mut violations = Vec::new();
+    let escrows: Vec<Account> = la::table
+        .filter(la::kind.eq(AccountKind::TicketEscrow.as_str()))
+        .select(Account::as_select())
+        .load(conn)?;
+    let mut escrow_of: BTreeMap<i64, i128> = BTreeMap::new();
+    for a in &escrows {
+        if let Some(ticket) = a.owner_id {
+            *escrow_of.entry(ticket).or_default() += i128::from(a.balance());
+        }
+    }
+    let mut money: BTreeMap<i64, TicketMoney> = BTreeMap::new();
+
+    // Bounties against their ledger lines.
+    let bounties: Vec<(i64, i64, i64, String, i64, bool)> = b::table
+        .select((
+            b::id,
+            b::ticket_id,
+            b::amount,
+            b::status,
+            b::refunded_amount,
+            b::funded_at.is_not_null(),
+        ))
+        .load(conn)?;
+    let lines: Vec<(String, i64)> = lt::table
+        .filter(lt::transfer_key.like("bounty:%"))
+        .select((lt::transfer_key, lt::amount))
+        .load(conn)?;
+    let mut funded_line: HashMap<i64, i64> = HashMap::new();
+    let mut refund_lines: HashMap<i64, i64> = HashMap::new();
+    for (key, amount) in lines {
+        let mut parts = key.splitn(3, ':');
+        let (_, id, what) = (parts.next(), parts.next(), parts.next().unwrap_or(""));
+        let Some(id) = id.and_then(|i| i.parse::<i64>().ok()) else {
+            continue;
+        };
+        if what == "fund" {
+            *funded_line.entry(id).or_default() += amount;
+        } else if what.starts_with("refund") {
+            *refund_lines.entry(id).or_default() += amount;
+        }
+    }
+    for (id, ticket, amount, status, refunded, funded) in bounties {
+        let fund = funded_line.get(&id).copied().unwrap_or(0);
+        let refund = refund_lines.get(&id).copied().unwrap_or(0);
+        let m = money.entry(ticket).or_default();
+        m.funded += i128::from(fund);
+        m.refunded += i128::from(refund);
+        if funded != (fund > 0) || (funded && fund != amount) {
+            violations.push(format!(
+                "bounty {id} ({status}, funded: {funded}) has funding lines of {fund}, not {}",
+                if funded { amount } else { 0 }
+            ));
+        }
+        if refund != refunded {
+            violations.push(format!(
+                "bounty {id} says {refunded} was refunded, its ledger lines {refund}"
+            ));
+        }
+        let consistent = match status.as_str() {
+            "pending_payment" | "failed" => !funded && refunded == 0,
+            "funded" => funded && refunded < amount,
+            "refunded" => funded && refunded == amount,
+            "released" => funded && refunded < amount,
+            _ => false,
+        };
+        if !consistent {
+            violations.push(format!(
+                "bounty {id} is {status} but was funded: {funded}, refunded {refunded} of {amount}"
+            ));
+        }
+    }
+    let released: Vec<(i64, i64)> = r::table.select((r::ticket_id, r::amount)).load(conn)?;
+    for (ticket, amount) in released {
+        money.entry(ticket).or_default().released += i128::from(amount);
+    }
+
+    // Tickets: their escrow, their business rows and paid_amount agree.
+    let with_money: Vec<i64> = escrow_of.keys().chain(money.keys()).copied().collect();
+    let mut tickets: HashMap<i64, (String, i64)> = HashMap::new();
+    for chunk in with_money.chunks(5000) {
+        let rows: Vec<(i64, String, i64)> = t::table
+            .filter(t::id.eq_any(chunk))
+            .select((t::id, t::status, t::paid_amount))
+            .load(conn)?;
+        tickets.extend(rows.into_iter().map(|(id, s, p)| (id, (s, p))));
+    }
+    let stray: Vec<(i64, String, i64)> = t::table
+        .filter(t::paid_amount.ne(0))
+        .select((t::id, t::status, t::paid_amount))
+        .load(conn)?;
+    for (id, s, p) in stray {
+        tickets.entry(id).or_insert((s, p));
+    }
+    let mut ids: Vec<i64> = tickets.keys().copied().collect();
+    ids.sort_unstable();
+    for id in ids {
+        let (status, paid) = &tickets[&id];
+        let held = escrow_of.get(&id).copied().unwrap_or(0);
+        let m = money.remove(&id).unwrap_or_default();
+        let expected = m.funded - m.refunded - m.released;
+        if held != 0 && matches!(status.as_str(), "closed" | "cancelled" | "auto_closed") {
+            violations.push(format!(
+                "ticket {id} is {status} but its escrow holds {held}"
+            ));
+        }
+        if expected != held {
+            violations.push(format!(
+                "ticket {id}: funded {} − refunded {} − released {} = {expected}, but its escrow holds {held}",
+                m.funded, m.refunded, m.released
+            ));
+        }
+        if i128::from(*paid) != held {
+            violations.push(format!(
+                "ticket {id}: paid_amount {paid} differs from its escrow balance {held}"
+            ));
+        }
+    }
+    for (id, _) in money {
+        violations.push(format!(
+            "money rows refer to ticket {id}, which does not exist"
+        ));
+    }
+
+    // Payouts never exceed what their account earned.
+    let payouts: Vec<(i64, i64)> = po::table
+        .filter(po::status.ne("failed"))
+        .select((po::ledger_account_id, po::amount))
+        .load(conn)?;
+    let mut paid_out: BTreeMap<i64, i128> = BTreeMap::new();
+    for (account, amount) in payouts {
+        *paid_out.entry(account).or_default() += i128::from(amount);
+    }
+    for (account, total) in paid_out {
+        let earned: Option<i64> = la::table
+            .find(account)
+            .select(la::credits_posted)
+            .first(conn)
+            .optional()?;
+        match earned {
+            Some(earned) if total <= i128::from(earned) => {}
+            Some(earned) => violations.push(format!(
+                "account {account} was paid out {total}, more than the {earned} it earned"
+            )),
+            None => violations.push(format!(
+                "payouts refer to account {account}, which does not exist"
+            )),
+        }
+    }
+    Ok(violations)
+}
