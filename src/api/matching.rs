@@ -42,30 +42,26 @@ pub async fn matches(
     let llm = state.config.ai.clone();
     let min_confidence = state.config.ai_min_confidence;
     let user = user.0.map(|u| u.id);
-    state
+    let (ranking, grounding) = state
         .db(move |conn| {
             let ranking = matching::rank(conn, &index, id, user)?;
-            let t = &ranking.ticket;
-            let ai = ai::answer(
-                conn,
-                &t.title,
-                &t.body,
-                &ranking.similar,
-                min_confidence,
-                llm.as_ref(),
-            )?;
-            let mut experts = ranking.experts;
-            let mut community = ranking.community;
-            experts.truncate(PER_LANE);
-            community.truncate(PER_LANE);
-            Ok(web::Json(Matches {
-                ticket_id: id,
-                ai,
-                community,
-                experts,
-            }))
+            let grounding = ai::ground(conn, &ranking.similar, min_confidence)?;
+            Ok((ranking, grounding))
         })
-        .await
+        .await?;
+    // The language model may take seconds: asked with no connection held.
+    let (title, body) = (ranking.ticket.title.clone(), ranking.ticket.body.clone());
+    let ai = web::block(move || ai::compose(grounding, &title, &body, llm.as_ref())).await?;
+    let mut experts = ranking.experts;
+    let mut community = ranking.community;
+    experts.truncate(PER_LANE);
+    community.truncate(PER_LANE);
+    Ok(web::Json(Matches {
+        ticket_id: id,
+        ai,
+        community,
+        experts,
+    }))
 }
 
 /// A question that names no project.

@@ -734,9 +734,9 @@ pub async fn onboarding(
 ) -> AppResult<web::Json<OnboardingView>> {
     let gateway = state.gateway.clone();
     state
-        .db(move |conn| {
+        .blocking(move |pool| {
             let o = crate::domain::payouts::onboard(
-                conn,
+                pool,
                 gateway.as_ref(),
                 crate::domain::payouts::Payee::User(user.id),
             )?;
@@ -756,14 +756,19 @@ pub async fn project_onboarding(
 ) -> AppResult<web::Json<OnboardingView>> {
     let slug = slug.into_inner();
     let gateway = state.gateway.clone();
-    state
+    let project = state
         .db(move |conn| {
             let p = crate::domain::projects::by_slug(conn, &slug)?;
             crate::domain::projects::require_maintainer(conn, p.id, user.id)?;
+            Ok(p.id)
+        })
+        .await?;
+    state
+        .blocking(move |pool| {
             let o = crate::domain::payouts::onboard(
-                conn,
+                pool,
                 gateway.as_ref(),
-                crate::domain::payouts::Payee::Project(p.id),
+                crate::domain::payouts::Payee::Project(project),
             )?;
             Ok(web::Json(onboarding_view(o, gateway.name())))
         })

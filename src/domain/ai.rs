@@ -76,24 +76,41 @@ fn excerpt(text: &str) -> String {
     format!("{}…", cut.trim_end())
 }
 
-/// Builds the answer for a ticket (`title`, `body`) from its similar solved
-/// tickets.
-pub fn answer(
+/// What the answer is built from, read from the database: the accepted
+/// answers of the most similar solved tickets, or the answer to give when
+/// there is nothing to build on.
+#[derive(Debug, Clone)]
+pub enum Grounding {
+    /// Nothing close enough: this is the answer.
+    Nothing(AiAnswer),
+    /// Up to three solved tickets to quote: (id, title, accepted answer).
+    Sources {
+        /// Confidence from the best similarity.
+        confidence: f64,
+        /// The tickets quoted.
+        sources: Vec<(i64, String, String)>,
+    },
+}
+
+/// Reads the accepted answers of the ticket's similar solved tickets
+/// (`similar`, best first) that the answer may quote. Database only: the
+/// language model is asked afterwards by [`compose`], with no connection
+/// held.
+pub fn ground(
     conn: &mut DbConnection,
-    title: &str,
-    body: &str,
     similar: &[VisibleHit],
     min_confidence: f64,
-    llm: Option<&LlmSettings>,
-) -> AppResult<AiAnswer> {
+) -> AppResult<Grounding> {
     let best = similar.first().map(|h| h.score).unwrap_or(0.0);
     let conf = confidence(best);
-    let none = |note: &str| AiAnswer {
-        answer: None,
-        citations: Vec::new(),
-        confidence: conf,
-        source: "none",
-        note: Some(note.to_owned()),
+    let none = |note: &str| {
+        Grounding::Nothing(AiAnswer {
+            answer: None,
+            citations: Vec::new(),
+            confidence: conf,
+            source: "none",
+            note: Some(note.to_owned()),
+        })
     };
     if similar.is_empty() {
         return Ok(none("no similar solved ticket"));
@@ -124,6 +141,29 @@ pub fn answer(
     if sources.is_empty() {
         return Ok(none("the similar tickets have no accepted answer to quote"));
     }
+    Ok(Grounding::Sources {
+        confidence: conf,
+        sources,
+    })
+}
+
+/// Builds the answer for a ticket (`title`, `body`) from its grounding:
+/// quotes the solved tickets, or, with `llm`, asks the chat-completions
+/// endpoint with them as context (falling back to quoting). Call it with no
+/// database connection held: the model may take seconds.
+pub fn compose(
+    grounding: Grounding,
+    title: &str,
+    body: &str,
+    llm: Option<&LlmSettings>,
+) -> AiAnswer {
+    let (conf, sources) = match grounding {
+        Grounding::Nothing(answer) => return answer,
+        Grounding::Sources {
+            confidence,
+            sources,
+        } => (confidence, sources),
+    };
     let citations: Vec<i64> = sources.iter().map(|s| s.0).collect();
     let quoted = sources
         .iter()
@@ -143,25 +183,25 @@ pub fn answer(
         if sources.len() == 1 { "" } else { "s" }
     );
     let Some(llm) = llm else {
-        return Ok(AiAnswer {
+        return AiAnswer {
             answer: Some(retrieval),
             citations,
             confidence: conf,
             source: "retrieval",
             note: None,
-        });
+        };
     };
     match ask_llm(llm, title, body, &sources) {
-        Ok(text) => Ok(AiAnswer {
+        Ok(text) => AiAnswer {
             answer: Some(text),
             citations,
             confidence: conf,
             source: "llm",
             note: None,
-        }),
+        },
         Err(e) => {
             tracing::warn!(error = %e, "the chat-completions endpoint failed; answering from retrieval");
-            Ok(AiAnswer {
+            AiAnswer {
                 answer: Some(retrieval),
                 citations,
                 confidence: conf,
@@ -170,7 +210,7 @@ pub fn answer(
                     "the language model could not be reached; quoting the solved tickets instead"
                         .into(),
                 ),
-            })
+            }
         }
     }
 }

@@ -14,7 +14,7 @@
 //! the hold is voided and the row marked `failed`.
 
 use crate::db::schema::{ledger_accounts as la, payout_accounts as pa, payouts as po};
-use crate::db::{write_tx, DbConnection};
+use crate::db::{write_tx, DbConnection, DbPool};
 use crate::domain::now;
 use crate::error::{AppError, AppResult};
 use crate::ledger::{self, AccountKind, NewTransfer, TransferKind};
@@ -60,18 +60,15 @@ pub struct Onboarding {
 
 /// Creates (once) the payee's payout account on the gateway and returns an
 /// onboarding link and whether the account is ready.
-pub fn onboard(
-    conn: &mut DbConnection,
-    gateway: &dyn PaymentGateway,
-    payee: Payee,
-) -> AppResult<Onboarding> {
+pub fn onboard(pool: &DbPool, gateway: &dyn PaymentGateway, payee: Payee) -> AppResult<Onboarding> {
     let existing: Option<String> = pa::table
         .filter(pa::payee_kind.eq(payee.kind()))
         .filter(pa::payee_id.eq(payee.id()))
         .filter(pa::gateway.eq(gateway.name()))
         .select(pa::external_id)
-        .first(conn)
+        .first(&mut *pool.get()?)
         .optional()?;
+    // The gateway is asked with no connection held.
     let account_id = match existing {
         Some(a) => a,
         None => gateway
@@ -88,6 +85,8 @@ pub fn onboard(
         .onboarding_link(&account_id)
         .map_err(|_| AppError::Unavailable)?;
     let at = now();
+    let mut conn = pool.get()?;
+    let conn = &mut *conn;
     crate::per_backend!(conn, |c| diesel::insert_into(pa::table)
         .values((
             pa::payee_kind.eq(payee.kind()),
@@ -153,13 +152,12 @@ struct Pending {
 }
 
 /// Starts payouts for every balance at or above `minimum` whose payee has a
-/// ready payout account, and completes every payout in flight.
-pub fn run(
-    conn: &mut DbConnection,
-    gateway: &dyn PaymentGateway,
-    minimum: i64,
-) -> AppResult<PayoutReport> {
-    start_new(conn, gateway, minimum)?;
+/// ready payout account, and completes every payout in flight. Each payout
+/// is its own step: one that fails (gateway or database) is logged and
+/// counted and the others go on. No connection is held while the gateway
+/// transfers.
+pub fn run(pool: &DbPool, gateway: &dyn PaymentGateway, minimum: i64) -> AppResult<PayoutReport> {
+    start_new(&mut *pool.get()?, gateway, minimum)?;
     let pending: Vec<Pending> = po::table
         .inner_join(pa::table.on(pa::id.eq(po::payout_account_id)))
         .filter(po::status.eq("pending"))
@@ -174,15 +172,40 @@ pub fn run(
             po::ticket_id,
         ))
         .order(po::id)
-        .load(conn)?;
+        .load(&mut *pool.get()?)?;
     let mut report = PayoutReport::default();
-    for p in pending {
+    let report_ref = &mut report;
+    crate::domain::each_row("run_payouts", pending, |p| {
+        complete(pool, gateway, p, report_ref).map(|()| true)
+    });
+    Ok(report)
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "payout {}", self.id)
+    }
+}
+
+/// Sends one payout in flight through the gateway (same key on every try)
+/// and posts its hold, or counts a failed try and voids the hold after
+/// [`MAX_ATTEMPTS`].
+fn complete(
+    pool: &DbPool,
+    gateway: &dyn PaymentGateway,
+    p: &Pending,
+    report: &mut PayoutReport,
+) -> AppResult<()> {
+    {
         let key = format!("payout:{}", p.id);
         let group = p
             .ticket
             .map(|t| format!("ticket-{t}"))
             .unwrap_or_else(|| "guildhall-balance".to_owned());
-        match gateway.transfer(p.amount, &p.currency, &p.destination, &group, &key) {
+        let sent = gateway.transfer(p.amount, &p.currency, &p.destination, &group, &key);
+        let mut conn = pool.get()?;
+        let conn = &mut *conn;
+        match sent {
             Ok(transfer_id) => {
                 let finished = write_tx(conn, |conn| -> AppResult<bool> {
                     let n = diesel::update(po::table.find(p.id).filter(po::status.eq("pending")))
@@ -249,7 +272,7 @@ pub fn run(
             }
         }
     }
-    Ok(report)
+    Ok(())
 }
 
 /// What a payee's account earned per ticket (posted credits: releases) and

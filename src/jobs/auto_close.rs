@@ -58,9 +58,8 @@ impl BackgroundJob for RunPayouts {
     type Context = JobContext;
 
     fn run(&self, ctx: &JobContext) -> anyhow::Result<()> {
-        let mut conn = ctx.pool.get()?;
         let report =
-            crate::domain::payouts::run(&mut conn, ctx.gateway.as_ref(), ctx.payout_minimum)
+            crate::domain::payouts::run(&ctx.pool, ctx.gateway.as_ref(), ctx.payout_minimum)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
         if report.paid + report.failed > 0 {
             tracing::info!(paid = report.paid, failed = report.failed, "payout run");
@@ -114,7 +113,6 @@ impl BackgroundJob for RefundPayment {
     fn run(&self, ctx: &JobContext) -> anyhow::Result<()> {
         use crate::db::schema::bounties;
         use diesel::prelude::*;
-        let mut conn = ctx.pool.get()?;
         let (status, gateway, payment_id, amount, refund_id): (
             String,
             String,
@@ -130,7 +128,7 @@ impl BackgroundJob for RefundPayment {
                 bounties::amount,
                 bounties::refund_id,
             ))
-            .first(&mut conn)?;
+            .first(&mut *ctx.pool.get()?)?;
         if status != "refunded" || refund_id.is_some() {
             return Ok(());
         }
@@ -147,7 +145,12 @@ impl BackgroundJob for RefundPayment {
             self.amount.unwrap_or(amount),
             &format!("bounty:{}:refund", self.bounty_id),
         )?;
-        crate::domain::money::record_gateway_refund(&mut conn, self.bounty_id, &refund)?;
+        // Asked the gateway with no connection held; record with a fresh one.
+        crate::domain::money::record_gateway_refund(
+            &mut *ctx.pool.get()?,
+            self.bounty_id,
+            &refund,
+        )?;
         tracing::info!(bounty = self.bounty_id, refund = %refund, "refund sent through the gateway");
         Ok(())
     }

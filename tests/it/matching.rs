@@ -203,21 +203,19 @@ async fn matches_rank_helpers_in_lanes_with_reasons_and_an_ai_answer() {
         .expect(404);
 }
 
-#[actix_web::test]
-async fn the_ai_lane_sends_the_retrieved_context_to_a_chat_completions_endpoint() {
-    // A fake OpenAI-compatible server that records what it was sent.
-    let seen: Recorded = Arc::default();
+/// Starts a fake OpenAI-compatible server on a free loopback port that
+/// records what it is sent and answers after `delay`; returns the port.
+fn fake_llm(seen: Recorded, delay: std::time::Duration) -> u16 {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let (tx, rx) = std::sync::mpsc::channel();
-    let record = seen.clone();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
             let server = actix_web::HttpServer::new(move || {
-                let record = record.clone();
+                let record = seen.clone();
                 actix_web::App::new().route(
                     "/v1/chat/completions",
                     actix_web::web::post().to(move |req: actix_web::HttpRequest, body: actix_web::web::Json<Value>| {
@@ -229,6 +227,7 @@ async fn the_ai_lane_sends_the_retrieved_context_to_a_chat_completions_endpoint(
                                 .and_then(|v| v.to_str().ok())
                                 .map(str::to_owned);
                             record.lock().unwrap().push((auth, body.into_inner()));
+                            actix_web::rt::time::sleep(delay).await;
                             actix_web::HttpResponse::Ok().json(json!({
                                 "id": "chatcmpl-1",
                                 "object": "chat.completion",
@@ -248,6 +247,14 @@ async fn the_ai_lane_sends_the_retrieved_context_to_a_chat_completions_endpoint(
         })
     });
     rx.recv().unwrap();
+    port
+}
+
+#[actix_web::test]
+async fn the_ai_lane_sends_the_retrieved_context_to_a_chat_completions_endpoint() {
+    // A fake OpenAI-compatible server that records what it was sent.
+    let seen: Recorded = Arc::default();
+    let port = fake_llm(seen.clone(), std::time::Duration::ZERO);
     let app = TestApp::builder()
         .env(
             "GUILDHALL_AI_API_BASE",
@@ -295,6 +302,57 @@ async fn the_ai_lane_sends_the_retrieved_context_to_a_chat_completions_endpoint(
         !guildhall_test_logs_contain("sk-local-secret"),
         "the key is never logged"
     );
+}
+
+/// A slow language model holds no database connection: with a pool of two
+/// and a model that takes 3 s, eight concurrent match requests are all
+/// answered and `/healthz` stays 200 meanwhile.
+#[actix_web::test]
+async fn a_slow_language_model_never_holds_a_database_connection() {
+    let seen: Recorded = Arc::default();
+    let port = fake_llm(seen.clone(), std::time::Duration::from_secs(3));
+    let app = TestApp::builder()
+        .env(
+            "GUILDHALL_AI_API_BASE",
+            &format!("http://127.0.0.1:{port}/v1"),
+        )
+        .env("GUILDHALL_DB_POOL_SIZE", "2")
+        .env("GUILDHALL_DB_POOL_TIMEOUT_MS", "1500")
+        .build();
+    let w = world(&app).await;
+    app.run_jobs();
+    let id = app
+        .open_ticket(
+            &w.requester,
+            "proj",
+            "Too many segments after bulk indexing merge",
+            "public",
+        )
+        .await;
+    let svc = actix_web::test::init_service(guildhall::app::build(app.state.clone())).await;
+    let matches = (0..8).map(|_| {
+        app.send(
+            &svc,
+            actix_web::test::TestRequest::get().uri(&format!("/api/v1/tickets/{id}/matches")),
+        )
+    });
+    let health = async {
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(1500)).await;
+        app.send(&svc, actix_web::test::TestRequest::get().uri("/healthz"))
+            .await
+    };
+    let (answers, health) =
+        futures_util::future::join(futures_util::future::join_all(matches), health).await;
+    assert_eq!(health.status.as_u16(), 200, "{}", health.text);
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        8,
+        "every request asked the model"
+    );
+    for a in answers {
+        assert_eq!(a.status.as_u16(), 200, "{}", a.text);
+        assert_eq!(a.body["ai"]["source"], "llm", "{}", a.body["ai"]);
+    }
 }
 
 fn guildhall_test_logs_contain(s: &str) -> bool {

@@ -715,13 +715,11 @@ async fn payouts_pay_ready_payees_once_and_retry_with_the_same_key() {
         fail: std::sync::atomic::AtomicUsize::new(1),
         calls: Default::default(),
     };
-    let mut conn = app.conn();
     // Nobody has a payout account yet: nothing moves.
     assert_eq!(
-        guildhall::domain::payouts::run(&mut conn, &gateway, 1000).unwrap(),
+        guildhall::domain::payouts::run(&app.pool, &gateway, 1000).unwrap(),
         Default::default()
     );
-    drop(conn);
     let o = app
         .post(
             "/api/v1/me/payouts/onboarding",
@@ -761,7 +759,7 @@ async fn payouts_pay_ready_payees_once_and_retry_with_the_same_key() {
 
     let mut conn = app.conn();
     // The first transfer call fails: the payout stays pending with its hold.
-    let first = guildhall::domain::payouts::run(&mut conn, &gateway, 1000).unwrap();
+    let first = guildhall::domain::payouts::run(&app.pool, &gateway, 1000).unwrap();
     assert_eq!(
         (first.paid, first.failed),
         (1, 1),
@@ -775,9 +773,9 @@ async fn payouts_pay_ready_payees_once_and_retry_with_the_same_key() {
         "reserved while in flight"
     );
     // The retry uses the same idempotency key and pays once.
-    let second = guildhall::domain::payouts::run(&mut conn, &gateway, 1000).unwrap();
+    let second = guildhall::domain::payouts::run(&app.pool, &gateway, 1000).unwrap();
     assert_eq!((second.paid, second.failed), (1, 0));
-    let third = guildhall::domain::payouts::run(&mut conn, &gateway, 1000).unwrap();
+    let third = guildhall::domain::payouts::run(&app.pool, &gateway, 1000).unwrap();
     assert_eq!(third, Default::default(), "nothing left to pay");
     let calls = gateway.calls.lock().unwrap().clone();
     let helper_calls: Vec<&String> = calls
@@ -846,8 +844,7 @@ async fn concurrent_payout_runs_pay_once() {
             .map(|_| {
                 let pool = app.pool.clone();
                 s.spawn(move || {
-                    let mut conn = pool.get().unwrap();
-                    guildhall::domain::payouts::run(&mut conn, &guildhall::payments::Sandbox, 1000)
+                    guildhall::domain::payouts::run(&pool, &guildhall::payments::Sandbox, 1000)
                         .map(|r| r.paid)
                         .unwrap_or(0)
                 })
@@ -978,7 +975,7 @@ async fn payouts_go_out_per_ticket_and_never_pay_a_ticket_twice() {
                 .unwrap()
         };
     let mut conn = app.conn();
-    let report = guildhall::domain::payouts::run(&mut conn, &gateway, 1000).unwrap();
+    let report = guildhall::domain::payouts::run(&app.pool, &gateway, 1000).unwrap();
     assert_eq!(report.paid, 2);
     assert_eq!(
         helper_payouts(&mut conn),
@@ -993,7 +990,7 @@ async fn payouts_go_out_per_ticket_and_never_pay_a_ticket_twice() {
         .paid_and_accepted(&requester, &helper, "proj", "Third", 2_000)
         .await;
     let mut conn = app.conn();
-    let report = guildhall::domain::payouts::run(&mut conn, &gateway, 1000).unwrap();
+    let report = guildhall::domain::payouts::run(&app.pool, &gateway, 1000).unwrap();
     assert_eq!(report.paid, 1);
     assert_eq!(
         helper_payouts(&mut conn).last().unwrap(),

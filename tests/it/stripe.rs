@@ -367,10 +367,9 @@ async fn stripe_funds_releases_pays_out_and_refunds() {
     // Nothing is paid to accounts that cannot receive transfers.
     let gateway = app.state.gateway.clone();
     let pool = app.pool.clone();
-    let report = blocking(move || {
-        guildhall::domain::payouts::run(&mut pool.get().unwrap(), gateway.as_ref(), 100).unwrap()
-    })
-    .await;
+    let report =
+        blocking(move || guildhall::domain::payouts::run(&pool, gateway.as_ref(), 100).unwrap())
+            .await;
     assert_eq!(report.paid, 0);
 
     // Stripe finishes onboarding and says so with account.updated webhooks.
@@ -403,8 +402,7 @@ async fn stripe_funds_releases_pays_out_and_refunds() {
         let gateway = app.state.gateway.clone();
         let pool = app.pool.clone();
         let report = blocking(move || {
-            guildhall::domain::payouts::run(&mut pool.get().unwrap(), gateway.as_ref(), 100)
-                .unwrap()
+            guildhall::domain::payouts::run(&pool, gateway.as_ref(), 100).unwrap()
         })
         .await;
         assert_eq!(report.paid, expected_paid, "{report:?}");
