@@ -106,8 +106,8 @@ fn matching(c: &mut Criterion) {
     ))
     .expect("tickets");
     let index = TicketIndex::create_in_ram().unwrap();
-    guildhall::jobs::index::mark_all_dirty(&mut conn).unwrap();
-    guildhall::jobs::index::sync(&mut conn, &index, |_| {}).unwrap();
+    guildhall::jobs::sync_index::mark_all_dirty(&mut conn).unwrap();
+    guildhall::jobs::sync_index::sync(&mut conn, &index, |_| {}).unwrap();
     guildhall::domain::reputation::recompute(&mut conn, &Default::default()).unwrap();
     eprintln!(
         "matching world: {tickets} solved tickets, {helpers} helpers, {} indexed, built in {:.1}s",

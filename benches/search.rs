@@ -51,11 +51,21 @@ struct Corpus {
 
 impl Corpus {
     fn load() -> Corpus {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/stackexchange");
+        // The dumps to draw words and titles from: GUILDHALL_BENCH_DUMPS, else
+        // the six shared sites beside the repository, else the committed three.
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let dir = std::env::var_os("GUILDHALL_BENCH_DUMPS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo.join("../shared/data/stackexchange"));
+        let dir = if dir.is_dir() {
+            dir
+        } else {
+            repo.join("tests/fixtures/stackexchange")
+        };
         let mut counts: HashMap<String, u64> = HashMap::new();
         let mut real = Vec::new();
         let mut sites: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .expect("shared data")
+            .expect("a directory of Stack Exchange dumps")
             .flatten()
             .map(|e| e.path())
             .collect();
@@ -64,11 +74,11 @@ impl Corpus {
             stackexchange::read_posts(&site.join("Posts.xml"), |post| {
                 let text = match post {
                     Post::Question(q) => {
-                        let body = stackexchange::html_to_text(&q.body_html);
+                        let body = guildhall::import::html_text::html_to_text(&q.body_html);
                         real.push((q.title.clone(), body.chars().take(800).collect()));
                         format!("{} {body}", q.title)
                     }
-                    Post::Answer(a) => stackexchange::html_to_text(&a.body_html),
+                    Post::Answer(a) => guildhall::import::html_text::html_to_text(&a.body_html),
                 };
                 for w in words(&text) {
                     *counts.entry(w).or_default() += 1;

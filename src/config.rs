@@ -110,9 +110,9 @@ pub struct Config {
     /// See [`SETTINGS`].
     pub public_url: String,
     /// The reputation model's parameters (see [`SETTINGS`]).
-    pub reputation: crate::domain::reputation::model::Params,
+    pub reputation: ReputationParams,
     /// The chat-completions endpoint of the AI lane, if configured.
-    pub ai: Option<crate::domain::ai::LlmSettings>,
+    pub ai: Option<LlmSettings>,
     /// See [`SETTINGS`].
     pub ai_min_confidence: f64,
 }
@@ -123,7 +123,7 @@ pub enum GatewayChoice {
     /// The embedded sandbox.
     Sandbox,
     /// Stripe, with these settings.
-    Stripe(crate::payments::stripe::StripeSettings),
+    Stripe(StripeSettings),
 }
 
 /// A secret value whose `Debug` never shows it.
@@ -340,7 +340,7 @@ impl Config {
                             "GUILDHALL_STRIPE_API_BASE: expected an http(s) URL, got {api_base:?}"
                         );
                     }
-                    GatewayChoice::Stripe(crate::payments::stripe::StripeSettings {
+                    GatewayChoice::Stripe(StripeSettings {
                         secret_key,
                         api_base,
                         public_url: text("GUILDHALL_PUBLIC_URL"),
@@ -363,7 +363,7 @@ impl Config {
                     }
                     Ok(v)
                 };
-                crate::domain::reputation::model::Params {
+                ReputationParams {
                     prior_weight: float("GUILDHALL_REPUTATION_PRIOR_WEIGHT", 0.0, 1000.0)?,
                     half_life_days: float("GUILDHALL_REPUTATION_HALF_LIFE_DAYS", 1.0, 36500.0)?,
                     damping: float("GUILDHALL_TRUST_DAMPING", 0.01, 1.0)?,
@@ -379,7 +379,7 @@ impl Config {
                     if !(base.starts_with("http://") || base.starts_with("https://")) {
                         bail!("GUILDHALL_AI_API_BASE: expected an http(s) URL, got {base:?}");
                     }
-                    Some(crate::domain::ai::LlmSettings {
+                    Some(LlmSettings {
                         api_base: base,
                         model: text("GUILDHALL_AI_MODEL"),
                         api_key: get("GUILDHALL_AI_API_KEY")
@@ -567,5 +567,77 @@ mod tests {
         assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("data/g.db"), "data/g.db");
+    }
+}
+
+/// Where Stripe is and how the gateway identifies itself.
+#[derive(Clone)]
+pub struct StripeSettings {
+    /// `sk_…` or `rk_…`.
+    pub secret_key: String,
+    /// `https://api.stripe.com/` in production; a local fake in tests.
+    pub api_base: String,
+    /// Where onboarding returns the payee (`…/payouts/return`) and where an
+    /// expired onboarding link sends them (`…/payouts/refresh`).
+    pub public_url: String,
+    /// Per-request timeout.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for StripeSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StripeSettings")
+            .field("secret_key", &"<redacted>")
+            .field("api_base", &self.api_base)
+            .field("public_url", &self.public_url)
+            .finish()
+    }
+}
+
+/// An OpenAI-compatible chat-completions endpoint.
+#[derive(Clone)]
+pub struct LlmSettings {
+    /// Base URL, e.g. `https://api.openai.com/v1` (`/chat/completions` is appended).
+    pub api_base: String,
+    /// Model name.
+    pub model: String,
+    /// Bearer key, if the endpoint needs one. Never logged.
+    pub api_key: Option<String>,
+    /// Request timeout.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for LlmSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlmSettings")
+            .field("api_base", &self.api_base)
+            .field("model", &self.model)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// The tunable parameters of the model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReputationParams {
+    /// Prior strength `C`, in outcomes.
+    pub prior_weight: f64,
+    /// Half-life of an outcome's weight, days.
+    pub half_life_days: f64,
+    /// EigenTrust damping `a` (0 < a ≤ 1): the share of trust that always
+    /// returns to the pre-trusted maintainers.
+    pub damping: f64,
+    /// β: how much trust counts in the score (0–1).
+    pub trust_weight: f64,
+}
+
+impl Default for ReputationParams {
+    fn default() -> Self {
+        ReputationParams {
+            prior_weight: 5.0,
+            half_life_days: 180.0,
+            damping: 0.15,
+            trust_weight: 0.3,
+        }
     }
 }

@@ -184,8 +184,8 @@ pub fn prepare(dirs: &[PathBuf], mut progress: impl FnMut(&str)) -> anyhow::Resu
     let index = TicketIndex::create_in_ram().map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut conn = pool.get()?;
     progress("indexing history");
-    crate::jobs::index::mark_all_dirty(&mut conn)?;
-    crate::jobs::index::sync(&mut conn, &index, |_| {})?;
+    crate::jobs::sync_index::mark_all_dirty(&mut conn)?;
+    crate::jobs::sync_index::sync(&mut conn, &index, |_| {})?;
     progress("recomputing reputation from history");
     crate::domain::reputation::recompute(&mut conn, &config.reputation)
         .map_err(|e| anyhow::anyhow!("{e}"))?;

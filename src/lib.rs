@@ -12,6 +12,7 @@ pub mod domain;
 pub mod error;
 pub mod eval;
 pub mod import;
+pub mod job_payloads;
 pub mod jobs;
 pub mod ledger;
 pub mod metrics;

@@ -192,12 +192,12 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     )
                 })?;
             let mut conn = pool.get()?;
-            let total = jobs::index::mark_all_dirty(&mut conn)? as u64;
+            let total = jobs::sync_index::mark_all_dirty(&mut conn)? as u64;
             index
                 .clear()
                 .map_err(|e| anyhow::anyhow!("cannot clear the index: {e}"))?;
             let bar = progress_bar(total, "indexing tickets");
-            let n = jobs::index::sync(&mut conn, &index, |done| bar.set_position(done))?;
+            let n = jobs::sync_index::sync(&mut conn, &index, |done| bar.set_position(done))?;
             bar.finish_and_clear();
             println!(
                 "reindexed {n} tickets; the index holds {} documents",

@@ -17,31 +17,9 @@ use crate::domain::search::VisibleHit;
 use crate::error::AppResult;
 use diesel::prelude::*;
 use serde::Serialize;
-use std::time::Duration;
 use utoipa::ToSchema;
 
-/// An OpenAI-compatible chat-completions endpoint.
-#[derive(Clone)]
-pub struct LlmSettings {
-    /// Base URL, e.g. `https://api.openai.com/v1` (`/chat/completions` is appended).
-    pub api_base: String,
-    /// Model name.
-    pub model: String,
-    /// Bearer key, if the endpoint needs one. Never logged.
-    pub api_key: Option<String>,
-    /// Request timeout.
-    pub timeout: Duration,
-}
-
-impl std::fmt::Debug for LlmSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LlmSettings")
-            .field("api_base", &self.api_base)
-            .field("model", &self.model)
-            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
-            .finish()
-    }
-}
+pub use crate::config::LlmSettings;
 
 /// The AI lane's answer.
 #[derive(Debug, Clone, Serialize, ToSchema)]

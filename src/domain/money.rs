@@ -525,7 +525,7 @@ pub fn release(
 }
 
 /// Refunds what is left of one funded bounty: escrow → its gateway's
-/// clearing account, once, and queues the [`crate::jobs::RefundPayment`]
+/// clearing account, once, and queues the [`crate::job_payloads::RefundPayment`]
 /// job that returns the money through the gateway (same transaction: no
 /// refund is booked without being sent, none is sent without being booked).
 /// Call inside a transaction. Returns whether this call refunded it.
@@ -533,7 +533,7 @@ pub fn refund_bounty(conn: &mut DbConnection, b: &Bounty) -> AppResult<bool> {
     let remaining = b.amount - b.refunded_amount;
     let refunded = book_refund(conn, b, remaining)?;
     if refunded {
-        crate::jobs::RefundPayment {
+        crate::job_payloads::RefundPayment {
             bounty_id: b.id,
             amount: Some(remaining),
         }

@@ -316,7 +316,7 @@ fn tags_json(tags: &[String]) -> String {
 
 /// Enqueues the (deduplicated) index sync job; call inside the write's transaction.
 fn enqueue_index(conn: &mut DbConnection) -> AppResult<()> {
-    crate::jobs::SyncIndex.enqueue(conn)?;
+    crate::job_payloads::SyncIndex.enqueue(conn)?;
     Ok(())
 }
 

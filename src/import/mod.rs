@@ -1,5 +1,6 @@
 //! Importing history from other Q&A systems as closed tickets.
 
+pub mod html_text;
 pub mod stackexchange;
 
 use crate::db::schema::{project_helpers, ticket_messages, tickets, users};
@@ -111,7 +112,7 @@ impl Importer<'_> {
         let closed = q.closed.unwrap_or(last);
         let tags =
             serde_json::to_string(&q.tags.iter().map(|t| t.to_lowercase()).collect::<Vec<_>>())?;
-        let body = stackexchange::html_to_text(&q.body_html);
+        let body = html_text::html_to_text(&q.body_html);
         let inserted = crate::per_backend!(conn, |c| diesel::insert_into(tickets::table)
             .values((
                 tickets::project_id.eq(self.project_id),
@@ -152,7 +153,7 @@ impl Importer<'_> {
         };
         let author = self.user(conn, a.owner_user_id, a.owner_display_name.as_deref())?;
         let external = format!("se:{}:a{}", self.site, a.id);
-        let body = stackexchange::html_to_text(&a.body_html);
+        let body = html_text::html_to_text(&a.body_html);
         let inserted = crate::per_backend!(conn, |c| diesel::insert_into(ticket_messages::table)
             .values((
                 ticket_messages::ticket_id.eq(ticket_id),
@@ -274,7 +275,7 @@ pub fn import_stackexchange(
                     stackexchange::Post::Answer(a) => imp.answer(conn, a)?,
                 }
             }
-            crate::jobs::SyncIndex.enqueue(conn)?;
+            crate::job_payloads::SyncIndex.enqueue(conn)?;
             Ok(())
         })
     };

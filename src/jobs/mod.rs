@@ -4,16 +4,22 @@
 //! the index runner, with one worker, in the process that owns the search
 //! index (tantivy allows one writer).
 
-mod auto_close;
-pub mod index;
-mod purge_tokens;
+mod auto_accept_resolutions;
+mod auto_close_tickets;
+mod expire_bounties;
+mod purge_expired_refresh_tokens;
+mod recompute_reputation;
+mod refund_payment;
+mod run_payouts;
+pub mod sync_index;
 
-pub use auto_close::{
-    AutoAcceptResolutions, AutoCloseTickets, ExpireBounties, RecomputeReputation, RefundPayment,
-    RunPayouts,
-};
-pub use index::SyncIndex;
-pub use purge_tokens::PurgeExpiredRefreshTokens;
+pub use crate::job_payloads::{RefundPayment, SyncIndex};
+pub use auto_accept_resolutions::AutoAcceptResolutions;
+pub use auto_close_tickets::AutoCloseTickets;
+pub use expire_bounties::ExpireBounties;
+pub use purge_expired_refresh_tokens::PurgeExpiredRefreshTokens;
+pub use recompute_reputation::RecomputeReputation;
+pub use run_payouts::RunPayouts;
 
 use crate::config::Config;
 use crate::db::DbPool;

@@ -21,7 +21,6 @@ use anyhow::Context as _;
 use std::collections::HashMap;
 use std::future::Future;
 use std::str::FromStr as _;
-use std::time::Duration;
 use stripe::{IdempotencyKey, RequestStrategy, StripeError, StripeRequest as _};
 use stripe_connect::account::{
     CreateAccount, CreateAccountCapabilities, CreateAccountCapabilitiesTransfers,
@@ -34,29 +33,7 @@ use stripe_core::refund::CreateRefund;
 use stripe_shared::{AccountCapabilitiesStatus, PaymentIntentStatus};
 use stripe_types::Currency;
 
-/// Where Stripe is and how the gateway identifies itself.
-#[derive(Clone)]
-pub struct StripeSettings {
-    /// `sk_…` or `rk_…`.
-    pub secret_key: String,
-    /// `https://api.stripe.com/` in production; a local fake in tests.
-    pub api_base: String,
-    /// Where onboarding returns the payee (`…/payouts/return`) and where an
-    /// expired onboarding link sends them (`…/payouts/refresh`).
-    pub public_url: String,
-    /// Per-request timeout.
-    pub timeout: Duration,
-}
-
-impl std::fmt::Debug for StripeSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StripeSettings")
-            .field("secret_key", &"<redacted>")
-            .field("api_base", &self.api_base)
-            .field("public_url", &self.public_url)
-            .finish()
-    }
-}
+pub use crate::config::StripeSettings;
 
 /// Stripe behind [`PaymentGateway`].
 pub struct StripeGateway {

@@ -57,30 +57,7 @@ pub struct Outcome {
     pub age_days: f64,
 }
 
-/// The tunable parameters of the model.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Params {
-    /// Prior strength `C`, in outcomes.
-    pub prior_weight: f64,
-    /// Half-life of an outcome's weight, days.
-    pub half_life_days: f64,
-    /// EigenTrust damping `a` (0 < a ≤ 1): the share of trust that always
-    /// returns to the pre-trusted maintainers.
-    pub damping: f64,
-    /// β: how much trust counts in the score (0–1).
-    pub trust_weight: f64,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params {
-            prior_weight: 5.0,
-            half_life_days: 180.0,
-            damping: 0.15,
-            trust_weight: 0.3,
-        }
-    }
-}
+pub use crate::config::ReputationParams as Params;
 
 /// `2^(−age / half_life)`.
 pub fn decay(age_days: f64, half_life_days: f64) -> f64 {

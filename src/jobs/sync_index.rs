@@ -10,16 +10,12 @@
 use super::JobContext;
 use crate::db::schema::{projects, ticket_messages, tickets};
 use crate::domain::tickets::{Status, Ticket};
+use crate::job_payloads::SyncIndex;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use guildhall_index::{TicketDoc, TicketIndex};
 use guildhall_jobs::BackgroundJob;
-use serde::{Deserialize, Serialize};
-
-/// Indexes every ticket whose index version lags.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SyncIndex;
 
 impl BackgroundJob for SyncIndex {
     const JOB_NAME: &'static str = "sync_index";

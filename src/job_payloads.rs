@@ -1,0 +1,25 @@
+//! The payloads of the jobs the domain enqueues, in a leaf module: the
+//! domain names what should happen next without depending on `jobs`, which
+//! runs it (and depends on the domain). Their `BackgroundJob` impls live in
+//! `jobs/`, one file each.
+
+use serde::{Deserialize, Serialize};
+
+/// Indexes every ticket whose index version lags (`jobs::sync_index`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SyncIndex;
+
+/// Returns one refunded bounty's money through the gateway it came from.
+/// Queued in the transaction that books the refund; the idempotency key
+/// `bounty:{id}:refund` makes a retry after a crash or lost answer return
+/// the first refund instead of refunding twice.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefundPayment {
+    /// The refunded bounty.
+    pub bounty_id: i64,
+    /// How much to return (what was left of the bounty when the refund was
+    /// booked; earlier partial refunds happened at the gateway already).
+    /// Jobs queued before partial refunds existed carry none: the whole.
+    #[serde(default)]
+    pub amount: Option<i64>,
+}
