@@ -127,7 +127,9 @@ pub async fn leaderboard(
                     .into_iter()
                     .map(|(name, s, at)| view(name, s, at, None))
                     .collect(),
-                next_offset: more.then_some(offset + limit),
+                // Checked: `then_some` would add even on the last page, and
+                // an offset near i64::MAX overflowed (a panic, then a 500).
+                next_offset: offset.checked_add(limit).filter(|_| more),
             }))
         })
         .await
