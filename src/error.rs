@@ -35,6 +35,7 @@ pub struct Problem {
     /// Short summary of the problem type.
     pub title: String,
     /// HTTP status.
+    #[schema(minimum = 400, maximum = 599)]
     pub status: u16,
     /// What happened in this case.
     pub detail: String,

@@ -12,11 +12,14 @@ use utoipa::ToSchema;
 /// Registration body.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterBody {
-    /// Unique (case-insensitively).
+    /// Unique (case-insensitively); `local@domain.tld`, at most 254 characters.
+    #[schema(max_length = 254, pattern = r"^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$")]
     pub email: String,
     /// 12 to 1024 characters.
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: String,
-    /// Public name, 1 to 100 characters.
+    /// Public name, 1 to 100 characters (not counting surrounding spaces).
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub display_name: String,
 }
 

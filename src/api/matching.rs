@@ -29,7 +29,7 @@ pub struct Matches {
 /// Ranked helpers for a ticket the caller can see, each with a score, the
 /// features behind it and the strongest of them in plain words, plus the
 /// AI lane's answer.
-#[utoipa::path(get, path = "/api/v1/tickets/{id}/matches", tag = "matching",
+#[utoipa::path(get, path = "/api/v1/tickets/{id}/matches", tag = "matching", security((), ("bearer" = [])),
     params(("id" = i64, Path, description = "ticket id")),
     responses((status = 200, body = Matches), (status = 404, body = Problem)))]
 pub async fn matches(
@@ -67,10 +67,12 @@ pub async fn matches(
 /// A question that names no project.
 #[derive(Debug, serde::Deserialize, ToSchema)]
 pub struct RouteBody {
-    /// Up to 300 characters.
+    /// 1–300 characters, not blank.
+    #[schema(min_length = 1, max_length = 300, pattern = r"\S")]
     pub title: String,
     /// Up to 20,000 characters.
     #[serde(default)]
+    #[schema(max_length = 20000)]
     pub body: String,
 }
 
@@ -83,7 +85,7 @@ pub struct Routed {
 
 /// Which projects a question belongs to, from similar solved tickets and
 /// the projects' descriptions and topics.
-#[utoipa::path(post, path = "/api/v1/route", tag = "matching", request_body = RouteBody,
+#[utoipa::path(post, path = "/api/v1/route", tag = "matching", security((), ("bearer" = [])), request_body = RouteBody,
     responses((status = 200, body = Routed), (status = 422, body = Problem)))]
 pub async fn route(
     state: web::Data<AppState>,

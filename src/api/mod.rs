@@ -5,6 +5,7 @@ pub mod auth;
 pub mod idempotency;
 pub mod matching;
 pub mod money;
+pub mod openapi;
 pub mod projects;
 pub mod queue;
 pub mod reputation;
@@ -17,6 +18,7 @@ use crate::error::{AppError, Problem};
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use diesel::connection::SimpleConnection;
+use openapi::ProblemResponses;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -38,8 +40,12 @@ use utoipa::{Modify, OpenApi};
         money::statement, money::onboarding, money::project_onboarding,
         reputation::user_reputation, reputation::leaderboard, matching::matches, matching::route,
     ),
-    components(schemas(Problem, crate::error::FieldError, views::Money)),
-    modifiers(&BearerAuth),
+    components(schemas(
+        Problem, crate::error::FieldError, views::Money,
+        crate::domain::tickets::Status, crate::domain::helpers::HelperStatus,
+        money::StatementFormat,
+    )),
+    modifiers(&BearerAuth, &ProblemResponses),
     tags((name = "accounts"), (name = "projects"), (name = "helpers"), (name = "tickets"), (name = "search"), (name = "money"), (name = "reputation"), (name = "matching"), (name = "operations")),
 )]
 pub struct ApiDoc;

@@ -19,13 +19,17 @@ use utoipa::{IntoParams, ToSchema};
 
 /// Body of `POST /tickets/{id}/bounties`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"amount": 2500, "currency": "usd", "expires_in_days": 30}))]
 pub struct BountyBody {
     /// Minor units, 100 to 10,000,000.
+    #[schema(minimum = 100, maximum = 10_000_000)]
     pub amount: i64,
-    /// The project's currency.
+    /// The project's currency (ISO 4217, any case).
+    #[schema(pattern = "^[A-Za-z]{3}$")]
     pub currency: String,
     /// Days until an unspent bounty goes back to its backer (1–365); none:
     /// it stays until the ticket is resolved, cancelled or closed.
+    #[schema(minimum = 1, maximum = 365)]
     pub expires_in_days: Option<i64>,
 }
 
@@ -145,7 +149,7 @@ pub async fn create_bounty(
 }
 
 /// Bounties on a ticket the caller can see.
-#[utoipa::path(get, path = "/api/v1/tickets/{id}/bounties", tag = "money",
+#[utoipa::path(get, path = "/api/v1/tickets/{id}/bounties", tag = "money", security((), ("bearer" = [])),
     params(("id" = i64, Path, description = "ticket id")),
     responses((status = 200, body = [BountyView]), (status = 404, body = Problem)))]
 pub async fn list_bounties(
@@ -241,8 +245,10 @@ pub struct LedgerPage {
 
 /// `?limit=&cursor=`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LinesQuery {
     /// 1–100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// From the previous page.
     pub cursor: Option<String>,
@@ -313,14 +319,18 @@ pub async fn transfers(
 /// Body of `POST /tickets/{id}/bids`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct BidBody {
-    /// Price, minor units.
+    /// Price, minor units, 100 to 10,000,000.
+    #[schema(minimum = 100, maximum = 10_000_000)]
     pub amount: i64,
-    /// The project's currency.
+    /// The project's currency (ISO 4217, any case).
+    #[schema(pattern = "^[A-Za-z]{3}$")]
     pub currency: String,
-    /// Promised hours to resolve.
+    /// Promised hours to resolve, 1–8760.
+    #[schema(minimum = 1, maximum = 8760)]
     pub eta_hours: i32,
-    /// Pitch to the requester.
+    /// Pitch to the requester, at most 5000 characters.
     #[serde(default)]
+    #[schema(max_length = 5000)]
     pub message: String,
 }
 
@@ -492,13 +502,25 @@ pub async fn withdraw_bid(
 
 /// `?from=&to=&format=`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatementQuery {
     /// Start, inclusive: a date (`2026-11-01`) or an RFC 3339 time. Default: the beginning.
     pub from: Option<String>,
     /// End, exclusive: a date or an RFC 3339 time. Default: now.
     pub to: Option<String>,
     /// `json` (default) or `csv`.
+    #[param(value_type = Option<StatementFormat>)]
     pub format: Option<String>,
+}
+
+/// The two formats of a statement.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StatementFormat {
+    /// `application/json`, a [`Statement`].
+    Json,
+    /// `text/csv`, one line per release.
+    Csv,
 }
 
 /// One release in a statement.
@@ -578,7 +600,8 @@ fn csv_text(s: &str) -> std::borrow::Cow<'_, str> {
 /// ticket (maintainers only), as JSON or CSV.
 #[utoipa::path(get, path = "/api/v1/projects/{slug}/statement", tag = "money", security(("bearer" = [])),
     params(("slug" = String, Path, description = "project slug"), StatementQuery),
-    responses((status = 200, body = Statement, description = "JSON, or text/csv with format=csv"),
+    responses((status = 200, description = "JSON, or CSV with `format=csv`",
+               content((Statement = "application/json"), (String = "text/csv"))),
               (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn statement(
     state: web::Data<AppState>,

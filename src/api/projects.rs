@@ -16,20 +16,27 @@ use utoipa::{IntoParams, ToSchema};
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateProjectBody {
     /// 2–64 characters of a-z, 0-9 and '-'; unique.
+    #[schema(min_length = 2, max_length = 64, pattern = "^[a-z0-9-]+$")]
     pub slug: String,
-    /// Display name.
+    /// Display name, 1–100 characters.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
-    /// Source repository URL.
+    /// Source repository: an http(s) URL of at most 500 characters.
+    #[schema(max_length = 500, pattern = r"^https?://\S+$")]
     pub repo_url: String,
-    /// What the project is.
+    /// What the project is, at most 5000 characters.
     #[serde(default)]
+    #[schema(max_length = 5000)]
     pub description: String,
     /// Topics.
     #[serde(default)]
+    #[schema(schema_with = super::openapi::topics)]
     pub topics: Vec<String>,
-    /// ISO 4217 code; default `usd`.
+    /// Three-letter ISO 4217 code (stored lower case); default `usd`.
+    #[schema(pattern = "^[A-Za-z]{3}$")]
     pub currency: Option<String>,
     /// 0–3000; default 1000.
+    #[schema(minimum = 0, maximum = 3000)]
     pub commission_bps: Option<i32>,
 }
 
@@ -37,31 +44,42 @@ pub struct CreateProjectBody {
 #[derive(Debug, Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct PatchProjectBody {
-    /// Display name.
+    /// Display name, 1–100 characters.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: Option<String>,
-    /// Description.
+    /// Description, at most 5000 characters.
+    #[schema(max_length = 5000)]
     pub description: Option<String>,
-    /// Repository URL.
+    /// Repository: an http(s) URL of at most 500 characters.
+    #[schema(max_length = 500, pattern = r"^https?://\S+$")]
     pub repo_url: Option<String>,
     /// Topics (replaces the list).
+    #[schema(schema_with = super::openapi::topics_patch)]
     pub topics: Option<Vec<String>>,
     /// 0–3000.
+    #[schema(minimum = 0, maximum = 3000)]
     pub commission_bps: Option<i32>,
     /// 0–100.
+    #[schema(minimum = 0, maximum = 100)]
     pub free_share_pct: Option<i32>,
-    /// ≥ 0.
+    /// 0–8760.
+    #[schema(minimum = 0, maximum = 8760)]
     pub min_response_hours: Option<i32>,
     /// 1–365.
+    #[schema(minimum = 1, maximum = 365)]
     pub auto_close_days: Option<i32>,
     /// 1–60: days to accept or reopen a resolution before it is accepted automatically.
+    #[schema(minimum = 1, maximum = 60)]
     pub acceptance_days: Option<i32>,
-    /// Support guidelines.
+    /// Support guidelines, at most 20,000 characters.
+    #[schema(max_length = 20000)]
     pub guidelines: Option<String>,
-    /// Code of conduct.
+    /// Code of conduct, at most 20,000 characters.
+    #[schema(max_length = 20000)]
     pub code_of_conduct: Option<String>,
-    /// Legal entity; `null` clears it.
+    /// Legal entity, 1–300 characters; `null` clears it.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 300, pattern = r"\S")]
     pub legal_entity: Option<Option<String>>,
 }
 
@@ -71,10 +89,12 @@ fn double_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String
 
 /// `?q=&limit=&cursor=`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Words to find in name, description or topics.
     pub q: Option<String>,
     /// Page size, 1–100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// From the previous page's `next_cursor`.
     pub cursor: Option<String>,
@@ -82,10 +102,12 @@ pub struct ListQuery {
 
 /// `?status=&limit=&cursor=` for helpers.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HelperQuery {
     /// `approved` (default, public) or `pending` / `revoked` (maintainers only).
     pub status: Option<HelperStatus>,
     /// Page size, 1–100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// From the previous page's `next_cursor`.
     pub cursor: Option<String>,
@@ -98,8 +120,10 @@ pub struct AddMaintainerBody {
     pub user_id: i64,
 }
 
-/// Body of `POST /projects/{slug}/helpers/apply`.
-#[derive(Debug, Deserialize, ToSchema)]
+/// Body of `POST /projects/{slug}/helpers/apply`; its schema is written by
+/// hand below, because an expert must state a rate and a community helper
+/// need not.
+#[derive(Debug, Deserialize)]
 pub struct ApplyBody {
     /// `expert` or `community`.
     pub tier: Tier,
@@ -112,6 +136,59 @@ pub struct ApplyBody {
     #[serde(default)]
     pub skills: Vec<String>,
 }
+
+impl utoipa::PartialSchema for ApplyBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, SchemaType, Type,
+        };
+        let application = |tier: &str, rate_required: bool, description: &str| {
+            let rate = ObjectBuilder::new()
+                .schema_type(if rate_required {
+                    SchemaType::from(Type::Integer)
+                } else {
+                    [Type::Integer, Type::Null].into_iter().collect()
+                })
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .minimum(Some(1))
+                .maximum(Some(100_000_000))
+                .description(Some(if rate_required {
+                    "Minor units per hour in the project's currency, 1–100,000,000; required."
+                } else {
+                    "Minor units per hour in the project's currency, 1–100,000,000; optional."
+                }));
+            let mut o = ObjectBuilder::new()
+                .description(Some(description))
+                .property(
+                    "tier",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some([tier])),
+                )
+                .required("tier")
+                .property("hourly_rate", rate)
+                .property(
+                    "bio",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .max_length(Some(5000))
+                        .description(Some("Self-description, at most 5000 characters.")),
+                )
+                .property("skills", super::openapi::skills());
+            if rate_required {
+                o = o.required("hourly_rate");
+            }
+            o
+        };
+        OneOfBuilder::new()
+            .description(Some("An application to help a project: as a vetted paid `expert` (with an hourly rate) or as a `community` helper."))
+            .item(application("expert", true, "An expert's application."))
+            .item(application("community", false, "A community helper's application."))
+            .into()
+    }
+}
+
+impl ToSchema for ApplyBody {}
 
 /// Result of accepting the code of conduct.
 #[derive(Debug, Serialize, ToSchema)]
@@ -349,7 +426,7 @@ pub async fn revoke(
 
 /// List a project's helpers: approved ones publicly; pending and revoked
 /// ones for maintainers.
-#[utoipa::path(get, path = "/api/v1/projects/{slug}/helpers", tag = "helpers",
+#[utoipa::path(get, path = "/api/v1/projects/{slug}/helpers", tag = "helpers", security((), ("bearer" = [])),
     params(("slug" = String, Path, description = "project slug"), HelperQuery),
     responses((status = 200, body = HelperPage), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn list_helpers(

@@ -16,8 +16,10 @@ use utoipa::{IntoParams, ToSchema};
 
 /// `?limit=&cursor=`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct QueueQuery {
     /// Page size, 1–100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// From the previous page.
     pub cursor: Option<String>,
@@ -50,7 +52,7 @@ pub struct QueuePage {
 
 /// Open tickets in serving order: paid first by amount, then longest waiting,
 /// with the project's free share of places guaranteed to unpaid tickets.
-#[utoipa::path(get, path = "/api/v1/projects/{slug}/queue", tag = "tickets",
+#[utoipa::path(get, path = "/api/v1/projects/{slug}/queue", tag = "tickets", security((), ("bearer" = [])),
     params(("slug" = String, Path, description = "project slug"), QueueQuery),
     responses((status = 200, body = QueuePage), (status = 404, body = Problem)))]
 pub async fn queue(

@@ -81,10 +81,13 @@ pub async fn user_reputation(
 
 /// Paging of a leaderboard.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LeaderboardQuery {
     /// 1–100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// Rows to skip, default 0.
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 
@@ -127,7 +130,9 @@ pub async fn leaderboard(
                     .into_iter()
                     .map(|(name, s, at)| view(name, s, at, None))
                     .collect(),
-                next_offset: more.then_some(offset + limit),
+                // Checked: `then_some` would add even on the last page, and
+                // an offset near i64::MAX overflowed (a panic, then a 500).
+                next_offset: offset.checked_add(limit).filter(|_| more),
             }))
         })
         .await

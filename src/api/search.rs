@@ -14,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 /// `?q=&project=&status=&tag=&kind=&limit=&cursor=`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
     /// Words; empty matches everything. Title matches weigh most.
     #[serde(default)]
@@ -27,6 +28,7 @@ pub struct SearchQuery {
     /// Kind.
     pub kind: Option<String>,
     /// Page size, 1–100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// From the previous page.
     pub cursor: Option<String>,
@@ -83,7 +85,7 @@ fn items(conn: &mut crate::db::DbConnection, hits: Vec<VisibleHit>) -> AppResult
 }
 
 /// Full-text search over every project's tickets the caller may see.
-#[utoipa::path(get, path = "/api/v1/search/tickets", tag = "search", params(SearchQuery),
+#[utoipa::path(get, path = "/api/v1/search/tickets", tag = "search", security((), ("bearer" = [])), params(SearchQuery),
     responses((status = 200, body = SearchPage), (status = 400, body = Problem), (status = 422, body = Problem)))]
 pub async fn search_tickets(
     state: web::Data<AppState>,
@@ -123,13 +125,15 @@ pub async fn search_tickets(
 
 /// `?limit=` for similar tickets.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SimilarQuery {
     /// 1–100, default 10.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 
 /// Resolved tickets most like this one.
-#[utoipa::path(get, path = "/api/v1/tickets/{id}/similar", tag = "search",
+#[utoipa::path(get, path = "/api/v1/tickets/{id}/similar", tag = "search", security((), ("bearer" = [])),
     params(("id" = i64, Path, description = "ticket id"), SimilarQuery),
     responses((status = 200, body = SimilarPage), (status = 404, body = Problem)))]
 pub async fn similar(

@@ -20,16 +20,26 @@ use utoipa::{IntoParams, ToSchema};
 
 /// Body of `POST /tickets`.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "project": "actix-web",
+    "title": "How do I share a database pool between handlers?",
+    "body": "Each worker seems to open its own connections.",
+    "tags": ["web-data", "state"],
+    "kind": "question"
+}))]
 pub struct CreateTicketBody {
     /// Project slug.
     pub project: String,
-    /// 3–200 characters.
+    /// 3–200 characters, not counting surrounding spaces.
+    #[schema(min_length = 3, max_length = 200, pattern = r"\S")]
     pub title: String,
-    /// Details.
+    /// Details, at most 50,000 characters.
     #[serde(default)]
+    #[schema(max_length = 50000)]
     pub body: String,
-    /// Up to 10 tags.
+    /// Tags.
     #[serde(default)]
+    #[schema(schema_with = super::openapi::tags)]
     pub tags: Vec<String>,
     /// Default `question`.
     pub kind: Option<Kind>,
@@ -41,11 +51,14 @@ pub struct CreateTicketBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchTicketBody {
-    /// Title.
+    /// Title, 3–200 characters, not counting surrounding spaces.
+    #[schema(min_length = 3, max_length = 200, pattern = r"\S")]
     pub title: Option<String>,
-    /// Body.
+    /// Body, at most 50,000 characters.
+    #[schema(max_length = 50000)]
     pub body: Option<String>,
-    /// Tags (replaces).
+    /// Tags.
+    #[schema(schema_with = super::openapi::tags_patch)]
     pub tags: Option<Vec<String>>,
     /// Kind.
     pub kind: Option<Kind>,
@@ -55,6 +68,7 @@ pub struct PatchTicketBody {
 
 /// `?project=&status=&mine=&limit=&cursor=`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListTicketsQuery {
     /// Project slug.
     pub project: Option<String>,
@@ -64,6 +78,7 @@ pub struct ListTicketsQuery {
     #[serde(default)]
     pub mine: bool,
     /// Page size, 1–100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// From the previous page.
     pub cursor: Option<String>,
@@ -71,8 +86,10 @@ pub struct ListTicketsQuery {
 
 /// `?limit=&cursor=`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Page size, 1–100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// From the previous page.
     pub cursor: Option<String>,
@@ -81,7 +98,8 @@ pub struct PageQuery {
 /// Body of `POST /tickets/{id}/messages`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct MessageBody {
-    /// Text; may be omitted when `template_id` is given.
+    /// Text, 1–50,000 characters; may be omitted when `template_id` is given.
+    #[schema(min_length = 1, max_length = 50000, pattern = r"\S")]
     pub body: Option<String>,
     /// Team-only note.
     #[serde(default)]
@@ -107,7 +125,8 @@ pub struct ResolveBody {
 /// Optional reason for reopen and close.
 #[derive(Debug, Deserialize, ToSchema, Default)]
 pub struct ReasonBody {
-    /// Why.
+    /// Why, at most 500 characters.
+    #[schema(max_length = 500)]
     pub reason: Option<String>,
 }
 
@@ -115,20 +134,35 @@ pub struct ReasonBody {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RatingBody {
     /// 1–5.
+    #[schema(minimum = 1, maximum = 5)]
     pub stars: i32,
-    /// Comment.
+    /// Comment, at most 2000 characters.
+    #[schema(max_length = 2000)]
     pub comment: Option<String>,
 }
 
 /// Body of `POST /projects/{slug}/templates`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TemplateBody {
-    /// Short name.
+    /// Short name, 1–100 characters.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
-    /// Text.
+    /// Text, 1–20,000 characters.
+    #[schema(min_length = 1, max_length = 20000, pattern = r"\S")]
     pub body: String,
     /// `personal` (default, any team member) or `project` (maintainers).
+    #[schema(value_type = Option<TemplateScope>)]
     pub scope: Option<String>,
+}
+
+/// Who may use a template.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TemplateScope {
+    /// The author's own.
+    Personal,
+    /// Every team member of the project (maintainers create these).
+    Project,
 }
 
 /// Views for tickets, looking each project up once.
@@ -182,8 +216,9 @@ pub async fn create(
 }
 
 /// Tickets the caller may see, newest first.
-#[utoipa::path(get, path = "/api/v1/tickets", tag = "tickets", params(ListTicketsQuery),
-    responses((status = 200, body = TicketPage), (status = 400, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/tickets", tag = "tickets", security((), ("bearer" = [])), params(ListTicketsQuery),
+    responses((status = 200, body = TicketPage), (status = 400, body = Problem),
+              (status = 404, body = Problem, description = "`project` names no project")))]
 pub async fn list(
     state: web::Data<AppState>,
     user: MaybeUser,
@@ -224,7 +259,7 @@ pub async fn list(
 }
 
 /// A ticket (404 when the caller may not see it).
-#[utoipa::path(get, path = "/api/v1/tickets/{id}", tag = "tickets", params(("id" = i64, Path, description = "ticket id")),
+#[utoipa::path(get, path = "/api/v1/tickets/{id}", tag = "tickets", security((), ("bearer" = [])), params(("id" = i64, Path, description = "ticket id")),
     responses((status = 200, body = TicketView), (status = 404, body = Problem)))]
 pub async fn get(
     state: web::Data<AppState>,
@@ -475,7 +510,8 @@ pub async fn rating(
 /// Post a message (requester or team; internal notes for the team only).
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/messages", tag = "tickets", security(("bearer" = [])),
     params(("id" = i64, Path, description = "ticket id")), request_body = MessageBody,
-    responses((status = 201, body = MessageView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = MessageView), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 409, body = Problem, description = "the ticket was cancelled"), (status = 422, body = Problem)))]
 pub async fn post_message(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -500,7 +536,7 @@ pub async fn post_message(
 }
 
 /// Messages, oldest first; internal notes only for the team.
-#[utoipa::path(get, path = "/api/v1/tickets/{id}/messages", tag = "tickets",
+#[utoipa::path(get, path = "/api/v1/tickets/{id}/messages", tag = "tickets", security((), ("bearer" = [])),
     params(("id" = i64, Path, description = "ticket id"), PageQuery),
     responses((status = 200, body = MessagePage), (status = 404, body = Problem)))]
 pub async fn list_messages(
@@ -529,7 +565,7 @@ pub async fn list_messages(
 }
 
 /// The ticket's event log: every transition with who, when, from and to.
-#[utoipa::path(get, path = "/api/v1/tickets/{id}/events", tag = "tickets",
+#[utoipa::path(get, path = "/api/v1/tickets/{id}/events", tag = "tickets", security((), ("bearer" = [])),
     params(("id" = i64, Path, description = "ticket id")),
     responses((status = 200, body = [EventView]), (status = 404, body = Problem)))]
 pub async fn events(

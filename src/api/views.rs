@@ -53,11 +53,13 @@ pub struct Membership {
     pub project: String,
     /// `maintainer` or `helper`.
     pub role: String,
-    /// Helper tier.
+    /// Helper tier (helpers only).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::domain::helpers::Tier>)]
     pub tier: Option<String>,
-    /// Helper status: `pending`, `approved` or `revoked`.
+    /// Helper status (helpers only): `pending`, `approved` or `revoked`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::domain::helpers::HelperStatus>)]
     pub status: Option<String>,
 }
 
@@ -175,8 +177,10 @@ pub struct HelperView {
     /// Public name.
     pub display_name: String,
     /// `expert` or `community`.
+    #[schema(value_type = crate::domain::helpers::Tier)]
     pub tier: String,
     /// `pending`, `approved` or `revoked`.
+    #[schema(value_type = crate::domain::helpers::HelperStatus)]
     pub status: String,
     /// Hourly rate (experts).
     pub hourly_rate: Option<Money>,
@@ -230,6 +234,7 @@ pub struct HelperPage {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RatingView {
     /// 1–5.
+    #[schema(minimum = 1, maximum = 5)]
     pub stars: i32,
     /// Comment.
     pub comment: Option<String>,
@@ -251,10 +256,13 @@ pub struct TicketView {
     /// Body.
     pub body: String,
     /// `question`, `bug`, `integration` or `feature`.
+    #[schema(value_type = crate::domain::tickets::Kind)]
     pub kind: String,
     /// `public` or `private`.
+    #[schema(value_type = crate::domain::tickets::Visibility)]
     pub visibility: String,
     /// `draft`, `open`, `claimed`, `resolved`, `closed`, `cancelled` or `auto_closed`.
+    #[schema(value_type = crate::domain::tickets::Status)]
     pub status: String,
     /// Tags.
     pub tags: Vec<String>,

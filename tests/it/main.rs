@@ -12,6 +12,7 @@ mod jwt;
 mod ledger;
 mod matching;
 mod money;
+mod openapi;
 mod projects;
 mod reputation;
 mod search;

@@ -307,3 +307,24 @@ fn reputation_and_ai_settings_are_validated() {
         "the key is redacted"
     );
 }
+
+/// Found by schemathesis: an offset near i64::MAX overflowed computing the
+/// next page's offset (a panic, answered 500).
+#[actix_web::test]
+async fn a_huge_leaderboard_offset_is_an_empty_last_page() {
+    let app = TestApp::new();
+    let maintainer = app.user("maint").await;
+    app.project(&maintainer, "proj").await;
+    let r = app
+        .get(
+            &format!(
+                "/api/v1/projects/proj/reputation?limit=1&offset={}",
+                i64::MAX
+            ),
+            None,
+        )
+        .await
+        .expect(200);
+    assert_eq!(r.body["items"], json!([]));
+    assert_eq!(r.body["next_offset"], serde_json::Value::Null);
+}
