@@ -1,11 +1,11 @@
 //! Money endpoints: bounties, balances, ledger lines; `Idempotency-Key`.
 
 use super::idempotency::{idempotent, Claim, IdempotencyKey};
-use super::views::{utc, Money};
+use super::views::{utc, Money, Page, Paging};
 use crate::auth::{AuthUser, MaybeUser};
 use crate::db::schema::{ledger_accounts as la, ledger_transfers as lt};
 use crate::domain::money::{self, Bounty};
-use crate::domain::{decode_cursor, encode_cursor, now, page_limit, tickets};
+use crate::domain::{now, tickets};
 use crate::error::{AppError, AppResult, Problem};
 use crate::ledger::AccountKind;
 use crate::payments::PaymentStatus;
@@ -234,15 +234,6 @@ pub struct LedgerLine {
     pub created_at: DateTime<Utc>,
 }
 
-/// A page of ledger lines.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LedgerPage {
-    /// Newest first.
-    pub items: Vec<LedgerLine>,
-    /// Pass as `?cursor=` for the next page; null on the last.
-    pub next_cursor: Option<String>,
-}
-
 /// `?limit=&cursor=`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -256,14 +247,13 @@ pub struct LinesQuery {
 
 /// The caller's ledger lines, newest first.
 #[utoipa::path(get, path = "/api/v1/me/transfers", tag = "money", security(("bearer" = [])), params(LinesQuery),
-    responses((status = 200, body = LedgerPage), (status = 401, body = Problem)))]
+    responses((status = 200, body = Page<LedgerLine>), (status = 401, body = Problem)))]
 pub async fn transfers(
     state: web::Data<AppState>,
     user: AuthUser,
     query: web::Query<LinesQuery>,
-) -> AppResult<web::Json<LedgerPage>> {
-    let limit = page_limit(query.limit)?;
-    let before = query.cursor.as_deref().map(decode_cursor).transpose()?;
+) -> AppResult<web::Json<Page<LedgerLine>>> {
+    let paging = Paging::parse(query.limit, query.cursor.as_deref())?;
     state
         .db(move |conn| {
             let mine: Vec<i64> = la::table
@@ -279,21 +269,18 @@ pub async fn transfers(
                 )
                 .select(crate::ledger::Transfer::as_select())
                 .order(lt::id.desc())
-                .limit(limit + 1)
+                .limit(paging.fetch())
                 .into_boxed();
-            if let Some(b) = before {
+            if let Some(b) = paging.cursor {
                 q = q.filter(lt::id.lt(b));
             }
             let rows: Vec<crate::ledger::Transfer> = q.load(conn)?;
-            let more = rows.len() as i64 > limit;
-            let rows = &rows[..rows.len().min(limit as usize)];
-            Ok(web::Json(LedgerPage {
-                next_cursor: more
-                    .then(|| rows.last().map(|t| encode_cursor(t.id)))
-                    .flatten(),
-                items: rows
-                    .iter()
-                    .map(|t| LedgerLine {
+            Page::from_rows(
+                rows,
+                &paging,
+                |t| t.id,
+                |t| {
+                    Ok(LedgerLine {
                         id: t.id,
                         direction: if mine.contains(&t.credit_account_id) {
                             "credit"
@@ -303,15 +290,16 @@ pub async fn transfers(
                         .into(),
                         amount: Money {
                             amount: t.amount,
-                            currency: t.currency.clone(),
+                            currency: t.currency,
                         },
-                        kind: t.kind.clone(),
+                        kind: t.kind,
                         ticket_id: t.ticket_id,
-                        memo: t.memo.clone(),
+                        memo: t.memo,
                         created_at: utc(t.created_at),
                     })
-                    .collect(),
-            }))
+                },
+            )
+            .map(web::Json)
         })
         .await
 }

@@ -1,10 +1,9 @@
 //! `/projects/*`: projects, maintainers, helpers, code of conduct.
 
-use super::views::{HelperPage, HelperView, ProjectPage, ProjectView};
+use super::views::{HelperView, Page, Paging, ProjectView};
 use crate::auth::AuthUser;
 use crate::domain::helpers::{self, Application, HelperStatus, Tier};
 use crate::domain::projects::{self, NewProject, ProjectPatch};
-use crate::domain::{decode_cursor, encode_cursor, page_limit};
 use crate::error::{AppError, AppResult, Problem};
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
@@ -247,27 +246,17 @@ pub async fn create(
 
 /// List projects, optionally searching name, description and topics.
 #[utoipa::path(get, path = "/api/v1/projects", tag = "projects", params(ListQuery),
-    responses((status = 200, body = ProjectPage), (status = 400, body = Problem)))]
+    responses((status = 200, body = Page<ProjectView>), (status = 400, body = Problem)))]
 pub async fn list(
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
-) -> AppResult<web::Json<ProjectPage>> {
+) -> AppResult<web::Json<Page<ProjectView>>> {
     let q = query.into_inner();
-    let limit = page_limit(q.limit)?;
-    let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let paging = Paging::parse(q.limit, q.cursor.as_deref())?;
     state
         .db(move |conn| {
-            let rows = projects::list(conn, q.q.as_deref(), after, limit + 1)?;
-            let more = rows.len() as i64 > limit;
-            let rows = &rows[..rows.len().min(limit as usize)];
-            let next_cursor = more
-                .then(|| rows.last().map(|p| encode_cursor(p.id)))
-                .flatten();
-            let items = rows
-                .iter()
-                .map(|p| project_view(conn, p))
-                .collect::<AppResult<_>>()?;
-            Ok(web::Json(ProjectPage { items, next_cursor }))
+            let rows = projects::list(conn, q.q.as_deref(), paging.cursor, paging.fetch())?;
+            Page::from_rows(rows, &paging, |p| p.id, |p| project_view(conn, &p)).map(web::Json)
         })
         .await
 }
@@ -428,17 +417,16 @@ pub async fn revoke(
 /// ones for maintainers.
 #[utoipa::path(get, path = "/api/v1/projects/{slug}/helpers", tag = "helpers", security((), ("bearer" = [])),
     params(("slug" = String, Path, description = "project slug"), HelperQuery),
-    responses((status = 200, body = HelperPage), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = Page<HelperView>), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn list_helpers(
     state: web::Data<AppState>,
     user: crate::auth::MaybeUser,
     slug: web::Path<String>,
     query: web::Query<HelperQuery>,
-) -> AppResult<web::Json<HelperPage>> {
+) -> AppResult<web::Json<Page<HelperView>>> {
     let slug = slug.into_inner();
     let q = query.into_inner();
-    let limit = page_limit(q.limit)?;
-    let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let paging = Paging::parse(q.limit, q.cursor.as_deref())?;
     let status = q.status.unwrap_or(HelperStatus::Approved);
     state
         .db(move |conn| {
@@ -451,20 +439,19 @@ pub async fn list_helpers(
                 };
                 projects::require_maintainer(conn, p.id, u.id)?;
             }
-            let rows = helpers::list(conn, p.id, status, after, limit + 1)?;
-            let more = rows.len() as i64 > limit;
-            let rows = &rows[..rows.len().min(limit as usize)];
-            let next_cursor = more
-                .then(|| rows.last().map(|(h, _)| encode_cursor(h.user_id)))
-                .flatten();
-            let mut items = Vec::with_capacity(rows.len());
-            for (h, name) in rows {
-                let endorsements = helpers::endorsement_count(conn, p.id, h.user_id)?;
-                let mut v = HelperView::new(h, name.clone(), &p.currency, endorsements);
-                v.reputation = crate::domain::reputation::score_of(conn, p.id, h.user_id)?;
-                items.push(v);
-            }
-            Ok(web::Json(HelperPage { items, next_cursor }))
+            let rows = helpers::list(conn, p.id, status, paging.cursor, paging.fetch())?;
+            Page::from_rows(
+                rows,
+                &paging,
+                |(h, _)| h.user_id,
+                |(h, name)| {
+                    let endorsements = helpers::endorsement_count(conn, p.id, h.user_id)?;
+                    let mut v = HelperView::new(&h, name, &p.currency, endorsements);
+                    v.reputation = crate::domain::reputation::score_of(conn, p.id, h.user_id)?;
+                    Ok(v)
+                },
+            )
+            .map(web::Json)
         })
         .await
 }

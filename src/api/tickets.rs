@@ -1,14 +1,14 @@
 //! `/tickets/*`: lifecycle, messages, events, templates.
 
-use super::views::{EventView, MessagePage, MessageView, TemplateView, TicketPage, TicketView};
+use super::views::{EventView, MessageView, Page, Paging, TemplateView, TicketView};
 use crate::api::idempotency::{idempotent, IdempotencyKey};
 use crate::auth::{AuthUser, MaybeUser};
 use crate::db::schema::projects;
 use crate::db::DbConnection;
+use crate::domain::projects as project_domain;
 use crate::domain::tickets::{
     self, Kind, ListFilter, NewTicket, Status, Ticket, TicketPatch, Visibility,
 };
-use crate::domain::{decode_cursor, encode_cursor, page_limit, projects as project_domain};
 use crate::error::{AppError, AppResult, Problem};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
@@ -217,16 +217,15 @@ pub async fn create(
 
 /// Tickets the caller may see, newest first.
 #[utoipa::path(get, path = "/api/v1/tickets", tag = "tickets", security((), ("bearer" = [])), params(ListTicketsQuery),
-    responses((status = 200, body = TicketPage), (status = 400, body = Problem),
+    responses((status = 200, body = Page<TicketView>), (status = 400, body = Problem),
               (status = 404, body = Problem, description = "`project` names no project")))]
 pub async fn list(
     state: web::Data<AppState>,
     user: MaybeUser,
     query: web::Query<ListTicketsQuery>,
-) -> AppResult<web::Json<TicketPage>> {
+) -> AppResult<web::Json<Page<TicketView>>> {
     let q = query.into_inner();
-    let limit = page_limit(q.limit)?;
-    let before = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let paging = Paging::parse(q.limit, q.cursor.as_deref())?;
     let uid = user.0.map(|u| u.id);
     if q.mine && uid.is_none() {
         return Err(crate::error::AppError::Unauthorized(
@@ -244,15 +243,11 @@ pub async fn list(
                 status: q.status,
                 mine: q.mine && uid.is_some(),
             };
-            let rows = tickets::list(conn, uid, &filter, before, limit + 1)?;
-            let more = rows.len() as i64 > limit;
-            let rows = &rows[..rows.len().min(limit as usize)];
-            let next_cursor = more
-                .then(|| rows.last().map(|t| encode_cursor(t.id)))
-                .flatten();
-            Ok(web::Json(TicketPage {
-                items: views(conn, rows)?,
-                next_cursor,
+            let rows = tickets::list(conn, uid, &filter, paging.cursor, paging.fetch())?;
+            let page = Page::from_rows(rows, &paging, |t| t.id, Ok)?;
+            Ok(web::Json(Page {
+                items: views(conn, &page.items)?,
+                next_cursor: page.next_cursor,
             }))
         })
         .await
@@ -538,28 +533,20 @@ pub async fn post_message(
 /// Messages, oldest first; internal notes only for the team.
 #[utoipa::path(get, path = "/api/v1/tickets/{id}/messages", tag = "tickets", security((), ("bearer" = [])),
     params(("id" = i64, Path, description = "ticket id"), PageQuery),
-    responses((status = 200, body = MessagePage), (status = 404, body = Problem)))]
+    responses((status = 200, body = Page<MessageView>), (status = 404, body = Problem)))]
 pub async fn list_messages(
     state: web::Data<AppState>,
     user: MaybeUser,
     id: web::Path<i64>,
     query: web::Query<PageQuery>,
-) -> AppResult<web::Json<MessagePage>> {
+) -> AppResult<web::Json<Page<MessageView>>> {
     let id = id.into_inner();
-    let limit = page_limit(query.limit)?;
-    let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let paging = Paging::parse(query.limit, query.cursor.as_deref())?;
     state
         .db(move |conn| {
-            let rows = tickets::list_messages(conn, id, user.0.map(|u| u.id), after, limit + 1)?;
-            let more = rows.len() as i64 > limit;
-            let rows = &rows[..rows.len().min(limit as usize)];
-            let next_cursor = more
-                .then(|| rows.last().map(|m| encode_cursor(m.id)))
-                .flatten();
-            Ok(web::Json(MessagePage {
-                items: rows.iter().map(MessageView::from).collect(),
-                next_cursor,
-            }))
+            let user = user.0.map(|u| u.id);
+            let rows = tickets::list_messages(conn, id, user, paging.cursor, paging.fetch())?;
+            Page::from_rows(rows, &paging, |m| m.id, |m| Ok(MessageView::from(&m))).map(web::Json)
         })
         .await
 }

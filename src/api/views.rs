@@ -8,6 +8,66 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// One page of a list: its items, in the list's order, and the cursor of
+/// the next page (pass it as `?cursor=`; null on the last page).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    /// This page.
+    pub items: Vec<T>,
+    /// Pass as `?cursor=` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// A page from the rows a query fetched with [`Paging::fetch`] (`limit + 1`
+    /// in list order): the extra row only tells that a next page exists,
+    /// which starts after `key` of the last row kept. `view` turns each kept
+    /// row into an item.
+    pub fn from_rows<R>(
+        mut rows: Vec<R>,
+        paging: &Paging,
+        key: impl Fn(&R) -> i64,
+        view: impl FnMut(R) -> Result<T, crate::error::AppError>,
+    ) -> Result<Self, crate::error::AppError> {
+        let keep = usize::try_from(paging.limit).unwrap_or(usize::MAX);
+        let more = rows.len() > keep;
+        rows.truncate(keep);
+        let next_cursor = more
+            .then(|| rows.last().map(|r| crate::domain::encode_cursor(key(r))))
+            .flatten();
+        Ok(Page {
+            items: rows.into_iter().map(view).collect::<Result<_, _>>()?,
+            next_cursor,
+        })
+    }
+}
+
+/// `?limit=&cursor=` of a list, checked: the page size (1–100, default 20)
+/// and the id the page starts after (or before, for newest-first lists).
+#[derive(Debug, Clone, Copy)]
+pub struct Paging {
+    /// Page size.
+    pub limit: i64,
+    /// The previous page's last id, decoded from its cursor.
+    pub cursor: Option<i64>,
+}
+
+impl Paging {
+    /// Parses `limit` and `cursor` as given in the query string.
+    pub fn parse(limit: Option<i64>, cursor: Option<&str>) -> Result<Self, crate::error::AppError> {
+        Ok(Paging {
+            limit: crate::domain::page_limit(limit)?,
+            cursor: cursor.map(crate::domain::decode_cursor).transpose()?,
+        })
+    }
+
+    /// How many rows to fetch: one more than the page, to learn whether
+    /// another page follows.
+    pub fn fetch(&self) -> i64 {
+        self.limit + 1
+    }
+}
+
 /// A stored UTC time as an RFC 3339 timestamp.
 pub fn utc(t: NaiveDateTime) -> DateTime<Utc> {
     DateTime::from_naive_utc_and_offset(t, Utc)
@@ -160,15 +220,6 @@ impl ProjectView {
     }
 }
 
-/// A page of projects.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ProjectPage {
-    /// This page.
-    pub items: Vec<ProjectView>,
-    /// Pass as `?cursor=` for the next page; null on the last.
-    pub next_cursor: Option<String>,
-}
-
 /// A helper of a project.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HelperView {
@@ -219,15 +270,6 @@ impl HelperView {
             decided_at: h.decided_at.map(utc),
         }
     }
-}
-
-/// A page of helpers.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct HelperPage {
-    /// This page.
-    pub items: Vec<HelperView>,
-    /// Pass as `?cursor=` for the next page; null on the last.
-    pub next_cursor: Option<String>,
 }
 
 /// A requester's rating.
@@ -328,15 +370,6 @@ impl TicketView {
     }
 }
 
-/// A page of tickets.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TicketPage {
-    /// This page.
-    pub items: Vec<TicketView>,
-    /// Pass as `?cursor=` for the next page; null on the last.
-    pub next_cursor: Option<String>,
-}
-
 /// A message on a ticket.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MessageView {
@@ -368,15 +401,6 @@ impl From<&crate::domain::tickets::Message> for MessageView {
             created_at: utc(m.created_at),
         }
     }
-}
-
-/// A page of messages.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MessagePage {
-    /// This page, oldest first.
-    pub items: Vec<MessageView>,
-    /// Pass as `?cursor=` for the next page; null on the last.
-    pub next_cursor: Option<String>,
 }
 
 /// One entry of a ticket's event log.
