@@ -46,13 +46,93 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
 }
 
+macro_rules! error_codes {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $s:literal,)+ }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name { $($(#[$vdoc])* $variant,)+ }
+        impl $name {
+            /// The stable code as clients see it in `code` (and in `type`).
+            pub fn as_str(self) -> &'static str { match self { $($name::$variant => $s,)+ } }
+            /// Every code, for documentation and tests.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+        }
+    };
+}
+
+error_codes!(
+    /// The stable machine-readable codes of 400 and 409 problems (the other
+    /// statuses each have one code of their own), in one place so a client
+    /// can rely on the list and no handler invents a spelling.
+    ErrorCode {
+        /// `account_frozen`.
+        AccountFrozen = "account_frozen",
+        /// `already_applied`.
+        AlreadyApplied = "already_applied",
+        /// `already_bid`.
+        AlreadyBid = "already_bid",
+        /// `already_claimed`.
+        AlreadyClaimed = "already_claimed",
+        /// `already_rated`.
+        AlreadyRated = "already_rated",
+        /// `bid_not_open`.
+        BidNotOpen = "bid_not_open",
+        /// `bidder_not_approved`.
+        BidderNotApproved = "bidder_not_approved",
+        /// `code_of_conduct_not_accepted`.
+        CodeOfConductNotAccepted = "code_of_conduct_not_accepted",
+        /// `conflict`.
+        Conflict = "conflict",
+        /// `email_taken`.
+        EmailTaken = "email_taken",
+        /// `hold_already_resolved`.
+        HoldAlreadyResolved = "hold_already_resolved",
+        /// `insufficient_funds`.
+        InsufficientFunds = "insufficient_funds",
+        /// `invalid_body`.
+        InvalidBody = "invalid_body",
+        /// `invalid_cursor`.
+        InvalidCursor = "invalid_cursor",
+        /// `invalid_idempotency_key`.
+        InvalidIdempotencyKey = "invalid_idempotency_key",
+        /// `invalid_json`.
+        InvalidJson = "invalid_json",
+        /// `invalid_query`.
+        InvalidQuery = "invalid_query",
+        /// `invalid_signature`.
+        InvalidSignature = "invalid_signature",
+        /// `invalid_transition`.
+        InvalidTransition = "invalid_transition",
+        /// `no_resolver`.
+        NoResolver = "no_resolver",
+        /// `not_closed`.
+        NotClosed = "not_closed",
+        /// `not_editable`.
+        NotEditable = "not_editable",
+        /// `payment_failed`.
+        PaymentFailed = "payment_failed",
+        /// `request_in_progress`.
+        RequestInProgress = "request_in_progress",
+        /// `resolver_is_requester`.
+        ResolverIsRequester = "resolver_is_requester",
+        /// `slug_taken`.
+        SlugTaken = "slug_taken",
+        /// `ticket_cancelled`.
+        TicketCancelled = "ticket_cancelled",
+        /// `ticket_changed`.
+        TicketChanged = "ticket_changed",
+        /// `ticket_not_open`.
+        TicketNotOpen = "ticket_not_open",
+    }
+);
+
 /// Every way a request can fail.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     /// 400: the request is malformed.
     #[error("{detail}")]
     BadRequest {
-        code: &'static str,
+        code: ErrorCode,
         detail: Cow<'static, str>,
     },
     /// 401: no valid credentials.
@@ -67,7 +147,7 @@ pub enum AppError {
     /// 409: conflicts with the current state.
     #[error("{detail}")]
     Conflict {
-        code: &'static str,
+        code: ErrorCode,
         detail: Cow<'static, str>,
     },
     /// 413: the body is over the limit.
@@ -110,14 +190,14 @@ impl AppError {
         AppError::Forbidden(Cow::Borrowed(why))
     }
     /// 409 with a code and a reason.
-    pub fn conflict(code: &'static str, detail: impl Into<Cow<'static, str>>) -> Self {
+    pub fn conflict(code: ErrorCode, detail: impl Into<Cow<'static, str>>) -> Self {
         AppError::Conflict {
             code,
             detail: detail.into(),
         }
     }
     /// 400 with a code and a reason.
-    pub fn bad_request(code: &'static str, detail: impl Into<Cow<'static, str>>) -> Self {
+    pub fn bad_request(code: ErrorCode, detail: impl Into<Cow<'static, str>>) -> Self {
         AppError::BadRequest {
             code,
             detail: detail.into(),
@@ -130,7 +210,7 @@ impl AppError {
 
     fn code(&self) -> &'static str {
         match self {
-            AppError::BadRequest { code, .. } | AppError::Conflict { code, .. } => code,
+            AppError::BadRequest { code, .. } | AppError::Conflict { code, .. } => code.as_str(),
             AppError::Unauthorized(_) => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
             AppError::NotFound(_) => "not_found",
@@ -209,7 +289,7 @@ impl From<diesel::result::Error> for AppError {
         match e {
             Error::NotFound => AppError::not_found("object"),
             Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-                AppError::conflict("conflict", "the object already exists")
+                AppError::conflict(ErrorCode::Conflict, "the object already exists")
             }
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
             | Error::BrokenTransactionManager => AppError::Unavailable,
@@ -279,23 +359,53 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, limit: usize) -> AppE
             AppError::Validation(vec![FieldError::new(field, message)])
         }
         J::Deserialize(e) => AppError::bad_request(
-            "invalid_json",
+            ErrorCode::InvalidJson,
             format!(
                 "the body is not valid JSON: {}",
                 e.to_string().split(" at line").next().unwrap_or("")
             ),
         ),
         J::Payload(actix_web::error::PayloadError::Overflow) => AppError::PayloadTooLarge { limit },
-        _ => AppError::bad_request("invalid_body", "the request body could not be read"),
+        _ => AppError::bad_request(ErrorCode::InvalidBody, "the request body could not be read"),
     }
 }
 
 /// Query-string errors become 400 problems.
 pub fn query_error(err: actix_web::error::QueryPayloadError) -> AppError {
-    AppError::bad_request("invalid_query", format!("invalid query string: {err}"))
+    AppError::bad_request(
+        ErrorCode::InvalidQuery,
+        format!("invalid query string: {err}"),
+    )
 }
 
 /// Path errors (e.g. a non-numeric id) become 404: there is no such object.
 pub fn path_error(_err: actix_web::error::PathError) -> AppError {
     AppError::not_found("resource")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_are_distinct_snake_case() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            let s = code.as_str();
+            assert!(seen.insert(s), "{s} twice");
+            assert!(
+                !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{s}"
+            );
+        }
+        let p = AppError::conflict(ErrorCode::TicketChanged, "x").problem();
+        assert_eq!(
+            (p.code.as_str(), p.type_.as_str(), p.status),
+            (
+                "ticket_changed",
+                "https://guildhall.dev/problems/ticket-changed",
+                409
+            )
+        );
+    }
 }

@@ -3,6 +3,7 @@
 use super::views::{MeView, Membership, TokenPair, UserView};
 use crate::auth::{password, AuthUser};
 use crate::domain::{helpers, sessions, users};
+use crate::error::ErrorCode;
 use crate::error::{AppError, AppResult, Problem};
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -67,7 +68,7 @@ pub async fn register(
         .await?;
     if taken {
         return Err(AppError::conflict(
-            "email_taken",
+            ErrorCode::EmailTaken,
             "an account with this email already exists",
         ));
     }

@@ -13,6 +13,7 @@
 use crate::db::schema::idempotency_keys as ik;
 use crate::db::DbConnection;
 use crate::domain::now;
+use crate::error::ErrorCode;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::state::AppState;
 use actix_web::dev::Payload;
@@ -47,7 +48,7 @@ impl FromRequest for IdempotencyKey {
                 .map(|k| IdempotencyKey(Some(k.to_owned())))
                 .ok_or_else(|| {
                     AppError::bad_request(
-                        "invalid_idempotency_key",
+                        ErrorCode::InvalidIdempotencyKey,
                         "Idempotency-Key must be 1 to 255 visible characters",
                     )
                 }),
@@ -107,7 +108,7 @@ enum Start {
 
 fn request_in_progress() -> AppError {
     AppError::conflict(
-        "request_in_progress",
+        ErrorCode::RequestInProgress,
         "a request with this Idempotency-Key is still running",
     )
 }

@@ -1,5 +1,6 @@
 //! `POST /webhooks/stripe`.
 
+use crate::error::ErrorCode;
 use crate::error::{AppError, AppResult, Problem};
 use crate::payments::stripe_webhook::{parse_event, verify, ParseError, TOLERANCE_SECS};
 use crate::state::AppState;
@@ -42,10 +43,13 @@ pub async fn stripe(
         TOLERANCE_SECS,
     ) {
         tracing::warn!(reason = %e, "rejected a Stripe webhook delivery");
-        return Err(AppError::bad_request("invalid_signature", e.to_string()));
+        return Err(AppError::bad_request(
+            ErrorCode::InvalidSignature,
+            e.to_string(),
+        ));
     }
     let parsed = parse_event(&body).map_err(|e| match e {
-        ParseError::NotJson => AppError::bad_request("invalid_json", e.to_string()),
+        ParseError::NotJson => AppError::bad_request(ErrorCode::InvalidJson, e.to_string()),
         ParseError::Missing(field) => AppError::field(field, e.to_string()),
     })?;
     let outcome = state

@@ -7,6 +7,7 @@ use crate::db::{write_tx, DbConnection, DbPool};
 use crate::domain::money::{self, Bounty};
 use crate::domain::tickets::{self as ticket_domain, Status};
 use crate::domain::{now, projects};
+use crate::error::ErrorCode;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::payments::{Payment, PaymentGateway};
 use chrono::NaiveDateTime;
@@ -102,7 +103,7 @@ pub fn create(
     }
     if t.status() != Status::Open {
         return Err(AppError::conflict(
-            "ticket_not_open",
+            ErrorCode::TicketNotOpen,
             "bids are taken on open tickets only",
         ));
     }
@@ -125,7 +126,7 @@ pub fn create(
             diesel::result::DatabaseErrorKind::UniqueViolation,
             _,
         )) => Err(AppError::conflict(
-            "already_bid",
+            ErrorCode::AlreadyBid,
             "you already have an open bid on this ticket",
         )),
         Err(e) => Err(e.into()),
@@ -161,7 +162,7 @@ pub fn withdraw(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Bid> {
         .execute(conn)?;
     if n == 0 {
         return Err(AppError::conflict(
-            "bid_not_open",
+            ErrorCode::BidNotOpen,
             format!("the bid is {}", bid.status),
         ));
     }
@@ -241,7 +242,7 @@ pub fn accept(
         Err(money::CollectError::Gateway(e)) => {
             tracing::warn!(bid = id, error = %e, "payment for an accepted bid failed");
             return Err(AppError::conflict(
-                "payment_failed",
+                ErrorCode::PaymentFailed,
                 "the payment for this bid failed; the bid is open again",
             ));
         }
@@ -265,14 +266,14 @@ fn start_acceptance(
         let t = ticket_domain::get(conn, ticket_id)?;
         if t.status() != Status::Open {
             return Err(AppError::conflict(
-                "ticket_not_open",
+                ErrorCode::TicketNotOpen,
                 format!("a {} ticket takes no bids", t.status),
             ));
         }
         // Vetted when the bid was made is not enough: vetted now.
         if !crate::domain::helpers::is_approved(conn, t.project_id, bid.helper_id)? {
             return Err(AppError::conflict(
-                "bidder_not_approved",
+                ErrorCode::BidderNotApproved,
                 "the bidder is no longer an approved helper of this project",
             ));
         }
@@ -284,7 +285,7 @@ fn start_acceptance(
             .execute(conn)?;
         if n == 0 {
             return Err(AppError::conflict(
-                "bid_not_open",
+                ErrorCode::BidNotOpen,
                 "the bid is no longer open",
             ));
         }

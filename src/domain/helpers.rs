@@ -2,6 +2,7 @@
 
 use crate::db::schema::{endorsements, project_helpers, users};
 use crate::db::{write_tx, DbConnection};
+use crate::error::ErrorCode;
 use crate::error::{AppError, AppResult, FieldError};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -161,7 +162,7 @@ pub fn apply(
             }
             Some(_) => {
                 return Err(AppError::conflict(
-                    "already_applied",
+                    ErrorCode::AlreadyApplied,
                     "you already have a pending or approved application for this project",
                 ))
             }
@@ -186,7 +187,7 @@ pub fn apply(
                         _,
                     )) => {
                         return Err(AppError::conflict(
-                            "already_applied",
+                            ErrorCode::AlreadyApplied,
                             "you already applied to this project",
                         ))
                     }

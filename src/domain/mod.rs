@@ -16,6 +16,7 @@ pub mod text;
 pub mod tickets;
 pub mod users;
 
+use crate::error::ErrorCode;
 use base64::Engine as _;
 
 /// Encodes a list cursor (the last id of a page) as an opaque string.
@@ -32,7 +33,7 @@ pub fn decode_cursor(cursor: &str) -> Result<i64, crate::error::AppError> {
         .and_then(|s| s.strip_prefix("id:").and_then(|n| n.parse().ok()))
         .ok_or_else(|| {
             crate::error::AppError::bad_request(
-                "invalid_cursor",
+                ErrorCode::InvalidCursor,
                 "the cursor is not one this API issued",
             )
         })

@@ -12,6 +12,7 @@ use crate::db::schema::{bounties, projects, releases, tickets};
 use crate::db::{write_tx, DbConnection, DbPool};
 use crate::domain::now;
 use crate::domain::tickets::{self as ticket_domain, Status, Ticket};
+use crate::error::ErrorCode;
 use crate::error::{AppError, AppResult};
 use crate::ledger::{self, AccountKind, NewTransfer, TransferKind};
 use crate::payments::{Payment, PaymentEvent, PaymentGateway, PaymentRequest, PaymentStatus};
@@ -139,7 +140,7 @@ pub fn fund_bounty(
     .map_err(|e| match e {
         CollectError::Gateway(e) => {
             tracing::warn!(bounty = id, error = %e, "payment gateway refused a bounty");
-            AppError::conflict("payment_failed", "the payment could not be created")
+            AppError::conflict(ErrorCode::PaymentFailed, "the payment could not be created")
         }
         CollectError::App(e) => e,
     })
@@ -176,7 +177,7 @@ fn create_bounty_row(
     // A first look; settlement checks again under the ticket's lock.
     if !matches!(t.status(), Status::Open | Status::Claimed) {
         return Err(AppError::conflict(
-            "ticket_not_open",
+            ErrorCode::TicketNotOpen,
             format!("a {} ticket cannot take a bounty", t.status),
         ));
     }
@@ -441,11 +442,14 @@ pub fn release(
         return Ok(None);
     }
     let helper = t.resolved_by.ok_or_else(|| {
-        AppError::conflict("no_resolver", "the ticket has no resolving helper to pay")
+        AppError::conflict(
+            ErrorCode::NoResolver,
+            "the ticket has no resolving helper to pay",
+        )
     })?;
     if helper == t.requester_id {
         return Err(AppError::conflict(
-            "resolver_is_requester",
+            ErrorCode::ResolverIsRequester,
             "the requester cannot be paid for their own ticket",
         ));
     }

@@ -2,6 +2,7 @@
 
 use crate::db::schema::{coc_acceptances, project_maintainers, projects};
 use crate::db::{write_tx, DbConnection};
+use crate::error::ErrorCode;
 use crate::error::{AppError, AppResult, FieldError};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -232,7 +233,7 @@ pub fn create(conn: &mut DbConnection, creator: i64, new: &NewProject) -> AppRes
                 _,
             )) => {
                 return Err(AppError::conflict(
-                    "slug_taken",
+                    ErrorCode::SlugTaken,
                     "a project with this slug already exists",
                 ))
             }

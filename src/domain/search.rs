@@ -8,6 +8,7 @@
 use crate::db::schema::projects;
 use crate::db::DbConnection;
 use crate::domain::tickets::{self, Ticket};
+use crate::error::ErrorCode;
 use crate::error::{AppError, AppResult};
 use diesel::prelude::*;
 use guildhall_index::{Highlights, Hit, SearchRequest, SearchResults, TicketIndex, Viewer};
@@ -91,9 +92,10 @@ pub fn similar(
 /// Index errors: a bad cursor is the client's fault, anything else ours.
 pub fn map_index_error(e: guildhall_index::IndexError) -> AppError {
     match e {
-        guildhall_index::IndexError::InvalidCursor => {
-            AppError::bad_request("invalid_cursor", "the cursor is not one this API issued")
-        }
+        guildhall_index::IndexError::InvalidCursor => AppError::bad_request(
+            ErrorCode::InvalidCursor,
+            "the cursor is not one this API issued",
+        ),
         other => AppError::internal(other),
     }
 }

@@ -18,6 +18,7 @@
 use crate::db::schema::{projects, response_templates, ticket_events, ticket_messages, tickets};
 use crate::db::{write_tx, DbConnection};
 use crate::domain::{helpers, now, projects as project_domain};
+use crate::error::ErrorCode;
 use crate::error::{AppError, AppResult, FieldError};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -405,7 +406,7 @@ pub fn update(
     }
     if !matches!(t.status(), Status::Draft | Status::Open) {
         return Err(AppError::conflict(
-            "not_editable",
+            ErrorCode::NotEditable,
             format!("a {} ticket cannot be edited", t.status),
         ));
     }
@@ -433,7 +434,7 @@ pub fn update(
             .execute(conn)?;
         if n == 0 {
             return Err(AppError::conflict(
-                "not_editable",
+                ErrorCode::NotEditable,
                 "the ticket changed state meanwhile",
             ));
         }
@@ -505,12 +506,12 @@ fn transition(
                 .first(conn)?;
             if allowed.contains(&current.as_str()) {
                 return Err(AppError::conflict(
-                    "ticket_changed",
+                    ErrorCode::TicketChanged,
                     "the ticket changed meanwhile; reload it and try again",
                 ));
             }
             return Err(AppError::conflict(
-                "invalid_transition",
+                ErrorCode::InvalidTransition,
                 format!("cannot {action} a ticket that is {current}"),
             ));
         }
@@ -533,7 +534,7 @@ pub fn submit(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Ticket> 
     }
     if project_domain::coc_accepted_at(conn, t.project_id, user)?.is_none() {
         return Err(AppError::conflict(
-            "code_of_conduct_not_accepted",
+            ErrorCode::CodeOfConductNotAccepted,
             "accept the project's code of conduct first (POST /projects/{slug}/coc/accept)",
         ));
     }
@@ -586,10 +587,10 @@ pub fn claim(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Ticket> {
     )
     .map_err(|e| match e {
         AppError::Conflict {
-            code: "invalid_transition",
+            code: ErrorCode::InvalidTransition,
             ..
         } if t.status() == Status::Open || t.status() == Status::Claimed => AppError::conflict(
-            "already_claimed",
+            ErrorCode::AlreadyClaimed,
             "another helper claimed this ticket first",
         ),
         other => other,
@@ -970,7 +971,7 @@ pub fn rate(
     }
     if !matches!(t.status(), Status::Closed | Status::AutoClosed) {
         return Err(AppError::conflict(
-            "not_closed",
+            ErrorCode::NotClosed,
             "a ticket can be rated after it is closed",
         ));
     }
@@ -988,7 +989,7 @@ pub fn rate(
         .execute(conn)?;
         if n == 0 {
             return Err(AppError::conflict(
-                "already_rated",
+                ErrorCode::AlreadyRated,
                 "this ticket was already rated",
             ));
         }
@@ -1049,7 +1050,7 @@ pub fn auto_accept_lapsed(conn: &mut DbConnection, platform_bps: i32) -> AppResu
                 Ok(_) => Ok(true),
                 // Changed meanwhile (accepted, reopened): nothing to do.
                 Err(AppError::Conflict {
-                    code: "ticket_changed" | "invalid_transition",
+                    code: ErrorCode::TicketChanged | ErrorCode::InvalidTransition,
                     ..
                 }) => Ok(false),
                 Err(e) => Err(e),
@@ -1212,7 +1213,7 @@ pub fn post_message(
     }
     if matches!(t.status(), Status::Cancelled) {
         return Err(AppError::conflict(
-            "ticket_cancelled",
+            ErrorCode::TicketCancelled,
             "the ticket was cancelled",
         ));
     }

@@ -2,6 +2,7 @@
 
 use crate::db::schema::users;
 use crate::db::DbConnection;
+use crate::error::ErrorCode;
 use crate::error::{AppError, AppResult, FieldError};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -115,7 +116,7 @@ pub fn create(
             _,
         )) => {
             return Err(AppError::conflict(
-                "email_taken",
+                ErrorCode::EmailTaken,
                 "an account with this email already exists",
             ))
         }

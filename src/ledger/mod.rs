@@ -27,6 +27,7 @@ pub use split::{split, Split};
 
 use crate::db::schema::{ledger_accounts as la, ledger_transfers as lt};
 use crate::db::{write_tx, DbConnection};
+use crate::error::ErrorCode;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -232,11 +233,11 @@ impl From<LedgerError> for crate::error::AppError {
                 )])
             }
             LedgerError::InsufficientFunds(_) => {
-                AppError::conflict("insufficient_funds", e.to_string())
+                AppError::conflict(ErrorCode::InsufficientFunds, e.to_string())
             }
-            LedgerError::Frozen(_) => AppError::conflict("account_frozen", e.to_string()),
+            LedgerError::Frozen(_) => AppError::conflict(ErrorCode::AccountFrozen, e.to_string()),
             LedgerError::AlreadyResolved(_) => {
-                AppError::conflict("hold_already_resolved", e.to_string())
+                AppError::conflict(ErrorCode::HoldAlreadyResolved, e.to_string())
             }
             LedgerError::AccountMismatch(..)
             | LedgerError::PendingNotFound(_)
