@@ -309,9 +309,9 @@ fn start_acceptance(
 /// The money for accepted bid `bid_id` arrived (call inside the settling
 /// transaction, ticket row locked): the ticket goes to the bidder and the
 /// other open bids are rejected. Returns false when the ticket can no
-/// longer be given to the bidder (it left the queue meanwhile, or the
+/// longer be given to the bidder (someone else took it meanwhile, or the
 /// bidder is no longer vetted): the caller refunds the money and the bid is
-/// rejected.
+/// rejected. A ticket the bidder already holds keeps the money.
 pub(crate) fn on_paid(
     conn: &mut DbConnection,
     t: &crate::domain::tickets::Ticket,
@@ -327,8 +327,10 @@ pub(crate) fn on_paid(
         ticket_domain::assign(conn, t, bid.helper_id, backer)?;
         true
     } else {
-        // Already with the bidder (a repeated report): nothing to move.
-        t.status() == Status::Claimed && t.claimed_by == Some(bid.helper_id)
+        // The bidder already holds it (claimed it meanwhile, or resolved it):
+        // the money is theirs to earn, nothing to move.
+        matches!(t.status(), Status::Claimed | Status::Resolved)
+            && t.claimed_by == Some(bid.helper_id)
     };
     let decided = Some(now());
     if taken {
@@ -356,14 +358,29 @@ pub(crate) fn on_paid(
 }
 
 /// The payment for accepted bid `bid_id` failed: the bid is open to
-/// acceptance again (call inside the transaction that marks the payment
-/// failed).
+/// acceptance again, unless its bidder made a newer offer meanwhile (call
+/// inside the transaction that marks the payment failed).
 pub(crate) fn on_payment_failed(conn: &mut DbConnection, bid_id: i64) -> AppResult<()> {
+    let bid = get(conn, bid_id)?;
+    if bid.status != "accepted" {
+        return Ok(());
+    }
+    // The bidder may have made a newer offer on the ticket meanwhile: that
+    // one stands, and this one is withdrawn (one open bid per bidder).
+    let newer: bool = diesel::select(diesel::dsl::exists(
+        bids::table
+            .filter(bids::ticket_id.eq(bid.ticket_id))
+            .filter(bids::helper_id.eq(bid.helper_id))
+            .filter(bids::status.eq("open")),
+    ))
+    .get_result(conn)?;
+    let (status, decided) = if newer {
+        ("withdrawn", Some(now()))
+    } else {
+        ("open", None)
+    };
     diesel::update(bids::table.find(bid_id).filter(bids::status.eq("accepted")))
-        .set((
-            bids::status.eq("open"),
-            bids::decided_at.eq(None::<NaiveDateTime>),
-        ))
+        .set((bids::status.eq(status), bids::decided_at.eq(decided)))
         .execute(conn)?;
     Ok(())
 }

@@ -11,6 +11,7 @@ mod jobs;
 mod jwt;
 mod ledger;
 mod matching;
+mod model;
 mod money;
 mod openapi;
 mod projects;

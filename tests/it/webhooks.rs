@@ -825,3 +825,132 @@ async fn disputes_end_won_or_lost() {
     assert_eq!(bounty_row(&app, id2).0, "refunded");
     assert_ledger_clean(&app);
 }
+
+/// Shrunk from the model test: a bidder whose card payment is pending
+/// makes a newer offer, then the payment fails. The failure is booked (not
+/// a 409 the gateway would retry for ever), the newer offer stands and the
+/// accepted one is withdrawn. And a bidder who claimed and resolved the
+/// ticket while their payment was pending keeps the money when it arrives.
+#[actix_web::test]
+async fn card_paid_bids_meet_newer_offers_and_bidders_who_hold_the_ticket() {
+    let mut app = TestApp::builder()
+        .env("GUILDHALL_STRIPE_WEBHOOK_SECRET", SECRET)
+        .build();
+    app.state.gateway = Arc::new(AwaitingWebhook);
+    let owner = app.user("owner").await;
+    let helper = app.user("helper").await;
+    let requester = app.user("req").await;
+    app.project(&owner, "proj").await;
+    app.approved_helper(&owner, &helper, "proj").await;
+    let fx = fixtures();
+    let svc = actix_web::test::init_service(guildhall::app::build(app.state.clone())).await;
+    let offer =
+        |amount: i64| json!({"amount": amount, "currency": "usd", "eta_hours": 4, "message": "me"});
+
+    let id = app
+        .open_ticket(&requester, "proj", "Newer offer", "public")
+        .await;
+    let bids_path = format!("/api/v1/tickets/{id}/bids");
+    let first = app
+        .post(&bids_path, offer(2_000), Some(&helper.access))
+        .await
+        .expect(201)
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    let r = app
+        .post(
+            &format!("/api/v1/bids/{first}/accept"),
+            json!({}),
+            Some(&requester.access),
+        )
+        .await
+        .expect(200);
+    let pi = format!("pi_test_bounty_{}", r.body["bounty"]["id"]);
+    let newer = app
+        .post(&bids_path, offer(100), Some(&helper.access))
+        .await
+        .expect(201)
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    let failed = event(
+        &fx,
+        "evt_f",
+        "payment_intent.payment_failed",
+        "payment_intent",
+        &pi,
+        &pi,
+    );
+    assert_eq!(deliver(&app, &svc, &failed).await, "bounty payment failed");
+    let bids = app
+        .get(&bids_path, Some(&requester.access))
+        .await
+        .expect(200)
+        .body;
+    let status_of = |bid: i64| {
+        bids.as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["id"] == bid)
+            .map(|b| b["status"].clone())
+            .unwrap()
+    };
+    assert_eq!(
+        (status_of(first), status_of(newer)),
+        (json!("withdrawn"), json!("open"))
+    );
+
+    let id2 = app
+        .open_ticket(&requester, "proj", "Bidder holds it", "public")
+        .await;
+    let bid = app
+        .post(
+            &format!("/api/v1/tickets/{id2}/bids"),
+            offer(999),
+            Some(&helper.access),
+        )
+        .await
+        .expect(201)
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    let r = app
+        .post(
+            &format!("/api/v1/bids/{bid}/accept"),
+            json!({}),
+            Some(&requester.access),
+        )
+        .await
+        .expect(200);
+    let pi2 = format!("pi_test_bounty_{}", r.body["bounty"]["id"]);
+    for step in ["claim", "resolve"] {
+        app.post(
+            &format!("/api/v1/tickets/{id2}/{step}"),
+            json!({}),
+            Some(&helper.access),
+        )
+        .await
+        .expect(200);
+    }
+    let paid = event(
+        &fx,
+        "evt_p",
+        "payment_intent.succeeded",
+        "payment_intent",
+        &pi2,
+        &pi2,
+    );
+    assert_eq!(deliver(&app, &svc, &paid).await, "bounty funded");
+    assert_eq!(escrow_of(&app, id2), 999);
+    assert_eq!(bounty_row(&app, id2).0, "funded");
+    app.post(
+        &format!("/api/v1/tickets/{id2}/accept"),
+        json!({}),
+        Some(&requester.access),
+    )
+    .await
+    .expect(200);
+    assert_eq!(escrow_of(&app, id2), 0);
+    assert_ledger_clean(&app);
+}
