@@ -295,9 +295,10 @@ pub fn collect_payment(
 }
 
 /// A pending bounty's payment failed: `failed`, and its bid (if any) is
-/// open to acceptance again.
-fn mark_failed(conn: &mut DbConnection, b: &Bounty) -> AppResult<()> {
+/// open to acceptance again. Returns whether this call marked it.
+fn mark_failed(conn: &mut DbConnection, b: &Bounty) -> AppResult<bool> {
     write_tx(conn, |conn| {
+        lock_ticket(conn, b.ticket_id)?;
         let n = diesel::update(
             bounties::table
                 .find(b.id)
@@ -308,7 +309,7 @@ fn mark_failed(conn: &mut DbConnection, b: &Bounty) -> AppResult<()> {
         if let (1, Some(bid)) = (n, b.bid_id) {
             crate::domain::bids::on_payment_failed(conn, bid)?;
         }
-        Ok(())
+        Ok(n == 1)
     })
 }
 
@@ -675,25 +676,10 @@ fn bounty_by_payment(
 /// paid for (if any) is open to acceptance again. A later success for the
 /// same payment is still booked ([`settle_payment`]).
 pub fn payment_failed(conn: &mut DbConnection, gateway: &str, payment_id: &str) -> AppResult<bool> {
-    write_tx(conn, |conn| {
-        let Some(b) = bounty_by_payment(conn, gateway, payment_id)? else {
-            return Ok(false);
-        };
-        lock_ticket(conn, b.ticket_id)?;
-        let n = diesel::update(
-            bounties::table
-                .find(b.id)
-                .filter(bounties::status.eq("pending_payment")),
-        )
-        .set(bounties::status.eq("failed"))
-        .execute(conn)?;
-        if n == 1 {
-            if let Some(bid) = b.bid_id {
-                crate::domain::bids::on_payment_failed(conn, bid)?;
-            }
-        }
-        Ok(n == 1)
-    })
+    match bounty_by_payment(conn, gateway, payment_id)? {
+        Some(b) => mark_failed(conn, &b),
+        None => Ok(false),
+    }
 }
 
 /// Applies a verified payment-gateway event exactly once per event id: the

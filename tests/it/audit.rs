@@ -495,6 +495,27 @@ async fn ledger_check_reports_a_planted_stuck_escrow() {
             .any(|v| v.contains(&format!("ticket {id}: paid_amount 0 differs"))),
         "{violations:?}"
     );
+    // And so does the command an operator runs.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_guildhall"));
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("GUILDHALL_")) {
+        cmd.env_remove(k);
+    }
+    let data = tempfile::tempdir().unwrap();
+    let out = cmd
+        .args(["ledger", "check"])
+        .env("GUILDHALL_DATABASE_URL", &app.state.config.database_url)
+        .env("GUILDHALL_DATA_DIR", data.path())
+        .output()
+        .unwrap();
+    let printed =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{printed}");
+    assert!(
+        printed.contains(&format!(
+            "ticket {id} is cancelled but its escrow holds 777"
+        )),
+        "{printed}"
+    );
 }
 
 /// The smaller findings: CSV injection, unchecked template ids, tag

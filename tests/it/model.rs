@@ -42,13 +42,12 @@
 //! prediction and effect in [`Model::predict`] / [`Model::apply`], and how it
 //! is sent in [`Harness::send`].
 
-use crate::util::{TestApp, User};
+use crate::util::{AwaitingWebhook, TestApp, User};
 use actix_web::test::TestRequest;
 use diesel::prelude::*;
 use guildhall::db::schema::{bounties, ledger_accounts as la, tickets};
 use guildhall::ledger::{Account, AccountKind};
 use guildhall::payments::stripe_webhook::sign;
-use guildhall::payments::{Payment, PaymentGateway, PaymentRequest, PaymentStatus};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -1177,44 +1176,6 @@ fn progress(rng: &mut StdRng, m: &Model, ticket: usize, amount: i64, helper: Act
         _ => return None,
     };
     Some(op)
-}
-
-// ---------------------------------------------------------------------------
-// The gateway of webhook mode
-
-/// Stands in for Stripe: every payment waits for a webhook; refunds,
-/// payout accounts and transfers succeed.
-struct AwaitingWebhook;
-
-impl PaymentGateway for AwaitingWebhook {
-    fn name(&self) -> &'static str {
-        "stripe"
-    }
-    fn test_money(&self) -> bool {
-        false
-    }
-    fn create_payment(&self, req: &PaymentRequest) -> anyhow::Result<Payment> {
-        Ok(Payment {
-            id: format!("pi_model_{}", req.idempotency_key.replace(':', "_")),
-            status: PaymentStatus::RequiresAction,
-            client_secret: Some("pi_secret".into()),
-        })
-    }
-    fn refund(&self, _: &str, _: i64, key: &str) -> anyhow::Result<String> {
-        Ok(format!("re_{key}"))
-    }
-    fn create_payout_account(&self, key: &str) -> anyhow::Result<String> {
-        Ok(format!("acct_{key}"))
-    }
-    fn onboarding_link(&self, account: &str) -> anyhow::Result<String> {
-        Ok(format!("https://connect.example/{account}"))
-    }
-    fn payout_account_ready(&self, _: &str) -> anyhow::Result<bool> {
-        Ok(true)
-    }
-    fn transfer(&self, _: i64, _: &str, dest: &str, _: &str, key: &str) -> anyhow::Result<String> {
-        Ok(format!("tr_{dest}_{key}"))
-    }
 }
 
 // ---------------------------------------------------------------------------

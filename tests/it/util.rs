@@ -6,6 +6,7 @@ use diesel::connection::SimpleConnection;
 use diesel::Connection;
 use guildhall::config::{Config, Secret};
 use guildhall::db::{self, DbPool};
+use guildhall::payments::{Payment, PaymentGateway, PaymentRequest, PaymentStatus};
 use guildhall::state::AppState;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -543,4 +544,47 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 /// A raw JWT key for forging tokens in tests.
 pub fn test_secret() -> Secret {
     Secret(TEST_JWT_KEY.as_bytes().to_vec())
+}
+
+/// Stands in for Stripe: every payment waits for its webhook (status
+/// `requires_action`, id `pi_test_<key>`); refunds, payout accounts and
+/// transfers succeed.
+pub struct AwaitingWebhook;
+
+impl PaymentGateway for AwaitingWebhook {
+    fn name(&self) -> &'static str {
+        "stripe"
+    }
+    fn test_money(&self) -> bool {
+        false
+    }
+    fn create_payment(&self, req: &PaymentRequest) -> anyhow::Result<Payment> {
+        Ok(Payment {
+            id: format!("pi_test_{}", req.idempotency_key.replace(':', "_")),
+            status: PaymentStatus::RequiresAction,
+            client_secret: Some("pi_secret_for_the_browser".into()),
+        })
+    }
+    fn refund(&self, _: &str, _: i64, key: &str) -> anyhow::Result<String> {
+        Ok(format!("re_{key}"))
+    }
+    fn create_payout_account(&self, key: &str) -> anyhow::Result<String> {
+        Ok(format!("acct_{key}"))
+    }
+    fn onboarding_link(&self, account: &str) -> anyhow::Result<String> {
+        Ok(format!("https://connect.example/{account}"))
+    }
+    fn payout_account_ready(&self, _: &str) -> anyhow::Result<bool> {
+        Ok(true)
+    }
+    fn transfer(
+        &self,
+        _: i64,
+        _: &str,
+        destination: &str,
+        _: &str,
+        key: &str,
+    ) -> anyhow::Result<String> {
+        Ok(format!("tr_{destination}_{key}"))
+    }
 }

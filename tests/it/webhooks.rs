@@ -2,56 +2,14 @@
 //! Event bodies are built from Stripe's published fixtures
 //! (tests/fixtures/stripe/fixtures3.json).
 
-use crate::util::TestApp;
+use crate::util::{AwaitingWebhook, TestApp};
 use actix_web::test::TestRequest;
 use guildhall::ledger::{self, AccountKind};
 use guildhall::payments::stripe_webhook::sign;
-use guildhall::payments::{Payment, PaymentGateway, PaymentRequest, PaymentStatus};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
 const SECRET: &str = "whsec_test_secret";
-
-/// Stands in for Stripe's PaymentIntents: payments wait for a webhook.
-struct AwaitingWebhook;
-
-impl PaymentGateway for AwaitingWebhook {
-    fn name(&self) -> &'static str {
-        "stripe"
-    }
-    fn test_money(&self) -> bool {
-        false
-    }
-    fn create_payment(&self, req: &PaymentRequest) -> anyhow::Result<Payment> {
-        Ok(Payment {
-            id: format!("pi_test_{}", req.idempotency_key.replace(':', "_")),
-            status: PaymentStatus::RequiresAction,
-            client_secret: Some("pi_secret_for_the_browser".into()),
-        })
-    }
-    fn refund(&self, _: &str, _: i64, key: &str) -> anyhow::Result<String> {
-        Ok(format!("re_{key}"))
-    }
-    fn create_payout_account(&self, key: &str) -> anyhow::Result<String> {
-        Ok(format!("acct_{key}"))
-    }
-    fn onboarding_link(&self, account: &str) -> anyhow::Result<String> {
-        Ok(format!("https://connect.example/{account}"))
-    }
-    fn payout_account_ready(&self, _: &str) -> anyhow::Result<bool> {
-        Ok(true)
-    }
-    fn transfer(
-        &self,
-        _: i64,
-        _: &str,
-        destination: &str,
-        _: &str,
-        key: &str,
-    ) -> anyhow::Result<String> {
-        Ok(format!("tr_{destination}_{key}"))
-    }
-}
 
 fn fixtures() -> Value {
     let path = concat!(
