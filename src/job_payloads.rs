@@ -17,9 +17,8 @@ pub struct SyncIndex;
 pub struct RefundPayment {
     /// The refunded bounty.
     pub bounty_id: i64,
-    /// How much to return (what was left of the bounty when the refund was
-    /// booked; earlier partial refunds happened at the gateway already).
-    /// Jobs queued before partial refunds existed carry none: the whole.
+    /// What was left of the bounty when the refund was booked (for the
+    /// record: the gateway is asked for whatever remains of the payment).
     #[serde(default)]
     pub amount: Option<i64>,
 }

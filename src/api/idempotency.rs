@@ -25,8 +25,9 @@ use sha2::{Digest, Sha256};
 use std::future::{ready, Future, Ready};
 
 /// How long a claimed key waits for its request's answer before a retry may
-/// take it over.
-pub const LEASE: chrono::Duration = chrono::Duration::seconds(30);
+/// take it over: longer than the slowest request can run (two waits for a
+/// pooled connection and a gateway call, each bounded by its timeout).
+pub const LEASE: chrono::Duration = chrono::Duration::seconds(120);
 
 /// The validated `Idempotency-Key` header, if sent (1 to 255 visible
 /// characters; anything else is 400 `invalid_idempotency_key`).
@@ -216,6 +217,16 @@ where
     }
     let claim = Claim { user, key };
     let outcome = f(Some(claim.clone())).await;
+    // Answers that say "try again" are not kept: a retry with the key runs.
+    let transient = matches!(
+        &outcome,
+        Err(AppError::Conflict {
+            code: ErrorCode::TicketChanged
+                | ErrorCode::RequestInProgress
+                | ErrorCode::PaymentFailed,
+            ..
+        }) | Err(AppError::TooManyRequests { .. })
+    );
     let (status, text, result) = match outcome {
         Ok((status, json)) => (
             status,
@@ -233,7 +244,7 @@ where
     };
     state
         .db(move |conn| {
-            if status.is_server_error() {
+            if status.is_server_error() || transient {
                 // Nothing to replay: let a retry run again.
                 diesel::delete(
                     ik::table

@@ -9,7 +9,7 @@ use crate::domain::projects as project_domain;
 use crate::domain::tickets::{
     self, Kind, ListFilter, NewTicket, Status, Ticket, TicketPatch, Visibility,
 };
-use crate::error::{AppError, AppResult, Problem};
+use crate::error::{AppError, AppResult, ErrorCode, Problem};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -330,7 +330,14 @@ async fn act_money(
                     let t = f(conn)?;
                     let json = serde_json::to_value(view(conn, &t)?).map_err(AppError::internal)?;
                     if let Some(claim) = &claim {
-                        claim.store(conn, StatusCode::OK, &json.to_string())?;
+                        // The key is no longer ours (its lease ran out and a
+                        // retry took it): do nothing rather than act twice.
+                        if claim.store(conn, StatusCode::OK, &json.to_string())? == 0 {
+                            return Err(AppError::conflict(
+                                ErrorCode::RequestInProgress,
+                                "a retry with this Idempotency-Key took over this request",
+                            ));
+                        }
                     }
                     Ok(json)
                 })

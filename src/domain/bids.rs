@@ -169,6 +169,17 @@ pub fn withdraw(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Bid> {
     get(conn, id)
 }
 
+/// Whether an accepted bid's payment on the ticket is still on its way.
+pub fn payment_pending(conn: &mut DbConnection, ticket_id: i64) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        bounties::table
+            .filter(bounties::ticket_id.eq(ticket_id))
+            .filter(bounties::bid_id.is_not_null())
+            .filter(bounties::status.eq("pending_payment")),
+    ))
+    .get_result(conn)
+}
+
 /// Withdraws every open bid of `helper` on the project's tickets (their
 /// helper rights ended). Call inside the caller's transaction. Returns how
 /// many.
@@ -316,9 +327,23 @@ pub(crate) fn on_paid(
     conn: &mut DbConnection,
     t: &crate::domain::tickets::Ticket,
     bid_id: i64,
+    bounty_id: i64,
     backer: i64,
 ) -> AppResult<bool> {
     let bid = get(conn, bid_id)?;
+    // The bid paid for already (an earlier attempt's payment that succeeded
+    // after all, once the bid was accepted again): this money goes back.
+    let paid_before: bool = diesel::select(diesel::dsl::exists(
+        bounties::table
+            .filter(bounties::bid_id.eq(bid_id))
+            .filter(bounties::status.eq_any(["funded", "released"]))
+            .filter(bounties::funded_at.is_not_null())
+            .filter(bounties::id.ne(bounty_id)),
+    ))
+    .get_result(conn)?;
+    if paid_before {
+        return Ok(false);
+    }
     let assignable = matches!(bid.status.as_str(), "accepted" | "open")
         && crate::domain::helpers::is_approved(conn, t.project_id, bid.helper_id)?;
     let taken = if !assignable {

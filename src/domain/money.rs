@@ -87,6 +87,14 @@ pub(crate) fn bounty_by_request(
         .optional()
 }
 
+/// A request key that made another bounty than this request asks for.
+pub(crate) fn key_reused() -> AppError {
+    AppError::field(
+        "Idempotency-Key",
+        "idempotency_mismatch: this key was used with a different request",
+    )
+}
+
 /// Creates a bounty on a ticket the caller can see and collects the money.
 /// With a gateway that settles at once (the sandbox) it is funded on return.
 /// `request_key` (the request's `Idempotency-Key`) makes a retry of a
@@ -114,7 +122,15 @@ pub fn fund_bounty(
         let mut conn = pool.get()?;
         let conn = &mut *conn;
         match bounty_by_request(conn, backer, request_key)? {
-            Some(b) => b.id,
+            Some(b)
+                if b.ticket_id == ticket_id
+                    && b.amount == amount
+                    && b.currency == currency
+                    && b.bid_id.is_none() =>
+            {
+                b.id
+            }
+            Some(_) => return Err(key_reused()),
             None => create_bounty_row(
                 conn,
                 gateway.name(),
@@ -364,7 +380,7 @@ pub fn settle_payment(conn: &mut DbConnection, gateway: &str, payment_id: &str) 
         let t = ticket_domain::get(conn, b.ticket_id)?;
         let takes_money = match b.bid_id {
             None => !t.status().is_terminal(),
-            Some(bid) => crate::domain::bids::on_paid(conn, &t, bid, b.backer_id)?,
+            Some(bid) => crate::domain::bids::on_paid(conn, &t, bid, b.id, b.backer_id)?,
         };
         if !takes_money {
             tracing::warn!(
@@ -374,7 +390,9 @@ pub fn settle_payment(conn: &mut DbConnection, gateway: &str, payment_id: &str) 
                 "payment arrived for a ticket that cannot take it; refunding at once"
             );
             let funded = get_bounty(conn, b.id)?;
-            refund_bounty(conn, &funded)?;
+            // Not disputed money: a freeze of the escrow for another bounty
+            // does not keep this one.
+            with_thawed_escrow(conn, &funded, |conn| refund_bounty(conn, &funded))?;
         }
         Ok(true)
     })
@@ -672,6 +690,49 @@ fn bounty_by_payment(
         .optional()
 }
 
+/// The bounty of a payment, read again after its ticket's row lock is
+/// taken, so an event decides on what no concurrent event can change.
+fn locked_bounty_by_payment(
+    conn: &mut DbConnection,
+    gateway: &str,
+    payment_id: &str,
+) -> QueryResult<Option<Bounty>> {
+    let Some(b) = bounty_by_payment(conn, gateway, payment_id)? else {
+        return Ok(None);
+    };
+    lock_ticket(conn, b.ticket_id)?;
+    get_bounty(conn, b.id).map(Some)
+}
+
+/// An event about money whose arrival we have not booked yet: refused
+/// (503), so the gateway delivers it again once the success is booked.
+fn not_yet_funded(b: &Bounty) -> AppError {
+    tracing::warn!(
+        bounty = b.id,
+        "a refund or dispute arrived before the payment's success; asking the gateway to retry"
+    );
+    AppError::Unavailable
+}
+
+/// Runs `f` (a booking of money the gateway has already moved, such as a
+/// refund made at the gateway) with the bounty's escrow thawed if a dispute
+/// froze it, and freezes it again after.
+fn with_thawed_escrow<T>(
+    conn: &mut DbConnection,
+    b: &Bounty,
+    f: impl FnOnce(&mut DbConnection) -> AppResult<T>,
+) -> AppResult<T> {
+    let escrow = escrow(conn, b.ticket_id, &b.currency)?;
+    if escrow.frozen {
+        ledger::set_frozen(conn, escrow.id, false)?;
+    }
+    let result = f(conn);
+    if escrow.frozen {
+        ledger::set_frozen(conn, escrow.id, true)?;
+    }
+    result
+}
+
 /// A payment failed: a pending bounty is marked `failed`, and the bid it
 /// paid for (if any) is open to acceptance again. A later success for the
 /// same payment is still booked ([`settle_payment`]).
@@ -742,8 +803,13 @@ fn apply_event(
             payment_id,
             total_refunded,
             refund_id,
-        } => match bounty_by_payment(conn, gateway, payment_id)? {
+        } => match locked_bounty_by_payment(conn, gateway, payment_id)? {
             None => "nothing to refund",
+            Some(b) if matches!(b.status.as_str(), "pending_payment" | "failed") => {
+                // Its success has not reached us yet: refuse, so the gateway
+                // delivers this again after the success is booked.
+                return Err(not_yet_funded(&b));
+            }
             Some(b) if b.status == "released" && *total_refunded > b.refunded_amount => {
                 tracing::error!(
                     bounty = b.id,
@@ -754,7 +820,9 @@ fn apply_event(
             }
             Some(b) => {
                 let delta = (*total_refunded).min(b.amount) - b.refunded_amount;
-                if book_refund(conn, &b, delta)? {
+                // The gateway already moved it: a dispute's freeze does not
+                // stop the ledger from following.
+                if with_thawed_escrow(conn, &b, |conn| book_refund(conn, &b, delta))? {
                     if b.refunded_amount + delta == b.amount {
                         record_gateway_refund(
                             conn,
@@ -771,23 +839,33 @@ fn apply_event(
             }
         },
         PaymentEvent::DisputeOpened { payment_id, amount } => {
-            match bounty_by_payment(conn, gateway, payment_id)? {
+            match locked_bounty_by_payment(conn, gateway, payment_id)? {
+                Some(b) if matches!(b.status.as_str(), "pending_payment" | "failed") => {
+                    return Err(not_yet_funded(&b));
+                }
+                // Its close arrived first: nothing is open any more.
+                Some(b) if b.dispute_status.is_some() => "dispute already recorded",
                 Some(b) => {
-                    lock_ticket(conn, b.ticket_id)?;
                     diesel::update(bounties::table.find(b.id))
                         .set((
                             bounties::dispute_status.eq(Some("open")),
                             bounties::disputed_amount.eq(amount),
                         ))
                         .execute(conn)?;
-                    let escrow = escrow(conn, b.ticket_id, &b.currency)?;
-                    ledger::set_frozen(conn, escrow.id, true)?;
-                    tracing::warn!(
-                        ticket = b.ticket_id,
-                        bounty = b.id,
-                        "disputed payment: escrow frozen"
-                    );
-                    "escrow frozen"
+                    if b.status == "funded" {
+                        let escrow = escrow(conn, b.ticket_id, &b.currency)?;
+                        ledger::set_frozen(conn, escrow.id, true)?;
+                        tracing::warn!(
+                            ticket = b.ticket_id,
+                            bounty = b.id,
+                            "disputed payment: escrow frozen"
+                        );
+                        "escrow frozen"
+                    } else {
+                        // Its money already left the escrow (released or
+                        // refunded): nothing here to hold.
+                        "dispute recorded; nothing in escrow to freeze"
+                    }
                 }
                 None => "no matching bounty",
             }
@@ -796,7 +874,10 @@ fn apply_event(
             payment_id,
             amount,
             won,
-        } => match bounty_by_payment(conn, gateway, payment_id)? {
+        } => match locked_bounty_by_payment(conn, gateway, payment_id)? {
+            Some(b) if matches!(b.status.as_str(), "pending_payment" | "failed") => {
+                return Err(not_yet_funded(&b));
+            }
             Some(b) => close_dispute(conn, &b, *amount, *won)?,
             None => "no matching bounty",
         },
@@ -817,23 +898,31 @@ fn apply_event(
 /// Ends a dispute: won → the money stays; lost → the disputed amount (as
 /// much as the bounty still has in escrow) leaves the escrow to the
 /// gateway's clearing account and the bounty says `lost`. Either way the
-/// escrow thaws once no dispute on the ticket is still open.
+/// escrow thaws once no dispute on the ticket is still open. A close that
+/// arrives before its opening is recorded (and the loss booked) all the
+/// same, so the late opening changes nothing. A loss on money already
+/// released is recorded for review: `ledger check` reports it. Call with
+/// the ticket locked.
 fn close_dispute(
     conn: &mut DbConnection,
     b: &Bounty,
     amount: i64,
     won: bool,
 ) -> AppResult<&'static str> {
-    lock_ticket(conn, b.ticket_id)?;
     let n = diesel::update(
-        bounties::table
-            .find(b.id)
-            .filter(bounties::dispute_status.eq("open")),
+        bounties::table.find(b.id).filter(
+            bounties::dispute_status
+                .eq("open")
+                .or(bounties::dispute_status.is_null()),
+        ),
     )
-    .set(bounties::dispute_status.eq(Some(if won { "won" } else { "lost" })))
+    .set((
+        bounties::dispute_status.eq(Some(if won { "won" } else { "lost" })),
+        bounties::disputed_amount.eq(amount),
+    ))
     .execute(conn)?;
     if n == 0 {
-        return Ok("no open dispute");
+        return Ok("dispute already closed");
     }
     let still_open: i64 = bounties::table
         .filter(bounties::ticket_id.eq(b.ticket_id))
@@ -841,13 +930,22 @@ fn close_dispute(
         .count()
         .get_result(conn)?;
     let escrow = escrow(conn, b.ticket_id, &b.currency)?;
-    if still_open == 0 {
+    if still_open == 0 && escrow.frozen {
         ledger::set_frozen(conn, escrow.id, false)?;
     }
     if won {
         return Ok("dispute won; escrow released from the freeze");
     }
     let current = get_bounty(conn, b.id)?;
+    if current.status == "released" {
+        tracing::error!(
+            bounty = b.id,
+            ticket = b.ticket_id,
+            lost = amount,
+            "a dispute was lost on money already released to the helper; needs review"
+        );
+        return Ok("dispute lost after release; needs review");
+    }
     let left = if current.status == "funded" {
         current.amount - current.refunded_amount
     } else {
@@ -864,14 +962,7 @@ fn close_dispute(
         );
     }
     if lost > 0 {
-        if still_open > 0 {
-            // Move the lost money while the others stay frozen.
-            ledger::set_frozen(conn, escrow.id, false)?;
-        }
-        book_refund(conn, &current, lost)?;
-        if still_open > 0 {
-            ledger::set_frozen(conn, escrow.id, true)?;
-        }
+        with_thawed_escrow(conn, &current, |conn| book_refund(conn, &current, lost))?;
     }
     Ok("dispute lost; the disputed amount left the escrow")
 }
@@ -890,7 +981,16 @@ pub fn expire_bounties(conn: &mut DbConnection) -> AppResult<usize> {
         .load(conn)?;
     Ok(crate::domain::each_row("expire_bounties", due, |b| {
         write_tx(conn, |conn| {
-            // Re-read: a webhook may have refunded part of it meanwhile.
+            // Re-read under the lock: the ticket may have been resolved, or
+            // a webhook refunded part of the bounty, meanwhile.
+            lock_ticket(conn, b.ticket_id)?;
+            let waiting = matches!(
+                ticket_domain::get(conn, b.ticket_id)?.status(),
+                Status::Open | Status::Claimed
+            );
+            if !waiting {
+                return Ok(false);
+            }
             let current = get_bounty(conn, b.id)?;
             refund_bounty(conn, &current)
         })

@@ -881,8 +881,14 @@ pub fn close(
     check_reason(reason)?;
     let (t, a) = load_visible(conn, id, Some(user))?;
     let allowed = match t.status() {
-        // Triage of the queue is the team's.
-        Status::Open => a.requester || a.team(),
+        // Triage of the queue is the team's, unless backers' money is on
+        // it (closing refunds them): then the requester's or a maintainer's.
+        Status::Open
+            if t.paid_amount == 0 && !crate::domain::bids::payment_pending(conn, t.id)? =>
+        {
+            a.requester || a.team()
+        }
+        Status::Open => a.requester || a.maintainer,
         // A ticket someone works on, or resolved and perhaps paid for: not a rival's to close.
         _ => may_undo_resolution(&t, &a),
     };

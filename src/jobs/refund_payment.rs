@@ -14,11 +14,10 @@ impl BackgroundJob for RefundPayment {
     fn run(&self, ctx: &JobContext) -> anyhow::Result<()> {
         use crate::db::schema::bounties;
         use diesel::prelude::*;
-        let (status, gateway, payment_id, amount, refund_id): (
+        let (status, gateway, payment_id, refund_id): (
             String,
             String,
             Option<String>,
-            i64,
             Option<String>,
         ) = bounties::table
             .find(self.bounty_id)
@@ -26,7 +25,6 @@ impl BackgroundJob for RefundPayment {
                 bounties::status,
                 bounties::gateway,
                 bounties::payment_id,
-                bounties::amount,
                 bounties::refund_id,
             ))
             .first(&mut *ctx.pool.get()?)?;
@@ -41,9 +39,12 @@ impl BackgroundJob for RefundPayment {
             self.bounty_id,
             ctx.gateway.name()
         );
+        // What remains at the gateway: a refund made in its dashboard
+        // meanwhile is never asked for twice, and the remainder is exactly
+        // what the ledger booked back.
         let refund = ctx.gateway.refund(
             &payment_id,
-            self.amount.unwrap_or(amount),
+            None,
             &format!("bounty:{}:refund", self.bounty_id),
         )?;
         // Asked the gateway with no connection held; record with a fresh one.

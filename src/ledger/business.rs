@@ -147,6 +147,33 @@ pub fn check(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
         ));
     }
 
+    // Money events a person must look at (a refund or a lost dispute on
+    // money already released to a helper).
+    let review: Vec<(String, String)> = crate::db::schema::stripe_events::table
+        .filter(crate::db::schema::stripe_events::outcome.like("%needs review%"))
+        .select((
+            crate::db::schema::stripe_events::event_id,
+            crate::db::schema::stripe_events::outcome,
+        ))
+        .load(conn)?;
+    for (event, outcome) in review {
+        violations.push(format!("payment event {event}: {outcome}"));
+    }
+    // A frozen escrow has an open dispute on its ticket.
+    for a in escrows.iter().filter(|a| a.frozen) {
+        let Some(ticket) = a.owner_id else { continue };
+        let open: i64 = b::table
+            .filter(b::ticket_id.eq(ticket))
+            .filter(b::dispute_status.eq("open"))
+            .count()
+            .get_result(conn)?;
+        if open == 0 {
+            violations.push(format!(
+                "ticket {ticket}'s escrow is frozen but no dispute on it is open"
+            ));
+        }
+    }
+
     // Payouts never exceed what their account earned.
     let payouts: Vec<(i64, i64)> = po::table
         .filter(po::status.ne("failed"))

@@ -24,6 +24,28 @@ struct Sums {
 /// tickets' escrow, `paid_amount`, bounties, releases, payouts).
 /// Returns the violations found (empty: the ledger is sound).
 pub fn check(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
+    // One consistent snapshot, so money moving meanwhile on a live database
+    // is never reported as a violation.
+    // (SQLite: a read transaction sees one snapshot in WAL mode.)
+    let outermost = match conn {
+        DbConnection::Pg(pg) => {
+            use diesel::connection::{AnsiTransactionManager, TransactionManager};
+            AnsiTransactionManager::transaction_manager_status_mut(pg)
+                .transaction_depth()?
+                .is_none()
+        }
+        DbConnection::Sqlite(_) => false,
+    };
+    conn.transaction(|conn| {
+        if outermost {
+            use diesel::connection::SimpleConnection as _;
+            conn.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+        }
+        check_in(conn)
+    })
+}
+
+fn check_in(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
     let mut violations = Vec::new();
     let accounts: Vec<Account> = la::table
         .select(Account::as_select())

@@ -115,11 +115,13 @@ pub trait PaymentGateway: Send + Sync {
     fn test_money(&self) -> bool;
     /// Collects money from the payer.
     fn create_payment(&self, req: &PaymentRequest) -> anyhow::Result<Payment>;
-    /// Returns (part of) a payment to the payer; returns the refund's id.
+    /// Returns `amount` of a payment to the payer, or with `None` whatever
+    /// of it was not refunded yet (so a refund made elsewhere meanwhile is
+    /// never asked for twice); returns the refund's id.
     fn refund(
         &self,
         payment_id: &str,
-        amount: i64,
+        amount: Option<i64>,
         idempotency_key: &str,
     ) -> anyhow::Result<String>;
     /// Creates (or, for the same key, finds) a connected payout account.
@@ -181,10 +183,10 @@ impl PaymentGateway for Sandbox {
     fn refund(
         &self,
         payment_id: &str,
-        amount: i64,
+        amount: Option<i64>,
         idempotency_key: &str,
     ) -> anyhow::Result<String> {
-        anyhow::ensure!(amount > 0, "amount must be positive");
+        anyhow::ensure!(amount.is_none_or(|a| a > 0), "amount must be positive");
         Ok(derived_id(
             "sandbox_re",
             &format!("{payment_id}:{idempotency_key}"),

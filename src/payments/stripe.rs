@@ -183,13 +183,15 @@ impl PaymentGateway for StripeGateway {
     fn refund(
         &self,
         payment_id: &str,
-        amount: i64,
+        amount: Option<i64>,
         idempotency_key: &str,
     ) -> anyhow::Result<String> {
-        anyhow::ensure!(amount > 0, "amount must be positive");
-        let request = CreateRefund::new()
-            .payment_intent(payment_id)
-            .amount(amount)
+        anyhow::ensure!(amount.is_none_or(|a| a > 0), "amount must be positive");
+        let mut request = CreateRefund::new().payment_intent(payment_id);
+        if let Some(amount) = amount {
+            request = request.amount(amount);
+        }
+        let request = request
             .customize()
             .request_strategy(idempotent(idempotency_key)?);
         let refund = self.run(move |client| async move { request.send(&client).await })?;

@@ -58,7 +58,8 @@ pub fn parse_event(body: &[u8]) -> Result<StripeEvent, ParseError> {
         "payment_intent.succeeded" => PaymentEvent::Succeeded {
             payment_id: text("id")?,
         },
-        "payment_intent.payment_failed" => PaymentEvent::Failed {
+        // A canceled PaymentIntent will never be paid: as a failure.
+        "payment_intent.payment_failed" | "payment_intent.canceled" => PaymentEvent::Failed {
             payment_id: text("id")?,
         },
         // The charge's `amount_refunded` is cumulative over its refunds.

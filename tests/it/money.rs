@@ -671,7 +671,7 @@ impl guildhall::payments::PaymentGateway for FlakyTransfers {
     ) -> anyhow::Result<guildhall::payments::Payment> {
         guildhall::payments::Sandbox.create_payment(r)
     }
-    fn refund(&self, p: &str, a: i64, k: &str) -> anyhow::Result<String> {
+    fn refund(&self, p: &str, a: Option<i64>, k: &str) -> anyhow::Result<String> {
         guildhall::payments::Sandbox.refund(p, a, k)
     }
     fn create_payout_account(&self, k: &str) -> anyhow::Result<String> {

@@ -565,7 +565,7 @@ impl PaymentGateway for AwaitingWebhook {
             client_secret: Some("pi_secret_for_the_browser".into()),
         })
     }
-    fn refund(&self, _: &str, _: i64, key: &str) -> anyhow::Result<String> {
+    fn refund(&self, _: &str, _: Option<i64>, key: &str) -> anyhow::Result<String> {
         Ok(format!("re_{key}"))
     }
     fn create_payout_account(&self, key: &str) -> anyhow::Result<String> {

@@ -37,5 +37,15 @@ FROM releases;
 DROP TABLE releases;
 ALTER TABLE releases_new RENAME TO releases;
 
--- paid_amount is what the escrow holds now: released rounds hold nothing.
-UPDATE tickets SET paid_amount = 0 WHERE id IN (SELECT ticket_id FROM releases);
+-- Bounties refunded before partial refunds existed were refunded whole.
+UPDATE bounties SET refunded_amount = amount WHERE status = 'refunded';
+-- A ticket released once and reopened (and perhaps funded again) before this
+-- migration is in its second round: its next release must not reuse the
+-- first round's keys.
+UPDATE tickets SET round = 2
+WHERE id IN (SELECT ticket_id FROM releases)
+  AND status IN ('open', 'claimed', 'resolved');
+-- paid_amount is what the escrow holds now.
+UPDATE tickets SET paid_amount = COALESCE((
+    SELECT SUM(a.credits_posted - a.debits_posted) FROM ledger_accounts a
+    WHERE a.kind = 'ticket_escrow' AND a.owner_id = tickets.id), 0);
