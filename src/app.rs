@@ -87,6 +87,7 @@ pub fn build(
         .app_data(web::QueryConfig::default().error_handler(|e, _| query_error(e).into()))
         .app_data(web::PathConfig::default().error_handler(|e, _| path_error(e).into()))
         .configure(api::configure)
+        .configure(crate::web::configure)
         .default_service(web::to(api::not_found))
         .wrap_fn(move |req, srv| {
             use actix_web::dev::Service as _;

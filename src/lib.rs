@@ -18,5 +18,6 @@ pub mod ledger;
 pub mod metrics;
 pub mod payments;
 pub mod state;
+pub mod web;
 
 pub use guildhall_jobs::per_backend;

@@ -51,8 +51,28 @@ pub async fn register(
     body: web::Json<RegisterBody>,
 ) -> AppResult<HttpResponse> {
     let body = body.into_inner();
-    users::validate_registration(&body.email, &body.password, &body.display_name)?;
-    let address_key = format!("address:{}", client_address(&req));
+    let user = register_account(
+        &state,
+        &body.email,
+        body.password,
+        &body.display_name,
+        &client_address(&req),
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(UserView::from(&user)))
+}
+
+/// Validates and creates an account under the per-address registration
+/// limit. Shared by the API and the web app's registration form.
+pub async fn register_account(
+    state: &AppState,
+    email: &str,
+    password: String,
+    display_name: &str,
+    address: &str,
+) -> AppResult<users::User> {
+    users::validate_registration(email, &password, display_name)?;
+    let address_key = format!("address:{address}");
     if let Err(wait) = state
         .registrations
         .reserve(&[(address_key.as_str(), state.config.register_max_per_address)])
@@ -62,9 +82,9 @@ pub async fn register(
             detail: "too many registrations from this address; try again later".into(),
         });
     }
-    let email = body.email.clone();
+    let owned = email.to_owned();
     let taken = state
-        .db(move |conn| Ok(users::find_by_email(conn, &email)?.is_some()))
+        .db(move |conn| Ok(users::find_by_email(conn, &owned)?.is_some()))
         .await?;
     if taken {
         return Err(AppError::conflict(
@@ -72,18 +92,19 @@ pub async fn register(
             "an account with this email already exists",
         ));
     }
-    let password = body.password.clone();
-    let hash = super::hashing(&state, move || password::hash(&password))
+    let hash = super::hashing(state, move || password::hash(&password))
         .await?
         .map_err(AppError::internal)?;
+    let (email, name) = (email.to_owned(), display_name.to_owned());
     let user = state
-        .db(move |conn| users::create(conn, &body.email, &body.display_name, Some(&hash), false))
+        .db(move |conn| users::create(conn, &email, &name, Some(&hash), false))
         .await?;
     tracing::info!(user_id = user.id, "user registered");
-    Ok(HttpResponse::Created().json(UserView::from(&user)))
+    Ok(user)
 }
 
-fn client_address(req: &HttpRequest) -> String {
+/// The client's address, as the rate limits key it.
+pub fn client_address(req: &HttpRequest) -> String {
     req.peer_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_else(|| "unknown".into())
@@ -112,8 +133,21 @@ pub async fn login(
     body: web::Json<LoginBody>,
 ) -> AppResult<web::Json<TokenPair>> {
     let body = body.into_inner();
-    let address = client_address(&req);
-    let account = users::normalize_email(&body.email);
+    let (user_id, refresh) =
+        password_login(&state, &body.email, body.password, &client_address(&req)).await?;
+    issue_pair(&state, user_id, refresh).await.map(web::Json)
+}
+
+/// Checks an email and password under the failed-login limits and starts a
+/// refresh-token family: the user and the family's first token. Shared by
+/// the API and the web app's sign-in form.
+pub async fn password_login(
+    state: &AppState,
+    email: &str,
+    password: String,
+    address: &str,
+) -> AppResult<(i64, String)> {
+    let account = users::normalize_email(email);
     // Refused: this address guessing this account, or this address
     // guessing at all. Never the account as such, or a stranger's wrong
     // passwords would lock its owner out; guesses on it from everywhere
@@ -143,14 +177,14 @@ pub async fn login(
     {
         actix_web::rt::time::sleep(std::time::Duration::from_secs(1)).await;
     }
-    let email = body.email.clone();
+    let email = email.to_owned();
     let user = state
         .db(move |conn| Ok(users::find_by_email(conn, &email)?.filter(|u| u.can_login)))
         .await?;
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
     // The hash runs without holding a database connection, bounded by a semaphore.
-    let ok = super::hashing(&state, move || {
-        password::verify(&body.password, stored.as_deref())
+    let ok = super::hashing(state, move || {
+        password::verify(&password, stored.as_deref())
     })
     .await?;
     let Some(user_id) = user.filter(|_| ok).map(|u| u.id) else {
@@ -164,7 +198,7 @@ pub async fn login(
     state.login_failures.forgive(&address_key);
     state.login_failures.clear(&pair_key);
     tracing::info!(user_id, "user logged in");
-    issue_pair(&state, user_id, refresh).await.map(web::Json)
+    Ok((user_id, refresh))
 }
 
 /// Exchange a refresh token for a new pair; the presented token is spent.

@@ -73,6 +73,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics))
         .service(
             web::scope("/api/v1")
+                .default_service(web::to(not_found))
                 .route("/openapi.json", web::get().to(openapi_json))
                 .route("/auth/register", web::post().to(auth::register))
                 .route("/auth/login", web::post().to(auth::login))

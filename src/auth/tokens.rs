@@ -59,6 +59,9 @@ pub struct TokenService {
     pub access_ttl: Duration,
     /// Refresh token lifetime.
     pub refresh_ttl: Duration,
+    /// Key of the web app's CSRF tokens, derived from the signing key (so
+    /// one secret serves both, and neither reveals the other).
+    csrf_key: [u8; 32],
 }
 
 impl TokenService {
@@ -85,7 +88,17 @@ impl TokenService {
             audience: audience.to_owned(),
             access_ttl,
             refresh_ttl,
+            csrf_key: Sha256::new()
+                .chain_update(b"guildhall web csrf key\0")
+                .chain_update(&key.0)
+                .finalize()
+                .into(),
         }
+    }
+
+    /// The key the web app signs its CSRF tokens with.
+    pub fn csrf_key(&self) -> &[u8] {
+        &self.csrf_key
     }
 
     /// Claims for a new access token for `user_id`, valid from now.

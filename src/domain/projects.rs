@@ -262,6 +262,25 @@ pub fn by_slug(conn: &mut DbConnection, slug: &str) -> AppResult<Project> {
         .ok_or_else(|| AppError::not_found("project"))
 }
 
+/// The project with this id, or 404.
+pub fn by_id(conn: &mut DbConnection, id: i64) -> AppResult<Project> {
+    projects::table
+        .find(id)
+        .select(Project::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| AppError::not_found("project"))
+}
+
+/// Every project's slug by id (for labelling tickets of many projects).
+pub fn slugs(conn: &mut DbConnection) -> QueryResult<std::collections::HashMap<i64, String>> {
+    Ok(projects::table
+        .select((projects::id, projects::slug))
+        .load::<(i64, String)>(conn)?
+        .into_iter()
+        .collect())
+}
+
 /// Projects whose name, description or topics contain `q` (any case), by id,
 /// after the cursor id.
 pub fn list(

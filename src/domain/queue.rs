@@ -174,6 +174,48 @@ pub struct Throughput {
     pub min_response_hours: i64,
 }
 
+/// A project's queue as its support page tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Figures {
+    /// Open tickets waiting.
+    pub open: usize,
+    /// Tickets resolved in the last 30 days.
+    pub resolved_last_30_days: i64,
+    /// The ETA a ticket submitted now would get, hours.
+    pub new_ticket_eta_hours: i64,
+}
+
+/// Measures a project's queue: how many wait, how many were resolved in 30
+/// days, and the ETA a new (unpaid) ticket would get behind them.
+pub fn figures(
+    conn: &mut crate::db::DbConnection,
+    p: &crate::domain::projects::Project,
+) -> diesel::QueryResult<Figures> {
+    use crate::db::schema::tickets;
+    use diesel::prelude::*;
+    let open: i64 = tickets::table
+        .filter(tickets::project_id.eq(p.id))
+        .filter(tickets::status.eq("open"))
+        .count()
+        .get_result(conn)?;
+    let since = crate::domain::now() - chrono::Duration::days(30);
+    let resolved: i64 = tickets::table
+        .filter(tickets::project_id.eq(p.id))
+        .filter(tickets::resolved_at.ge(since))
+        .count()
+        .get_result(conn)?;
+    let t = Throughput {
+        resolved_last_30_days: resolved,
+        min_response_hours: i64::from(p.min_response_hours),
+    };
+    let open = usize::try_from(open).unwrap_or(0);
+    Ok(Figures {
+        open,
+        resolved_last_30_days: resolved,
+        new_ticket_eta_hours: eta_hours(open + 1, &t),
+    })
+}
+
 /// Minimum unpaid tickets per window of 10.
 ///
 /// Returns `ceil(free_share_pct / 10)`, with `free_share_pct` clamped to

@@ -102,6 +102,111 @@ pub fn rotate(conn: &mut DbConnection, presented: &str) -> AppResult<Rotation> {
     })
 }
 
+/// What a browser session's cookie (a refresh token) is worth now.
+#[derive(Debug)]
+pub enum Resumed {
+    /// The current token of a live family: the user is signed in.
+    Active {
+        /// The user.
+        user_id: i64,
+    },
+    /// The token was older than the rotation age and has been replaced:
+    /// signed in, and the browser must store `token`.
+    Rotated {
+        /// The user.
+        user_id: i64,
+        /// The successor to set as the cookie.
+        token: String,
+    },
+    /// Not signed in (unknown, expired, revoked; or just replaced by a
+    /// request racing this one, within `grace`).
+    Anonymous,
+}
+
+/// Resumes a browser session from its cookie. A token older than
+/// `rotate_after` is rotated as [`rotate`] would. A token already replaced
+/// more than `grace` ago is a leaked one: its family is revoked (the same
+/// reuse detection as the API); within `grace` it was a parallel request of
+/// the same browser and only counts as signed out for that request.
+pub fn resume(
+    conn: &mut DbConnection,
+    presented: &str,
+    rotate_after: Duration,
+    grace: Duration,
+) -> AppResult<Resumed> {
+    let hash = hash_refresh_token(presented);
+    let row: Option<SessionRow> = rt::table
+        .filter(rt::token_hash.eq(&hash))
+        .select((
+            rt::id,
+            rt::user_id,
+            rt::family_id,
+            rt::created_at,
+            rt::used_at,
+            rt::revoked_at,
+            rt::expires_at,
+        ))
+        .first(conn)
+        .optional()?;
+    let Some((id, user_id, family, created, used, revoked, expires)) = row else {
+        return Ok(Resumed::Anonymous);
+    };
+    let now = super::now();
+    let span = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero());
+    if revoked.is_some() || expires <= now {
+        return Ok(Resumed::Anonymous);
+    }
+    if let Some(used) = used {
+        if now - used > span(grace) {
+            // Leaked: presented again long after it was replaced.
+            revoke_family(conn, &family)?;
+            tracing::warn!(
+                user_id,
+                "replaced session cookie presented again; token family revoked"
+            );
+        }
+        return Ok(Resumed::Anonymous);
+    }
+    let can_login: bool = crate::db::schema::users::table
+        .find(user_id)
+        .select(crate::db::schema::users::can_login)
+        .first(conn)?;
+    if !can_login {
+        return Ok(Resumed::Anonymous);
+    }
+    if now - created < span(rotate_after) {
+        return Ok(Resumed::Active { user_id });
+    }
+    write_tx(conn, |conn| {
+        // Only one of this browser's parallel requests replaces it; the
+        // others count as signed out for that one request, nothing worse.
+        let claimed = diesel::update(
+            rt::table
+                .find(id)
+                .filter(rt::used_at.is_null())
+                .filter(rt::revoked_at.is_null()),
+        )
+        .set(rt::used_at.eq(now))
+        .execute(conn)?;
+        if claimed == 0 {
+            return Ok(Resumed::Anonymous);
+        }
+        let token = insert(conn, user_id, &family, expires)?;
+        Ok(Resumed::Rotated { user_id, token })
+    })
+}
+
+/// A stored refresh token: id, user, family, created, used, revoked, expires.
+type SessionRow = (
+    i64,
+    i64,
+    String,
+    NaiveDateTime,
+    Option<NaiveDateTime>,
+    Option<NaiveDateTime>,
+    NaiveDateTime,
+);
+
 fn revoke_family(conn: &mut DbConnection, family: &str) -> QueryResult<usize> {
     diesel::update(
         rt::table

@@ -146,3 +146,17 @@ pub fn get(conn: &mut DbConnection, id: i64) -> AppResult<User> {
         .optional()?
         .ok_or_else(|| AppError::not_found("user"))
 }
+
+/// Display names of `ids` (the ones that exist), for pages that show who
+/// wrote or did what.
+pub fn names(
+    conn: &mut DbConnection,
+    ids: &[i64],
+) -> QueryResult<std::collections::HashMap<i64, String>> {
+    Ok(users::table
+        .filter(users::id.eq_any(ids))
+        .select((users::id, users::display_name))
+        .load::<(i64, String)>(conn)?
+        .into_iter()
+        .collect())
+}

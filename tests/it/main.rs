@@ -20,4 +20,5 @@ mod search;
 mod stripe;
 mod tickets;
 mod util;
+mod web;
 mod webhooks;

@@ -1,0 +1,231 @@
+//! The web app: server-rendered pages (askama templates in
+//! `src/web/templates`, checked at compile time), a small stylesheet and
+//! htmx vendored under `src/web/static` and embedded in the binary, a cookie
+//! session and CSRF protection (`session`). Pages call the same domain
+//! functions as the API, so authorization is written once; every page works
+//! with JavaScript off.
+
+pub mod pages;
+pub mod session;
+
+use crate::error::AppError;
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use askama::Template;
+
+/// Registers the pages and the static files.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/static/{file}", web::get().to(static_file))
+        .service(
+            web::scope("")
+                .wrap(actix_web::middleware::from_fn(session::layer))
+                .route("/", web::get().to(pages::home))
+                .route("/search", web::get().to(pages::search))
+                .route("/login", web::get().to(pages::login_form))
+                .route("/login", web::post().to(pages::login))
+                .route("/register", web::get().to(pages::register_form))
+                .route("/register", web::post().to(pages::register))
+                .route("/logout", web::post().to(pages::logout))
+                .route("/p/{slug}", web::get().to(pages::project))
+                .route("/t/{id}", web::get().to(pages::ticket))
+                .default_service(web::to(pages::not_found)),
+        );
+}
+
+/// The vendored files, embedded in the binary: (name, content type, bytes).
+const STATIC: &[(&str, &str, &[u8])] = &[
+    (
+        "guildhall.css",
+        "text/css; charset=utf-8",
+        include_bytes!("static/guildhall.css"),
+    ),
+    (
+        "htmx.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("static/htmx.min.js"),
+    ),
+];
+
+async fn static_file(file: web::Path<String>) -> HttpResponse {
+    match STATIC.iter().find(|(name, _, _)| *name == file.as_str()) {
+        Some((_, content_type, bytes)) => HttpResponse::Ok()
+            .content_type(*content_type)
+            .insert_header(("cache-control", "public, max-age=86400"))
+            .body(*bytes),
+        None => HttpResponse::NotFound()
+            .content_type("text/plain; charset=utf-8")
+            .body("not found"),
+    }
+}
+
+/// What every page's layout shows: who is signed in and the CSRF token
+/// its forms carry.
+pub struct Layout {
+    /// The signed-in user, if any.
+    pub user: Option<NavUser>,
+    /// The token every form posts back.
+    pub csrf: String,
+    /// Whether money here is the sandbox's test money.
+    pub test_money: bool,
+}
+
+/// The signed-in user as the navigation shows them.
+pub struct NavUser {
+    /// Id.
+    pub id: i64,
+    /// Display name.
+    pub name: String,
+}
+
+impl Layout {
+    /// The layout of a request (after the session layer), loading the
+    /// user's name.
+    pub async fn of(state: &AppState, req: &HttpRequest) -> Result<Layout, WebError> {
+        let s = session::Session::of(req);
+        let user = match s.user_id {
+            Some(id) => {
+                let u = state
+                    .db(move |conn| crate::domain::users::get(conn, id))
+                    .await?;
+                Some(NavUser {
+                    id,
+                    name: u.display_name,
+                })
+            }
+            None => None,
+        };
+        Ok(Layout {
+            user,
+            csrf: s.csrf,
+            test_money: state.gateway.test_money(),
+        })
+    }
+}
+
+/// Renders a page with `status`.
+pub fn render(status: StatusCode, page: &impl Template) -> Result<HttpResponse, WebError> {
+    let html = page
+        .render()
+        .map_err(|e| WebError(AppError::internal(anyhow::anyhow!("template: {e}"))))?;
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("x-content-type-options", "nosniff"))
+        .insert_header(("referrer-policy", "same-origin"))
+        .insert_header((
+            "content-security-policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'",
+        ))
+        .body(html))
+}
+
+/// An amount in major units with its currency, e.g. `50.00 USD` (no
+/// decimals for currencies that have none, e.g. `1500 JPY`).
+pub fn money(amount: i64, currency: &str) -> String {
+    const ZERO_DECIMAL: &[&str] = &[
+        "bif", "clp", "djf", "gnf", "isk", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd",
+        "vuv", "xaf", "xof", "xpf",
+    ];
+    let code = currency.to_ascii_uppercase();
+    if ZERO_DECIMAL.contains(&currency.to_ascii_lowercase().as_str()) {
+        return format!("{amount} {code}");
+    }
+    let sign = if amount < 0 { "-" } else { "" };
+    let abs = amount.unsigned_abs();
+    format!("{sign}{}.{:02} {code}", abs / 100, abs % 100)
+}
+
+/// A failed page: rendered as an HTML page with the error's status and a
+/// way back, never JSON.
+#[derive(Debug)]
+pub struct WebError(pub AppError);
+
+impl WebError {
+    /// 403 with a reason a person can act on.
+    pub fn forbidden(why: &'static str) -> WebError {
+        WebError(AppError::forbidden(why))
+    }
+}
+
+impl From<AppError> for WebError {
+    fn from(e: AppError) -> Self {
+        WebError(e)
+    }
+}
+
+impl std::fmt::Display for WebError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html", config = "src/web/askama.toml")]
+struct ErrorPage {
+    l: Layout,
+    title: String,
+    detail: String,
+    back: String,
+}
+
+impl ResponseError for WebError {
+    fn status_code(&self) -> StatusCode {
+        self.0.status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let AppError::Internal(e) = &self.0 {
+            tracing::error!(error = %format!("{e:#}"), "page failed with an internal error");
+        }
+        let status = self.status_code();
+        let detail = match &self.0 {
+            AppError::Internal(_) => "Something went wrong on our side. Please try again.".into(),
+            AppError::NotFound(_) => "There is nothing here, or you may not see it.".into(),
+            AppError::Unavailable => "Guildhall is busy; please try again in a moment.".into(),
+            AppError::Validation(errors) => errors
+                .iter()
+                .map(|e| e.message.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
+            other => other.to_string(),
+        };
+        let page = ErrorPage {
+            l: Layout {
+                user: None,
+                csrf: String::new(),
+                test_money: false,
+            },
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            detail,
+            back: "/".into(),
+        };
+        let mut res = render(status, &page).unwrap_or_else(|_| {
+            HttpResponse::build(status)
+                .content_type("text/plain; charset=utf-8")
+                .body(status.to_string())
+        });
+        if let AppError::TooManyRequests {
+            retry_after_secs, ..
+        } = &self.0
+        {
+            if let Ok(v) = retry_after_secs.to_string().parse() {
+                res.headers_mut()
+                    .insert(actix_web::http::header::RETRY_AFTER, v);
+            }
+        }
+        res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_in_major_units() {
+        assert_eq!(money(5_000, "usd"), "50.00 USD");
+        assert_eq!(money(999, "eur"), "9.99 EUR");
+        assert_eq!(money(-5, "usd"), "-0.05 USD");
+        assert_eq!(money(1_500, "jpy"), "1500 JPY");
+    }
+}
