@@ -29,6 +29,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/logout", web::post().to(pages::logout))
                 .route("/p/{slug}", web::get().to(pages::project))
                 .route("/t/{id}", web::get().to(pages::ticket))
+                .route("/t/{id}/{action}", web::post().to(pages::ticket_action))
+                .route("/new", web::get().to(pages::new_ticket_form))
+                .route("/new", web::post().to(pages::new_ticket))
                 .default_service(web::to(pages::not_found)),
         );
 }
@@ -119,15 +122,48 @@ pub fn render(status: StatusCode, page: &impl Template) -> Result<HttpResponse, 
         .body(html))
 }
 
+/// Currencies without minor units.
+const ZERO_DECIMAL: &[&str] = &[
+    "bif", "clp", "djf", "gnf", "isk", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd",
+    "vuv", "xaf", "xof", "xpf",
+];
+
+fn zero_decimal(currency: &str) -> bool {
+    ZERO_DECIMAL.contains(&currency.to_ascii_lowercase().as_str())
+}
+
+/// An amount people typed in major units ("50", "50.5", "50.00") as minor
+/// units; `None` for anything else (negative, more decimals than the
+/// currency has, not a number, too large).
+pub fn parse_money(text: &str, currency: &str) -> Option<i64> {
+    let text = text.trim();
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    let places = if zero_decimal(currency) { 0 } else { 2 };
+    if whole.is_empty()
+        || text.ends_with('.')
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || frac.len() > places
+        || (places == 0 && text.contains('.'))
+    {
+        return None;
+    }
+    let whole: i64 = whole.parse().ok()?;
+    let frac: i64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<2}").parse().ok()?
+    };
+    whole
+        .checked_mul(10_i64.pow(places as u32))?
+        .checked_add(frac)
+}
+
 /// An amount in major units with its currency, e.g. `50.00 USD` (no
 /// decimals for currencies that have none, e.g. `1500 JPY`).
 pub fn money(amount: i64, currency: &str) -> String {
-    const ZERO_DECIMAL: &[&str] = &[
-        "bif", "clp", "djf", "gnf", "isk", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd",
-        "vuv", "xaf", "xof", "xpf",
-    ];
     let code = currency.to_ascii_uppercase();
-    if ZERO_DECIMAL.contains(&currency.to_ascii_lowercase().as_str()) {
+    if zero_decimal(currency) {
         return format!("{amount} {code}");
     }
     let sign = if amount < 0 { "-" } else { "" };
@@ -227,5 +263,21 @@ mod tests {
         assert_eq!(money(999, "eur"), "9.99 EUR");
         assert_eq!(money(-5, "usd"), "-0.05 USD");
         assert_eq!(money(1_500, "jpy"), "1500 JPY");
+        assert_eq!(parse_money("50", "usd"), Some(5_000));
+        assert_eq!(parse_money(" 50.5 ", "usd"), Some(5_050));
+        assert_eq!(parse_money("0.07", "usd"), Some(7));
+        assert_eq!(parse_money("1500", "jpy"), Some(1_500));
+        for bad in [
+            "",
+            "-5",
+            "5.001",
+            "abc",
+            "1e3",
+            "5.",
+            "99999999999999999999",
+        ] {
+            assert_eq!(parse_money(bad, "usd"), None, "{bad}");
+        }
+        assert_eq!(parse_money("15.5", "jpy"), None);
     }
 }

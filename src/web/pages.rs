@@ -476,12 +476,20 @@ struct TicketPage {
     status_label: &'static str,
     paid: i64,
     paid_label: String,
+    currency: String,
     project_slug: String,
     project_name: String,
     requester: String,
     messages: Vec<MessageRow>,
     bounties: Vec<(i64, String, String)>,
     events: Vec<String>,
+    /// (path segment, button label, secondary).
+    actions: Vec<(&'static str, &'static str, bool)>,
+    can_fund: bool,
+    can_rate: bool,
+    can_message: bool,
+    team: bool,
+    errors: Vec<String>,
 }
 
 fn status_label(s: Status) -> &'static str {
@@ -500,17 +508,72 @@ fn when(at: chrono::NaiveDateTime) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
-/// `/t/{id}`: the thread and timeline, for whoever may see the ticket (404
-/// otherwise, as in the API).
-pub async fn ticket(state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>) -> Page {
-    let l = Layout::of(&state, &req).await?;
-    let id: i64 = id
-        .parse()
-        .map_err(|_| WebError(AppError::not_found("ticket")))?;
-    let user = Session::of(&req).user_id;
+/// The buttons the caller sees: what their role may do in this state (the
+/// domain decides again when they press one).
+fn actions_for(
+    t: &ticket_domain::Ticket,
+    a: &ticket_domain::Access,
+) -> Vec<(&'static str, &'static str, bool)> {
+    let me = a.user_id;
+    let holds = a.helper && me.is_some() && t.claimed_by == me;
+    let mut out = Vec::new();
+    match t.status() {
+        Status::Draft => {
+            if a.requester {
+                out.push(("submit", "Submit", false));
+            }
+        }
+        Status::Open => {
+            if a.helper && !a.requester {
+                out.push(("claim", "Claim", false));
+            }
+            if a.requester {
+                out.push(("cancel", "Cancel ticket", true));
+            }
+        }
+        Status::Claimed => {
+            if holds && !a.requester {
+                out.push(("resolve", "Resolve", false));
+            }
+            if holds || a.maintainer {
+                out.push(("unclaim", "Give back to the queue", true));
+            }
+            if a.requester {
+                out.push(("cancel", "Cancel ticket", true));
+            }
+        }
+        Status::Resolved => {
+            if a.requester {
+                out.push(("accept", "Accept resolution", false));
+            }
+            if a.requester || holds || a.maintainer {
+                out.push(("reopen", "Reopen", true));
+            }
+        }
+        Status::Closed | Status::AutoClosed => {
+            if a.requester || a.maintainer {
+                out.push(("reopen", "Reopen", true));
+            }
+        }
+        Status::Cancelled => {}
+    }
+    out
+}
+
+/// Renders the ticket page for the caller, with `errors` (from an action
+/// that failed) shown above the actions.
+async fn ticket_page(
+    state: &AppState,
+    req: &HttpRequest,
+    id: i64,
+    status: StatusCode,
+    errors: Vec<String>,
+) -> Page {
+    let l = Layout::of(state, req).await?;
+    let user = Session::of(req).user_id;
     let page = state
         .db(move |conn| {
-            let (t, _) = ticket_domain::load_visible(conn, id, user)?;
+            let (t, a) = ticket_domain::load_visible(conn, id, user)?;
             let messages = ticket_domain::list_messages(conn, id, user, None, 500)?;
             let events = ticket_domain::events(conn, id, user)?;
             let bounties = crate::domain::money::bounties_of(conn, id)?;
@@ -525,11 +588,21 @@ pub async fn ticket(state: web::Data<AppState>, req: HttpRequest, id: web::Path<
                     .cloned()
                     .unwrap_or_else(|| format!("user {id}"))
             };
+            let status = t.status();
             Ok(TicketPage {
+                actions: actions_for(&t, &a),
+                can_fund: user.is_some() && matches!(status, Status::Open | Status::Claimed),
+                can_rate: a.requester
+                    && matches!(status, Status::Closed | Status::AutoClosed)
+                    && t.rating_stars.is_none(),
+                can_message: (a.requester || a.team()) && status != Status::Cancelled,
+                team: a.team(),
+                errors: Vec::new(),
                 tags: t.tag_list(),
-                status_label: status_label(t.status()),
+                status_label: status_label(status),
                 paid: t.paid_amount,
                 paid_label: money(t.paid_amount, &p.currency),
+                currency: p.currency.to_ascii_uppercase(),
                 project_slug: p.slug,
                 project_name: p.name,
                 requester: name(t.requester_id),
@@ -565,7 +638,271 @@ pub async fn ticket(state: web::Data<AppState>, req: HttpRequest, id: web::Path<
             })
         })
         .await?;
-    render(StatusCode::OK, &TicketPage { l, ..page })
+    render(status, &TicketPage { l, errors, ..page })
+}
+
+/// `/t/{id}`: the thread and timeline, for whoever may see the ticket (404
+/// otherwise, as in the API), with what the caller may do.
+pub async fn ticket(state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>) -> Page {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| WebError(AppError::not_found("ticket")))?;
+    ticket_page(&state, &req, id, StatusCode::OK, Vec::new()).await
+}
+
+/// What a ticket's action forms post.
+#[derive(Debug, Deserialize)]
+pub struct ActionForm {
+    csrf: String,
+    amount: Option<String>,
+    stars: Option<i32>,
+    body: Option<String>,
+    internal: Option<String>,
+}
+
+/// `POST /t/{id}/{action}`: one of the ticket's actions through the same
+/// domain functions as the API; back to the ticket, or the ticket with the
+/// reason it was refused.
+pub async fn ticket_action(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    form: web::Form<ActionForm>,
+) -> Page {
+    let form = form.into_inner();
+    session::check_form(&req, &form.csrf)?;
+    let (id, action) = path.into_inner();
+    let id: i64 = id
+        .parse()
+        .map_err(|_| WebError(AppError::not_found("ticket")))?;
+    let Some(user) = Session::of(&req).user_id else {
+        return Ok(redirect(&format!("/login?next=/t/{id}")));
+    };
+    let bps = state.config.platform_fee_bps;
+    let done: Result<(), AppError> = match action.as_str() {
+        "fund" => {
+            let gateway = state.gateway.clone();
+            let amount = form.amount.unwrap_or_default();
+            state
+                .blocking(move |pool| {
+                    let currency = {
+                        let mut conn = pool.get()?;
+                        let t = ticket_domain::load_visible(&mut conn, id, Some(user))?.0;
+                        projects::by_id(&mut conn, t.project_id)?.currency
+                    };
+                    let minor = super::parse_money(&amount, &currency)
+                        .ok_or_else(|| AppError::field("amount", "must be an amount like 50.00"))?;
+                    crate::domain::money::fund_bounty(
+                        pool,
+                        gateway.as_ref(),
+                        id,
+                        user,
+                        minor,
+                        &currency,
+                        None,
+                        None,
+                    )
+                    .map(|_| ())
+                })
+                .await
+        }
+        _ => {
+            state
+                .db(move |conn| match action.as_str() {
+                    "submit" => ticket_domain::submit(conn, id, user).map(|_| ()),
+                    "claim" => ticket_domain::claim(conn, id, user).map(|_| ()),
+                    "unclaim" => ticket_domain::unclaim(conn, id, user).map(|_| ()),
+                    "resolve" => ticket_domain::resolve(conn, id, user, None).map(|_| ()),
+                    "accept" => ticket_domain::accept(conn, id, user, bps).map(|_| ()),
+                    "reopen" => ticket_domain::reopen(conn, id, user, None).map(|_| ()),
+                    "close" => ticket_domain::close(conn, id, user, None).map(|_| ()),
+                    "cancel" => ticket_domain::cancel(conn, id, user).map(|_| ()),
+                    "rate" => ticket_domain::rate(conn, id, user, form.stars.unwrap_or(0), None)
+                        .map(|_| ()),
+                    "message" => ticket_domain::post_message(
+                        conn,
+                        id,
+                        user,
+                        form.body.as_deref(),
+                        form.internal.as_deref() == Some("yes"),
+                        None,
+                    )
+                    .map(|_| ()),
+                    _ => Err(AppError::not_found("action")),
+                })
+                .await
+        }
+    };
+    match done {
+        Ok(()) => Ok(redirect(&format!("/t/{id}"))),
+        Err(e @ (AppError::NotFound(_) | AppError::Internal(_) | AppError::Unavailable)) => {
+            Err(e.into())
+        }
+        Err(e) => {
+            let status = actix_web::ResponseError::status_code(&e);
+            ticket_page(&state, &req, id, status, people_errors(e)).await
+        }
+    }
+}
+
+/// An error as sentences for the page.
+fn people_errors(e: AppError) -> Vec<String> {
+    match e {
+        AppError::Validation(fields) => fields
+            .into_iter()
+            .map(|f| format!("{}: {}", f.field.replace('_', " "), f.message))
+            .collect(),
+        other => vec![other.to_string()],
+    }
+}
+
+// ---------------------------------------------------------------------------
+// New ticket
+
+#[derive(Template)]
+#[template(path = "new_ticket.html", config = "src/web/askama.toml")]
+struct NewTicketPage {
+    l: Layout,
+    errors: Vec<String>,
+    project: String,
+    project_name: String,
+    code_of_conduct: String,
+    coc_accepted: bool,
+    title: String,
+    body: String,
+    tags: String,
+    private: bool,
+}
+
+/// `?project=`.
+#[derive(Debug, Deserialize)]
+pub struct NewQuery {
+    project: Option<String>,
+}
+
+async fn new_ticket_page(
+    state: &AppState,
+    req: &HttpRequest,
+    status: StatusCode,
+    form: NewTicketForm,
+    errors: Vec<String>,
+) -> Page {
+    let l = Layout::of(state, req).await?;
+    let Some(user) = l.user.as_ref().map(|u| u.id) else {
+        return Ok(redirect(&format!(
+            "/login?next=/new?project={}",
+            form.project
+        )));
+    };
+    let slug = form.project.clone();
+    let (p, accepted) = state
+        .db(move |conn| {
+            let p = projects::by_slug(conn, &slug)?;
+            let accepted = projects::coc_accepted_at(conn, p.id, user)?.is_some();
+            Ok((p, accepted))
+        })
+        .await?;
+    let page = NewTicketPage {
+        l,
+        errors,
+        project: p.slug,
+        project_name: p.name,
+        code_of_conduct: p.code_of_conduct,
+        coc_accepted: accepted,
+        title: form.title,
+        body: form.body,
+        tags: form.tags,
+        private: form.visibility == "private",
+    };
+    render(status, &page)
+}
+
+/// `GET /new?project=`: the new-ticket form.
+pub async fn new_ticket_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<NewQuery>,
+) -> Page {
+    let form = NewTicketForm {
+        csrf: String::new(),
+        project: q.into_inner().project.unwrap_or_default(),
+        title: String::new(),
+        body: String::new(),
+        tags: String::new(),
+        visibility: "public".into(),
+        coc: None,
+    };
+    new_ticket_page(&state, &req, StatusCode::OK, form, Vec::new()).await
+}
+
+/// The new-ticket form.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NewTicketForm {
+    csrf: String,
+    project: String,
+    title: String,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    tags: String,
+    visibility: String,
+    coc: Option<String>,
+}
+
+/// `POST /new`: creates the draft, records the code of conduct when
+/// accepted, submits it, and goes to the ticket.
+pub async fn new_ticket(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<NewTicketForm>,
+) -> Page {
+    let form = form.into_inner();
+    session::check_form(&req, &form.csrf)?;
+    let Some(user) = Session::of(&req).user_id else {
+        return Ok(redirect("/login"));
+    };
+    let f = form.clone();
+    let made = state
+        .db(move |conn| {
+            let p = projects::by_slug(conn, &f.project)?;
+            let new = ticket_domain::NewTicket {
+                project: f.project.clone(),
+                title: f.title.clone(),
+                body: f.body.clone(),
+                tags: f.tags.split_whitespace().map(str::to_owned).collect(),
+                kind: ticket_domain::Kind::Question,
+                visibility: if f.visibility == "private" {
+                    ticket_domain::Visibility::Private
+                } else {
+                    ticket_domain::Visibility::Public
+                },
+            };
+            if f.coc.as_deref() != Some("yes")
+                && projects::coc_accepted_at(conn, p.id, user)?.is_none()
+            {
+                return Err(AppError::field(
+                    "code_of_conduct",
+                    "accept the project's code of conduct to post",
+                ));
+            }
+            crate::db::write_tx(conn, |conn| {
+                let t = ticket_domain::create(conn, user, &new)?;
+                if f.coc.as_deref() == Some("yes") {
+                    projects::accept_coc(conn, p.id, user)?;
+                }
+                ticket_domain::submit(conn, t.id, user)?;
+                Ok(t.id)
+            })
+        })
+        .await;
+    match made {
+        Ok(id) => Ok(redirect(&format!("/t/{id}"))),
+        Err(e @ (AppError::Validation(_) | AppError::Conflict { .. })) => {
+            let status = actix_web::ResponseError::status_code(&e);
+            new_ticket_page(&state, &req, status, form, people_errors(e)).await
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Any other path: a page, not JSON.

@@ -274,3 +274,160 @@ async fn pages_forms_sessions_and_their_protections() {
     let search = b.get("/search?q=public").await.expect(200);
     assert!(search.text.contains(&format!("/t/{public}")) || search.text.contains("0 matching"));
 }
+
+/// Signs `email` in through the form in a fresh browser.
+async fn signed_in<'a, S, B>(app: &'a TestApp, svc: S, email: &str) -> Browser<'a, S>
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    let mut b = Browser {
+        app,
+        svc,
+        jar: HashMap::new(),
+    };
+    let form = b.get("/login").await.expect(200);
+    let token = csrf(&form);
+    b.post(
+        "/login",
+        &[
+            ("email", email),
+            ("password", PASSWORD),
+            ("csrf", token.as_str()),
+        ],
+    )
+    .await
+    .expect(303);
+    b
+}
+
+/// The whole loop in pages, JavaScript off: post a ticket (accepting the
+/// code of conduct), fund a bounty in major units, claim, answer, resolve,
+/// accept, rate; the helper is paid the split.
+#[actix_web::test]
+async fn the_loop_in_pages_without_javascript() {
+    let app = TestApp::new();
+    let owner = app.user("owner").await;
+    let helper = app.user("helper").await;
+    app.user("req").await;
+    app.project(&owner, "proj").await;
+    app.approved_helper(&owner, &helper, "proj").await;
+    let svc = || actix_web::test::init_service(guildhall::app::build(app.state.clone()));
+    let mut req = signed_in(&app, svc().await, "req@example.com").await;
+    let mut help = signed_in(&app, svc().await, "helper@example.com").await;
+
+    let form = req.get("/new?project=proj").await.expect(200);
+    assert!(form.text.contains("code of conduct"), "{}", form.text);
+    let token = csrf(&form);
+    let fields = |coc: &'static str, token: &str| {
+        vec![
+            ("project", "proj".to_owned()),
+            ("title", "Pages all the way".to_owned()),
+            ("body", "Can I do everything in the browser?".to_owned()),
+            ("tags", "web Web html".to_owned()),
+            ("visibility", "public".to_owned()),
+            ("coc", coc.to_owned()),
+            ("csrf", token.to_owned()),
+        ]
+    };
+    let refused = req
+        .post(
+            "/new",
+            &fields("no", &token)
+                .iter()
+                .map(|(k, v)| (*k, v.as_str()))
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .expect(422);
+    assert!(refused.text.contains("code of conduct"), "{}", refused.text);
+    let posted = req
+        .post(
+            "/new",
+            &fields("yes", &token)
+                .iter()
+                .map(|(k, v)| (*k, v.as_str()))
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .expect(303);
+    let location = posted.header("location").unwrap();
+    let id: i64 = location.trim_start_matches("/t/").parse().unwrap();
+    let page = req.get(&location).await.expect(200);
+    assert!(page.text.contains("Pages all the way") && page.text.contains(">open<"));
+
+    // Fund 50.00 USD, typed in major units.
+    let token = csrf(&page);
+    let bad = req
+        .post(
+            &format!("/t/{id}/fund"),
+            &[("amount", "50.001"), ("csrf", token.as_str())],
+        )
+        .await
+        .expect(422);
+    assert!(bad.text.contains("an amount like 50.00"), "{}", bad.text);
+    req.post(
+        &format!("/t/{id}/fund"),
+        &[("amount", "50.00"), ("csrf", token.as_str())],
+    )
+    .await
+    .expect(303);
+    let page = req.get(&format!("/t/{id}")).await.expect(200);
+    assert!(page.text.contains("50.00 USD in escrow"), "{}", page.text);
+
+    // The helper claims, answers and resolves.
+    let page = help.get(&format!("/t/{id}")).await.expect(200);
+    assert!(page.text.contains(">Claim</button>"));
+    let token = csrf(&page);
+    // Without the token: refused, nothing changes.
+    help.post(&format!("/t/{id}/claim"), &[("csrf", "nope")])
+        .await
+        .expect(403);
+    for (action, extra) in [
+        ("claim", None),
+        ("message", Some("Yes: every form works without JavaScript.")),
+        ("resolve", None),
+    ] {
+        let mut f = vec![("csrf", token.as_str())];
+        if let Some(body) = extra {
+            f.push(("body", body));
+        }
+        help.post(&format!("/t/{id}/{action}"), &f)
+            .await
+            .expect(303);
+    }
+    // The requester accepts and rates.
+    let page = req.get(&format!("/t/{id}")).await.expect(200);
+    assert!(page.text.contains("every form works without JavaScript"));
+    assert!(page.text.contains(">Accept resolution</button>"));
+    let token = csrf(&page);
+    req.post(&format!("/t/{id}/accept"), &[("csrf", token.as_str())])
+        .await
+        .expect(303);
+    req.post(
+        &format!("/t/{id}/rate"),
+        &[("stars", "5"), ("csrf", token.as_str())],
+    )
+    .await
+    .expect(303);
+    let page = req.get(&format!("/t/{id}")).await.expect(200);
+    assert!(page.text.contains(">closed<"));
+    // 50.00: helper 42.50, project 5.00, platform 2.50.
+    let mut conn = app.conn();
+    let paid = guildhall::ledger::account(
+        &mut conn,
+        guildhall::ledger::AccountKind::UserPayable,
+        Some(helper.id),
+        "usd",
+    )
+    .unwrap();
+    assert_eq!(paid.available(), 4_250);
+    assert_eq!(
+        guildhall::ledger::check(&mut conn).unwrap(),
+        Vec::<String>::new()
+    );
+}
