@@ -195,12 +195,7 @@ pub struct Balances {
 pub async fn balance(state: web::Data<AppState>, user: AuthUser) -> AppResult<web::Json<Balances>> {
     state
         .db(move |conn| {
-            let accounts: Vec<crate::ledger::Account> = la::table
-                .filter(la::kind.eq(AccountKind::UserPayable.as_str()))
-                .filter(la::owner_id.eq(user.id))
-                .select(crate::ledger::Account::as_select())
-                .order(la::currency)
-                .load(conn)?;
+            let accounts = crate::ledger::accounts_of(conn, AccountKind::UserPayable, user.id)?;
             Ok(web::Json(Balances {
                 items: accounts
                     .iter()

@@ -4,9 +4,9 @@ use super::tickets::views;
 use super::views::TicketView;
 use crate::auth::MaybeUser;
 use crate::db::schema::tickets;
-use crate::domain::queue::{self, QueueItem, Throughput};
+use crate::domain::queue::{self, QueueItem};
 use crate::domain::tickets::{access, Status, Ticket};
-use crate::domain::{decode_cursor, encode_cursor, now, page_limit, projects};
+use crate::domain::{decode_cursor, encode_cursor, page_limit, projects};
 use crate::error::{AppResult, Problem};
 use crate::state::AppState;
 use actix_web::web;
@@ -76,16 +76,7 @@ pub async fn queue(
                 .filter(tickets::status.eq(Status::Open.as_str()))
                 .select((tickets::id, tickets::paid_amount, tickets::waiting_since))
                 .load(conn)?;
-            let since = now() - chrono::Duration::days(30);
-            let resolved: i64 = tickets::table
-                .filter(tickets::project_id.eq(p.id))
-                .filter(tickets::resolved_at.ge(since))
-                .count()
-                .get_result(conn)?;
-            let throughput = Throughput {
-                resolved_last_30_days: resolved,
-                min_response_hours: i64::from(p.min_response_hours),
-            };
+            let throughput = queue::throughput(conn, &p)?;
             let items = open
                 .into_iter()
                 .map(|(ticket_id, paid_amount, waiting_since)| QueueItem {

@@ -91,7 +91,8 @@ pub struct Application {
     pub skills: Vec<String>,
 }
 
-fn get(conn: &mut DbConnection, project_id: i64, user_id: i64) -> QueryResult<Option<Helper>> {
+/// The user's application to (or standing in) the project, if any.
+pub fn get(conn: &mut DbConnection, project_id: i64, user_id: i64) -> QueryResult<Option<Helper>> {
     project_helpers::table
         .filter(project_helpers::project_id.eq(project_id))
         .filter(project_helpers::user_id.eq(user_id))

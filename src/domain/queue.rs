@@ -198,21 +198,32 @@ pub fn figures(
         .filter(tickets::status.eq("open"))
         .count()
         .get_result(conn)?;
+    let t = throughput(conn, p)?;
+    let open = usize::try_from(open).unwrap_or(0);
+    Ok(Figures {
+        open,
+        resolved_last_30_days: t.resolved_last_30_days,
+        new_ticket_eta_hours: eta_hours(open + 1, &t),
+    })
+}
+
+/// The project's measured throughput: tickets resolved in the last 30 days,
+/// and its response-time floor.
+pub fn throughput(
+    conn: &mut crate::db::DbConnection,
+    p: &crate::domain::projects::Project,
+) -> diesel::QueryResult<Throughput> {
+    use crate::db::schema::tickets;
+    use diesel::prelude::*;
     let since = crate::domain::now() - chrono::Duration::days(30);
     let resolved: i64 = tickets::table
         .filter(tickets::project_id.eq(p.id))
         .filter(tickets::resolved_at.ge(since))
         .count()
         .get_result(conn)?;
-    let t = Throughput {
+    Ok(Throughput {
         resolved_last_30_days: resolved,
         min_response_hours: i64::from(p.min_response_hours),
-    };
-    let open = usize::try_from(open).unwrap_or(0);
-    Ok(Figures {
-        open,
-        resolved_last_30_days: resolved,
-        new_ticket_eta_hours: eta_hours(open + 1, &t),
     })
 }
 

@@ -321,6 +321,20 @@ pub fn get_account(conn: &mut DbConnection, id: i64) -> QueryResult<Account> {
     la::table.find(id).select(Account::as_select()).first(conn)
 }
 
+/// The accounts of `kind` that `owner` holds, one per currency, by currency.
+pub fn accounts_of(
+    conn: &mut DbConnection,
+    kind: AccountKind,
+    owner: i64,
+) -> QueryResult<Vec<Account>> {
+    la::table
+        .filter(la::kind.eq(kind.as_str()))
+        .filter(la::owner_id.eq(owner))
+        .select(Account::as_select())
+        .order(la::currency)
+        .load(conn)
+}
+
 /// Freezes or unfreezes an account (no debits while frozen).
 pub fn set_frozen(conn: &mut DbConnection, id: i64, frozen: bool) -> QueryResult<usize> {
     diesel::update(la::table.find(id))

@@ -30,6 +30,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/p/{slug}", web::get().to(pages::project))
                 .route("/t/{id}", web::get().to(pages::ticket))
                 .route("/t/{id}/{action}", web::post().to(pages::ticket_action))
+                .route("/me", web::get().to(pages::me))
+                .route("/p/{slug}/apply", web::get().to(pages::apply_form))
+                .route("/p/{slug}/apply", web::post().to(pages::apply))
                 .route("/new", web::get().to(pages::new_ticket_form))
                 .route("/new", web::post().to(pages::new_ticket))
                 .default_service(web::to(pages::not_found)),

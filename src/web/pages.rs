@@ -905,6 +905,218 @@ pub async fn new_ticket(
     }
 }
 
+// ---------------------------------------------------------------------------
+// Helping a project
+
+#[derive(Template)]
+#[template(path = "apply.html", config = "src/web/askama.toml")]
+struct ApplyPage {
+    l: Layout,
+    errors: Vec<String>,
+    project: String,
+    project_name: String,
+    currency: String,
+    status: Option<String>,
+    rate: String,
+    bio: String,
+}
+
+/// The application form.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApplyForm {
+    csrf: String,
+    tier: String,
+    #[serde(default)]
+    rate: String,
+    #[serde(default)]
+    bio: String,
+}
+
+async fn apply_page(
+    state: &AppState,
+    req: &HttpRequest,
+    slug: String,
+    status: StatusCode,
+    form: Option<ApplyForm>,
+    errors: Vec<String>,
+) -> Page {
+    let l = Layout::of(state, req).await?;
+    let Some(user) = l.user.as_ref().map(|u| u.id) else {
+        return Ok(redirect(&format!("/login?next=/p/{slug}/apply")));
+    };
+    let (p, current) = state
+        .db(move |conn| {
+            let p = projects::by_slug(conn, &slug)?;
+            let current = helpers::get(conn, p.id, user)?
+                .filter(|h| h.status != "revoked")
+                .map(|h| h.status);
+            Ok((p, current))
+        })
+        .await?;
+    let form = form.unwrap_or(ApplyForm {
+        csrf: String::new(),
+        tier: "community".into(),
+        rate: String::new(),
+        bio: String::new(),
+    });
+    let page = ApplyPage {
+        l,
+        errors,
+        currency: p.currency.to_ascii_uppercase(),
+        project: p.slug,
+        project_name: p.name,
+        status: current,
+        rate: form.rate,
+        bio: form.bio,
+    };
+    render(status, &page)
+}
+
+/// `GET /p/{slug}/apply`: apply as a community helper or a paid expert.
+pub async fn apply_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    slug: web::Path<String>,
+) -> Page {
+    apply_page(
+        &state,
+        &req,
+        slug.into_inner(),
+        StatusCode::OK,
+        None,
+        Vec::new(),
+    )
+    .await
+}
+
+/// `POST /p/{slug}/apply`.
+pub async fn apply(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    slug: web::Path<String>,
+    form: web::Form<ApplyForm>,
+) -> Page {
+    let form = form.into_inner();
+    session::check_form(&req, &form.csrf)?;
+    let slug = slug.into_inner();
+    let Some(user) = Session::of(&req).user_id else {
+        return Ok(redirect(&format!("/login?next=/p/{slug}/apply")));
+    };
+    let (f, s) = (form.clone(), slug.clone());
+    let done = state
+        .db(move |conn| {
+            let p = projects::by_slug(conn, &s)?;
+            let tier = if f.tier == "expert" {
+                helpers::Tier::Expert
+            } else {
+                helpers::Tier::Community
+            };
+            let hourly_rate = match f.rate.trim() {
+                "" => None,
+                text => Some(super::parse_money(text, &p.currency).ok_or_else(|| {
+                    AppError::field("hourly_rate", "must be an amount like 120.00")
+                })?),
+            };
+            let app = helpers::Application {
+                tier,
+                hourly_rate,
+                bio: f.bio.clone(),
+                skills: Vec::new(),
+            };
+            helpers::apply(conn, p.id, user, &app).map(|_| ())
+        })
+        .await;
+    match done {
+        Ok(()) => Ok(redirect(&format!("/p/{slug}/apply"))),
+        Err(e @ (AppError::Validation(_) | AppError::Conflict { .. })) => {
+            let status = actix_web::ResponseError::status_code(&e);
+            apply_page(&state, &req, slug, status, Some(form), people_errors(e)).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Me
+
+#[derive(Template)]
+#[template(path = "me.html", config = "src/web/askama.toml")]
+struct MePage {
+    l: Layout,
+    /// (available, on its way out).
+    balances: Vec<(String, String)>,
+    /// (project slug, tier, status, reputation).
+    helping: Vec<(String, String, String, String)>,
+    /// (id, title, status, in escrow).
+    tickets: Vec<(i64, String, String, String)>,
+}
+
+/// `/me`: the signed-in user's tickets, balance and standing in projects.
+pub async fn me(state: web::Data<AppState>, req: HttpRequest) -> Page {
+    let l = Layout::of(&state, &req).await?;
+    let Some(user) = l.user.as_ref().map(|u| u.id) else {
+        return Ok(redirect("/login?next=/me"));
+    };
+    let (balances, helping, tickets) = state
+        .db(move |conn| {
+            let balances =
+                crate::ledger::accounts_of(conn, crate::ledger::AccountKind::UserPayable, user)?
+                    .into_iter()
+                    .map(|a| {
+                        let out = if a.debits_pending > 0 {
+                            money(a.debits_pending, &a.currency)
+                        } else {
+                            String::new()
+                        };
+                        (money(a.available(), &a.currency), out)
+                    })
+                    .collect();
+            let slugs = projects::slugs(conn)?;
+            let mut helping = Vec::new();
+            for h in helpers::of_user(conn, user)? {
+                let score = crate::domain::reputation::score_of(conn, h.project_id, user)?;
+                helping.push((
+                    slugs.get(&h.project_id).cloned().unwrap_or_default(),
+                    h.tier,
+                    h.status,
+                    score.map_or_else(|| "new".into(), |s| format!("{s:.0}")),
+                ));
+            }
+            let filter = ticket_domain::ListFilter {
+                project_id: None,
+                status: None,
+                mine: true,
+            };
+            let mut currencies = std::collections::HashMap::new();
+            let mut tickets = Vec::new();
+            for t in ticket_domain::list(conn, Some(user), &filter, None, 100)? {
+                let currency = match currencies.entry(t.project_id) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(projects::by_id(conn, t.project_id)?.currency)
+                    }
+                };
+                tickets.push((
+                    t.id,
+                    t.title.clone(),
+                    t.status.clone(),
+                    money(t.paid_amount, currency),
+                ));
+            }
+            Ok((balances, helping, tickets))
+        })
+        .await?;
+    render(
+        StatusCode::OK,
+        &MePage {
+            l,
+            balances,
+            helping,
+            tickets,
+        },
+    )
+}
+
 /// Any other path: a page, not JSON.
 pub async fn not_found(state: web::Data<AppState>, req: HttpRequest) -> Page {
     let _ = (&state, &req);
