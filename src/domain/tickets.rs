@@ -1515,3 +1515,57 @@ pub fn list(
     }
     Ok(q.load(conn)?)
 }
+
+/// Public tickets `user` resolved and their requester accepted (closed),
+/// newest first: what a helper's public profile shows.
+pub fn solved_by(conn: &mut DbConnection, user: i64, limit: i64) -> QueryResult<Vec<Ticket>> {
+    tickets::table
+        .filter(tickets::resolved_by.eq(user))
+        .filter(tickets::status.eq(Status::Closed.as_str()))
+        .filter(tickets::visibility.eq(Visibility::Public.as_str()))
+        .filter(tickets::submitted_at.is_not_null())
+        .order(tickets::closed_at.desc())
+        .limit(limit)
+        .select(Ticket::as_select())
+        .load(conn)
+}
+
+/// The median time from submission to the first public message by someone
+/// other than the requester, over the project's tickets submitted in the
+/// last `days` days that got one; `None` when none did.
+pub fn median_first_response(
+    conn: &mut DbConnection,
+    project_id: i64,
+    days: i64,
+) -> QueryResult<Option<chrono::Duration>> {
+    let since = now() - chrono::Duration::days(days);
+    let rows: Vec<(i64, i64, Option<NaiveDateTime>, NaiveDateTime)> = tickets::table
+        .inner_join(ticket_messages::table.on(ticket_messages::ticket_id.eq(tickets::id)))
+        .filter(tickets::project_id.eq(project_id))
+        .filter(tickets::submitted_at.ge(since))
+        .filter(ticket_messages::internal.eq(false))
+        .filter(ticket_messages::author_id.ne(tickets::requester_id))
+        .select((
+            tickets::id,
+            tickets::requester_id,
+            tickets::submitted_at,
+            ticket_messages::created_at,
+        ))
+        .load(conn)?;
+    let mut first: std::collections::HashMap<i64, chrono::Duration> =
+        std::collections::HashMap::new();
+    for (id, _, submitted, at) in rows {
+        let Some(submitted) = submitted else { continue };
+        let waited = (at - submitted).max(chrono::Duration::zero());
+        first
+            .entry(id)
+            .and_modify(|d| *d = (*d).min(waited))
+            .or_insert(waited);
+    }
+    let mut waits: Vec<chrono::Duration> = first.into_values().collect();
+    if waits.is_empty() {
+        return Ok(None);
+    }
+    waits.sort();
+    Ok(Some(waits[waits.len() / 2]))
+}

@@ -31,6 +31,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/t/{id}", web::get().to(pages::ticket))
                 .route("/t/{id}/{action}", web::post().to(pages::ticket_action))
                 .route("/me", web::get().to(pages::me))
+                .route("/u/{id}", web::get().to(pages::user))
+                .route("/p/{slug}/badge.svg", web::get().to(pages::badge))
                 .route("/p/{slug}/apply", web::get().to(pages::apply_form))
                 .route("/p/{slug}/apply", web::post().to(pages::apply))
                 .route("/new", web::get().to(pages::new_ticket_form))

@@ -1117,6 +1117,113 @@ pub async fn me(state: web::Data<AppState>, req: HttpRequest) -> Page {
     )
 }
 
+// ---------------------------------------------------------------------------
+// Public profile and badge
+
+#[derive(Template)]
+#[template(path = "user.html", config = "src/web/askama.toml")]
+struct UserPage {
+    l: Layout,
+    name: String,
+    /// (project slug, tier, reputation).
+    helping: Vec<(String, String, String)>,
+    /// (ticket id, title).
+    solved: Vec<(i64, String)>,
+}
+
+/// `/u/{id}`: a helper's public profile: the projects they help, their
+/// reputation in each, and the public tickets they solved.
+pub async fn user(state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>) -> Page {
+    let l = Layout::of(&state, &req).await?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| WebError(AppError::not_found("user")))?;
+    let (name, helping, solved) = state
+        .db(move |conn| {
+            let u = users::get(conn, id)?;
+            let slugs = projects::slugs(conn)?;
+            let mut helping = Vec::new();
+            for h in helpers::of_user(conn, id)?
+                .into_iter()
+                .filter(|h| h.status == helpers::HelperStatus::Approved.as_str())
+            {
+                let score = crate::domain::reputation::score_of(conn, h.project_id, id)?;
+                helping.push((
+                    slugs.get(&h.project_id).cloned().unwrap_or_default(),
+                    h.tier,
+                    score.map_or_else(|| "new".into(), |s| format!("{s:.0}")),
+                ));
+            }
+            let solved = ticket_domain::solved_by(conn, id, 50)?
+                .into_iter()
+                .map(|t| (t.id, t.title))
+                .collect();
+            Ok((u.display_name, helping, solved))
+        })
+        .await?;
+    render(
+        StatusCode::OK,
+        &UserPage {
+            l,
+            name,
+            helping,
+            solved,
+        },
+    )
+}
+
+#[derive(Template)]
+#[template(path = "badge.svg", config = "src/web/askama.toml")]
+struct Badge {
+    label: &'static str,
+    value: String,
+    width: usize,
+    label_width: usize,
+    value_width: usize,
+    value_x: usize,
+}
+
+/// A wait in the words a badge has room for.
+fn short_wait(d: chrono::Duration) -> String {
+    let minutes = d.num_minutes().max(1);
+    match minutes {
+        m if m < 60 => format!("{m} min"),
+        m if m < 48 * 60 => format!("{} h", m.div_euclid(60)),
+        m => format!("{} days", m.div_euclid(24 * 60)),
+    }
+}
+
+/// `/p/{slug}/badge.svg`: the project's measured median first response over
+/// 90 days, for its README.
+pub async fn badge(state: web::Data<AppState>, slug: web::Path<String>) -> Page {
+    let slug = slug.into_inner();
+    let median = state
+        .db(move |conn| {
+            let p = projects::by_slug(conn, &slug)?;
+            Ok(ticket_domain::median_first_response(conn, p.id, 90)?)
+        })
+        .await?;
+    let label = "first response";
+    let value = median.map_or_else(|| "no data yet".to_owned(), short_wait);
+    // Verdana 11 px is about 7 px a character.
+    let label_width = 12 + 7 * label.chars().count();
+    let value_width = 12 + 7 * value.chars().count();
+    let svg = Badge {
+        label,
+        value_x: label_width + 6,
+        width: label_width + value_width,
+        label_width,
+        value_width,
+        value,
+    }
+    .render()
+    .map_err(|e| WebError(AppError::internal(anyhow::anyhow!("template: {e}"))))?;
+    Ok(HttpResponse::Ok()
+        .content_type("image/svg+xml; charset=utf-8")
+        .insert_header(("cache-control", "public, max-age=3600"))
+        .body(svg))
+}
+
 /// Any other path: a page, not JSON.
 pub async fn not_found(state: web::Data<AppState>, req: HttpRequest) -> Page {
     let _ = (&state, &req);
