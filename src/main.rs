@@ -268,9 +268,7 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
         } => {
             let pool = open(&config)?;
             if with_demo {
-                let mut conn = pool.get()?;
-                let created = demo::seed(&mut conn)
-                    .map_err(|e| anyhow::anyhow!("seeding demo data failed: {e}"))?;
+                let created = demo::seed(&pool).context("seeding demo data failed")?;
                 print_demo(created, config.bind);
             }
             let runner = if no_workers || config.job_workers == 0 {
@@ -332,8 +330,8 @@ fn print_demo(created: bool, bind: std::net::SocketAddr) {
     for a in demo::ACCOUNTS {
         println!("  {:<34} {}", a.email, a.role);
     }
-    println!("  projects: actix-web, diesel, tantivy");
-    println!("Try:");
+    println!("  projects: actix-web, diesel, tantivy, and genai (the history of genai.stackexchange.com)");
+    println!("Open http://{bind}/ in a browser, or try the API:");
     println!("  curl -s http://{bind}/api/v1/projects");
     println!(
         "  curl -s -X POST http://{bind}/api/v1/auth/login -H 'content-type: application/json' \\\n       -d '{{\"email\":\"{}\",\"password\":\"{}\"}}'",

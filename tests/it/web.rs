@@ -431,3 +431,52 @@ async fn the_loop_in_pages_without_javascript() {
         Vec::<String>::new()
     );
 }
+
+/// `serve --demo`'s world: an imported history to search, live tickets in
+/// every state, a funded bounty, an open bid and some revenue — and books
+/// that balance. Seeding twice adds nothing.
+#[actix_web::test]
+async fn the_demo_world_is_worth_opening() {
+    let app = TestApp::new();
+    assert!(guildhall::demo::seed(&app.pool).unwrap());
+    assert!(!guildhall::demo::seed(&app.pool).unwrap(), "idempotent");
+    app.run_jobs();
+    use diesel::prelude::*;
+    use guildhall::db::schema::{bids, releases, tickets};
+    let mut conn = app.conn();
+    let statuses: Vec<String> = tickets::table
+        .select(tickets::status)
+        .distinct()
+        .load(&mut conn)
+        .unwrap();
+    for s in ["open", "claimed", "resolved", "closed", "cancelled"] {
+        assert!(
+            statuses.iter().any(|x| x == s),
+            "no {s} ticket: {statuses:?}"
+        );
+    }
+    let history: i64 = tickets::table
+        .filter(tickets::external_ref.is_not_null())
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert!(history > 100, "{history}");
+    let open_bids: i64 = bids::table
+        .filter(bids::status.eq("open"))
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(open_bids, 1);
+    let revenue: i64 = releases::table.count().get_result(&mut conn).unwrap();
+    assert_eq!(revenue, 1);
+    assert_eq!(
+        guildhall::ledger::check(&mut conn).unwrap(),
+        Vec::<String>::new()
+    );
+    drop(conn);
+    let page = app.get("/search?q=prompt", None).await.expect(200);
+    assert!(page.text.contains("matching ticket"), "{}", page.text);
+    assert!(!page.text.contains(">0 matching"), "{}", page.text);
+    let home = app.get("/", None).await.expect(200);
+    assert!(home.text.contains("href=\"/p/genai\""));
+}
