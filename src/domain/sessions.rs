@@ -74,15 +74,7 @@ pub fn rotate(conn: &mut DbConnection, presented: &str) -> AppResult<Rotation> {
         };
         let now = super::now();
         // Only one presenter can flip an unused, unrevoked token to used.
-        let claimed = diesel::update(
-            rt::table
-                .find(id)
-                .filter(rt::used_at.is_null())
-                .filter(rt::revoked_at.is_null()),
-        )
-        .set(rt::used_at.eq(now))
-        .execute(conn)?;
-        if claimed == 0 {
+        if !claim(conn, id, now)? {
             revoke_family(conn, &family)?;
             tracing::warn!(
                 user_id,
@@ -90,11 +82,7 @@ pub fn rotate(conn: &mut DbConnection, presented: &str) -> AppResult<Rotation> {
             );
             return Ok(Rotation::Reused);
         }
-        let can_login: bool = crate::db::schema::users::table
-            .find(user_id)
-            .select(crate::db::schema::users::can_login)
-            .first(conn)?;
-        if expires_at <= now || !can_login {
+        if expires_at <= now || !can_login(conn, user_id)? {
             return Ok(Rotation::Invalid);
         }
         let token = insert(conn, user_id, &family, expires_at)?;
@@ -167,11 +155,7 @@ pub fn resume(
         }
         return Ok(Resumed::Anonymous);
     }
-    let can_login: bool = crate::db::schema::users::table
-        .find(user_id)
-        .select(crate::db::schema::users::can_login)
-        .first(conn)?;
-    if !can_login {
+    if !can_login(conn, user_id)? {
         return Ok(Resumed::Anonymous);
     }
     if now - created < span(rotate_after) {
@@ -180,15 +164,7 @@ pub fn resume(
     write_tx(conn, |conn| {
         // Only one of this browser's parallel requests replaces it; the
         // others count as signed out for that one request, nothing worse.
-        let claimed = diesel::update(
-            rt::table
-                .find(id)
-                .filter(rt::used_at.is_null())
-                .filter(rt::revoked_at.is_null()),
-        )
-        .set(rt::used_at.eq(now))
-        .execute(conn)?;
-        if claimed == 0 {
+        if !claim(conn, id, now)? {
             return Ok(Resumed::Anonymous);
         }
         let token = insert(conn, user_id, &family, expires)?;
@@ -206,6 +182,28 @@ type SessionRow = (
     Option<NaiveDateTime>,
     NaiveDateTime,
 );
+
+/// Marks token `id` used if nobody has (only one presenter can). Returns
+/// whether this call did.
+fn claim(conn: &mut DbConnection, id: i64, now: NaiveDateTime) -> QueryResult<bool> {
+    Ok(diesel::update(
+        rt::table
+            .find(id)
+            .filter(rt::used_at.is_null())
+            .filter(rt::revoked_at.is_null()),
+    )
+    .set(rt::used_at.eq(now))
+    .execute(conn)?
+        == 1)
+}
+
+/// Whether the user may still sign in (imported users may not).
+fn can_login(conn: &mut DbConnection, user_id: i64) -> QueryResult<bool> {
+    crate::db::schema::users::table
+        .find(user_id)
+        .select(crate::db::schema::users::can_login)
+        .first(conn)
+}
 
 fn revoke_family(conn: &mut DbConnection, family: &str) -> QueryResult<usize> {
     diesel::update(

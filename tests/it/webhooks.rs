@@ -97,16 +97,9 @@ async fn duplicate_and_concurrent_deliveries_apply_once() {
     let (app, _, _, id, pi) = setup().await;
     let fx = fixtures();
     let now = chrono::Utc::now().timestamp();
-    let succeeded = event(
-        &fx,
-        "evt_paid",
-        "payment_intent.succeeded",
-        "payment_intent",
-        &pi,
-        &pi,
-    );
+    let paid = succeeded(&fx, "evt_paid", &pi);
     let svc = actix_web::test::init_service(guildhall::app::build(app.state.clone())).await;
-    let deliveries = (0..50).map(|_| app.send(&svc, delivery(&succeeded, now, SECRET)));
+    let deliveries = (0..50).map(|_| app.send(&svc, delivery(&paid, now, SECRET)));
     let results = futures_util::future::join_all(deliveries).await;
     assert!(
         results.iter().all(|r| r.status.as_u16() == 200),
@@ -121,14 +114,7 @@ async fn duplicate_and_concurrent_deliveries_apply_once() {
         1
     );
     // Another event about the same payment intent funds nothing more.
-    let again = event(
-        &fx,
-        "evt_paid_twice",
-        "payment_intent.succeeded",
-        "payment_intent",
-        &pi,
-        &pi,
-    );
+    let again = succeeded(&fx, "evt_paid_twice", &pi);
     let r = app
         .send(&svc, delivery(&again, now, SECRET))
         .await
@@ -180,14 +166,7 @@ async fn bad_deliveries_are_400_and_apply_nothing() {
     let (app, _, _, id, pi) = setup().await;
     let fx = fixtures();
     let now = chrono::Utc::now().timestamp();
-    let ev = event(
-        &fx,
-        "evt_x",
-        "payment_intent.succeeded",
-        "payment_intent",
-        &pi,
-        &pi,
-    );
+    let ev = succeeded(&fx, "evt_x", &pi);
     let svc = actix_web::test::init_service(guildhall::app::build(app.state.clone())).await;
     let r = app
         .send(&svc, delivery(&ev, now, "whsec_wrong"))
@@ -241,23 +220,9 @@ async fn a_dispute_freezes_the_escrow_it_funded() {
     let fx = fixtures();
     let now = chrono::Utc::now().timestamp();
     let svc = actix_web::test::init_service(guildhall::app::build(app.state.clone())).await;
-    app.send(
-        &svc,
-        delivery(
-            &event(
-                &fx,
-                "evt_ok",
-                "payment_intent.succeeded",
-                "payment_intent",
-                &pi,
-                &pi,
-            ),
-            now,
-            SECRET,
-        ),
-    )
-    .await
-    .expect(200);
+    app.send(&svc, delivery(&succeeded(&fx, "evt_ok", &pi), now, SECRET))
+        .await
+        .expect(200);
     app.post(
         &format!("/api/v1/tickets/{id}/claim"),
         json!({}),
@@ -326,15 +291,8 @@ async fn accepts_refunds_and_webhooks_racing_on_one_ticket_move_money_once() {
     let fx = fixtures();
     let svc = actix_web::test::init_service(guildhall::app::build(app.state.clone())).await;
     let now = chrono::Utc::now().timestamp();
-    let succeeded = event(
-        &fx,
-        "evt_paid",
-        "payment_intent.succeeded",
-        "payment_intent",
-        &pi,
-        &pi,
-    );
-    app.send(&svc, delivery(&succeeded, now, SECRET))
+    let paid = succeeded(&fx, "evt_paid", &pi);
+    app.send(&svc, delivery(&paid, now, SECRET))
         .await
         .expect(200);
     for step in ["claim", "resolve"] {
@@ -422,6 +380,11 @@ async fn accepts_refunds_and_webhooks_racing_on_one_ticket_move_money_once() {
     }
 }
 
+/// `payment_intent.succeeded` for `pi`, as event `id`.
+fn succeeded(fx: &Value, id: &str, pi: &str) -> Value {
+    event(fx, id, "payment_intent.succeeded", "payment_intent", pi, pi)
+}
+
 /// Sends one signed event through the app and returns its outcome.
 async fn deliver<S, B>(app: &TestApp, svc: &S, body: &Value) -> String
 where
@@ -486,14 +449,7 @@ async fn money_arriving_for_a_cancelled_ticket_is_refunded_at_once() {
     )
     .await
     .expect(200);
-    let paid = event(
-        &fx,
-        "evt_late",
-        "payment_intent.succeeded",
-        "payment_intent",
-        &pi,
-        &pi,
-    );
+    let paid = succeeded(&fx, "evt_late", &pi);
     assert_eq!(deliver(&app, &svc, &paid).await, "bounty funded");
     assert_eq!(escrow_of(&app, id), 0);
     assert_eq!(paid_amount(&app, id), 0);
@@ -519,14 +475,7 @@ async fn a_partial_refund_moves_only_the_refunded_part() {
     let (app, helper, requester, id, pi) = setup().await;
     let fx = fixtures();
     let svc = actix_web::test::init_service(guildhall::app::build(app.state.clone())).await;
-    let paid = event(
-        &fx,
-        "evt_paid",
-        "payment_intent.succeeded",
-        "payment_intent",
-        &pi,
-        &pi,
-    );
+    let paid = succeeded(&fx, "evt_paid", &pi);
     assert_eq!(deliver(&app, &svc, &paid).await, "bounty funded");
     let mut partial = event(&fx, "evt_re_1", "charge.refunded", "charge", "ch_1", &pi);
     partial["data"]["object"]["amount_refunded"] = json!(100);
@@ -645,14 +594,7 @@ async fn a_card_paid_bid_assigns_only_when_the_money_arrives() {
     assert_eq!(t.body["status"], "open");
 
     // The card went through after all.
-    let paid = event(
-        &fx,
-        "evt_paid_late",
-        "payment_intent.succeeded",
-        "payment_intent",
-        &pi,
-        &pi,
-    );
+    let paid = succeeded(&fx, "evt_paid_late", &pi);
     assert_eq!(deliver(&app, &svc, &paid).await, "bounty funded");
     let t = app
         .get(&format!("/api/v1/tickets/{id}"), None)
@@ -680,14 +622,7 @@ async fn disputes_end_won_or_lost() {
     let (app, helper, requester, id, pi) = setup().await;
     let fx = fixtures();
     let svc = actix_web::test::init_service(guildhall::app::build(app.state.clone())).await;
-    let paid = event(
-        &fx,
-        "evt_paid",
-        "payment_intent.succeeded",
-        "payment_intent",
-        &pi,
-        &pi,
-    );
+    let paid = succeeded(&fx, "evt_paid", &pi);
     assert_eq!(deliver(&app, &svc, &paid).await, "bounty funded");
     let mut opened = event(
         &fx,
@@ -746,14 +681,7 @@ async fn disputes_end_won_or_lost() {
         .await
         .expect(201);
     let pi2 = format!("pi_test_bounty_{}", r.body["bounty"]["id"]);
-    let paid = event(
-        &fx,
-        "evt_paid_2",
-        "payment_intent.succeeded",
-        "payment_intent",
-        &pi2,
-        &pi2,
-    );
+    let paid = succeeded(&fx, "evt_paid_2", &pi2);
     assert_eq!(deliver(&app, &svc, &paid).await, "bounty funded");
     let mut opened = event(
         &fx,
@@ -903,14 +831,7 @@ async fn card_paid_bids_meet_newer_offers_and_bidders_who_hold_the_ticket() {
         .await
         .expect(200);
     }
-    let paid = event(
-        &fx,
-        "evt_p",
-        "payment_intent.succeeded",
-        "payment_intent",
-        &pi2,
-        &pi2,
-    );
+    let paid = succeeded(&fx, "evt_p", &pi2);
     assert_eq!(deliver(&app, &svc, &paid).await, "bounty funded");
     assert_eq!(escrow_of(&app, id2), 999);
     assert_eq!(bounty_row(&app, id2).0, "funded");
@@ -1245,14 +1166,7 @@ async fn concurrent_partial_refunds_both_count() {
         .open_ticket(&requester, "proj", "Two refunds", "public")
         .await;
     let pi = card_bounty(&app, &requester, t, 10_000).await;
-    let ok = event(
-        &fx,
-        "s",
-        "payment_intent.succeeded",
-        "payment_intent",
-        &pi,
-        &pi,
-    );
+    let ok = succeeded(&fx, "s", &pi);
     assert_eq!(deliver(&app, &svc, &ok).await, "bounty funded");
     let now = chrono::Utc::now().timestamp();
     let (a, b) = futures_util::future::join(
