@@ -3,7 +3,6 @@
 use super::idempotency::{idempotent, Claim, IdempotencyKey};
 use super::views::{utc, Money, Page, Paging};
 use crate::auth::{AuthUser, MaybeUser};
-use crate::db::schema::{ledger_accounts as la, ledger_transfers as lt};
 use crate::domain::money::{self, Bounty};
 use crate::domain::{now, tickets};
 use crate::error::{AppError, AppResult, Problem};
@@ -251,25 +250,8 @@ pub async fn transfers(
     let paging = Paging::parse(query.limit, query.cursor.as_deref())?;
     state
         .db(move |conn| {
-            let mine: Vec<i64> = la::table
-                .filter(la::kind.eq(AccountKind::UserPayable.as_str()))
-                .filter(la::owner_id.eq(user.id))
-                .select(la::id)
-                .load(conn)?;
-            let mut q = lt::table
-                .filter(
-                    lt::debit_account_id
-                        .eq_any(&mine)
-                        .or(lt::credit_account_id.eq_any(&mine)),
-                )
-                .select(crate::ledger::Transfer::as_select())
-                .order(lt::id.desc())
-                .limit(paging.fetch())
-                .into_boxed();
-            if let Some(b) = paging.cursor {
-                q = q.filter(lt::id.lt(b));
-            }
-            let rows: Vec<crate::ledger::Transfer> = q.load(conn)?;
+            let (mine, rows) =
+                crate::ledger::user_transfers(conn, user.id, paging.cursor, paging.fetch())?;
             Page::from_rows(
                 rows,
                 &paging,
@@ -557,7 +539,7 @@ pub struct Statement {
     pub total_helpers: i64,
 }
 
-fn parse_bound(field: &str, raw: &str) -> AppResult<chrono::NaiveDateTime> {
+pub fn parse_bound(field: &str, raw: &str) -> AppResult<chrono::NaiveDateTime> {
     if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
         return Ok(t.with_timezone(&Utc).naive_utc());
     }
@@ -592,7 +574,6 @@ pub async fn statement(
     slug: web::Path<String>,
     query: web::Query<StatementQuery>,
 ) -> AppResult<HttpResponse> {
-    use crate::db::schema::{releases as r, tickets as t};
     let slug = slug.into_inner();
     let q = query.into_inner();
     let from = q
@@ -611,52 +592,78 @@ pub async fn statement(
         Some(_) => return Err(AppError::field("format", "must be `json` or `csv`")),
     };
     let statement = state
-        .db(move |conn| {
-            let p = crate::domain::projects::by_slug(conn, &slug)?;
-            crate::domain::projects::require_maintainer(conn, p.id, user.id)?;
-            let mut query = r::table
-                .inner_join(t::table.on(t::id.eq(r::ticket_id)))
-                .filter(r::project_id.eq(p.id))
-                .filter(r::created_at.lt(to))
-                .select((money::Release::as_select(), t::title))
-                .order(r::created_at.asc())
-                .into_boxed();
-            if let Some(f) = from {
-                query = query.filter(r::created_at.ge(f));
-            }
-            let rows: Vec<(money::Release, String)> = query.load(conn)?;
-            let lines: Vec<StatementLine> = rows
-                .into_iter()
-                .map(|(rel, title)| StatementLine {
-                    ticket_id: rel.ticket_id,
-                    round: rel.round,
-                    title,
-                    released_at: utc(rel.created_at),
-                    helper_id: rel.helper_id,
-                    amount: rel.amount,
-                    helper_amount: rel.helper_amount,
-                    commission: rel.project_amount,
-                    platform_fee: rel.platform_amount,
-                    commission_bps: rel.commission_bps,
-                    platform_bps: rel.platform_bps,
-                })
-                .collect();
-            Ok(Statement {
-                project: p.slug,
-                currency: p.currency,
-                from: from.map(utc),
-                to: utc(to),
-                total_amount: lines.iter().map(|l| l.amount).sum(),
-                total_commission: lines.iter().map(|l| l.commission).sum(),
-                total_platform_fee: lines.iter().map(|l| l.platform_fee).sum(),
-                total_helpers: lines.iter().map(|l| l.helper_amount).sum(),
-                lines,
-            })
-        })
+        .db(move |conn| load_statement(conn, &slug, user.id, from, to))
         .await?;
     if !csv {
         return Ok(HttpResponse::Ok().json(statement));
     }
+    let out = statement_csv(&statement)?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            "content-disposition",
+            format!(
+                "attachment; filename=\"{}-statement.csv\"",
+                statement.project
+            ),
+        ))
+        .body(out))
+}
+
+/// A project's revenue statement for `[from, to)`: maintainers only (403
+/// for others, 404 for an unknown project).
+pub fn load_statement(
+    conn: &mut crate::db::DbConnection,
+    slug: &str,
+    user: i64,
+    from: Option<chrono::NaiveDateTime>,
+    to: chrono::NaiveDateTime,
+) -> AppResult<Statement> {
+    use crate::db::schema::{releases as r, tickets as t};
+    let p = crate::domain::projects::by_slug(conn, slug)?;
+    crate::domain::projects::require_maintainer(conn, p.id, user)?;
+    let mut query = r::table
+        .inner_join(t::table.on(t::id.eq(r::ticket_id)))
+        .filter(r::project_id.eq(p.id))
+        .filter(r::created_at.lt(to))
+        .select((money::Release::as_select(), t::title))
+        .order(r::created_at.asc())
+        .into_boxed();
+    if let Some(f) = from {
+        query = query.filter(r::created_at.ge(f));
+    }
+    let rows: Vec<(money::Release, String)> = query.load(conn)?;
+    let lines: Vec<StatementLine> = rows
+        .into_iter()
+        .map(|(rel, title)| StatementLine {
+            ticket_id: rel.ticket_id,
+            round: rel.round,
+            title,
+            released_at: utc(rel.created_at),
+            helper_id: rel.helper_id,
+            amount: rel.amount,
+            helper_amount: rel.helper_amount,
+            commission: rel.project_amount,
+            platform_fee: rel.platform_amount,
+            commission_bps: rel.commission_bps,
+            platform_bps: rel.platform_bps,
+        })
+        .collect();
+    Ok(Statement {
+        project: p.slug,
+        currency: p.currency,
+        from: from.map(utc),
+        to: utc(to),
+        total_amount: lines.iter().map(|l| l.amount).sum(),
+        total_commission: lines.iter().map(|l| l.commission).sum(),
+        total_platform_fee: lines.iter().map(|l| l.platform_fee).sum(),
+        total_helpers: lines.iter().map(|l| l.helper_amount).sum(),
+        lines,
+    })
+}
+
+/// The statement as RFC 4180 CSV, text cells guarded against formulas.
+pub fn statement_csv(statement: &Statement) -> AppResult<Vec<u8>> {
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .from_writer(Vec::new());
@@ -697,16 +704,7 @@ pub async fn statement(
     let out = w
         .into_inner()
         .map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
-        .insert_header((
-            "content-disposition",
-            format!(
-                "attachment; filename=\"{}-statement.csv\"",
-                statement.project
-            ),
-        ))
-        .body(out))
+    Ok(out)
 }
 
 /// A payout onboarding link.

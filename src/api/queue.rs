@@ -4,8 +4,8 @@ use super::tickets::views;
 use super::views::TicketView;
 use crate::auth::MaybeUser;
 use crate::db::schema::tickets;
-use crate::domain::queue::{self, QueueItem};
-use crate::domain::tickets::{access, Status, Ticket};
+use crate::domain::queue;
+use crate::domain::tickets::{access, Ticket};
 use crate::domain::{decode_cursor, encode_cursor, page_limit, projects};
 use crate::error::{AppResult, Problem};
 use crate::state::AppState;
@@ -71,21 +71,7 @@ pub async fn queue(
     state
         .db(move |conn| {
             let p = projects::by_slug(conn, &slug)?;
-            let open: Vec<(i64, i64, chrono::NaiveDateTime)> = tickets::table
-                .filter(tickets::project_id.eq(p.id))
-                .filter(tickets::status.eq(Status::Open.as_str()))
-                .select((tickets::id, tickets::paid_amount, tickets::waiting_since))
-                .load(conn)?;
-            let throughput = queue::throughput(conn, &p)?;
-            let items = open
-                .into_iter()
-                .map(|(ticket_id, paid_amount, waiting_since)| QueueItem {
-                    ticket_id,
-                    paid_amount,
-                    waiting_since,
-                })
-                .collect();
-            let entries = queue::build(items, p.free_share_pct, &throughput);
+            let entries = queue::entries(conn, &p)?;
             let total = entries.len();
             let page: Vec<_> = entries.into_iter().skip(offset).take(limit).collect();
             let mut out = Vec::with_capacity(page.len());

@@ -148,6 +148,22 @@ pub fn list(conn: &mut DbConnection, ticket_id: i64, user: i64) -> AppResult<Vec
     Ok(q.load(conn)?)
 }
 
+/// A helper's own bids with their tickets' titles, newest first.
+pub fn of_helper(
+    conn: &mut DbConnection,
+    helper: i64,
+    limit: i64,
+) -> QueryResult<Vec<(Bid, String)>> {
+    use crate::db::schema::tickets;
+    bids::table
+        .inner_join(tickets::table.on(tickets::id.eq(bids::ticket_id)))
+        .filter(bids::helper_id.eq(helper))
+        .order(bids::id.desc())
+        .limit(limit)
+        .select((Bid::as_select(), tickets::title))
+        .load(conn)
+}
+
 /// The bidder withdraws an open bid.
 pub fn withdraw(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Bid> {
     let bid = get(conn, id)?;

@@ -2,6 +2,7 @@
 
 pub mod ai;
 pub mod bids;
+pub mod dashboard;
 pub mod helpers;
 pub mod matching;
 pub mod money;

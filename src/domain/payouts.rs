@@ -401,3 +401,15 @@ fn start_new(conn: &mut DbConnection, gateway: &dyn PaymentGateway, minimum: i64
     }
     Ok(())
 }
+
+/// Whether the payee has a payout account with `gateway` that is ready.
+pub fn is_ready(conn: &mut DbConnection, payee: Payee, gateway: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        pa::table
+            .filter(pa::payee_kind.eq(payee.kind()))
+            .filter(pa::payee_id.eq(payee.id()))
+            .filter(pa::gateway.eq(gateway))
+            .filter(pa::ready.eq(true)),
+    ))
+    .get_result(conn)
+}

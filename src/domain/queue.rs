@@ -383,6 +383,30 @@ fn paid_fits(
         })
 }
 
+/// The project's open tickets in serving order with their ETAs.
+pub fn entries(
+    conn: &mut crate::db::DbConnection,
+    p: &crate::domain::projects::Project,
+) -> diesel::QueryResult<Vec<QueueEntry>> {
+    use crate::db::schema::tickets;
+    use diesel::prelude::*;
+    let open: Vec<(i64, i64, chrono::NaiveDateTime)> = tickets::table
+        .filter(tickets::project_id.eq(p.id))
+        .filter(tickets::status.eq("open"))
+        .select((tickets::id, tickets::paid_amount, tickets::waiting_since))
+        .load(conn)?;
+    let throughput = throughput(conn, p)?;
+    let items = open
+        .into_iter()
+        .map(|(ticket_id, paid_amount, waiting_since)| QueueItem {
+            ticket_id,
+            paid_amount,
+            waiting_since,
+        })
+        .collect();
+    Ok(build(items, p.free_share_pct, &throughput))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -99,3 +99,25 @@ pub fn map_index_error(e: guildhall_index::IndexError) -> AppError {
         other => AppError::internal(other),
     }
 }
+
+/// Solved or open tickets like a question that is not a ticket yet (the
+/// home page's Ask box, the new-ticket form's suggestions), as `user` may
+/// see them, best first; within `project` when given.
+pub fn similar_to_question(
+    conn: &mut DbConnection,
+    index: &guildhall_index::TicketIndex,
+    title: &str,
+    body: &str,
+    project: Option<&str>,
+    user: Option<i64>,
+    limit: usize,
+) -> AppResult<Vec<VisibleHit>> {
+    if title.trim().is_empty() && body.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let viewer = viewer(conn, user)?;
+    let hits = index
+        .similar_to_text(title, body, &viewer, project, limit)
+        .map_err(map_index_error)?;
+    visible_hits(conn, hits, user)
+}

@@ -159,6 +159,44 @@ pub struct Ticket {
 }
 
 impl Ticket {
+    /// A claimed public ticket with money on it, for benchmarks and
+    /// examples (never stored).
+    pub fn sample(at: NaiveDateTime) -> Ticket {
+        Ticket {
+            id: 42,
+            project_id: 1,
+            requester_id: 3,
+            title: "Segments pile up after a bulk load".into(),
+            body: "After importing ten million documents the index has 400 segments. \
+                   What should the merge policy be?"
+                .into(),
+            kind: "question".into(),
+            visibility: "public".into(),
+            status: "claimed".into(),
+            tags: r#"["merge","segments"]"#.into(),
+            claimed_by: Some(2),
+            resolved_by: None,
+            resolution_message_id: None,
+            paid_amount: 5_000,
+            waiting_since: at,
+            last_activity_at: at,
+            submitted_at: Some(at),
+            claimed_at: Some(at),
+            resolved_at: None,
+            closed_at: None,
+            close_reason: None,
+            rating_stars: None,
+            rating_comment: None,
+            rated_at: None,
+            external_ref: None,
+            version: 1,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+}
+
+impl Ticket {
     /// The status as an enum.
     pub fn status(&self) -> Status {
         Status::parse(&self.status).unwrap_or(Status::Closed)
@@ -1516,6 +1554,17 @@ pub fn list(
     Ok(q.load(conn)?)
 }
 
+/// Tickets `user` has claimed and works on now, oldest claim first.
+pub fn claimed_by(conn: &mut DbConnection, user: i64, limit: i64) -> QueryResult<Vec<Ticket>> {
+    tickets::table
+        .filter(tickets::claimed_by.eq(user))
+        .filter(tickets::status.eq(Status::Claimed.as_str()))
+        .order(tickets::claimed_at.asc())
+        .limit(limit)
+        .select(Ticket::as_select())
+        .load(conn)
+}
+
 /// Public tickets `user` resolved and their requester accepted (closed),
 /// newest first: what a helper's public profile shows.
 pub fn solved_by(conn: &mut DbConnection, user: i64, limit: i64) -> QueryResult<Vec<Ticket>> {
@@ -1528,6 +1577,34 @@ pub fn solved_by(conn: &mut DbConnection, user: i64, limit: i64) -> QueryResult<
         .limit(limit)
         .select(Ticket::as_select())
         .load(conn)
+}
+
+/// The close reason of a ticket its requester closed because the AI
+/// lane's answer solved it (the dashboard's AI lane).
+pub const AI_ANSWER_REASON: &str = "answered by the AI lane";
+
+/// Median time from submission to resolution of the project's tickets
+/// resolved in the last `days` days; `None` without any.
+pub fn median_resolution(
+    conn: &mut DbConnection,
+    project_id: i64,
+    days: i64,
+) -> QueryResult<Option<chrono::Duration>> {
+    let since = now() - chrono::Duration::days(days);
+    let rows: Vec<(Option<NaiveDateTime>, Option<NaiveDateTime>)> = tickets::table
+        .filter(tickets::project_id.eq(project_id))
+        .filter(tickets::resolved_at.ge(since))
+        .select((tickets::submitted_at, tickets::resolved_at))
+        .load(conn)?;
+    let mut waits: Vec<chrono::Duration> = rows
+        .into_iter()
+        .filter_map(|(s, r)| Some((r? - s?).max(chrono::Duration::zero())))
+        .collect();
+    if waits.is_empty() {
+        return Ok(None);
+    }
+    waits.sort();
+    Ok(Some(waits[waits.len() / 2]))
 }
 
 /// The median time from submission to the first public message by someone

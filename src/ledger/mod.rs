@@ -335,6 +335,38 @@ pub fn accounts_of(
         .load(conn)
 }
 
+/// The transfers touching `owner`'s payable accounts, newest first, ids
+/// below `before`; with the ids of those accounts (to tell credits from
+/// debits).
+pub fn user_transfers(
+    conn: &mut DbConnection,
+    owner: i64,
+    before: Option<i64>,
+    limit: i64,
+) -> QueryResult<(Vec<i64>, Vec<Transfer>)> {
+    use crate::db::schema::ledger_transfers as lt;
+    let mine: Vec<i64> = la::table
+        .filter(la::kind.eq(AccountKind::UserPayable.as_str()))
+        .filter(la::owner_id.eq(owner))
+        .select(la::id)
+        .load(conn)?;
+    let mut q = lt::table
+        .filter(
+            lt::debit_account_id
+                .eq_any(&mine)
+                .or(lt::credit_account_id.eq_any(&mine)),
+        )
+        .select(Transfer::as_select())
+        .order(lt::id.desc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(b) = before {
+        q = q.filter(lt::id.lt(b));
+    }
+    let rows = q.load(conn)?;
+    Ok((mine, rows))
+}
+
 /// Freezes or unfreezes an account (no debits while frozen).
 pub fn set_frozen(conn: &mut DbConnection, id: i64, frozen: bool) -> QueryResult<usize> {
     diesel::update(la::table.find(id))

@@ -5,8 +5,10 @@
 //! functions as the API, so authorization is written once; every page works
 //! with JavaScript off.
 
+pub mod answers;
 pub mod pages;
 pub mod session;
+pub mod team;
 
 use crate::error::AppError;
 use crate::state::AppState;
@@ -31,10 +33,30 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/t/{id}", web::get().to(pages::ticket))
                 .route("/t/{id}/{action}", web::post().to(pages::ticket_action))
                 .route("/me", web::get().to(pages::me))
+                .route("/me/payouts", web::post().to(pages::payouts))
+                .route("/payouts/return", web::get().to(pages::payouts_back))
+                .route("/payouts/refresh", web::get().to(pages::payouts_back))
+                .route("/new/similar", web::get().to(answers::similar_fragment))
                 .route("/u/{id}", web::get().to(pages::user))
                 .route("/p/{slug}/badge.svg", web::get().to(pages::badge))
                 .route("/p/{slug}/apply", web::get().to(pages::apply_form))
                 .route("/p/{slug}/apply", web::post().to(pages::apply))
+                .route("/projects/new", web::get().to(team::new_project_form))
+                .route("/projects/new", web::post().to(team::new_project))
+                .route("/p/{slug}/queue", web::get().to(team::queue_page))
+                .route("/p/{slug}/helpers", web::get().to(team::helpers_list))
+                .route(
+                    "/p/{slug}/helpers/{user_id}/{action}",
+                    web::post().to(team::helper_action),
+                )
+                .route("/p/{slug}/settings", web::get().to(team::settings))
+                .route("/p/{slug}/settings", web::post().to(team::save_settings))
+                .route("/p/{slug}/templates", web::post().to(team::add_template))
+                .route("/p/{slug}/dashboard", web::get().to(team::dashboard_page))
+                .route(
+                    "/p/{slug}/statement.{format}",
+                    web::get().to(team::statement),
+                )
                 .route("/new", web::get().to(pages::new_ticket_form))
                 .route("/new", web::post().to(pages::new_ticket))
                 .default_service(web::to(pages::not_found)),

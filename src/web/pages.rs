@@ -13,7 +13,7 @@ use askama::Template;
 use guildhall_index::SearchRequest;
 use serde::Deserialize;
 
-type Page = Result<HttpResponse, WebError>;
+pub(super) type Page = Result<HttpResponse, WebError>;
 
 // ---------------------------------------------------------------------------
 // Home
@@ -38,6 +38,7 @@ struct Home {
     l: Layout,
     ask: String,
     routed: Vec<Routed>,
+    ai: Option<super::answers::AiView>,
     projects: Vec<ProjectCard>,
 }
 
@@ -60,20 +61,28 @@ pub async fn home(state: web::Data<AppState>, req: HttpRequest, q: web::Query<Ho
     let index = state.index.clone();
     let user = l.user.as_ref().map(|u| u.id);
     let question = ask.trim().to_owned();
-    let (projects, routed) = state
+    let min_confidence = state.config.ai_min_confidence;
+    let q = question.clone();
+    let (projects, routed, grounding) = state
         .db(move |conn| {
             let list = projects::list(conn, None, None, 100)?;
-            let routed = if question.is_empty() {
-                Vec::new()
-            } else {
-                crate::domain::routing::route(conn, &index, &question, "", user)?
-            };
-            Ok((list, routed))
+            if q.is_empty() {
+                return Ok((list, Vec::new(), None));
+            }
+            let routed = crate::domain::routing::route(conn, &index, &q, "", user)?;
+            let similar = search::similar_to_question(conn, &index, &q, "", None, user, 6)?;
+            let grounding = crate::domain::ai::ground(conn, &similar, min_confidence)?;
+            Ok((list, routed, Some(grounding)))
         })
         .await?;
+    let ai = match grounding {
+        Some(g) => Some(super::answers::compose(&state, g, question, String::new()).await?),
+        None => None,
+    };
     let page = Home {
         l,
         ask,
+        ai,
         routed: routed
             .into_iter()
             .take(5)
@@ -248,7 +257,7 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-fn redirect(to: &str) -> HttpResponse {
+pub(super) fn redirect(to: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, to.to_owned()))
         .finish()
@@ -411,6 +420,10 @@ struct ProjectPage {
     queue_length: usize,
     eta_hours: i64,
     resolved_30: i64,
+    first_response_90: String,
+    resolution_90: String,
+    /// The viewer's place: "maintainer", "helper" or "".
+    role: &'static str,
 }
 
 /// `/p/{slug}`: the project's support page.
@@ -421,9 +434,19 @@ pub async fn project(
 ) -> Page {
     let l = Layout::of(&state, &req).await?;
     let slug = slug.into_inner();
-    let (p, helpers, figures) = state
+    let viewer = l.user.as_ref().map(|u| u.id);
+    let (p, helpers, figures, medians, role) = state
         .db(move |conn| {
             let p = projects::by_slug(conn, &slug)?;
+            let role = match viewer {
+                Some(u) if projects::is_maintainer(conn, p.id, u)? => "maintainer",
+                Some(u) if helpers::is_approved(conn, p.id, u)? => "helper",
+                _ => "",
+            };
+            let medians = (
+                ticket_domain::median_first_response(conn, p.id, 90)?,
+                ticket_domain::median_resolution(conn, p.id, 90)?,
+            );
             let rows = helpers::list(conn, p.id, helpers::HelperStatus::Approved, None, 100)?;
             let mut out = Vec::with_capacity(rows.len());
             for (h, name) in rows {
@@ -440,12 +463,16 @@ pub async fn project(
                 });
             }
             let figures = queue::figures(conn, &p)?;
-            Ok((p, out, figures))
+            Ok((p, out, figures, medians, role))
         })
         .await?;
+    let wait = |d: Option<chrono::Duration>| d.map_or_else(|| "no data yet".to_owned(), short_wait);
     let page = ProjectPage {
         l,
         helpers,
+        first_response_90: wait(medians.0),
+        resolution_90: wait(medians.1),
+        role,
         queue_length: figures.open,
         eta_hours: figures.new_ticket_eta_hours,
         resolved_30: figures.resolved_last_30_days,
@@ -467,9 +494,10 @@ pub struct MessageRow {
     resolution: bool,
 }
 
+/// The ticket page.
 #[derive(Template)]
 #[template(path = "ticket.html", config = "src/web/askama.toml")]
-struct TicketPage {
+pub struct TicketPage {
     l: Layout,
     t: ticket_domain::Ticket,
     tags: Vec<String>,
@@ -490,9 +518,36 @@ struct TicketPage {
     can_message: bool,
     team: bool,
     errors: Vec<String>,
+    bids: Vec<BidRow>,
+    can_bid: bool,
+    can_accept_bids: bool,
+    /// Approved helpers the ticket may be handed to.
+    transfer_to: Vec<(i64, String)>,
+    /// The AI lane's answer (for the requester and the team, while open).
+    ai: Option<super::answers::AiView>,
+    /// Whether the requester may close it as answered by the AI lane.
+    can_ai_solve: bool,
+    /// Ranked helpers for the team: (lane, user id, name, reasons).
+    matches: Vec<(&'static str, i64, String, String)>,
+    /// The team's response templates: (id, name).
+    templates: Vec<(i64, String)>,
+    /// (position, of, ETA in words) while the ticket waits in the queue.
+    queue_place: Option<(usize, usize, String)>,
 }
 
-fn status_label(s: Status) -> &'static str {
+/// A bid as the ticket page shows it.
+pub struct BidRow {
+    id: i64,
+    helper_id: i64,
+    helper: String,
+    amount: String,
+    eta_hours: i32,
+    message: String,
+    status: String,
+    mine: bool,
+}
+
+pub(super) fn status_label(s: Status) -> &'static str {
     match s {
         Status::Draft => "draft",
         Status::Open => "open",
@@ -504,7 +559,7 @@ fn status_label(s: Status) -> &'static str {
     }
 }
 
-fn when(at: chrono::NaiveDateTime) -> String {
+pub(super) fn when(at: chrono::NaiveDateTime) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
@@ -571,15 +626,84 @@ async fn ticket_page(
 ) -> Page {
     let l = Layout::of(state, req).await?;
     let user = Session::of(req).user_id;
-    let page = state
+    let index = state.index.clone();
+    let min_confidence = state.config.ai_min_confidence;
+    let (page, grounding) = state
         .db(move |conn| {
             let (t, a) = ticket_domain::load_visible(conn, id, user)?;
             let messages = ticket_domain::list_messages(conn, id, user, None, 500)?;
             let events = ticket_domain::events(conn, id, user)?;
             let bounties = crate::domain::money::bounties_of(conn, id)?;
             let p = projects::by_id(conn, t.project_id)?;
+            let status = t.status();
+            let me = user.unwrap_or_default();
+            let holds = a.helper && user.is_some() && t.claimed_by == user;
+            let bids = match user {
+                Some(u) => crate::domain::bids::list(conn, id, u)?,
+                None => Vec::new(),
+            };
+            let transfer_to = if status == Status::Claimed && (holds || a.maintainer) {
+                helpers::list(conn, p.id, helpers::HelperStatus::Approved, None, 200)?
+                    .into_iter()
+                    .filter(|(h, _)| Some(h.user_id) != t.claimed_by)
+                    .map(|(h, name)| (h.user_id, name))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let working = matches!(status, Status::Draft | Status::Open | Status::Claimed);
+            let (matches, grounding) = if working && (a.requester || a.team()) {
+                let ranking = crate::domain::matching::rank(conn, &index, id, user)?;
+                let grounding = crate::domain::ai::ground(conn, &ranking.similar, min_confidence)?;
+                let matches = if a.team() {
+                    let lane = |lane: &'static str, c: crate::domain::matching::Candidate| {
+                        (lane, c.user_id, c.display_name, c.reasons.join("; "))
+                    };
+                    ranking
+                        .experts
+                        .into_iter()
+                        .take(5)
+                        .map(|c| lane("expert", c))
+                        .chain(
+                            ranking
+                                .community
+                                .into_iter()
+                                .take(5)
+                                .map(|c| lane("community", c)),
+                        )
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                (matches, Some(grounding))
+            } else {
+                (Vec::new(), None)
+            };
+            let templates = if a.team() {
+                ticket_domain::list_templates(conn, p.id, me)?
+                    .into_iter()
+                    .map(|t| (t.id, t.name))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let queue_place = if status == Status::Open {
+                let entries = queue::entries(conn, &p)?;
+                let total = entries.len();
+                entries.into_iter().find(|e| e.ticket_id == id).map(|e| {
+                    let eta = if e.eta_hours < 1 {
+                        "under an hour".to_owned()
+                    } else {
+                        format!("about {} hours", e.eta_hours)
+                    };
+                    (e.position, total, eta)
+                })
+            } else {
+                None
+            };
             let mut ids: Vec<i64> = messages.iter().map(|m| m.author_id).collect();
             ids.extend(events.iter().filter_map(|e| e.actor_id));
+            ids.extend(bids.iter().map(|b| b.helper_id));
             ids.push(t.requester_id);
             let names = users::names(conn, &ids)?;
             let name = |id: i64| {
@@ -588,8 +712,8 @@ async fn ticket_page(
                     .cloned()
                     .unwrap_or_else(|| format!("user {id}"))
             };
-            let status = t.status();
-            Ok(TicketPage {
+            let has_open_bid = bids.iter().any(|b| b.helper_id == me && b.status == "open");
+            let page = TicketPage {
                 actions: actions_for(&t, &a),
                 can_fund: user.is_some() && matches!(status, Status::Open | Status::Claimed),
                 can_rate: a.requester
@@ -597,12 +721,33 @@ async fn ticket_page(
                     && t.rating_stars.is_none(),
                 can_message: (a.requester || a.team()) && status != Status::Cancelled,
                 team: a.team(),
+                can_bid: a.helper && !a.requester && status == Status::Open && !has_open_bid,
+                can_accept_bids: a.requester && status == Status::Open,
+                can_ai_solve: a.requester && status == Status::Open,
                 errors: Vec::new(),
                 tags: t.tag_list(),
                 status_label: status_label(status),
                 paid: t.paid_amount,
                 paid_label: money(t.paid_amount, &p.currency),
                 currency: p.currency.to_ascii_uppercase(),
+                bids: bids
+                    .into_iter()
+                    .map(|b| BidRow {
+                        id: b.id,
+                        helper_id: b.helper_id,
+                        helper: name(b.helper_id),
+                        amount: money(b.amount, &b.currency),
+                        eta_hours: b.eta_hours,
+                        mine: b.helper_id == me,
+                        message: b.message,
+                        status: b.status,
+                    })
+                    .collect(),
+                transfer_to,
+                ai: None,
+                matches,
+                templates,
+                queue_place,
                 project_slug: p.slug,
                 project_name: p.name,
                 requester: name(t.requester_id),
@@ -635,10 +780,128 @@ async fn ticket_page(
                     csrf: String::new(),
                     test_money: false,
                 },
-            })
+            };
+            Ok((page, grounding))
         })
         .await?;
-    render(status, &TicketPage { l, errors, ..page })
+    let ai = match grounding {
+        Some(g) => Some(
+            super::answers::compose(state, g, page.t.title.clone(), page.t.body.clone()).await?,
+        ),
+        None => None,
+    };
+    render(
+        status,
+        &TicketPage {
+            l,
+            errors,
+            ai,
+            ..page
+        },
+    )
+}
+
+impl TicketPage {
+    /// A ticket page with `messages` messages as a helper of the project
+    /// sees it (bids, matches, templates, the AI answer), for the render
+    /// benchmark.
+    pub fn sample(messages: usize) -> TicketPage {
+        let at = chrono::NaiveDate::from_ymd_opt(2026, 11, 2)
+            .and_then(|d| d.and_hms_opt(9, 30, 0))
+            .unwrap_or_default();
+        let text = "The merge policy keeps small segments around until enough of them \
+                    pile up; call the writer's merge once the bulk load ends, then commit. \
+                    <b>Escaped</b> & quoted \"text\" stays text.";
+        let t = ticket_domain::Ticket::sample(at);
+        TicketPage {
+            l: Layout {
+                user: Some(super::NavUser {
+                    id: 2,
+                    name: "helper".into(),
+                }),
+                csrf: "c".repeat(43),
+                test_money: true,
+            },
+            tags: vec!["merge".into(), "segments".into()],
+            status_label: "claimed",
+            paid: 5_000,
+            paid_label: money(5_000, "usd"),
+            currency: "USD".into(),
+            project_slug: "tantivy".into(),
+            project_name: "Tantivy".into(),
+            requester: "requester".into(),
+            messages: (0..messages)
+                .map(|i| MessageRow {
+                    id: i as i64,
+                    author: if i % 2 == 0 {
+                        "helper".into()
+                    } else {
+                        "requester".into()
+                    },
+                    at: when(at),
+                    body: format!("{text} ({i})"),
+                    internal: i % 7 == 3,
+                    resolution: false,
+                })
+                .collect(),
+            bounties: vec![(1, money(5_000, "usd"), "held".into())],
+            events: (0..12)
+                .map(|i| format!("{} — helper: step {i}", when(at)))
+                .collect(),
+            actions: vec![
+                ("resolve", "Resolve", false),
+                ("unclaim", "Give back to the queue", true),
+            ],
+            can_fund: true,
+            can_rate: false,
+            can_message: true,
+            team: true,
+            errors: Vec::new(),
+            bids: (0..3)
+                .map(|i| BidRow {
+                    id: i,
+                    helper_id: 10 + i,
+                    helper: format!("expert {i}"),
+                    amount: money(8_000 + i * 500, "usd"),
+                    eta_hours: 24,
+                    message: "I can do it today.".into(),
+                    status: "open".into(),
+                    mine: i == 0,
+                })
+                .collect(),
+            can_bid: false,
+            can_accept_bids: false,
+            transfer_to: (0..5).map(|i| (20 + i, format!("helper {i}"))).collect(),
+            ai: Some(super::answers::AiView {
+                answer: Some(text.repeat(3)),
+                citations: (0..3)
+                    .map(|i| (100 + i, format!("A similar ticket {i}")))
+                    .collect(),
+                confidence: 82,
+                source: "retrieval",
+                note: String::new(),
+            }),
+            can_ai_solve: false,
+            matches: (0..10)
+                .map(|i| {
+                    (
+                        "community",
+                        30 + i,
+                        format!("helper {i}"),
+                        "answered 12 similar tickets".into(),
+                    )
+                })
+                .collect(),
+            templates: (0..5).map(|i| (i, format!("Template {i}"))).collect(),
+            queue_place: None,
+            t,
+        }
+    }
+
+    /// The page's HTML.
+    pub fn html(&self) -> Result<String, askama::Error> {
+        self.render()
+    }
 }
 
 /// `/t/{id}`: the thread and timeline, for whoever may see the ticket (404
@@ -658,6 +921,14 @@ pub struct ActionForm {
     stars: Option<i32>,
     body: Option<String>,
     internal: Option<String>,
+    /// A response template to post (team).
+    template: Option<String>,
+    /// A bid's promised hours.
+    eta_hours: Option<String>,
+    /// The bid accepted or withdrawn.
+    bid: Option<i64>,
+    /// Who a transfer goes to.
+    to: Option<i64>,
 }
 
 /// `POST /t/{id}/{action}`: one of the ticket's actions through the same
@@ -706,6 +977,15 @@ pub async fn ticket_action(
                 })
                 .await
         }
+        "accept-bid" => {
+            let gateway = state.gateway.clone();
+            let bid = form.bid.unwrap_or_default();
+            state
+                .blocking(move |pool| {
+                    crate::domain::bids::accept(pool, gateway.as_ref(), bid, user, None).map(|_| ())
+                })
+                .await
+        }
         _ => {
             state
                 .db(move |conn| match action.as_str() {
@@ -719,15 +999,73 @@ pub async fn ticket_action(
                     "cancel" => ticket_domain::cancel(conn, id, user).map(|_| ()),
                     "rate" => ticket_domain::rate(conn, id, user, form.stars.unwrap_or(0), None)
                         .map(|_| ()),
-                    "message" => ticket_domain::post_message(
-                        conn,
-                        id,
-                        user,
-                        form.body.as_deref(),
-                        form.internal.as_deref() == Some("yes"),
-                        None,
-                    )
-                    .map(|_| ()),
+                    "message" => {
+                        let template = form
+                            .template
+                            .as_deref()
+                            .filter(|t| !t.is_empty())
+                            .map(|t| {
+                                t.parse::<i64>()
+                                    .map_err(|_| AppError::field("template", "unknown template"))
+                            })
+                            .transpose()?;
+                        let body = form.body.as_deref().filter(|b| !b.trim().is_empty());
+                        ticket_domain::post_message(
+                            conn,
+                            id,
+                            user,
+                            body,
+                            form.internal.as_deref() == Some("yes"),
+                            template,
+                        )
+                        .map(|_| ())
+                    }
+                    "bid" => {
+                        let t = ticket_domain::load_visible(conn, id, Some(user))?.0;
+                        let currency = projects::by_id(conn, t.project_id)?.currency;
+                        let amount = super::parse_money(
+                            form.amount.as_deref().unwrap_or_default(),
+                            &currency,
+                        )
+                        .ok_or_else(|| AppError::field("amount", "must be an amount like 80.00"))?;
+                        let eta = form
+                            .eta_hours
+                            .as_deref()
+                            .unwrap_or_default()
+                            .trim()
+                            .parse::<i32>()
+                            .map_err(|_| {
+                                AppError::field("eta_hours", "must be a whole number of hours")
+                            })?;
+                        crate::domain::bids::create(
+                            conn,
+                            id,
+                            user,
+                            amount,
+                            &currency,
+                            eta,
+                            form.body.as_deref().unwrap_or_default(),
+                        )
+                        .map(|_| ())
+                    }
+                    "withdraw-bid" => {
+                        crate::domain::bids::withdraw(conn, form.bid.unwrap_or_default(), user)
+                            .map(|_| ())
+                    }
+                    "transfer" => {
+                        ticket_domain::transfer(conn, id, user, form.to.unwrap_or_default())
+                            .map(|_| ())
+                    }
+                    "ai-solved" => {
+                        let (_, a) = ticket_domain::load_visible(conn, id, Some(user))?;
+                        if !a.requester {
+                            return Err(AppError::forbidden(
+                                "only the requester can say the answer solved it",
+                            ));
+                        }
+                        ticket_domain::close(conn, id, user, Some(ticket_domain::AI_ANSWER_REASON))
+                            .map(|_| ())
+                    }
                     _ => Err(AppError::not_found("action")),
                 })
                 .await
@@ -746,7 +1084,7 @@ pub async fn ticket_action(
 }
 
 /// An error as sentences for the page.
-fn people_errors(e: AppError) -> Vec<String> {
+pub(super) fn people_errors(e: AppError) -> Vec<String> {
     match e {
         AppError::Validation(fields) => fields
             .into_iter()
@@ -772,6 +1110,8 @@ struct NewTicketPage {
     body: String,
     tags: String,
     private: bool,
+    similar: Vec<super::answers::Suggestion>,
+    asked: bool,
 }
 
 /// `?project=`.
@@ -794,6 +1134,19 @@ async fn new_ticket_page(
             form.project
         )));
     };
+    let asked = form.preview.is_some();
+    let similar = if asked {
+        super::answers::similar_for(
+            state,
+            Some(user),
+            form.project.clone(),
+            form.title.clone(),
+            form.body.clone(),
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
     let slug = form.project.clone();
     let (p, accepted) = state
         .db(move |conn| {
@@ -813,6 +1166,8 @@ async fn new_ticket_page(
         body: form.body,
         tags: form.tags,
         private: form.visibility == "private",
+        similar,
+        asked,
     };
     render(status, &page)
 }
@@ -831,6 +1186,7 @@ pub async fn new_ticket_form(
         tags: String::new(),
         visibility: "public".into(),
         coc: None,
+        preview: None,
     };
     new_ticket_page(&state, &req, StatusCode::OK, form, Vec::new()).await
 }
@@ -847,6 +1203,9 @@ pub struct NewTicketForm {
     tags: String,
     visibility: String,
     coc: Option<String>,
+    /// "Find similar tickets" (without JavaScript): show suggestions, post
+    /// nothing.
+    preview: Option<String>,
 }
 
 /// `POST /new`: creates the draft, records the code of conduct when
@@ -861,6 +1220,9 @@ pub async fn new_ticket(
     let Some(user) = Session::of(&req).user_id else {
         return Ok(redirect("/login"));
     };
+    if form.preview.is_some() {
+        return new_ticket_page(&state, &req, StatusCode::OK, form, Vec::new()).await;
+    }
     let f = form.clone();
     let made = state
         .db(move |conn| {
@@ -1049,15 +1411,31 @@ struct MePage {
     helping: Vec<(String, String, String, String)>,
     /// (id, title, status, in escrow).
     tickets: Vec<(i64, String, String, String)>,
+    /// Tickets the user works on: (id, title).
+    claims: Vec<(i64, String)>,
+    /// The user's bids: (ticket id, title, amount, status).
+    bids: Vec<(i64, String, String, String)>,
+    /// Recent ledger lines: (when, credit or debit, amount, kind, ticket).
+    transfers: Vec<(String, &'static str, String, String, Option<i64>)>,
+    /// Whether the user has a payout account that is ready.
+    payouts_ready: bool,
+    notice: String,
+}
+
+/// `?payouts=`.
+#[derive(Debug, Deserialize)]
+pub struct MeQuery {
+    payouts: Option<String>,
 }
 
 /// `/me`: the signed-in user's tickets, balance and standing in projects.
-pub async fn me(state: web::Data<AppState>, req: HttpRequest) -> Page {
+pub async fn me(state: web::Data<AppState>, req: HttpRequest, q: web::Query<MeQuery>) -> Page {
     let l = Layout::of(&state, &req).await?;
     let Some(user) = l.user.as_ref().map(|u| u.id) else {
         return Ok(redirect("/login?next=/me"));
     };
-    let (balances, helping, tickets) = state
+    let gateway = state.gateway.name().to_owned();
+    let (balances, helping, tickets, (claims, bids, transfers, payouts_ready)) = state
         .db(move |conn| {
             let balances =
                 crate::ledger::accounts_of(conn, crate::ledger::AccountKind::UserPayable, user)?
@@ -1103,9 +1481,41 @@ pub async fn me(state: web::Data<AppState>, req: HttpRequest) -> Page {
                     money(t.paid_amount, currency),
                 ));
             }
-            Ok((balances, helping, tickets))
+            let claims = ticket_domain::claimed_by(conn, user, 100)?
+                .into_iter()
+                .map(|t| (t.id, t.title))
+                .collect();
+            let bids = crate::domain::bids::of_helper(conn, user, 50)?
+                .into_iter()
+                .map(|(b, title)| (b.ticket_id, title, money(b.amount, &b.currency), b.status))
+                .collect();
+            let (mine, rows) = crate::ledger::user_transfers(conn, user, None, 20)?;
+            let transfers = rows
+                .into_iter()
+                .map(|t| {
+                    let credit = mine.contains(&t.credit_account_id);
+                    (
+                        when(t.created_at),
+                        if credit { "in" } else { "out" },
+                        money(t.amount, &t.currency),
+                        t.kind.replace('_', " "),
+                        t.ticket_id,
+                    )
+                })
+                .collect();
+            let ready = crate::domain::payouts::is_ready(
+                conn,
+                crate::domain::payouts::Payee::User(user),
+                &gateway,
+            )?;
+            Ok((balances, helping, tickets, (claims, bids, transfers, ready)))
         })
         .await?;
+    let notice = match q.payouts.as_deref() {
+        Some("ready") => "Your payout account is ready: accepted work is paid out to it.",
+        Some("pending") => "Finish setting up your payout account with the payment provider.",
+        _ => "",
+    };
     render(
         StatusCode::OK,
         &MePage {
@@ -1113,8 +1523,50 @@ pub async fn me(state: web::Data<AppState>, req: HttpRequest) -> Page {
             balances,
             helping,
             tickets,
+            claims,
+            bids,
+            transfers,
+            payouts_ready,
+            notice: notice.to_owned(),
         },
     )
+}
+
+/// `POST /me/payouts`: creates (once) the user's payout account with the
+/// gateway and sends them to its onboarding, or back to `/me` when it is
+/// ready (the sandbox's is at once).
+pub async fn payouts(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<CsrfForm>,
+) -> Page {
+    session::check_form(&req, &form.csrf)?;
+    let Some(user) = Session::of(&req).user_id else {
+        return Ok(redirect("/login?next=/me"));
+    };
+    let gateway = state.gateway.clone();
+    let o = state
+        .blocking(move |pool| {
+            crate::domain::payouts::onboard(
+                pool,
+                gateway.as_ref(),
+                crate::domain::payouts::Payee::User(user),
+            )
+        })
+        .await?;
+    if o.ready {
+        Ok(redirect("/me?payouts=ready"))
+    } else if o.url.starts_with("https://") {
+        Ok(redirect(&o.url))
+    } else {
+        Ok(redirect("/me?payouts=pending"))
+    }
+}
+
+/// `/payouts/return` and `/payouts/refresh`: where the payment provider's
+/// onboarding sends the payee back; their page says where they stand.
+pub async fn payouts_back() -> HttpResponse {
+    redirect("/me")
 }
 
 // ---------------------------------------------------------------------------
@@ -1184,7 +1636,7 @@ struct Badge {
 }
 
 /// A wait in the words a badge has room for.
-fn short_wait(d: chrono::Duration) -> String {
+pub(super) fn short_wait(d: chrono::Duration) -> String {
     let minutes = d.num_minutes().max(1);
     match minutes {
         m if m < 60 => format!("{m} min"),

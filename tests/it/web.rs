@@ -480,3 +480,166 @@ async fn the_demo_world_is_worth_opening() {
     let home = app.get("/", None).await.expect(200);
     assert!(home.text.contains("href=\"/p/genai\""));
 }
+
+/// The team's pages answer 404 to anyone outside the team (as the API
+/// would), helpers see the queue but not the maintainers' pages, the
+/// settings form saves only valid values and only with its token, and the
+/// dashboard's statement downloads agree with the release rows.
+#[actix_web::test]
+async fn team_pages_and_their_permissions() {
+    let app = TestApp::new();
+    let owner = app.user("owner").await;
+    let helper = app.user("helper").await;
+    let requester = app.user("requester").await;
+    app.project(&owner, "proj").await;
+    app.approved_helper(&owner, &helper, "proj").await;
+    let paid = app
+        .paid_and_accepted(&requester, &helper, "proj", "A paid question", 5_000)
+        .await;
+    let waiting = app
+        .open_ticket(&requester, "proj", "A waiting question", "public")
+        .await;
+    let svc = || actix_web::test::init_service(guildhall::app::build(app.state.clone()));
+
+    // Signed out: sent to sign in; a stranger: 404 everywhere.
+    let mut anon = Browser {
+        app: &app,
+        svc: svc().await,
+        jar: HashMap::new(),
+    };
+    let r = anon.get("/p/proj/queue").await.expect(303);
+    assert_eq!(
+        r.header("location").as_deref(),
+        Some("/login?next=/p/proj/queue")
+    );
+    anon.get("/p/proj/statement.csv").await.expect(404);
+    let mut anon = signed_in(&app, svc().await, &requester.email).await;
+    for page in [
+        "/p/proj/queue",
+        "/p/proj/helpers",
+        "/p/proj/settings",
+        "/p/proj/dashboard",
+        "/p/proj/statement.csv",
+    ] {
+        anon.get(page).await.expect(404);
+    }
+
+    // A helper: the queue with a Claim button; not the maintainers' pages.
+    let mut h = signed_in(&app, svc().await, &helper.email).await;
+    let q = h.get("/p/proj/queue").await.expect(200);
+    assert!(
+        q.text.contains(&format!("action=\"/t/{waiting}/claim\"")),
+        "{}",
+        q.text
+    );
+    for page in ["/p/proj/helpers", "/p/proj/settings", "/p/proj/dashboard"] {
+        h.get(page).await.expect(404);
+    }
+
+    // The maintainer: settings refuse out-of-range values and save nothing.
+    let mut m = signed_in(&app, svc().await, &owner.email).await;
+    let s = m.get("/p/proj/settings").await.expect(200);
+    let token = csrf(&s);
+    let settings = |share: &'static str, guidelines: &'static str, t: &str| {
+        vec![
+            ("csrf", t.to_owned()),
+            ("name", "Proj".to_owned()),
+            ("description", "d".to_owned()),
+            ("repo_url", "https://github.com/x/proj".to_owned()),
+            ("topics", "rust, search".to_owned()),
+            ("commission_pct", "12.5".to_owned()),
+            ("free_share_pct", share.to_owned()),
+            ("min_response_hours", "4".to_owned()),
+            ("auto_close_days", "14".to_owned()),
+            ("acceptance_days", "7".to_owned()),
+            ("guidelines", guidelines.to_owned()),
+            ("code_of_conduct", "Be kind.".to_owned()),
+            ("legal_entity", String::new()),
+        ]
+    };
+    let bad = settings("150", "Say what you tried.", &token);
+    let r = m
+        .post(
+            "/p/proj/settings",
+            &bad.iter()
+                .map(|(k, v)| (*k, v.as_str()))
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .expect(422);
+    assert!(r.text.contains("free share pct"), "{}", r.text);
+    let forged = settings("40", "Forged.", "not-the-token");
+    m.post(
+        "/p/proj/settings",
+        &forged
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect::<Vec<_>>(),
+    )
+    .await
+    .expect(403);
+    let read = |app: &TestApp| -> (i32, String, i32) {
+        use diesel::prelude::*;
+        use guildhall::db::schema::projects;
+        projects::table
+            .filter(projects::slug.eq("proj"))
+            .select((
+                projects::free_share_pct,
+                projects::guidelines,
+                projects::commission_bps,
+            ))
+            .first(&mut app.conn())
+            .unwrap()
+    };
+    let before = read(&app);
+    assert_ne!(before.1, "Say what you tried.");
+    assert_ne!(before.1, "Forged.");
+    let good = settings("40", "Say what you tried.", &token);
+    let r = m
+        .post(
+            "/p/proj/settings",
+            &good
+                .iter()
+                .map(|(k, v)| (*k, v.as_str()))
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .expect(200);
+    assert!(r.text.contains("Settings saved."), "{}", r.text);
+    assert_eq!(read(&app), (40, "Say what you tried.".to_owned(), 1250));
+
+    // The helpers page lists the helper with a Revoke button.
+    let hp = m.get("/p/proj/helpers").await.expect(200);
+    assert!(hp
+        .text
+        .contains(&format!("/p/proj/helpers/{}/revoke", helper.id)));
+
+    // Dashboard and statements agree with the release.
+    let (amount, commission): (i64, i64) = {
+        use diesel::prelude::*;
+        use guildhall::db::schema::releases;
+        releases::table
+            .filter(releases::ticket_id.eq(paid))
+            .select((releases::amount, releases::project_amount))
+            .first(&mut app.conn())
+            .unwrap()
+    };
+    let d = m.get("/p/proj/dashboard").await.expect(200);
+    assert!(
+        d.text.contains(&guildhall::web::money(commission, "usd")),
+        "{}",
+        d.text
+    );
+    assert!(d.text.contains("<svg"), "a chart");
+    let csv = m.get("/p/proj/statement.csv").await.expect(200);
+    assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
+    let line = csv
+        .text
+        .lines()
+        .find(|l| l.starts_with(&format!("{paid},")))
+        .unwrap_or_else(|| panic!("the release in the CSV: {}", csv.text));
+    assert!(line.contains(&format!(",usd,{amount},")), "{line}");
+    let json = m.get("/p/proj/statement.json").await.expect(200);
+    assert_eq!(json.body["total_commission"], commission);
+    m.get("/p/proj/dashboard?from=2026-13-01").await.expect(422);
+}
