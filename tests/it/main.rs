@@ -5,6 +5,7 @@
 
 mod audit;
 mod auth;
+mod browser;
 mod cli;
 mod errors;
 mod jobs;
@@ -21,4 +22,5 @@ mod stripe;
 mod tickets;
 mod util;
 mod web;
+mod webdriver;
 mod webhooks;

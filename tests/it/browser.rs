@@ -1,0 +1,431 @@
+//! The web app in a real browser: Debian's Chromium over WebDriver
+//! (`webdriver.rs`) against the app served over real HTTP on a loopback
+//! port, on the test's database (SQLite, or PostgreSQL when
+//! GUILDHALL_TEST_DATABASE_URL is set). A maintainer, a helper and a
+//! requester, each in their own browser, do the whole loop — register,
+//! bring a project, apply, approve, post a ticket (seeing the suggested
+//! duplicate), fund a bounty, claim, answer, resolve, accept, rate — and
+//! the helper's balance and the maintainer's dashboard show the split.
+//! With JavaScript on every page of the loop is checked by axe-core (no
+//! serious or critical violation) and photographed at 1280 and 390 px into
+//! `target/screenshots/`; the same loop runs with JavaScript off. No page
+//! may log an error in the browser console.
+
+use crate::util::{TestApp, PASSWORD};
+use crate::webdriver::{Browser, Driver};
+use guildhall::state::AppState;
+use serde_json::json;
+use std::path::PathBuf;
+
+/// Serves the app on `listener` in a thread of its own; stops on drop.
+struct Server {
+    handle: actix_web::dev::ServerHandle,
+    base: String,
+}
+
+impl Server {
+    fn start(state: AppState, listener: std::net::TcpListener) -> Server {
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server =
+                    actix_web::HttpServer::new(move || guildhall::app::build(state.clone()))
+                        .workers(2)
+                        .listen(listener)
+                        .expect("listen")
+                        .run();
+                tx.send(server.handle()).expect("handle");
+                let _ = server.await;
+            })
+        });
+        Server {
+            handle: rx.recv().expect("server started"),
+            base,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Stopping needs a runtime; the server's thread ends with it.
+        let handle = self.handle.clone();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(handle.stop(false));
+        })
+        .join()
+        .ok();
+    }
+}
+
+fn screenshots_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .join("screenshots")
+}
+
+/// What every page of the loop must pass: no console errors; with
+/// JavaScript, no serious or critical axe violation, and screenshots.
+struct Checks {
+    backend: &'static str,
+    pages: Vec<String>,
+}
+
+impl Checks {
+    /// A page answered with an error status on purpose: Chromium reports
+    /// it as a failed load, and nothing else may be in the console.
+    fn refused(&mut self, b: &Browser, status: u16) {
+        let entries = b.console();
+        let expected = format!("the server responded with a status of {status}");
+        assert!(
+            entries.iter().any(|(_, m)| m.contains(&expected)),
+            "a {status} on {}: {entries:?}",
+            b.url()
+        );
+        assert!(
+            entries
+                .iter()
+                .all(|(level, m)| level != "SEVERE" || m.contains(&expected)),
+            "console errors on {}: {entries:?}",
+            b.url()
+        );
+    }
+
+    fn page(&mut self, b: &Browser, name: &str) {
+        let errors: Vec<_> = b
+            .console()
+            .into_iter()
+            .filter(|(level, _)| level == "SEVERE")
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "console errors on {name} ({}): {errors:?}",
+            b.url()
+        );
+        // HTML + CSS + JS, htmx included, within 150 KB.
+        let statics: u64 = ["guildhall.css", "htmx.min.js"]
+            .iter()
+            .map(|f| {
+                std::fs::metadata(
+                    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                        .join("src/web/static")
+                        .join(f),
+                )
+                .expect("static file")
+                .len()
+            })
+            .sum();
+        let weight = b.source().len() as u64 + statics;
+        assert!(weight <= 150 * 1024, "{name} weighs {weight} bytes");
+        if b.javascript {
+            let violations = b.axe();
+            assert!(
+                violations.is_empty(),
+                "axe on {name} ({}):\n{}",
+                b.url(),
+                violations.join("\n")
+            );
+            // One set of pictures is enough: the SQLite run takes them.
+            if self.backend == "sqlite" {
+                for width in [1280, 390] {
+                    let path = screenshots_dir().join(format!("{name}-{width}.png"));
+                    b.screenshot(&path, width);
+                }
+            }
+            // The screenshot's script must not have logged anything either.
+            assert!(b.console().iter().all(|(level, _)| level != "SEVERE"));
+        }
+        self.pages.push(name.to_owned());
+    }
+}
+
+fn register(b: &Browser, base: &str, name: &str) {
+    b.goto(&format!("{base}/register"));
+    b.fill("#display_name", name);
+    b.fill("#email", &format!("{name}@example.com"));
+    b.fill("#password", PASSWORD);
+    b.click("main form button[type=submit]");
+    b.wait_for_text("Sign out");
+}
+
+/// The ticket id in a `/t/{id}` URL.
+fn ticket_id(url: &str) -> i64 {
+    url.rsplit("/t/")
+        .next()
+        .and_then(|s| s.split(['?', '#', '/']).next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not a ticket URL: {url}"))
+}
+
+async fn whole_loop(javascript: bool) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let app = TestApp::new();
+    let backend = if crate::util::postgres_url().is_some() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    let server = Server::start(app.state.clone(), listener);
+    let base = server.base.clone();
+    let driver = Driver::start();
+    let mut checks = Checks {
+        backend,
+        pages: Vec::new(),
+    };
+    let slug = if javascript { "quill" } else { "quill-nojs" };
+
+    // The maintainer registers and brings the project.
+    let maintainer = driver.browser(javascript);
+    maintainer.goto(&format!("{base}/"));
+    checks.page(&maintainer, "home");
+    register(&maintainer, &base, "maintainer");
+    maintainer.goto(&format!("{base}/projects/new"));
+    checks.page(&maintainer, "new-project");
+    maintainer.fill("#name", "Quill");
+    maintainer.fill("#slug", slug);
+    maintainer.fill("#repo_url", "https://github.com/example/quill");
+    maintainer.fill("#description", "A search library for Rust.");
+    maintainer.click("main form button[type=submit]");
+    maintainer.wait_for_text("Settings");
+    checks.page(&maintainer, "settings");
+    // Settings: a value out of range is refused inline, nothing saved (the
+    // browser itself stops a share over 100; the server stops the rest).
+    maintainer.fill("#acceptance_days", "9999");
+    maintainer.fill("#guidelines", "Say what you tried.");
+    maintainer.click("form[action$='/settings'] button[type=submit]");
+    maintainer.wait_for_text("Please correct the following");
+    assert!(maintainer.text(".errors").contains("acceptance days"));
+    checks.refused(&maintainer, 422);
+    let guidelines: String = {
+        use diesel::prelude::*;
+        use guildhall::db::schema::projects;
+        projects::table
+            .filter(projects::slug.eq(slug))
+            .select(projects::guidelines)
+            .first(&mut app.conn())
+            .unwrap()
+    };
+    assert_eq!(guidelines, "", "a refused form saved nothing");
+    maintainer.fill("#acceptance_days", "7");
+    maintainer.click("form[action$='/settings'] button[type=submit]");
+    maintainer.wait_for_text("Settings saved.");
+
+    // History to be suggested: a solved ticket, through the API.
+    let old_helper = app.user("oldhelper").await;
+    let asker = app.user("asker").await;
+    let m = app
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": "maintainer@example.com", "password": PASSWORD}),
+            None,
+        )
+        .await
+        .expect(200);
+    let maintainer_api = crate::util::User {
+        id: 0,
+        email: "maintainer@example.com".into(),
+        access: m.body["access_token"].as_str().unwrap().to_owned(),
+        refresh: String::new(),
+    };
+    app.approved_helper(&maintainer_api, &old_helper, slug)
+        .await;
+    let solved = app
+        .open_ticket(
+            &asker,
+            slug,
+            "Merging index segments after a bulk load",
+            "public",
+        )
+        .await;
+    app.answered_and_accepted(
+        solved,
+        &asker,
+        &old_helper,
+        "Call the merge policy explicitly once the bulk load ends.",
+    )
+    .await;
+    app.run_jobs();
+
+    // The helper registers and applies as an expert.
+    let helper = driver.browser(javascript);
+    register(&helper, &base, "helper");
+    helper.goto(&format!("{base}/p/{slug}"));
+    checks.page(&helper, "project");
+    helper.goto(&format!("{base}/p/{slug}/apply"));
+    checks.page(&helper, "apply");
+    helper.click("#tier-expert");
+    helper.fill("#rate", "120.00");
+    helper.fill("#bio", "I wrote the merge policy.");
+    helper.click("main form button[type=submit]");
+    helper.wait_for_text("pending");
+
+    // The maintainer approves.
+    maintainer.goto(&format!("{base}/p/{slug}/helpers"));
+    checks.page(&maintainer, "helpers");
+    maintainer.click("button[aria-label='Approve helper']");
+    maintainer.wait_for_text("helper is now approved.");
+
+    // The requester registers and posts a ticket, seeing the duplicate.
+    let requester = driver.browser(javascript);
+    register(&requester, &base, "requester");
+    requester.goto(&format!("{base}/new?project={slug}"));
+    checks.page(&requester, "new-ticket");
+    requester.fill("#title", "Index segments merging after bulk load");
+    if !javascript {
+        // JavaScript is really off: typing fetches nothing.
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        assert!(!requester.text("main").contains("Already answered?"));
+        requester.click("button[name=preview]");
+    }
+    // htmx fetches the suggestions as the title is typed; without
+    // JavaScript the button asks for them.
+    requester.wait_for_text("Already answered?");
+    assert!(requester.has(&format!("#similar a[href='/t/{solved}']")));
+    if !javascript {
+        // The form kept what was typed.
+        assert!(requester
+            .source()
+            .contains("Index segments merging after bulk load"));
+    }
+    requester.fill(
+        "#body",
+        "Segments pile up after I import ten million documents.",
+    );
+    requester.click("#coc");
+    requester.click("form[action='/new'] button[type=submit]:not([name])");
+    requester.wait_for_text("Waiting in the queue");
+    let id = ticket_id(&requester.url());
+    checks.page(&requester, "ticket-open");
+    requester.fill("#amount", "50.00");
+    requester.click("form[action$='/fund'] button");
+    requester.wait_for_text("50.00 USD in escrow");
+
+    // The helper claims from the queue, answers and resolves.
+    helper.goto(&format!("{base}/p/{slug}/queue"));
+    checks.page(&helper, "queue");
+    helper.click(&format!("button[aria-label='Claim ticket {id}']"));
+    helper.wait_for_text("Resolve");
+    checks.page(&helper, "ticket-claimed");
+    helper.fill(
+        "#message",
+        "Run merge_segments once the import ends; see ticket #1.",
+    );
+    helper.click("form[action$='/message'] button");
+    helper.wait_for_text("Run merge_segments once the import ends");
+    helper.click(&format!("form[action='/t/{id}/resolve'] button"));
+    helper.wait_for_text("resolved");
+
+    // The requester accepts and rates.
+    requester.goto(&format!("{base}/t/{id}"));
+    requester.click(&format!("form[action='/t/{id}/accept'] button"));
+    requester.wait_for_text("Rating");
+    checks.page(&requester, "ticket-closed");
+    requester.click(&format!("form[action='/t/{id}/rate'] button"));
+    requester.wait_for_text("Rating: 5");
+
+    // The split: helper's balance and the maintainer's dashboard agree with
+    // the release row and the ledger.
+    let (helper_amount, commission, platform): (i64, i64, i64) = {
+        use diesel::prelude::*;
+        use guildhall::db::schema::releases;
+        releases::table
+            .filter(releases::ticket_id.eq(id))
+            .select((
+                releases::helper_amount,
+                releases::project_amount,
+                releases::platform_amount,
+            ))
+            .first(&mut app.conn())
+            .expect("a release")
+    };
+    assert_eq!(helper_amount + commission + platform, 5_000);
+    let helper_money = guildhall::web::money(helper_amount, "usd");
+    let commission_money = guildhall::web::money(commission, "usd");
+    assert!(commission > 0 && helper_amount > 0 && helper_amount < 5_000);
+    helper.goto(&format!("{base}/me"));
+    helper.wait_for_text(&format!("{helper_money} available"));
+    checks.page(&helper, "me");
+    maintainer.goto(&format!("{base}/p/{slug}/dashboard"));
+    maintainer.wait_for_text("Commission:");
+    assert!(
+        maintainer.text("main").contains(&commission_money),
+        "dashboard shows the commission {commission_money}:\n{}",
+        maintainer.text("main")
+    );
+    checks.page(&maintainer, "dashboard");
+    assert_eq!(
+        guildhall::ledger::check(&mut app.conn()).unwrap(),
+        Vec::<String>::new(),
+        "ledger check"
+    );
+
+    // A private ticket is 404 for anyone outside it.
+    let private = app
+        .open_ticket(&asker, slug, "Our private stack trace", "private")
+        .await;
+    requester.goto(&format!("{base}/t/{private}"));
+    assert_eq!(requester.title(), "Not Found · Guildhall");
+    requester.wait_for_text("There is nothing here");
+    checks.refused(&requester, 404);
+
+    // Text people typed is text: a ticket titled <script> renders as such.
+    let xss = app
+        .open_ticket(&asker, slug, "<script>window.pwned=1</script>", "public")
+        .await;
+    requester.goto(&format!("{base}/t/{xss}"));
+    requester.wait_for_text("<script>window.pwned=1</script>");
+    if javascript {
+        assert_eq!(
+            requester.exec("return window.pwned === undefined;", json!([])),
+            json!(true)
+        );
+    }
+
+    // The accessibility check can fail: an image without a text
+    // alternative and a button without a name are caught.
+    if javascript {
+        requester.exec(
+            "document.querySelector('main').insertAdjacentHTML('beforeend', '<img src=\"data:,\"><button></button>');",
+            json!([]),
+        );
+        let found = requester.axe();
+        assert!(
+            found.iter().any(|v| v.starts_with("image-alt"))
+                && found.iter().any(|v| v.starts_with("button-name")),
+            "{found:?}"
+        );
+    }
+
+    // Signing out ends the session.
+    requester.click("header form[action='/logout'] button");
+    requester.wait_for_text("Sign in");
+    requester.goto(&format!("{base}/me"));
+    assert!(
+        requester.url().contains("/login"),
+        "signed out: {}",
+        requester.url()
+    );
+
+    for page in [
+        "home",
+        "new-ticket",
+        "ticket-open",
+        "queue",
+        "dashboard",
+        "me",
+    ] {
+        assert!(checks.pages.iter().any(|p| p == page), "{page} was checked");
+    }
+    drop(server);
+}
+
+#[actix_web::test]
+async fn the_whole_loop_in_chromium_with_javascript() {
+    whole_loop(true).await;
+}
+
+#[actix_web::test]
+async fn the_whole_loop_in_chromium_without_javascript() {
+    whole_loop(false).await;
+}
