@@ -5,8 +5,8 @@
 //! dashboard agrees with the statement.
 
 use super::projects::{self, Project};
-use super::tickets::{Status, AI_ANSWER_REASON};
-use crate::db::schema::{releases, ticket_messages, tickets, users};
+use super::tickets::AI_ANSWER_REASON;
+use crate::db::schema::{releases, ticket_events, ticket_messages, tickets, users};
 use crate::db::DbConnection;
 use crate::error::AppResult;
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime};
@@ -91,7 +91,8 @@ pub struct Dashboard {
     pub to: NaiveDateTime,
     /// How the series is cut.
     pub bucket: Bucket,
-    /// Tickets handled: resolved, or answered by the AI lane, in the period.
+    /// Tickets handled: resolved, or closed as answered by the AI lane, in
+    /// the period (from the event log).
     pub handled: i64,
     /// Handled with money on them (a bounty, an accepted bid).
     pub paid: i64,
@@ -151,37 +152,37 @@ pub fn load(
     projects::require_maintainer(conn, p.id, user)?;
     let bucket = Bucket::for_days((to - from).num_days());
 
-    // Handled: resolved in the period, or closed as answered by the AI lane.
+    // Handled: resolved in the period, or closed as answered by the AI
+    // lane, read from the event log (a later reopen does not rewrite the
+    // past); a ticket counts once, at its first such event in the period.
     type Row = (
-        i64,
         i64,
         String,
         Option<i64>,
+        NaiveDateTime,
         Option<NaiveDateTime>,
-        Option<NaiveDateTime>,
-        Option<NaiveDateTime>,
-        Option<String>,
+        i64,
+        bool,
     );
-    let rows: Vec<Row> = tickets::table
+    let rows: Vec<Row> = ticket_events::table
+        .inner_join(tickets::table.on(tickets::id.eq(ticket_events::ticket_id)))
         .filter(tickets::project_id.eq(p.id))
+        .filter(ticket_events::created_at.ge(from))
+        .filter(ticket_events::created_at.lt(to))
         .filter(
-            tickets::resolved_at
-                .ge(from)
-                .and(tickets::resolved_at.lt(to))
-                .or(tickets::close_reason
-                    .eq(AI_ANSWER_REASON)
-                    .and(tickets::closed_at.ge(from))
-                    .and(tickets::closed_at.lt(to))),
+            ticket_events::action.eq("resolve").or(ticket_events::action
+                .eq("close")
+                .and(ticket_events::reason.eq(AI_ANSWER_REASON))),
         )
+        .order((ticket_events::created_at.asc(), ticket_events::id.asc()))
         .select((
-            tickets::id,
-            tickets::paid_amount,
-            tickets::status,
-            tickets::resolved_by,
+            ticket_events::ticket_id,
+            ticket_events::action,
+            ticket_events::actor_id,
+            ticket_events::created_at,
             tickets::submitted_at,
-            tickets::resolved_at,
-            tickets::closed_at,
-            tickets::close_reason,
+            tickets::paid_amount,
+            diesel::dsl::exists(releases::table.filter(releases::ticket_id.eq(tickets::id))),
         ))
         .load(conn)?;
     let released: Vec<(i64, NaiveDateTime, i64, i64, i64, i64)> = releases::table
@@ -197,12 +198,6 @@ pub fn load(
             releases::platform_amount,
         ))
         .load(conn)?;
-    let paid_tickets: std::collections::HashSet<i64> = releases::table
-        .filter(releases::ticket_id.eq_any(rows.iter().map(|r| r.0).collect::<Vec<_>>()))
-        .select(releases::ticket_id)
-        .load::<i64>(conn)?
-        .into_iter()
-        .collect();
 
     let mut series: BTreeMap<NaiveDate, Period> = BTreeMap::new();
     let mut day = bucket.start_of(from.date());
@@ -236,25 +231,23 @@ pub fn load(
     };
     let mut resolution = Vec::new();
     let mut resolved_by: HashMap<i64, i64> = HashMap::new();
-    for (id, paid, status, by, submitted, resolved_at, closed_at, reason) in &rows {
-        let ai = reason.as_deref() == Some(AI_ANSWER_REASON) && resolved_at.is_none();
-        let at = if ai { *closed_at } else { *resolved_at };
-        let Some(at) = at else { continue };
-        if status == Status::Cancelled.as_str() {
+    let mut seen = std::collections::HashSet::new();
+    for (id, action, by, at, submitted, paid, released_ever) in &rows {
+        if !seen.insert(*id) {
             continue;
         }
         d.handled += 1;
-        if ai {
+        if action == "close" {
             d.ai += 1;
-        } else if *paid > 0 || paid_tickets.contains(id) {
+        } else if *paid > 0 || *released_ever {
             d.paid += 1;
         } else {
             d.community += 1;
         }
         if let Some(s) = submitted {
-            resolution.push((at - *s).max(Duration::zero()));
+            resolution.push((*at - *s).max(Duration::zero()));
         }
-        if let Some(h) = by {
+        if let (Some(h), "resolve") = (by, action.as_str()) {
             *resolved_by.entry(*h).or_default() += 1;
         }
         if let Some(b) = series.get_mut(&bucket.start_of(at.date())) {

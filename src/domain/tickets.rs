@@ -842,7 +842,30 @@ fn check_reason(reason: Option<&str>) -> AppResult<()> {
     if reason.is_some_and(|r| r.chars().count() > 500) {
         return Err(AppError::field("reason", "must be at most 500 characters"));
     }
+    if reason.is_some_and(|r| r.trim().eq_ignore_ascii_case(AI_ANSWER_REASON)) {
+        // Reserved: the dashboard counts it as the AI lane's.
+        return Err(AppError::field("reason", "this reason is reserved"));
+    }
     Ok(())
+}
+
+/// The requester closes their open ticket because the AI lane's answer
+/// solved it (the dashboard's AI lane). Only the requester, only while it
+/// waits in the queue.
+pub fn close_answered_by_ai(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Ticket> {
+    let (t, a) = load_visible(conn, id, Some(user))?;
+    if !a.requester {
+        return Err(AppError::forbidden(
+            "only the requester can say the answer solved it",
+        ));
+    }
+    if t.status() != Status::Open {
+        return Err(AppError::conflict(
+            ErrorCode::InvalidTransition,
+            "only a ticket waiting in the queue can be closed as answered",
+        ));
+    }
+    close_checked(conn, id, user, Some(AI_ANSWER_REASON))
 }
 
 /// Reopens: a resolved ticket goes back to its claimant; a closed one back to the queue.
@@ -917,6 +940,15 @@ pub fn close(
     reason: Option<&str>,
 ) -> AppResult<Ticket> {
     check_reason(reason)?;
+    close_checked(conn, id, user, reason)
+}
+
+fn close_checked(
+    conn: &mut DbConnection,
+    id: i64,
+    user: i64,
+    reason: Option<&str>,
+) -> AppResult<Ticket> {
     let (t, a) = load_visible(conn, id, Some(user))?;
     let allowed = match t.status() {
         // Triage of the queue is the team's, unless backers' money is on

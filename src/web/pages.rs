@@ -533,6 +533,8 @@ pub struct TicketPage {
     templates: Vec<(i64, String)>,
     /// (position, of, ETA in words) while the ticket waits in the queue.
     queue_place: Option<(usize, usize, String)>,
+    /// A fresh key for the funding form (see `fund`).
+    fund_key: String,
 }
 
 /// A bid as the ticket page shows it.
@@ -748,6 +750,7 @@ async fn ticket_page(
                 matches,
                 templates,
                 queue_place,
+                fund_key: String::new(),
                 project_slug: p.slug,
                 project_name: p.name,
                 requester: name(t.requester_id),
@@ -894,6 +897,7 @@ impl TicketPage {
                 .collect(),
             templates: (0..5).map(|i| (i, format!("Template {i}"))).collect(),
             queue_place: None,
+            fund_key: "k".repeat(22),
             t,
         }
     }
@@ -929,6 +933,8 @@ pub struct ActionForm {
     bid: Option<i64>,
     /// Who a transfer goes to.
     to: Option<i64>,
+    /// The funding form's one-time key.
+    request_key: Option<String>,
 }
 
 /// `POST /t/{id}/{action}`: one of the ticket's actions through the same
@@ -954,6 +960,11 @@ pub async fn ticket_action(
         "fund" => {
             let gateway = state.gateway.clone();
             let amount = form.amount.unwrap_or_default();
+            // One key per rendered form: a double submit funds once.
+            let request_key = form
+                .request_key
+                .filter(|k| !k.is_empty() && k.len() <= 64)
+                .map(|k| format!("web:{k}"));
             state
                 .blocking(move |pool| {
                     let currency = {
@@ -971,7 +982,7 @@ pub async fn ticket_action(
                         minor,
                         &currency,
                         None,
-                        None,
+                        request_key.as_deref(),
                     )
                     .map(|_| ())
                 })
@@ -1056,16 +1067,7 @@ pub async fn ticket_action(
                         ticket_domain::transfer(conn, id, user, form.to.unwrap_or_default())
                             .map(|_| ())
                     }
-                    "ai-solved" => {
-                        let (_, a) = ticket_domain::load_visible(conn, id, Some(user))?;
-                        if !a.requester {
-                            return Err(AppError::forbidden(
-                                "only the requester can say the answer solved it",
-                            ));
-                        }
-                        ticket_domain::close(conn, id, user, Some(ticket_domain::AI_ANSWER_REASON))
-                            .map(|_| ())
-                    }
+                    "ai-solved" => ticket_domain::close_answered_by_ai(conn, id, user).map(|_| ()),
                     _ => Err(AppError::not_found("action")),
                 })
                 .await

@@ -87,7 +87,7 @@ pub async fn queue_page(
         return Ok(r);
     }
     let user = l.user.as_ref().map(|u| u.id);
-    let page_no = q.page.unwrap_or(1).max(1);
+    let page_no = q.page.unwrap_or(1).clamp(1, 10_000);
     let (p, maintainer, total, rows) = state
         .db(move |conn| {
             let p = projects::by_slug(conn, &slug)?;
@@ -366,11 +366,16 @@ impl SettingsForm {
         // A percentage with up to two decimals, stored in basis points.
         let commission_bps =
             super::parse_money(&self.commission_pct, "usd").and_then(|v| i32::try_from(v).ok());
-        if commission_bps.is_none() {
-            errors.push(crate::error::FieldError::new(
+        let max_pct = projects::MAX_COMMISSION_BPS / 100;
+        match commission_bps {
+            None => errors.push(crate::error::FieldError::new(
                 "commission",
                 "must be a percentage like 10 or 12.5",
-            ));
+            )),
+            Some(b) if b > projects::MAX_COMMISSION_BPS => errors.push(
+                crate::error::FieldError::new("commission", format!("must be at most {max_pct}%")),
+            ),
+            Some(_) => {}
         }
         if !errors.is_empty() {
             return Err(AppError::Validation(errors));
@@ -382,7 +387,7 @@ impl SettingsForm {
             repo_url: Some(self.repo_url.trim().to_owned()),
             topics: Some(
                 self.topics
-                    .split([',', ' '])
+                    .split(',')
                     .map(str::trim)
                     .filter(|t| !t.is_empty())
                     .map(str::to_owned)
@@ -427,6 +432,43 @@ struct SettingsView {
     template: (String, String),
     notice: String,
     errors: Vec<String>,
+}
+
+impl SettingsView {
+    fn empty() -> SettingsView {
+        SettingsView {
+            form: None,
+            template: (String::new(), String::new()),
+            notice: String::new(),
+            errors: Vec::new(),
+        }
+    }
+}
+
+/// The settings page after a form: the notice on success; on a refusal
+/// the reasons, with what was typed kept by `keep`.
+async fn settings_after(
+    state: &AppState,
+    req: &HttpRequest,
+    slug: String,
+    done: Result<String, AppError>,
+    keep: impl FnOnce(&mut SettingsView),
+) -> Page {
+    let mut view = SettingsView::empty();
+    let status = match done {
+        Ok(notice) => {
+            view.notice = notice;
+            StatusCode::OK
+        }
+        Err(e @ (AppError::Validation(_) | AppError::Conflict { .. })) => {
+            let status = actix_web::ResponseError::status_code(&e);
+            keep(&mut view);
+            view.errors = people_errors(e);
+            status
+        }
+        Err(e) => return Err(e.into()),
+    };
+    settings_page(state, req, slug, status, view).await
 }
 
 async fn settings_page(
@@ -477,13 +519,14 @@ pub async fn settings(
     req: HttpRequest,
     slug: web::Path<String>,
 ) -> Page {
-    let view = SettingsView {
-        form: None,
-        template: (String::new(), String::new()),
-        notice: String::new(),
-        errors: Vec::new(),
-    };
-    settings_page(&state, &req, slug.into_inner(), StatusCode::OK, view).await
+    settings_page(
+        &state,
+        &req,
+        slug.into_inner(),
+        StatusCode::OK,
+        SettingsView::empty(),
+    )
+    .await
 }
 
 /// `POST /p/{slug}/settings`: validated by the same domain function as the
@@ -506,28 +549,10 @@ pub async fn save_settings(
             let p = projects::by_slug(conn, &s)?;
             member(conn, &p, Some(user), true)?;
             let patch = f.patch()?;
-            projects::update(conn, p.id, &patch).map(|_| ())
+            projects::update(conn, p.id, &patch).map(|_| "Settings saved.".to_owned())
         })
         .await;
-    let mut view = SettingsView {
-        form: None,
-        template: (String::new(), String::new()),
-        notice: String::new(),
-        errors: Vec::new(),
-    };
-    let status = match done {
-        Ok(()) => {
-            view.notice = "Settings saved.".into();
-            StatusCode::OK
-        }
-        Err(e @ AppError::Validation(_)) => {
-            view.form = Some(form);
-            view.errors = people_errors(e);
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
-        Err(e) => return Err(e.into()),
-    };
-    settings_page(&state, &req, slug, status, view).await
+    settings_after(&state, &req, slug, done, |v| v.form = Some(form)).await
 }
 
 /// The new-template form.
@@ -566,29 +591,13 @@ pub async fn add_template(
                 &f.body,
                 f.shared.as_deref() == Some("yes"),
             )
-            .map(|_| ())
+            .map(|t| format!("Template “{}” added.", t.name))
         })
         .await;
-    let mut view = SettingsView {
-        form: None,
-        template: (String::new(), String::new()),
-        notice: String::new(),
-        errors: Vec::new(),
-    };
-    let status = match done {
-        Ok(()) => {
-            view.notice = format!("Template “{}” added.", form.name.trim());
-            StatusCode::OK
-        }
-        Err(e @ (AppError::Validation(_) | AppError::Conflict { .. })) => {
-            let status = actix_web::ResponseError::status_code(&e);
-            view.template = (form.name, form.body);
-            view.errors = people_errors(e);
-            status
-        }
-        Err(e) => return Err(e.into()),
-    };
-    settings_page(&state, &req, slug, status, view).await
+    settings_after(&state, &req, slug, done, |v| {
+        v.template = (form.name, form.body)
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------
@@ -812,10 +821,22 @@ pub struct PeriodQuery {
 
 fn period(q: &PeriodQuery) -> Result<(chrono::NaiveDateTime, chrono::NaiveDateTime), AppError> {
     let today = crate::domain::now().date();
-    let day = |field: &str, v: &Option<String>, default: chrono::NaiveDate| match v.as_deref() {
-        None | Some("") => Ok(default),
-        Some(s) => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-            .map_err(|_| AppError::field(field, "must be a date like 2026-01-31")),
+    // Dates far outside anything Guildhall has seen are typos (and the
+    // calendar arithmetic below must not overflow).
+    let day = |field: &str, v: &Option<String>, default: chrono::NaiveDate| {
+        let d = match v.as_deref() {
+            None | Some("") => default,
+            Some(s) => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map_err(|_| AppError::field(field, "must be a date like 2026-01-31"))?,
+        };
+        if (2000..=2100).contains(&chrono::Datelike::year(&d)) {
+            Ok(d)
+        } else {
+            Err(AppError::field(
+                field,
+                "must be a date between 2000 and 2100",
+            ))
+        }
     };
     let to = day("to", &q.to, today)?;
     let from = day("from", &q.from, to - chrono::Duration::days(90))?;
@@ -994,7 +1015,7 @@ pub async fn new_project(
                 description: f.description.clone(),
                 topics: f
                     .topics
-                    .split([',', ' '])
+                    .split(',')
                     .map(str::trim)
                     .filter(|t| !t.is_empty())
                     .map(str::to_owned)

@@ -103,6 +103,11 @@ impl Checks {
             "console errors on {name} ({}): {errors:?}",
             b.url()
         );
+        let title = b.title();
+        assert!(
+            title.ends_with(" · Guildhall") && title.len() < 120,
+            "{name}'s title: {title:?}"
+        );
         // HTML + CSS + JS, htmx included, within 150 KB.
         let statics: u64 = ["guildhall.css", "htmx.min.js"]
             .iter()

@@ -546,7 +546,7 @@ async fn team_pages_and_their_permissions() {
             ("name", "Proj".to_owned()),
             ("description", "d".to_owned()),
             ("repo_url", "https://github.com/x/proj".to_owned()),
-            ("topics", "rust, search".to_owned()),
+            ("topics", "rust, full text search".to_owned()),
             ("commission_pct", "12.5".to_owned()),
             ("free_share_pct", share.to_owned()),
             ("min_response_hours", "4".to_owned()),
@@ -607,6 +607,19 @@ async fn team_pages_and_their_permissions() {
         .expect(200);
     assert!(r.text.contains("Settings saved."), "{}", r.text);
     assert_eq!(read(&app), (40, "Say what you tried.".to_owned(), 1250));
+    {
+        use diesel::prelude::*;
+        use guildhall::db::schema::projects;
+        let topics: String = projects::table
+            .filter(projects::slug.eq("proj"))
+            .select(projects::topics)
+            .first(&mut app.conn())
+            .unwrap();
+        assert_eq!(
+            topics, r#"["rust","full text search"]"#,
+            "topics keep their spaces"
+        );
+    }
 
     // The helpers page lists the helper with a Revoke button.
     let hp = m.get("/p/proj/helpers").await.expect(200);
@@ -642,4 +655,46 @@ async fn team_pages_and_their_permissions() {
     let json = m.get("/p/proj/statement.json").await.expect(200);
     assert_eq!(json.body["total_commission"], commission);
     m.get("/p/proj/dashboard?from=2026-13-01").await.expect(422);
+    m.get("/p/proj/dashboard?to=%2B262143-12-31")
+        .await
+        .expect(422);
+    m.get("/p/proj/dashboard?to=-262144-01-01")
+        .await
+        .expect(422);
+
+    // The requester closes the waiting ticket as answered by the AI lane:
+    // the dashboard counts it in that lane. Only the requester, only open
+    // tickets; the API may not borrow the reserved reason.
+    let s = anon.get(&format!("/t/{waiting}")).await.expect(200);
+    let token = csrf(&s);
+    h.post(
+        &format!("/t/{paid}/ai-solved"),
+        &[("csrf", csrf(&q).as_str())],
+    )
+    .await
+    .expect(403);
+    anon.post(&format!("/t/{paid}/ai-solved"), &[("csrf", token.as_str())])
+        .await
+        .expect(409);
+    app.post(
+        &format!("/api/v1/tickets/{waiting}/close"),
+        serde_json::json!({"reason": "answered by the AI lane"}),
+        Some(&requester.access),
+    )
+    .await
+    .expect(422);
+    anon.post(
+        &format!("/t/{waiting}/ai-solved"),
+        &[("csrf", token.as_str())],
+    )
+    .await
+    .expect(303);
+    let d = m.get("/p/proj/dashboard").await.expect(200);
+    let lanes = d.text.split("<h2>Lanes</h2>").nth(1).unwrap();
+    assert!(
+        lanes.contains("<th scope=\"row\">AI answer</th><td class=\"num\">1</td>")
+            && lanes
+                .contains("<th scope=\"row\">Paid (bounty or bid)</th><td class=\"num\">1</td>"),
+        "{lanes}"
+    );
 }
