@@ -47,6 +47,8 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "GUILDHALL_STRIPE_API_BASE", key: "stripe_api_base", default: "https://api.stripe.com/", doc: "Stripe API base URL; point it at a local fake for tests." },
     Setting { env: "GUILDHALL_STRIPE_TIMEOUT_MS", key: "stripe_timeout_ms", default: "30000", doc: "Timeout of one Stripe API request." },
     Setting { env: "GUILDHALL_PUBLIC_URL", key: "public_url", default: "http://127.0.0.1:8080", doc: "Public base URL of the front end; Stripe onboarding returns payees to `<public_url>/payouts/return` (and `/payouts/refresh` when a link expired)." },
+    Setting { env: "GUILDHALL_STRIPE_PUBLISHABLE_KEY", key: "stripe_publishable_key", default: "(none)", doc: "Stripe publishable key (`pk_…`) the web app's card form uses with Stripe.js to confirm a bounty's payment. Unset with the stripe gateway: the web app cannot take card payments (the API still returns `client_secret`)." },
+    Setting { env: "GUILDHALL_STRIPE_JS_URL", key: "stripe_js_url", default: "https://js.stripe.com/v3/", doc: "Where the card form loads Stripe.js from; the page's Content-Security-Policy allows that origin (and Stripe's API and frames when it is js.stripe.com). Tests point it at the local fake." },
     Setting { env: "GUILDHALL_STRIPE_WEBHOOK_SECRET", key: "stripe_webhook_secret", default: "(none)", doc: "Signing secret of the Stripe webhook endpoint (`whsec_…`). Unset: POST /webhooks/stripe answers 404." },
     Setting { env: "GUILDHALL_REPUTATION_PRIOR_WEIGHT", key: "reputation_prior_weight", default: "5", doc: "Strength of a project's prior in the Bayesian average of outcomes, in outcomes (0–1000)." },
     Setting { env: "GUILDHALL_REPUTATION_HALF_LIFE_DAYS", key: "reputation_half_life_days", default: "180", doc: "Half-life of an outcome's weight in reputation, days (1–36500)." },
@@ -103,6 +105,9 @@ pub struct Config {
     pub platform_fee_bps: i32,
     /// See [`SETTINGS`].
     pub stripe_webhook_secret: Option<Secret>,
+    /// Stripe.js for the web app's card form (publishable key and script
+    /// URL); set when the gateway is Stripe and a publishable key is given.
+    pub stripe_js: Option<StripeJs>,
     /// See [`SETTINGS`].
     pub payout_minimum: i64,
     /// See [`SETTINGS`].
@@ -324,6 +329,26 @@ impl Config {
             log,
             payout_minimum: i64::try_from(positive("GUILDHALL_PAYOUT_MINIMUM", "minor units")?)
                 .context("GUILDHALL_PAYOUT_MINIMUM: too large")?,
+            stripe_js: match (
+                text("GUILDHALL_PAYMENT_GATEWAY").trim(),
+                get("GUILDHALL_STRIPE_PUBLISHABLE_KEY"),
+            ) {
+                ("stripe", Some((key, _))) if !key.trim().is_empty() => {
+                    let key = key.trim().to_owned();
+                    if !key.starts_with("pk_") {
+                        bail!("GUILDHALL_STRIPE_PUBLISHABLE_KEY: expected a key starting with pk_");
+                    }
+                    let js_url = text("GUILDHALL_STRIPE_JS_URL");
+                    if !(js_url.starts_with("https://") || js_url.starts_with("http://")) {
+                        bail!("GUILDHALL_STRIPE_JS_URL: expected an http(s) URL, got {js_url:?}");
+                    }
+                    Some(StripeJs {
+                        publishable_key: key,
+                        js_url,
+                    })
+                }
+                _ => None,
+            },
             stripe_webhook_secret: get("GUILDHALL_STRIPE_WEBHOOK_SECRET")
                 .map(|(v, _)| Secret(v.into_bytes()))
                 .filter(|s| !s.0.is_empty()),
@@ -591,6 +616,37 @@ impl std::fmt::Debug for StripeSettings {
             .field("api_base", &self.api_base)
             .field("public_url", &self.public_url)
             .finish()
+    }
+}
+
+/// Stripe.js for the web app's card form.
+#[derive(Debug, Clone)]
+pub struct StripeJs {
+    /// `pk_…` (public by design).
+    pub publishable_key: String,
+    /// The script's URL.
+    pub js_url: String,
+}
+
+impl StripeJs {
+    /// The origins the card page must allow: (scripts, connections,
+    /// frames).
+    pub fn origins(&self) -> (String, String, String) {
+        let origin = self
+            .js_url
+            .splitn(4, '/')
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("/");
+        if origin == "https://js.stripe.com" {
+            (
+                origin.clone(),
+                "https://api.stripe.com".into(),
+                format!("{origin} https://hooks.stripe.com"),
+            )
+        } else {
+            (origin.clone(), origin.clone(), origin)
+        }
     }
 }
 

@@ -71,6 +71,11 @@ const STATIC: &[(&str, &str, &[u8])] = &[
         include_bytes!("static/guildhall.css"),
     ),
     (
+        "pay.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("static/pay.js"),
+    ),
+    (
         "htmx.min.js",
         "text/javascript; charset=utf-8",
         include_bytes!("static/htmx.min.js"),
@@ -133,6 +138,10 @@ impl Layout {
     }
 }
 
+/// The pages' Content-Security-Policy: nothing inline, nothing from
+/// elsewhere (the card page adds Stripe.js's origin).
+pub const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'";
+
 /// Renders a page with `status`.
 pub fn render(status: StatusCode, page: &impl Template) -> Result<HttpResponse, WebError> {
     let html = page
@@ -142,10 +151,7 @@ pub fn render(status: StatusCode, page: &impl Template) -> Result<HttpResponse, 
         .content_type("text/html; charset=utf-8")
         .insert_header(("x-content-type-options", "nosniff"))
         .insert_header(("referrer-policy", "same-origin"))
-        .insert_header((
-            "content-security-policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'",
-        ))
+        .insert_header(("content-security-policy", CSP))
         .body(html))
 }
 

@@ -956,7 +956,7 @@ pub async fn ticket_action(
         return Ok(redirect(&format!("/login?next=/t/{id}")));
     };
     let bps = state.config.platform_fee_bps;
-    let done: Result<(), AppError> = match action.as_str() {
+    let done: Result<Option<PayNeeded>, AppError> = match action.as_str() {
         "fund" => {
             let gateway = state.gateway.clone();
             let amount = form.amount.unwrap_or_default();
@@ -984,7 +984,7 @@ pub async fn ticket_action(
                         None,
                         request_key.as_deref(),
                     )
-                    .map(|_| ())
+                    .map(|(b, payment)| PayNeeded::of(b.amount, &b.currency, payment))
                 })
                 .await
         }
@@ -993,13 +993,110 @@ pub async fn ticket_action(
             let bid = form.bid.unwrap_or_default();
             state
                 .blocking(move |pool| {
-                    crate::domain::bids::accept(pool, gateway.as_ref(), bid, user, None).map(|_| ())
+                    crate::domain::bids::accept(pool, gateway.as_ref(), bid, user, None)
+                        .map(|(_, b, payment)| PayNeeded::of(b.amount, &b.currency, payment))
                 })
                 .await
         }
         _ => {
             state
-                .db(move |conn| match action.as_str() {
+                .db(move |conn| {
+                    ticket_other_action(conn, id, user, bps, &action, form).map(|()| None)
+                })
+                .await
+        }
+    };
+    match done {
+        Ok(Some(pay)) => pay_page(&state, &req, id, pay).await,
+        Ok(None) => Ok(redirect(&format!("/t/{id}"))),
+        Err(e @ (AppError::NotFound(_) | AppError::Internal(_) | AppError::Unavailable)) => {
+            Err(e.into())
+        }
+        Err(e) => {
+            let status = actix_web::ResponseError::status_code(&e);
+            ticket_page(&state, &req, id, status, people_errors(e)).await
+        }
+    }
+}
+
+/// A payment the payer must confirm in the browser (Stripe): the amount
+/// and the PaymentIntent's client secret.
+pub struct PayNeeded {
+    amount: String,
+    client_secret: String,
+}
+
+impl PayNeeded {
+    fn of(amount: i64, currency: &str, p: crate::payments::Payment) -> Option<PayNeeded> {
+        match (p.status, p.client_secret) {
+            (crate::payments::PaymentStatus::RequiresAction, Some(secret)) => Some(PayNeeded {
+                amount: money(amount, currency),
+                client_secret: secret,
+            }),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "pay.html", config = "src/web/askama.toml")]
+struct PayPage {
+    l: Layout,
+    ticket: i64,
+    amount: String,
+    client_secret: String,
+    stripe: Option<crate::config::StripeJs>,
+}
+
+/// The card form: Stripe.js confirms the PaymentIntent with its client
+/// secret (the card never touches Guildhall); the signed
+/// `payment_intent.succeeded` webhook then books the money into escrow.
+/// The page's Content-Security-Policy allows Stripe.js's origin.
+async fn pay_page(state: &AppState, req: &HttpRequest, ticket: i64, pay: PayNeeded) -> Page {
+    let l = Layout::of(state, req).await?;
+    let stripe = state.config.stripe_js.clone();
+    let csp = match &stripe {
+        Some(s) => {
+            let (script, connect, frame) = s.origins();
+            format!(
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self' {script}; connect-src 'self' {connect}; frame-src {frame}; frame-ancestors 'none'; form-action 'self'"
+            )
+        }
+        None => super::CSP.to_owned(),
+    };
+    let page = PayPage {
+        l,
+        ticket,
+        amount: pay.amount,
+        client_secret: pay.client_secret,
+        stripe,
+    };
+    let mut res = render(StatusCode::OK, &page)?;
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&csp) {
+        res.headers_mut()
+            .insert(actix_web::http::header::CONTENT_SECURITY_POLICY, v);
+    }
+    // The client secret must not be cached or leak through a shared cache.
+    res.headers_mut().insert(
+        actix_web::http::header::CACHE_CONTROL,
+        actix_web::http::header::HeaderValue::from_static("no-store"),
+    );
+    Ok(res)
+}
+
+/// The ticket's actions that need only the database.
+fn ticket_other_action(
+    conn: &mut crate::db::DbConnection,
+    id: i64,
+    user: i64,
+    bps: i32,
+    action: &str,
+    form: ActionForm,
+) -> Result<(), AppError> {
+    {
+        {
+            {
+                match action {
                     "submit" => ticket_domain::submit(conn, id, user).map(|_| ()),
                     "claim" => ticket_domain::claim(conn, id, user).map(|_| ()),
                     "unclaim" => ticket_domain::unclaim(conn, id, user).map(|_| ()),
@@ -1069,18 +1166,8 @@ pub async fn ticket_action(
                     }
                     "ai-solved" => ticket_domain::close_answered_by_ai(conn, id, user).map(|_| ()),
                     _ => Err(AppError::not_found("action")),
-                })
-                .await
-        }
-    };
-    match done {
-        Ok(()) => Ok(redirect(&format!("/t/{id}"))),
-        Err(e @ (AppError::NotFound(_) | AppError::Internal(_) | AppError::Unavailable)) => {
-            Err(e.into())
-        }
-        Err(e) => {
-            let status = actix_web::ResponseError::status_code(&e);
-            ticket_page(&state, &req, id, status, people_errors(e)).await
+                }
+            }
         }
     }
 }

@@ -10,6 +10,14 @@ needs, shaped by the Stripe fixtures in tests/fixtures/stripe/fixtures3.json:
 * The fields real Stripe always returns on a PaymentIntent that localstripe
   leaves out (amount_capturable, amount_received, confirmation_method,
   payment_method_types), so a typed client can read its responses.
+* Stripe.js for the web app's card form at /js.stripe.com/v3/: the calls
+  Guildhall's page makes (Stripe(pk).elements().create("card").mount(),
+  confirmCardPayment(client_secret, {payment_method: {card}})). Its card
+  element is plain labelled inputs; confirming does what Stripe does on
+  its side — checks the publishable key and the client secret, creates the
+  card PaymentMethod, attaches it and confirms the PaymentIntent — through
+  POST /_fake/stripe_js/confirm, so localstripe charges and sends the
+  signed payment_intent.succeeded webhook as for any payment.
 * Test controls under /_fake/: finish an account's onboarding (which sends a
   signed account.updated webhook), list the transfers made, and make the
   next transfer calls fail before or after they take effect.
@@ -243,6 +251,108 @@ async def fail_transfers(request):
     return web.json_response(FAILURES)
 
 
+STRIPE_JS = r"""
+// The local fake of Stripe.js (tests/fake_stripe/fake_stripe.py).
+(function () {
+  "use strict";
+  var base = document.currentScript.src.replace(/\/js\.stripe\.com\/v3\/?$/, "");
+  window.Stripe = function (key) {
+    return {
+      elements: function () {
+        return {
+          create: function () {
+            var inputs = {};
+            return {
+              mount: function (where) {
+                var root = typeof where === "string" ? document.querySelector(where) : where;
+                [["number", "Card number"], ["exp_month", "Expiry month"],
+                 ["exp_year", "Expiry year"], ["cvc", "CVC"]].forEach(function (f) {
+                  var label = document.createElement("label");
+                  var input = document.createElement("input");
+                  input.id = "fake-card-" + f[0];
+                  input.setAttribute("inputmode", "numeric");
+                  label.htmlFor = input.id;
+                  label.textContent = f[1];
+                  root.appendChild(label);
+                  root.appendChild(input);
+                  inputs[f[0]] = input;
+                });
+              },
+              value: function () {
+                return {number: inputs.number.value, exp_month: inputs.exp_month.value,
+                        exp_year: inputs.exp_year.value, cvc: inputs.cvc.value};
+              }
+            };
+          }
+        };
+      },
+      confirmCardPayment: function (secret, data) {
+        // text/plain: a simple cross-origin request, no preflight.
+        return fetch(base + "/_fake/stripe_js/confirm", {
+          method: "POST",
+          headers: {"content-type": "text/plain"},
+          body: JSON.stringify({key: key, client_secret: secret,
+                                card: data.payment_method.card.value()})
+        }).then(function (r) { return r.json(); }).then(function (body) {
+          return body.error ? {error: body.error} : {paymentIntent: body};
+        });
+      }
+    };
+  };
+})();
+"""
+
+
+@web.middleware
+async def stripe_js(request, handler):
+    """Serves the fake Stripe.js in place of localstripe's, and its
+    confirmation (authenticated by the publishable key, as on Stripe)."""
+    if request.method == "GET" and request.path.rstrip("/") == "/js.stripe.com/v3":
+        return web.Response(text=STRIPE_JS, content_type="text/javascript")
+    if request.method == "POST" and request.path == "/_fake/stripe_js/confirm":
+        return await stripe_js_confirm(request)
+    return await handler(request)
+
+
+async def stripe_js_confirm(request):
+    """What Stripe does when Stripe.js confirms a card payment."""
+    cors = {"Access-Control-Allow-Origin": request.headers.get("Origin", "*")}
+    try:
+        data = json.loads(await request.text())
+        key, secret, card = data["key"], data["client_secret"], data["card"]
+        assert isinstance(key, str) and key.startswith("pk_")
+        pi_id = secret.split("_secret_")[0]
+        pi = resources.PaymentIntent._api_retrieve(pi_id)
+        if pi.client_secret != secret:
+            return web.json_response(
+                {"error": {"type": "invalid_request_error",
+                           "message": "No such payment_intent"}},
+                status=404, headers=cors)
+        pm = resources.PaymentMethod._api_create(type="card", card={
+            "number": str(card["number"]).replace(" ", ""),
+            "exp_month": int(card["exp_month"]),
+            "exp_year": int(card["exp_year"]),
+            "cvc": str(card["cvc"]),
+        })
+        resources.PaymentIntent._api_update(pi_id, payment_method=pm.id)
+        pi = resources.PaymentIntent._api_confirm(pi_id)
+    except (KeyError, ValueError, TypeError, AssertionError) as e:
+        return web.json_response(
+            {"error": {"type": "card_error", "message": "Your card details are incomplete"}},
+            status=400, headers=cors)
+    except Exception as e:  # localstripe's UserError and friends
+        return web.json_response(
+            {"error": {"type": "card_error", "message": str(e)}},
+            status=402, headers=cors)
+    body = pi._export()
+    if body.get("status") != "succeeded":
+        return web.json_response(
+            {"error": {"type": "card_error", "message": "Your card was declined",
+                       "payment_intent": body}},
+            status=402, headers=cors)
+    return web.json_response(body, headers=cors)
+
+
 PAYMENT_INTENT_DEFAULTS = {
     "amount_capturable": 0,
     "confirmation_method": "automatic",
@@ -280,6 +390,9 @@ def main():
 
     app = ls.app
     app.middlewares.append(complete_payment_intents)
+    # Ahead of localstripe's secret-key check: Stripe.js holds only the
+    # publishable key.
+    app.middlewares.insert(0, stripe_js)
     app.router.add_post("/v1/accounts", create_account)
     app.router.add_get("/v1/accounts/{id}", retrieve_account)
     app.router.add_post("/v1/account_links", create_account_link)

@@ -18,7 +18,7 @@ mod openapi;
 mod projects;
 mod reputation;
 mod search;
-mod stripe;
+pub(crate) mod stripe;
 mod tickets;
 mod util;
 mod web;

@@ -17,8 +17,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-const SECRET_KEY: &str = "sk_test_guildhall_fake";
-const WEBHOOK_SECRET: &str = "whsec_guildhall_fake_stripe";
+pub(crate) const SECRET_KEY: &str = "sk_test_guildhall_fake";
+pub(crate) const WEBHOOK_SECRET: &str = "whsec_guildhall_fake_stripe";
 const LOCALSTRIPE: &str = "localstripe==1.15.10";
 
 fn repo() -> PathBuf {
@@ -119,7 +119,7 @@ impl FakeStripe {
         }
     }
 
-    fn post(&self, path: &str, form: &[(&str, &str)]) -> Value {
+    pub(crate) fn post(&self, path: &str, form: &[(&str, &str)]) -> Value {
         match ureq::post(&format!("{}{path}", self.base))
             .set("Authorization", &format!("Bearer {SECRET_KEY}"))
             .send_form(form)
