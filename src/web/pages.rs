@@ -123,86 +123,174 @@ struct SearchPage {
     l: Layout,
     q: String,
     project: String,
+    status: String,
+    tag: String,
     total: usize,
     hits: Vec<Hit>,
     next: Option<String>,
-    facet_projects: Vec<(String, u64)>,
+    /// (heading, its values).
+    facets: Vec<(&'static str, Vec<FacetLink>)>,
+    /// Links that drop one chosen filter: (what, link).
+    chosen: Vec<(String, String)>,
 }
 
-/// `?q=&project=&cursor=`.
-#[derive(Debug, Deserialize)]
+/// A facet value: (value, count, link narrowing to it, chosen now).
+type FacetLink = (String, u64, String, bool);
+
+/// `?q=&project=&status=&tag=&cursor=`.
+#[derive(Debug, Deserialize, Clone, Default)]
 pub struct SearchQuery {
     q: Option<String>,
     project: Option<String>,
+    status: Option<String>,
+    tag: Option<String>,
     cursor: Option<String>,
 }
 
-/// `/search`: results with highlights, a project facet and paging.
+impl SearchQuery {
+    /// `/search?…` for these filters (empty ones left out).
+    fn link(&self) -> String {
+        let pairs: Vec<(&str, &str)> = [
+            ("q", &self.q),
+            ("project", &self.project),
+            ("status", &self.status),
+            ("tag", &self.tag),
+            ("cursor", &self.cursor),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_deref().filter(|v| !v.is_empty()).map(|v| (k, v)))
+        .collect();
+        format!(
+            "/search?{}",
+            serde_urlencoded::to_string(pairs).unwrap_or_default()
+        )
+    }
+}
+
+/// `/search`: results with highlights, facets (project, status, tag) that
+/// narrow the search, and paging.
 pub async fn search(
     state: web::Data<AppState>,
     req: HttpRequest,
     q: web::Query<SearchQuery>,
 ) -> Page {
     let l = Layout::of(&state, &req).await?;
-    let q = q.into_inner();
-    let text = q.q.unwrap_or_default().trim().to_owned();
-    let project = q.project.unwrap_or_default();
+    let mut q = q.into_inner();
+    q.q = Some(q.q.unwrap_or_default().trim().chars().take(500).collect());
+    let text = q.q.clone().unwrap_or_default();
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
     let mut page = SearchPage {
         l,
         q: text.clone(),
-        project: project.clone(),
+        project: opt(&q.project),
+        status: opt(&q.status),
+        tag: opt(&q.tag),
         total: 0,
         hits: Vec::new(),
         next: None,
-        facet_projects: Vec::new(),
+        facets: Vec::new(),
+        chosen: Vec::new(),
     };
-    if !text.is_empty() {
-        let index = state.index.clone();
-        let user = page.l.user.as_ref().map(|u| u.id);
-        let (hits, results, slugs) = state
-            .db(move |conn| {
-                let request = SearchRequest {
-                    query: text,
-                    project: (!project.is_empty()).then_some(project),
-                    status: None,
-                    tag: None,
-                    kind: None,
-                    viewer: guildhall_index::Viewer {
-                        user_id: None,
-                        team_projects: Vec::new(),
-                    },
-                    limit: 20,
-                    cursor: q.cursor,
-                    top_only: false,
-                };
-                let (hits, results) = search::search(conn, &index, request, user)?;
-                let slugs = projects::slugs(conn)?;
-                Ok((hits, results, slugs))
-            })
-            .await?;
-        page.total = results.total;
-        page.next = results.next_cursor;
-        page.facet_projects = results
-            .facets
-            .project
-            .into_iter()
-            .map(|f| (f.value, f.count))
-            .collect();
-        page.hits = hits
-            .into_iter()
-            .map(|h| Hit {
-                id: h.ticket.id,
-                snippet: h
-                    .highlights
-                    .body
-                    .or(h.highlights.answer)
-                    .unwrap_or_default(),
-                project: slugs.get(&h.ticket.project_id).cloned().unwrap_or_default(),
-                status: h.ticket.status.clone(),
-                title: h.ticket.title,
-            })
-            .collect();
+    if text.is_empty() {
+        return render(StatusCode::OK, &page);
     }
+    let index = state.index.clone();
+    let user = page.l.user.as_ref().map(|u| u.id);
+    let filter = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+    let request = SearchRequest {
+        query: text,
+        project: filter(&q.project),
+        status: filter(&q.status),
+        tag: filter(&q.tag),
+        kind: None,
+        viewer: guildhall_index::Viewer {
+            user_id: None,
+            team_projects: Vec::new(),
+        },
+        limit: 20,
+        cursor: q.cursor.clone(),
+        top_only: false,
+    };
+    let (hits, results, slugs) = state
+        .db(move |conn| {
+            let (hits, results) = search::search(conn, &index, request, user)?;
+            let slugs = projects::slugs(conn)?;
+            Ok((hits, results, slugs))
+        })
+        .await?;
+    page.total = results.total;
+    page.next = results.next_cursor.map(|c| {
+        SearchQuery {
+            cursor: Some(c),
+            ..q.clone()
+        }
+        .link()
+    });
+    let base = SearchQuery {
+        cursor: None,
+        ..q.clone()
+    };
+    let facet = |values: Vec<guildhall_index::FacetCount>,
+                 set: fn(&mut SearchQuery, Option<String>),
+                 current: &str| {
+        values
+            .into_iter()
+            .take(12)
+            .map(|f| {
+                let mut link = base.clone();
+                set(&mut link, Some(f.value.clone()));
+                let chosen = f.value == current;
+                (f.value, f.count, link.link(), chosen)
+            })
+            .collect::<Vec<_>>()
+    };
+    page.facets = vec![
+        (
+            "Projects",
+            facet(results.facets.project, |s, v| s.project = v, &page.project),
+        ),
+        (
+            "Status",
+            facet(results.facets.status, |s, v| s.status = v, &page.status),
+        ),
+        (
+            "Tags",
+            facet(results.facets.tags, |s, v| s.tag = v, &page.tag),
+        ),
+    ];
+    let drop = |what: String, set: fn(&mut SearchQuery)| {
+        let mut link = base.clone();
+        set(&mut link);
+        (what, link.link())
+    };
+    if !page.project.is_empty() {
+        page.chosen
+            .push(drop(format!("project {}", page.project), |s| {
+                s.project = None
+            }));
+    }
+    if !page.status.is_empty() {
+        page.chosen
+            .push(drop(format!("status {}", page.status), |s| s.status = None));
+    }
+    if !page.tag.is_empty() {
+        page.chosen
+            .push(drop(format!("tag {}", page.tag), |s| s.tag = None));
+    }
+    page.hits = hits
+        .into_iter()
+        .map(|h| Hit {
+            id: h.ticket.id,
+            snippet: h
+                .highlights
+                .body
+                .or(h.highlights.answer)
+                .unwrap_or_default(),
+            project: slugs.get(&h.ticket.project_id).cloned().unwrap_or_default(),
+            status: h.ticket.status.clone(),
+            title: h.ticket.title,
+        })
+        .collect();
     render(StatusCode::OK, &page)
 }
 
@@ -586,6 +674,9 @@ fn actions_for(
             }
             if a.requester {
                 out.push(("cancel", "Cancel ticket", true));
+            }
+            if a.team() && !a.requester && t.paid_amount == 0 {
+                out.push(("close", "Close (triage)", true));
             }
         }
         Status::Claimed => {
@@ -1276,6 +1367,7 @@ pub async fn new_ticket_form(
         visibility: "public".into(),
         coc: None,
         preview: None,
+        draft: None,
     };
     new_ticket_page(&state, &req, StatusCode::OK, form, Vec::new()).await
 }
@@ -1295,6 +1387,8 @@ pub struct NewTicketForm {
     /// "Find similar tickets" (without JavaScript): show suggestions, post
     /// nothing.
     preview: Option<String>,
+    /// "Save as draft": create it without submitting it to the queue.
+    draft: Option<String>,
 }
 
 /// `POST /new`: creates the draft, records the code of conduct when
@@ -1341,7 +1435,9 @@ pub async fn new_ticket(
                 if f.coc.as_deref() == Some("yes") {
                     projects::accept_coc(conn, p.id, user)?;
                 }
-                ticket_domain::submit(conn, t.id, user)?;
+                if f.draft.is_none() {
+                    ticket_domain::submit(conn, t.id, user)?;
+                }
                 Ok(t.id)
             })
         })

@@ -123,6 +123,7 @@ impl Checks {
             .sum();
         let weight = b.source().len() as u64 + statics;
         assert!(weight <= 150 * 1024, "{name} weighs {weight} bytes");
+        println!("{name}: {weight} bytes with CSS and JS");
         if b.javascript {
             let violations = b.axe();
             assert!(
@@ -152,6 +153,18 @@ fn register(b: &Browser, base: &str, name: &str) {
     b.fill("#password", PASSWORD);
     b.click("main form button[type=submit]");
     b.wait_for_text("Sign out");
+}
+
+/// Who resolved ticket `id`.
+fn ticket_helper_id(app: &TestApp, id: i64) -> i64 {
+    use diesel::prelude::*;
+    use guildhall::db::schema::tickets;
+    tickets::table
+        .find(id)
+        .select(tickets::resolved_by)
+        .first::<Option<i64>>(&mut app.conn())
+        .unwrap()
+        .expect("resolved")
 }
 
 /// The ticket id in a `/t/{id}` URL.
@@ -184,6 +197,10 @@ async fn whole_loop(javascript: bool) {
     let maintainer = driver.browser(javascript);
     maintainer.goto(&format!("{base}/"));
     checks.page(&maintainer, "home");
+    maintainer.goto(&format!("{base}/login"));
+    checks.page(&maintainer, "login");
+    maintainer.goto(&format!("{base}/register"));
+    checks.page(&maintainer, "register");
     register(&maintainer, &base, "maintainer");
     maintainer.goto(&format!("{base}/projects/new"));
     checks.page(&maintainer, "new-project");
@@ -305,6 +322,14 @@ async fn whole_loop(javascript: bool) {
     requester.fill("#amount", "50.00");
     requester.click("form[action$='/fund'] button");
     requester.wait_for_text("50.00 USD in escrow");
+    requester.goto(&format!("{base}/search?q=segments+merge"));
+    requester.wait_for_text("matching ticket");
+    checks.page(&requester, "search");
+    requester.goto(&format!(
+        "{base}/?ask=how+do+segments+merge+after+a+bulk+load"
+    ));
+    requester.wait_for_text("Answer from solved tickets");
+    checks.page(&requester, "ask");
 
     // The helper claims from the queue, answers and resolves.
     helper.goto(&format!("{base}/p/{slug}/queue"));
@@ -351,6 +376,9 @@ async fn whole_loop(javascript: bool) {
     helper.goto(&format!("{base}/me"));
     helper.wait_for_text(&format!("{helper_money} available"));
     checks.page(&helper, "me");
+    helper.goto(&format!("{base}/u/{}", ticket_helper_id(&app, id)));
+    helper.wait_for_text("Solved");
+    checks.page(&helper, "profile");
     maintainer.goto(&format!("{base}/p/{slug}/dashboard"));
     maintainer.wait_for_text("Commission:");
     assert!(

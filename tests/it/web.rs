@@ -698,3 +698,91 @@ async fn team_pages_and_their_permissions() {
         "{lanes}"
     );
 }
+
+/// A draft is saved without entering the queue and offers Submit; search
+/// facets narrow by status and tag and can be removed; behind an https
+/// public URL every cookie is Secure.
+#[actix_web::test]
+async fn drafts_search_facets_and_secure_cookies() {
+    let app = TestApp::new();
+    let owner = app.user("owner").await;
+    app.user("req").await;
+    app.project(&owner, "proj").await;
+    let svc = || actix_web::test::init_service(guildhall::app::build(app.state.clone()));
+    let mut b = signed_in(&app, svc().await, "req@example.com").await;
+    let form = b.get("/new?project=proj").await.expect(200);
+    let token = csrf(&form);
+    let r = b
+        .post(
+            "/new",
+            &[
+                ("csrf", token.as_str()),
+                ("project", "proj"),
+                ("title", "Segments merge slowly after import"),
+                ("body", "details"),
+                ("tags", "merge import"),
+                ("visibility", "public"),
+                ("coc", "yes"),
+                ("draft", "yes"),
+            ],
+        )
+        .await
+        .expect(303);
+    let at = r.header("location").unwrap();
+    let id: i64 = at.trim_start_matches("/t/").parse().unwrap();
+    let status: String = {
+        use diesel::prelude::*;
+        use guildhall::db::schema::tickets;
+        tickets::table
+            .find(id)
+            .select(tickets::status)
+            .first(&mut app.conn())
+            .unwrap()
+    };
+    assert_eq!(status, "draft");
+    let page = b.get(&at).await.expect(200);
+    assert!(page.text.contains(&format!("action=\"/t/{id}/submit\"")));
+    let token = csrf(&page);
+    b.post(&format!("/t/{id}/submit"), &[("csrf", token.as_str())])
+        .await
+        .expect(303);
+
+    // Facets: status and tag, each a link that narrows; chosen ones can be
+    // removed.
+    app.run_jobs();
+    let s = b.get("/search?q=segments").await.expect(200);
+    assert!(
+        s.text
+            .contains("href=\"/search?q=segments&#38;status=open\""),
+        "{}",
+        s.text
+    );
+    assert!(s.text.contains("href=\"/search?q=segments&#38;tag=merge\""));
+    let narrowed = b.get("/search?q=segments&tag=merge").await.expect(200);
+    assert!(narrowed.text.contains(&format!("/t/{id}")));
+    assert!(narrowed.text.contains("Remove the filter tag merge"));
+    let none = b.get("/search?q=segments&tag=nosuchtag").await.expect(200);
+    assert!(!none.text.contains(&format!("href=\"/t/{id}\"")));
+
+    // https: Secure cookies.
+    let secure = TestApp::builder()
+        .env("GUILDHALL_PUBLIC_URL", "https://guildhall.example")
+        .build();
+    let svc = actix_web::test::init_service(guildhall::app::build(secure.state.clone())).await;
+    let home = secure
+        .send(&svc, actix_web::test::TestRequest::get().uri("/"))
+        .await
+        .expect(200);
+    let cookies: Vec<String> = home
+        .headers
+        .get_all("set-cookie")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(!cookies.is_empty());
+    assert!(
+        cookies
+            .iter()
+            .all(|c| c.contains("Secure") && c.contains("HttpOnly")),
+        "{cookies:?}"
+    );
+}
