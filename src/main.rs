@@ -287,7 +287,7 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     .map(|n| n.get())
                     .unwrap_or(2),
             );
-            tracing::info!(%bind, "serving the Guildhall API");
+            tracing::info!(%bind, "serving Guildhall: the web app at / and the API at /api/v1");
             actix_web::rt::System::new().block_on(async move {
                 actix_web::HttpServer::new(move || app::build(state.clone()))
                     .workers(workers)

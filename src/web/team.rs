@@ -60,6 +60,8 @@ struct QueuePage {
     slug: String,
     name: String,
     maintainer: bool,
+    /// Whether the viewer may claim (an approved helper).
+    helper: bool,
     total: usize,
     rows: Vec<QueueRow>,
     prev: Option<usize>,
@@ -88,10 +90,11 @@ pub async fn queue_page(
     }
     let user = l.user.as_ref().map(|u| u.id);
     let page_no = q.page.unwrap_or(1).clamp(1, 10_000);
-    let (p, maintainer, total, rows) = state
+    let (p, (maintainer, helper), total, rows) = state
         .db(move |conn| {
             let p = projects::by_slug(conn, &slug)?;
             let maintainer = member(conn, &p, user, false)?;
+            let helper = helpers::is_approved(conn, p.id, user.unwrap_or_default())?;
             let entries = queue::entries(conn, &p)?;
             let total = entries.len();
             let mut rows = Vec::new();
@@ -121,7 +124,7 @@ pub async fn queue_page(
                     },
                 });
             }
-            Ok((p, maintainer, total, rows))
+            Ok((p, (maintainer, helper), total, rows))
         })
         .await?;
     let page = QueuePage {
@@ -129,6 +132,7 @@ pub async fn queue_page(
         slug: p.slug,
         name: p.name,
         maintainer,
+        helper,
         total,
         rows,
         prev: (page_no > 1).then(|| page_no - 1),

@@ -621,6 +621,10 @@ async fn team_pages_and_their_permissions() {
         );
     }
 
+    // The maintainer (not a helper) sees the queue without Claim buttons.
+    let mq = m.get("/p/proj/queue").await.expect(200);
+    assert!(mq.text.contains(&format!("/t/{waiting}")) && !mq.text.contains("/claim\""));
+
     // The helpers page lists the helper with a Revoke button.
     let hp = m.get("/p/proj/helpers").await.expect(200);
     assert!(hp
