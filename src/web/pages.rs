@@ -1084,6 +1084,7 @@ pub async fn ticket_action(
             let bid = form.bid.unwrap_or_default();
             state
                 .blocking(move |pool| {
+                    bid_of_ticket(&mut *pool.get()?, id, bid, user)?;
                     crate::domain::bids::accept(pool, gateway.as_ref(), bid, user, None)
                         .map(|(_, b, payment)| PayNeeded::of(b.amount, &b.currency, payment))
                 })
@@ -1175,6 +1176,24 @@ async fn pay_page(state: &AppState, req: &HttpRequest, ticket: i64, pay: PayNeed
     Ok(res)
 }
 
+/// 404 unless `bid` is a bid on ticket `id` that `user` may see: a form
+/// acts on the ticket in its URL, not on some other ticket's bid.
+fn bid_of_ticket(
+    conn: &mut crate::db::DbConnection,
+    id: i64,
+    bid: i64,
+    user: i64,
+) -> Result<(), AppError> {
+    if crate::domain::bids::list(conn, id, user)?
+        .iter()
+        .any(|b| b.id == bid)
+    {
+        Ok(())
+    } else {
+        Err(AppError::not_found("bid"))
+    }
+}
+
 /// The ticket's actions that need only the database.
 fn ticket_other_action(
     conn: &mut crate::db::DbConnection,
@@ -1248,8 +1267,9 @@ fn ticket_other_action(
                         .map(|_| ())
                     }
                     "withdraw-bid" => {
-                        crate::domain::bids::withdraw(conn, form.bid.unwrap_or_default(), user)
-                            .map(|_| ())
+                        let bid = form.bid.unwrap_or_default();
+                        bid_of_ticket(conn, id, bid, user)?;
+                        crate::domain::bids::withdraw(conn, bid, user).map(|_| ())
                     }
                     "transfer" => {
                         ticket_domain::transfer(conn, id, user, form.to.unwrap_or_default())

@@ -536,6 +536,47 @@ async fn team_pages_and_their_permissions() {
         h.get(page).await.expect(404);
     }
 
+    // A bid from the ticket page; a form naming it under another ticket's
+    // URL is refused (404) and changes nothing; withdrawn from its own.
+    let qt = csrf(&q);
+    h.post(
+        &format!("/t/{waiting}/bid"),
+        &[
+            ("csrf", qt.as_str()),
+            ("amount", "80.00"),
+            ("eta_hours", "24"),
+            ("body", "today"),
+        ],
+    )
+    .await
+    .expect(303);
+    let bid_status = |app: &TestApp| -> (i64, i64, String) {
+        use diesel::prelude::*;
+        use guildhall::db::schema::bids;
+        bids::table
+            .filter(bids::ticket_id.eq(waiting))
+            .select((bids::id, bids::amount, bids::status))
+            .first(&mut app.conn())
+            .unwrap()
+    };
+    let (bid, amount, status) = bid_status(&app);
+    assert_eq!((amount, status.as_str()), (8_000, "open"));
+    let bid_field = bid.to_string();
+    h.post(
+        &format!("/t/{paid}/withdraw-bid"),
+        &[("csrf", qt.as_str()), ("bid", bid_field.as_str())],
+    )
+    .await
+    .expect(404);
+    assert_eq!(bid_status(&app).2, "open");
+    h.post(
+        &format!("/t/{waiting}/withdraw-bid"),
+        &[("csrf", qt.as_str()), ("bid", bid_field.as_str())],
+    )
+    .await
+    .expect(303);
+    assert_eq!(bid_status(&app).2, "withdrawn");
+
     // The maintainer: settings refuse out-of-range values and save nothing.
     let mut m = signed_in(&app, svc().await, &owner.email).await;
     let s = m.get("/p/proj/settings").await.expect(200);
