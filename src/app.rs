@@ -44,7 +44,9 @@ pub fn state_with_index(
         config.refresh_token_ttl,
     );
     let gateway = crate::payments::from_config(&config)?;
+    let mail = Arc::new(crate::mail::Mail::from_config(&config)?);
     Ok(AppState {
+        mail,
         pool,
         login_failures: Arc::new(FailureLimiter::new(config.login_window)),
         registrations: Arc::new(FailureLimiter::new(std::time::Duration::from_secs(3600))),

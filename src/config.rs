@@ -59,6 +59,8 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "GUILDHALL_AI_API_KEY", key: "ai_api_key", default: "(none)", doc: "Bearer key for the chat-completions endpoint. Never logged." },
     Setting { env: "GUILDHALL_AI_TIMEOUT_MS", key: "ai_timeout_ms", default: "20000", doc: "Timeout of one chat-completions request." },
     Setting { env: "GUILDHALL_AI_MIN_CONFIDENCE", key: "ai_min_confidence", default: "0.5", doc: "Below this confidence (0–1) the AI lane says it has no answer instead of answering." },
+    Setting { env: "GUILDHALL_SMTP_URL", key: "smtp_url", default: "(none)", doc: "Outbound mail server, e.g. `smtps://user:pass@mail.example:465` or `smtp://127.0.0.1:2525` (lettre's URL form; `?tls=required` for STARTTLS). Unset: mail is written as `.eml` files under `<data_dir>/outbox/`. Never logged." },
+    Setting { env: "GUILDHALL_MAIL_FROM", key: "mail_from", default: "Guildhall <guildhall@localhost>", doc: "The From of every mail Guildhall sends." },
     Setting { env: "GUILDHALL_LOG", key: "log", default: "info", doc: "Log filter (tracing EnvFilter syntax, e.g. `guildhall=debug,info`)." },
 ];
 
@@ -105,6 +107,10 @@ pub struct Config {
     pub platform_fee_bps: i32,
     /// See [`SETTINGS`].
     pub stripe_webhook_secret: Option<Secret>,
+    /// Outbound mail server URL; `None`: the outbox directory.
+    pub smtp_url: Option<Secret>,
+    /// The From of every mail.
+    pub mail_from: String,
     /// Stripe.js for the web app's card form (publishable key and script
     /// URL); set when the gateway is Stripe and a publishable key is given.
     pub stripe_js: Option<StripeJs>,
@@ -329,6 +335,24 @@ impl Config {
             log,
             payout_minimum: i64::try_from(positive("GUILDHALL_PAYOUT_MINIMUM", "minor units")?)
                 .context("GUILDHALL_PAYOUT_MINIMUM: too large")?,
+            smtp_url: get("GUILDHALL_SMTP_URL")
+                .map(|(v, _)| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .map(|v| {
+                    if v.starts_with("smtp://") || v.starts_with("smtps://") {
+                        Ok(Secret(v.into_bytes()))
+                    } else {
+                        bail!("GUILDHALL_SMTP_URL: expected an smtp:// or smtps:// URL")
+                    }
+                })
+                .transpose()?,
+            mail_from: {
+                let from = text("GUILDHALL_MAIL_FROM");
+                if from.parse::<lettre::message::Mailbox>().is_err() {
+                    bail!("GUILDHALL_MAIL_FROM: not an address, got {from:?}");
+                }
+                from
+            },
             stripe_js: match (
                 text("GUILDHALL_PAYMENT_GATEWAY").trim(),
                 get("GUILDHALL_STRIPE_PUBLISHABLE_KEY"),

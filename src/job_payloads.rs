@@ -22,3 +22,12 @@ pub struct RefundPayment {
     #[serde(default)]
     pub amount: Option<i64>,
 }
+
+/// Mails a user the link that verifies their address
+/// (`jobs::send_verification_email`). Queued at registration and when they
+/// ask again; deduplicated while one waits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendVerificationEmail {
+    /// The user.
+    pub user_id: i64,
+}

@@ -15,6 +15,7 @@ pub mod import;
 pub mod job_payloads;
 pub mod jobs;
 pub mod ledger;
+pub mod mail;
 pub mod metrics;
 pub mod payments;
 pub mod state;

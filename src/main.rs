@@ -278,7 +278,7 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
             };
             let state = app::state(config.clone(), pool.clone())?;
             // The index has one writer: its jobs always run here, in the process that owns it.
-            let index_runner = jobs::index_runner(pool.clone(), state.index.clone(), &config);
+            let index_runner = jobs::index_runner(pool.clone(), state.index.clone(), &config)?;
             guildhall_jobs::BackgroundJob::enqueue(&jobs::SyncIndex, &mut *pool.get()?)?;
             let index_runner = index_runner.start();
             let bind = config.bind;

@@ -30,6 +30,8 @@ pub struct AppState {
     pub gateway: Arc<dyn crate::payments::PaymentGateway>,
     /// The ticket search index (read by handlers; written only by the index job).
     pub index: Arc<guildhall_index::TicketIndex>,
+    /// Outbound mail and the signed links mail carries.
+    pub mail: Arc<crate::mail::Mail>,
 }
 
 impl AppState {

@@ -96,8 +96,18 @@ pub async fn register_account(
         .await?
         .map_err(AppError::internal)?;
     let (email, name) = (email.to_owned(), display_name.to_owned());
+    // The account and the mail that verifies its address, together.
     let user = state
-        .db(move |conn| users::create(conn, &email, &name, Some(&hash), false))
+        .db(move |conn| {
+            crate::db::write_tx(conn, |conn| {
+                let user = users::create(conn, &email, &name, Some(&hash), false)?;
+                guildhall_jobs::BackgroundJob::enqueue(
+                    &crate::job_payloads::SendVerificationEmail { user_id: user.id },
+                    conn,
+                )?;
+                Ok(user)
+            })
+        })
         .await?;
     tracing::info!(user_id = user.id, "user registered");
     Ok(user)
@@ -285,6 +295,7 @@ pub async fn me(state: web::Data<AppState>, user: AuthUser) -> AppResult<web::Js
                 email: u.email,
                 display_name: u.display_name,
                 roles,
+                email_verified: u.email_verified_at.is_some(),
                 memberships,
                 created_at: super::views::utc(u.created_at),
             })

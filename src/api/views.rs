@@ -134,6 +134,9 @@ pub struct MeView {
     pub display_name: String,
     /// Platform roles: `user`, and `admin` for administrators.
     pub roles: Vec<String>,
+    /// Whether the address was verified by the link mailed at
+    /// registration (until then Guildhall mails it nothing else).
+    pub email_verified: bool,
     /// Maintainerships and helper applications.
     pub memberships: Vec<Membership>,
     /// Registered.

@@ -13,6 +13,7 @@ diesel::table! {
         is_admin -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        email_verified_at -> Nullable<Timestamp>,
     }
 }
 

@@ -29,6 +29,8 @@ pub struct User {
     pub created_at: NaiveDateTime,
     /// Updated (UTC).
     pub updated_at: NaiveDateTime,
+    /// When the address was verified by its link; `None` until then.
+    pub email_verified_at: Option<NaiveDateTime>,
 }
 
 /// Trims and lower-cases an email for uniqueness and lookup.
@@ -159,4 +161,29 @@ pub fn names(
         .load::<(i64, String)>(conn)?
         .into_iter()
         .collect())
+}
+
+/// Marks `id`'s address verified, if it is still `email_normalized` (a
+/// link for an address the user has since changed verifies nothing).
+/// Returns whether the address is verified now.
+pub fn mark_verified(conn: &mut DbConnection, id: i64, email_normalized: &str) -> AppResult<bool> {
+    let now = super::now();
+    diesel::update(
+        users::table
+            .filter(users::id.eq(id))
+            .filter(users::email_normalized.eq(email_normalized))
+            .filter(users::email_verified_at.is_null()),
+    )
+    .set((
+        users::email_verified_at.eq(Some(now)),
+        users::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    let verified: Option<Option<NaiveDateTime>> = users::table
+        .filter(users::id.eq(id))
+        .filter(users::email_normalized.eq(email_normalized))
+        .select(users::email_verified_at)
+        .first(conn)
+        .optional()?;
+    Ok(matches!(verified, Some(Some(_))))
 }

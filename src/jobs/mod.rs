@@ -11,9 +11,10 @@ mod purge_expired_refresh_tokens;
 mod recompute_reputation;
 mod refund_payment;
 mod run_payouts;
+mod send_verification_email;
 pub mod sync_index;
 
-pub use crate::job_payloads::{RefundPayment, SyncIndex};
+pub use crate::job_payloads::{RefundPayment, SendVerificationEmail, SyncIndex};
 pub use auto_accept_resolutions::AutoAcceptResolutions;
 pub use auto_close_tickets::AutoCloseTickets;
 pub use expire_bounties::ExpireBounties;
@@ -42,6 +43,8 @@ pub struct JobContext {
     pub payout_minimum: i64,
     /// The reputation model's parameters.
     pub reputation: crate::domain::reputation::model::Params,
+    /// Outbound mail.
+    pub mail: Arc<crate::mail::Mail>,
 }
 
 /// The general runner: every job type except index maintenance.
@@ -58,9 +61,11 @@ pub fn runner(pool: DbPool, config: &Config) -> anyhow::Result<Runner<JobContext
         gateway: crate::payments::from_config(config)?,
         payout_minimum: config.payout_minimum,
         reputation: config.reputation,
+        mail: Arc::new(crate::mail::Mail::from_config(config)?),
     };
     Runner::new(pool, ctx, runner_config)
         .register::<RefundPayment>()
+        .register::<SendVerificationEmail>()
         .schedule(
             "purge-expired-refresh-tokens",
             "0 17 3 * * *",
@@ -78,7 +83,11 @@ pub fn runner(pool: DbPool, config: &Config) -> anyhow::Result<Runner<JobContext
 }
 
 /// The index runner: one worker owning `index`.
-pub fn index_runner(pool: DbPool, index: Arc<TicketIndex>, config: &Config) -> Runner<JobContext> {
+pub fn index_runner(
+    pool: DbPool,
+    index: Arc<TicketIndex>,
+    config: &Config,
+) -> anyhow::Result<Runner<JobContext>> {
     let runner_config = RunnerConfig {
         workers: 1,
         poll_interval: config.job_poll.min(std::time::Duration::from_millis(250)),
@@ -94,6 +103,7 @@ pub fn index_runner(pool: DbPool, index: Arc<TicketIndex>, config: &Config) -> R
         gateway: Arc::new(crate::payments::Sandbox),
         payout_minimum: config.payout_minimum,
         reputation: config.reputation,
+        mail: Arc::new(crate::mail::Mail::from_config(config)?),
     };
-    Runner::new(pool, ctx, runner_config).register::<SyncIndex>()
+    Ok(Runner::new(pool, ctx, runner_config).register::<SyncIndex>())
 }

@@ -34,6 +34,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/t/{id}/{action}", web::post().to(pages::ticket_action))
                 .route("/me", web::get().to(pages::me))
                 .route("/me/payouts", web::post().to(pages::payouts))
+                .route(
+                    "/me/verify-email",
+                    web::post().to(pages::resend_verification),
+                )
+                .route("/verify", web::get().to(pages::verify_form))
+                .route("/verify", web::post().to(pages::verify))
                 .route("/payouts/return", web::get().to(pages::payouts_back))
                 .route("/payouts/refresh", web::get().to(pages::payouts_back))
                 .route("/new/similar", web::get().to(answers::similar_fragment))

@@ -1625,12 +1625,15 @@ struct MePage {
     /// Whether the user has a payout account that is ready.
     payouts_ready: bool,
     notice: String,
+    /// Whether the address is verified.
+    email_verified: bool,
 }
 
-/// `?payouts=`.
+/// `?payouts=&verify=`.
 #[derive(Debug, Deserialize)]
 pub struct MeQuery {
     payouts: Option<String>,
+    verify: Option<String>,
 }
 
 /// `/me`: the signed-in user's tickets, balance and standing in projects.
@@ -1716,11 +1719,15 @@ pub async fn me(state: web::Data<AppState>, req: HttpRequest, q: web::Query<MeQu
             Ok((balances, helping, tickets, (claims, bids, transfers, ready)))
         })
         .await?;
-    let notice = match q.payouts.as_deref() {
-        Some("ready") => "Your payout account is ready: accepted work is paid out to it.",
-        Some("pending") => "Finish setting up your payout account with the payment provider.",
+    let notice = match (q.payouts.as_deref(), q.verify.as_deref()) {
+        (Some("ready"), _) => "Your payout account is ready: accepted work is paid out to it.",
+        (Some("pending"), _) => "Finish setting up your payout account with the payment provider.",
+        (_, Some("sent")) => "We mailed you a new link to verify your address.",
         _ => "",
     };
+    let email_verified = state
+        .db(move |conn| Ok(users::get(conn, user)?.email_verified_at.is_some()))
+        .await?;
     render(
         StatusCode::OK,
         &MePage {
@@ -1733,6 +1740,7 @@ pub async fn me(state: web::Data<AppState>, req: HttpRequest, q: web::Query<MeQu
             transfers,
             payouts_ready,
             notice: notice.to_owned(),
+            email_verified,
         },
     )
 }
@@ -1885,4 +1893,130 @@ pub async fn badge(state: web::Data<AppState>, slug: web::Path<String>) -> Page 
 pub async fn not_found(state: web::Data<AppState>, req: HttpRequest) -> Page {
     let _ = (&state, &req);
     Err(WebError(AppError::not_found("page")))
+}
+
+// ---------------------------------------------------------------------------
+// Verifying an address
+
+/// `?u=&e=&t=` of a verification link.
+#[derive(Debug, Deserialize)]
+pub struct VerifyQuery {
+    u: Option<i64>,
+    e: Option<i64>,
+    t: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "verify.html", config = "src/web/askama.toml")]
+struct VerifyPage {
+    l: Layout,
+    /// "confirm", "done" or "invalid".
+    state: &'static str,
+    u: i64,
+    e: i64,
+    t: String,
+}
+
+fn verify_parts(q: &VerifyQuery) -> Option<(i64, i64, String)> {
+    Some((q.u?, q.e?, q.t.clone().filter(|t| t.len() <= 64)?))
+}
+
+/// `GET /verify?u=&e=&t=`: the link from the mail. It only shows a button:
+/// mail scanners that open links must not verify anything.
+pub async fn verify_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<VerifyQuery>,
+) -> Page {
+    let l = Layout::of(&state, &req).await?;
+    let page = match verify_parts(&q) {
+        Some((u, e, t)) => VerifyPage {
+            l,
+            state: "confirm",
+            u,
+            e,
+            t,
+        },
+        None => VerifyPage {
+            l,
+            state: "invalid",
+            u: 0,
+            e: 0,
+            t: String::new(),
+        },
+    };
+    let status = if page.state == "invalid" {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    render(status, &page)
+}
+
+/// The verification form.
+#[derive(Debug, Deserialize)]
+pub struct VerifyForm {
+    csrf: String,
+    u: i64,
+    e: i64,
+    t: String,
+}
+
+/// `POST /verify`: checks the link's signature and expiry against the
+/// account's current address and marks it verified.
+pub async fn verify(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<VerifyForm>,
+) -> Page {
+    let form = form.into_inner();
+    session::check_form(&req, &form.csrf)?;
+    let mail = state.mail.clone();
+    let (u, e, t) = (form.u, form.e, form.t.clone());
+    let verified = state
+        .db(move |conn| {
+            let Ok(user) = users::get(conn, u) else {
+                return Ok(false);
+            };
+            if !mail.check_verify(user.id, &user.email_normalized, e, &t) {
+                return Ok(false);
+            }
+            users::mark_verified(conn, user.id, &user.email_normalized)
+        })
+        .await?;
+    let page = VerifyPage {
+        l: Layout::of(&state, &req).await?,
+        state: if verified { "done" } else { "invalid" },
+        u: form.u,
+        e: form.e,
+        t: String::new(),
+    };
+    let status = if verified {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    render(status, &page)
+}
+
+/// `POST /me/verify-email`: mails the verification link again.
+pub async fn resend_verification(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<CsrfForm>,
+) -> Page {
+    session::check_form(&req, &form.csrf)?;
+    let Some(user) = Session::of(&req).user_id else {
+        return Ok(redirect("/login?next=/me"));
+    };
+    state
+        .db(move |conn| {
+            guildhall_jobs::BackgroundJob::enqueue(
+                &crate::job_payloads::SendVerificationEmail { user_id: user },
+                conn,
+            )?;
+            Ok(())
+        })
+        .await?;
+    Ok(redirect("/me?verify=sent"))
 }

@@ -202,6 +202,30 @@ async fn whole_loop(javascript: bool) {
     maintainer.goto(&format!("{base}/register"));
     checks.page(&maintainer, "register");
     register(&maintainer, &base, "maintainer");
+    // The address is verified by the link in the mail (the outbox here).
+    app.run_jobs();
+    let outbox = app.state.config.data_dir.join("outbox");
+    let mail = std::fs::read_dir(&outbox)
+        .expect("the outbox")
+        .filter_map(|e| e.ok())
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .find(|m| m.contains("maintainer@example.com"))
+        .expect("the maintainer's verification mail");
+    let text = mail.replace("=\r\n", "").replace("=3D", "=");
+    let at = text.find("/verify?").expect("a verify link");
+    let path: String = text[at..]
+        .split(|c: char| c.is_whitespace() || c == '"' || c == '<')
+        .next()
+        .unwrap()
+        .to_owned();
+    maintainer.goto(&format!("{base}/me"));
+    maintainer.wait_for_text("not verified yet");
+    maintainer.goto(&format!("{base}{path}"));
+    checks.page(&maintainer, "verify");
+    maintainer.click("form[action='/verify'] button");
+    maintainer.wait_for_text("Your address is verified");
+    maintainer.goto(&format!("{base}/me"));
+    assert!(!maintainer.text("main").contains("not verified yet"));
     maintainer.goto(&format!("{base}/projects/new"));
     checks.page(&maintainer, "new-project");
     maintainer.fill("#name", "Quill");

@@ -11,6 +11,7 @@ mod errors;
 mod jobs;
 mod jwt;
 mod ledger;
+mod mail;
 mod matching;
 mod model;
 mod money;

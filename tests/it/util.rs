@@ -251,7 +251,8 @@ impl TestApp {
     pub fn run_jobs(&self) -> usize {
         let config = &self.state.config;
         let index =
-            guildhall::jobs::index_runner(self.pool.clone(), self.state.index.clone(), config);
+            guildhall::jobs::index_runner(self.pool.clone(), self.state.index.clone(), config)
+                .expect("index runner");
         let general = guildhall::jobs::runner(self.pool.clone(), config).expect("runner");
         let mut ran = 0;
         loop {

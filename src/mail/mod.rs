@@ -1,0 +1,177 @@
+//! Outbound mail: SMTP through lettre (rustls) when `GUILDHALL_SMTP_URL` is
+//! set, otherwise `.eml` files in `<data_dir>/outbox/` (the embedded
+//! default, so a fresh checkout can read what it would have sent). Bodies
+//! come from askama templates (plain text and HTML). Also the signed links
+//! mail carries: an address is verified by one.
+
+use crate::config::Config;
+use anyhow::Context as _;
+use hmac::{Hmac, Mac};
+use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
+use lettre::{Message, SmtpTransport, Transport as _};
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+
+/// How long a verification link works.
+pub const VERIFY_LINK_DAYS: i64 = 7;
+
+enum Transport {
+    Smtp(Box<SmtpTransport>),
+    Outbox(PathBuf),
+}
+
+/// The mail service: one per process.
+pub struct Mail {
+    transport: Transport,
+    from: Mailbox,
+    public_url: String,
+    link_key: [u8; 32],
+}
+
+impl std::fmt::Debug for Mail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let transport = match &self.transport {
+            Transport::Smtp(_) => "smtp".to_owned(),
+            Transport::Outbox(dir) => format!("outbox {}", dir.display()),
+        };
+        f.debug_struct("Mail")
+            .field("transport", &transport)
+            .field("from", &self.from.to_string())
+            .finish()
+    }
+}
+
+/// A mail to send: one recipient, a subject, text and HTML.
+pub struct Outgoing {
+    /// The recipient.
+    pub to: Mailbox,
+    /// Subject.
+    pub subject: String,
+    /// Plain-text body.
+    pub text: String,
+    /// HTML body.
+    pub html: String,
+}
+
+impl Mail {
+    /// The mail service `config` describes; the link key is derived from
+    /// the server's signing key.
+    pub fn from_config(config: &Config) -> anyhow::Result<Mail> {
+        let transport = match &config.smtp_url {
+            Some(url) => {
+                let url = std::str::from_utf8(&url.0).context("GUILDHALL_SMTP_URL")?;
+                let smtp = SmtpTransport::from_url(url)
+                    .map_err(|_| anyhow::anyhow!("GUILDHALL_SMTP_URL: not a usable SMTP URL"))?
+                    .timeout(Some(std::time::Duration::from_secs(20)))
+                    .build();
+                Transport::Smtp(Box::new(smtp))
+            }
+            None => Transport::Outbox(config.data_dir.join("outbox")),
+        };
+        let key = config.jwt_key()?;
+        Ok(Mail {
+            transport,
+            from: config
+                .mail_from
+                .parse()
+                .context("GUILDHALL_MAIL_FROM is not an address")?,
+            public_url: config.public_url.trim_end_matches('/').to_owned(),
+            link_key: Sha256::new()
+                .chain_update(b"guildhall mail link key\0")
+                .chain_update(&key.0)
+                .finalize()
+                .into(),
+        })
+    }
+
+    /// Where the outbox is, when there is no SMTP server.
+    pub fn outbox(&self) -> Option<&PathBuf> {
+        match &self.transport {
+            Transport::Outbox(dir) => Some(dir),
+            Transport::Smtp(_) => None,
+        }
+    }
+
+    /// Builds and sends one mail (blocking: call it from a job or the
+    /// blocking pool). Returns its Message-ID.
+    pub fn send(&self, mail: Outgoing) -> anyhow::Result<String> {
+        let domain = self.from.email.domain().to_owned();
+        let message_id = format!(
+            "<{}.{}@{domain}>",
+            chrono::Utc::now().timestamp_micros(),
+            crate::auth::tokens::random_token(9)
+        );
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(mail.to.clone())
+            .subject(mail.subject)
+            .message_id(Some(message_id.clone()))
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_PLAIN)
+                            .body(mail.text),
+                    )
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_HTML)
+                            .body(mail.html),
+                    ),
+            )
+            .context("building the mail")?;
+        match &self.transport {
+            Transport::Smtp(smtp) => {
+                smtp.send(&message).context("sending through SMTP")?;
+                tracing::info!(message_id = %message_id, "mail sent through SMTP");
+            }
+            Transport::Outbox(dir) => {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                let name = format!(
+                    "{}-{}.eml",
+                    chrono::Utc::now().format("%Y%m%dT%H%M%S%.6f"),
+                    crate::auth::tokens::random_token(6)
+                );
+                let path = dir.join(name);
+                std::fs::write(&path, message.formatted())
+                    .with_context(|| format!("writing {}", path.display()))?;
+                tracing::info!(
+                    path = %path.display(),
+                    "no SMTP server configured (GUILDHALL_SMTP_URL): mail written to the outbox"
+                );
+            }
+        }
+        Ok(message_id)
+    }
+
+    fn tag(&self, what: &str) -> String {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.link_key).expect("HMAC takes any key length");
+        mac.update(what.as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..16])
+    }
+
+    /// The link that verifies `email_normalized` for user `id`, valid until
+    /// `expires` (Unix seconds).
+    pub fn verify_link(&self, id: i64, email_normalized: &str, expires: i64) -> String {
+        let tag = self.tag(&format!("verify:{id}:{email_normalized}:{expires}"));
+        format!("{}/verify?u={id}&e={expires}&t={tag}", self.public_url)
+    }
+
+    /// Whether a verification link's parts are genuine and unexpired.
+    pub fn check_verify(&self, id: i64, email_normalized: &str, expires: i64, tag: &str) -> bool {
+        if expires < chrono::Utc::now().timestamp() {
+            return false;
+        }
+        let want = self.tag(&format!("verify:{id}:{email_normalized}:{expires}"));
+        // Constant time: compare MACs of both.
+        let mac = |s: &str| {
+            let mut m =
+                Hmac::<Sha256>::new_from_slice(&self.link_key).expect("HMAC takes any key length");
+            m.update(s.as_bytes());
+            m.finalize().into_bytes()
+        };
+        mac(&want) == mac(tag)
+    }
+}
