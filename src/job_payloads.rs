@@ -31,3 +31,9 @@ pub struct SendVerificationEmail {
     /// The user.
     pub user_id: i64,
 }
+
+/// Reads what happened past the notification cursors and emails those who
+/// asked to hear at once (`jobs::send_notifications`); scheduled every few
+/// seconds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendNotifications;

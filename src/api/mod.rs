@@ -5,6 +5,7 @@ pub mod auth;
 pub mod idempotency;
 pub mod matching;
 pub mod money;
+pub mod notifications;
 pub mod openapi;
 pub mod projects;
 pub mod queue;
@@ -39,6 +40,8 @@ use utoipa::{Modify, OpenApi};
         money::create_bid, money::list_bids, money::accept_bid, money::withdraw_bid, webhooks::stripe,
         money::statement, money::onboarding, money::project_onboarding,
         reputation::user_reputation, reputation::leaderboard, matching::matches, matching::route,
+        notifications::get_settings, notifications::put_settings, notifications::put_ticket_level,
+        notifications::put_project_level,
     ),
     components(schemas(
         Problem, crate::error::FieldError, views::Money,
@@ -165,6 +168,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::get().to(money::list_bounties),
                 )
                 .route("/me/balance", web::get().to(money::balance))
+                .route(
+                    "/me/notifications",
+                    web::get().to(notifications::get_settings),
+                )
+                .route(
+                    "/me/notifications",
+                    web::put().to(notifications::put_settings),
+                )
+                .route(
+                    "/tickets/{id}/notifications",
+                    web::put().to(notifications::put_ticket_level),
+                )
+                .route(
+                    "/projects/{slug}/notifications",
+                    web::put().to(notifications::put_project_level),
+                )
                 .route("/me/transfers", web::get().to(money::transfers))
                 .route("/tickets/{id}/bids", web::post().to(money::create_bid))
                 .route("/tickets/{id}/bids", web::get().to(money::list_bids))

@@ -205,6 +205,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     payouts,
     reputation_events,
     reputation_scores,
+    notification_settings,
+    notification_levels,
+    notification_cursors,
+    notifications,
 );
 
 diesel::table! {
@@ -384,5 +388,49 @@ diesel::table! {
         setbacks -> Integer,
         median_response_hours -> Nullable<Double>,
         computed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    notification_settings (user_id) {
+        user_id -> BigInt,
+        level -> Text,
+        digest_hour -> Integer,
+        time_zone -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    notification_levels (user_id, scope, scope_id) {
+        user_id -> BigInt,
+        scope -> Text,
+        scope_id -> BigInt,
+        level -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    notification_cursors (channel, source) {
+        channel -> Text,
+        source -> Text,
+        last_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    notifications (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        ticket_id -> BigInt,
+        source -> Text,
+        source_id -> BigInt,
+        channel -> Text,
+        status -> Text,
+        summary -> Text,
+        happened_at -> Timestamp,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
     }
 }

@@ -6,6 +6,7 @@ pub mod dashboard;
 pub mod helpers;
 pub mod matching;
 pub mod money;
+pub mod notifications;
 pub mod payouts;
 pub mod projects;
 pub mod queue;

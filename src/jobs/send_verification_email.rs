@@ -53,6 +53,8 @@ impl BackgroundJob for SendVerificationEmail {
         ctx.mail.send(crate::mail::Outgoing {
             to,
             subject: "Verify your email address for Guildhall".into(),
+            ticket: None,
+            unsubscribe: None,
             text: VerifyText {
                 name,
                 link: &link,

@@ -51,6 +51,46 @@ pub struct Outgoing {
     pub text: String,
     /// HTML body.
     pub html: String,
+    /// The ticket it is about: its mails form one thread
+    /// (`In-Reply-To`/`References` name the ticket's thread root).
+    pub ticket: Option<i64>,
+    /// One-click unsubscribe URL (RFC 8058), muting what the mail is about.
+    pub unsubscribe: Option<String>,
+}
+
+/// `List-Unsubscribe` (RFC 2369).
+#[derive(Debug, Clone)]
+struct ListUnsubscribe(String);
+
+impl lettre::message::header::Header for ListUnsubscribe {
+    fn name() -> lettre::message::header::HeaderName {
+        lettre::message::header::HeaderName::new_from_ascii_str("List-Unsubscribe")
+    }
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(ListUnsubscribe(s.to_owned()))
+    }
+    fn display(&self) -> lettre::message::header::HeaderValue {
+        lettre::message::header::HeaderValue::new(Self::name(), format!("<{}>", self.0))
+    }
+}
+
+/// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058).
+#[derive(Debug, Clone)]
+struct ListUnsubscribePost;
+
+impl lettre::message::header::Header for ListUnsubscribePost {
+    fn name() -> lettre::message::header::HeaderName {
+        lettre::message::header::HeaderName::new_from_ascii_str("List-Unsubscribe-Post")
+    }
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(ListUnsubscribePost)
+    }
+    fn display(&self) -> lettre::message::header::HeaderValue {
+        lettre::message::header::HeaderValue::new(
+            Self::name(),
+            "List-Unsubscribe=One-Click".to_owned(),
+        )
+    }
 }
 
 impl Mail {
@@ -101,11 +141,21 @@ impl Mail {
             chrono::Utc::now().timestamp_micros(),
             crate::auth::tokens::random_token(9)
         );
-        let message = Message::builder()
+        let mut builder = Message::builder()
             .from(self.from.clone())
             .to(mail.to.clone())
             .subject(mail.subject)
-            .message_id(Some(message_id.clone()))
+            .message_id(Some(message_id.clone()));
+        if let Some(ticket) = mail.ticket {
+            let root = format!("<ticket-{ticket}@{domain}>");
+            builder = builder.in_reply_to(root.clone()).references(root);
+        }
+        if let Some(url) = mail.unsubscribe {
+            builder = builder
+                .header(ListUnsubscribe(url))
+                .header(ListUnsubscribePost);
+        }
+        let message = builder
             .multipart(
                 MultiPart::alternative()
                     .singlepart(
@@ -159,19 +209,51 @@ impl Mail {
         format!("{}/verify?u={id}&e={expires}&t={tag}", self.public_url)
     }
 
-    /// Whether a verification link's parts are genuine and unexpired.
-    pub fn check_verify(&self, id: i64, email_normalized: &str, expires: i64, tag: &str) -> bool {
-        if expires < chrono::Utc::now().timestamp() {
-            return false;
-        }
-        let want = self.tag(&format!("verify:{id}:{email_normalized}:{expires}"));
-        // Constant time: compare MACs of both.
+    /// The one-click link that mutes ticket `ticket` for user `user`.
+    pub fn unsubscribe_link(&self, user: i64, ticket: i64) -> String {
+        let tag = self.tag(&format!("mute:{user}:{ticket}"));
+        format!(
+            "{}/unsubscribe?u={user}&t={ticket}&s={tag}",
+            self.public_url
+        )
+    }
+
+    /// Whether an unsubscribe link is genuine.
+    pub fn check_unsubscribe(&self, user: i64, ticket: i64, tag: &str) -> bool {
+        self.same(&self.tag(&format!("mute:{user}:{ticket}")), tag)
+    }
+
+    /// The address of a ticket's page.
+    pub fn ticket_url(&self, ticket: i64) -> String {
+        format!("{}/t/{ticket}", self.public_url)
+    }
+
+    /// Compares two tags in constant time (by comparing their MACs).
+    fn same(&self, a: &str, b: &str) -> bool {
         let mac = |s: &str| {
             let mut m =
                 Hmac::<Sha256>::new_from_slice(&self.link_key).expect("HMAC takes any key length");
             m.update(s.as_bytes());
             m.finalize().into_bytes()
         };
-        mac(&want) == mac(tag)
+        mac(a) == mac(b)
     }
+
+    /// Whether a verification link's parts are genuine and unexpired.
+    pub fn check_verify(&self, id: i64, email_normalized: &str, expires: i64, tag: &str) -> bool {
+        if expires < chrono::Utc::now().timestamp() {
+            return false;
+        }
+        let want = self.tag(&format!("verify:{id}:{email_normalized}:{expires}"));
+        self.same(&want, tag)
+    }
+}
+
+/// Whether a send failed for good (the server refused the message or the
+/// recipient with a 5xx), as opposed to the server being away.
+pub fn is_permanent(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<lettre::transport::smtp::Error>()
+            .is_some_and(|s| s.is_permanent())
+    })
 }

@@ -38,6 +38,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     "/me/verify-email",
                     web::post().to(pages::resend_verification),
                 )
+                .route(
+                    "/me/notifications",
+                    web::get().to(pages::notifications_form),
+                )
+                .route(
+                    "/me/notifications",
+                    web::post().to(pages::save_notifications),
+                )
+                .route("/unsubscribe", web::get().to(pages::unsubscribe_form))
+                .route("/unsubscribe", web::post().to(pages::unsubscribe))
                 .route("/verify", web::get().to(pages::verify_form))
                 .route("/verify", web::post().to(pages::verify))
                 .route("/payouts/return", web::get().to(pages::payouts_back))

@@ -623,6 +623,9 @@ pub struct TicketPage {
     queue_place: Option<(usize, usize, String)>,
     /// A fresh key for the funding form (see `fund`).
     fund_key: String,
+    /// The viewer's notification level for this ticket, "" when they
+    /// follow their overall setting.
+    notify_level: String,
 }
 
 /// A bid as the ticket page shows it.
@@ -842,6 +845,12 @@ async fn ticket_page(
                 templates,
                 queue_place,
                 fund_key: String::new(),
+                notify_level: match user {
+                    Some(u) => crate::domain::notifications::override_of(conn, u, "ticket", id)?
+                        .map(|l| l.as_str().to_owned())
+                        .unwrap_or_default(),
+                    None => String::new(),
+                },
                 project_slug: p.slug,
                 project_name: p.name,
                 requester: name(t.requester_id),
@@ -989,6 +998,7 @@ impl TicketPage {
             templates: (0..5).map(|i| (i, format!("Template {i}"))).collect(),
             queue_place: None,
             fund_key: "k".repeat(22),
+            notify_level: String::new(),
             t,
         }
     }
@@ -1026,6 +1036,8 @@ pub struct ActionForm {
     to: Option<i64>,
     /// The funding form's one-time key.
     request_key: Option<String>,
+    /// A notification level for this ticket.
+    level: Option<String>,
 }
 
 /// `POST /t/{id}/{action}`: one of the ticket's actions through the same
@@ -1265,6 +1277,13 @@ fn ticket_other_action(
                             form.body.as_deref().unwrap_or_default(),
                         )
                         .map(|_| ())
+                    }
+                    "notifications" => {
+                        let level = crate::domain::notifications::level_field(
+                            "level",
+                            form.level.as_deref().unwrap_or_default(),
+                        )?;
+                        crate::domain::notifications::set_ticket_level(conn, user, id, level)
                     }
                     "withdraw-bid" => {
                         let bid = form.bid.unwrap_or_default();
@@ -2009,6 +2028,18 @@ pub async fn resend_verification(
     let Some(user) = Session::of(&req).user_id else {
         return Ok(redirect("/login?next=/me"));
     };
+    // At most three a day per account: the button must not become a way
+    // to flood someone else's inbox from our domain.
+    if let Err(wait) = state
+        .registrations
+        .reserve(&[(format!("verify-mail:{user}").as_str(), 3)])
+    {
+        return Err(WebError(AppError::TooManyRequests {
+            retry_after_secs: wait.as_secs().max(1),
+            detail: "we mailed the link a short while ago; please look for it, or try again later"
+                .into(),
+        }));
+    }
     state
         .db(move |conn| {
             guildhall_jobs::BackgroundJob::enqueue(
@@ -2019,4 +2050,157 @@ pub async fn resend_verification(
         })
         .await?;
     Ok(redirect("/me?verify=sent"))
+}
+
+// ---------------------------------------------------------------------------
+// Notifications
+
+#[derive(Template)]
+#[template(path = "notifications.html", config = "src/web/askama.toml")]
+struct NotificationsPage {
+    l: Layout,
+    level: String,
+    digest_hour: i32,
+    time_zone: String,
+    notice: String,
+    errors: Vec<String>,
+}
+
+/// The notification settings form.
+#[derive(Debug, Deserialize)]
+pub struct NotificationsForm {
+    csrf: String,
+    level: String,
+    digest_hour: String,
+    time_zone: String,
+}
+
+/// `GET /me/notifications`: how often Guildhall writes.
+pub async fn notifications_form(state: web::Data<AppState>, req: HttpRequest) -> Page {
+    let l = Layout::of(&state, &req).await?;
+    let Some(user) = l.user.as_ref().map(|u| u.id) else {
+        return Ok(redirect("/login?next=/me/notifications"));
+    };
+    let s = state
+        .db(move |conn| Ok(crate::domain::notifications::settings(conn, user)?))
+        .await?;
+    render(
+        StatusCode::OK,
+        &NotificationsPage {
+            l,
+            level: s.level.as_str().to_owned(),
+            digest_hour: s.digest_hour,
+            time_zone: s.time_zone,
+            notice: String::new(),
+            errors: Vec::new(),
+        },
+    )
+}
+
+/// `POST /me/notifications`: the API's validation, errors inline.
+pub async fn save_notifications(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<NotificationsForm>,
+) -> Page {
+    let form = form.into_inner();
+    session::check_form(&req, &form.csrf)?;
+    let Some(user) = Session::of(&req).user_id else {
+        return Ok(redirect("/login?next=/me/notifications"));
+    };
+    let hour = form.digest_hour.trim().parse::<i32>().unwrap_or(-1);
+    let (level, zone) = (form.level.clone(), form.time_zone.clone());
+    let saved = state
+        .db(move |conn| crate::domain::notifications::set_settings(conn, user, &level, hour, &zone))
+        .await;
+    let (status, notice, errors) = match saved {
+        Ok(_) => (StatusCode::OK, "Saved.".to_owned(), Vec::new()),
+        Err(e @ AppError::Validation(_)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            String::new(),
+            people_errors(e),
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    render(
+        status,
+        &NotificationsPage {
+            l: Layout::of(&state, &req).await?,
+            level: form.level,
+            digest_hour: hour,
+            time_zone: form.time_zone,
+            notice,
+            errors,
+        },
+    )
+}
+
+/// `?u=&t=&s=` of an unsubscribe link.
+#[derive(Debug, Deserialize)]
+pub struct UnsubscribeQuery {
+    u: i64,
+    t: i64,
+    s: String,
+}
+
+#[derive(Template)]
+#[template(path = "unsubscribe.html", config = "src/web/askama.toml")]
+struct UnsubscribePage {
+    l: Layout,
+    done: bool,
+    action: String,
+}
+
+/// `GET /unsubscribe?u=&t=&s=`: the mail's "mute this ticket" link shows a
+/// button (scanners that follow links change nothing).
+pub async fn unsubscribe_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<UnsubscribeQuery>,
+) -> Page {
+    if !state.mail.check_unsubscribe(q.u, q.t, &q.s) {
+        return Err(WebError(AppError::not_found("link")));
+    }
+    let action = format!("/unsubscribe?u={}&t={}&s={}", q.u, q.t, q.s);
+    render(
+        StatusCode::OK,
+        &UnsubscribePage {
+            l: Layout::of(&state, &req).await?,
+            done: false,
+            action,
+        },
+    )
+}
+
+/// `POST /unsubscribe?u=&t=&s=`: one-click unsubscribe (RFC 8058): mail
+/// clients post `List-Unsubscribe=One-Click` without cookies, so the
+/// link's signature is the authorization (no CSRF token: the only change
+/// it can make is muting this ticket for this person). Mutes this ticket.
+pub async fn unsubscribe(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<UnsubscribeQuery>,
+) -> Page {
+    if !state.mail.check_unsubscribe(q.u, q.t, &q.s) {
+        return Err(WebError(AppError::not_found("link")));
+    }
+    let (user, ticket) = (q.u, q.t);
+    state
+        .db(move |conn| {
+            crate::domain::notifications::set_ticket_level(
+                conn,
+                user,
+                ticket,
+                crate::domain::notifications::Level::Mute,
+            )
+        })
+        .await?;
+    render(
+        StatusCode::OK,
+        &UnsubscribePage {
+            l: Layout::of(&state, &req).await?,
+            done: true,
+            action: String::new(),
+        },
+    )
 }

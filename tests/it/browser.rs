@@ -315,6 +315,12 @@ async fn whole_loop(javascript: bool) {
     // The requester registers and posts a ticket, seeing the duplicate.
     let requester = driver.browser(javascript);
     register(&requester, &base, "requester");
+    requester.goto(&format!("{base}/me/notifications"));
+    checks.page(&requester, "notifications");
+    requester.click("#level-all");
+    requester.fill("#time_zone", "Europe/Berlin");
+    requester.click("form[action='/me/notifications'] button");
+    requester.wait_for_text("Saved.");
     requester.goto(&format!("{base}/new?project={slug}"));
     checks.page(&requester, "new-ticket");
     requester.fill("#title", "Index segments merging after bulk load");

@@ -181,6 +181,10 @@ async fn openapi_covers_every_route_and_metrics_count_requests() {
         ("/api/v1/projects/{slug}/reputation", "get"),
         ("/api/v1/tickets/{id}/matches", "get"),
         ("/api/v1/route", "post"),
+        ("/api/v1/me/notifications", "get"),
+        ("/api/v1/me/notifications", "put"),
+        ("/api/v1/tickets/{id}/notifications", "put"),
+        ("/api/v1/projects/{slug}/notifications", "put"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -192,7 +196,7 @@ async fn openapi_covers_every_route_and_metrics_count_requests() {
             .values()
             .map(|p| p.as_object().unwrap().len())
             .sum::<usize>(),
-        57,
+        61,
         "document and routes in step"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());

@@ -339,7 +339,8 @@ fn app_jobs_are_registered_and_scheduled() {
                 "expire-bounties",
                 "purge-expired-refresh-tokens",
                 "recompute-reputation",
-                "run-payouts"
+                "run-payouts",
+                "send-notifications"
             ]
         );
     }

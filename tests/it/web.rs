@@ -791,6 +791,35 @@ async fn drafts_search_facets_and_secure_cookies() {
     b.post(&format!("/t/{id}/submit"), &[("csrf", token.as_str())])
         .await
         .expect(303);
+    // This ticket's notification level, from its page.
+    b.post(
+        &format!("/t/{id}/notifications"),
+        &[("csrf", token.as_str()), ("level", "mute")],
+    )
+    .await
+    .expect(303);
+    let me = {
+        use diesel::prelude::*;
+        use guildhall::db::schema::users;
+        users::table
+            .filter(users::email.eq("req@example.com"))
+            .select(users::id)
+            .first::<i64>(&mut app.conn())
+            .unwrap()
+    };
+    assert_eq!(
+        guildhall::domain::notifications::override_of(&mut app.conn(), me, "ticket", id).unwrap(),
+        Some(guildhall::domain::notifications::Level::Mute)
+    );
+    let page = b.get(&format!("/t/{id}")).await.expect(200);
+    assert!(page.text.contains("<option value=\"mute\" selected>"));
+
+    // Mailing the verification link again: three a day, then 429.
+    for expected in [303, 303, 303, 429] {
+        b.post("/me/verify-email", &[("csrf", token.as_str())])
+            .await
+            .expect(expected);
+    }
 
     // Facets: status and tag, each a link that narrows; chosen ones can be
     // removed.

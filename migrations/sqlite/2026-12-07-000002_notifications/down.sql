@@ -1,0 +1,4 @@
+DROP TABLE notifications;
+DROP TABLE notification_cursors;
+DROP TABLE notification_levels;
+DROP TABLE notification_settings;

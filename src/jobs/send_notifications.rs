@@ -1,0 +1,121 @@
+//! Dispatches what happened to tickets into notifications and emails the
+//! ones to send at once: to verified addresses only, never to someone who
+//! has acted on the ticket since, each claimed by one worker.
+
+use super::JobContext;
+use crate::domain::notifications::{self, EMAIL};
+use crate::job_payloads::SendNotifications;
+use askama::Template;
+use guildhall_jobs::BackgroundJob;
+
+#[derive(Template)]
+#[template(path = "mail/notification.txt", config = "src/web/askama.toml")]
+struct NotificationText<'a> {
+    name: &'a str,
+    summary: &'a str,
+    title: &'a str,
+    url: &'a str,
+    unsubscribe: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "mail/notification.html", config = "src/web/askama.toml")]
+struct NotificationHtml<'a> {
+    name: &'a str,
+    summary: &'a str,
+    title: &'a str,
+    url: &'a str,
+    unsubscribe: &'a str,
+}
+
+/// How many mails one run sends at most.
+const PER_RUN: i64 = 200;
+
+impl BackgroundJob for SendNotifications {
+    const JOB_NAME: &'static str = "send_notifications";
+    const DEDUPLICATED: bool = true;
+    type Context = JobContext;
+
+    fn run(&self, ctx: &JobContext) -> anyhow::Result<()> {
+        let list = {
+            let mut conn = ctx.pool.get()?;
+            notifications::reap(&mut conn, chrono::Duration::minutes(10))?;
+            notifications::dispatch(&mut conn, EMAIL)
+                .map_err(|e| anyhow::anyhow!("dispatching notifications: {e}"))?;
+            notifications::pending(&mut conn, EMAIL, PER_RUN)?
+        };
+        for n in list {
+            let prepared = {
+                let mut conn = ctx.pool.get()?;
+                if !notifications::claim(&mut conn, n.id)? {
+                    continue;
+                }
+                let user = crate::domain::users::get(&mut conn, n.user_id)
+                    .map_err(|e| anyhow::anyhow!("user {}: {e}", n.user_id))?;
+                let may_see = notifications::still_may_see(&mut conn, &n)
+                    .map_err(|e| anyhow::anyhow!("notification {}: {e}", n.id))?;
+                let told = may_see
+                    && user.email_verified_at.is_some()
+                    && user.can_login
+                    && !notifications::active_since(
+                        &mut conn,
+                        n.user_id,
+                        n.ticket_id,
+                        n.happened_at,
+                    )?;
+                if !told {
+                    notifications::finish(&mut conn, n.id, "skipped")?;
+                    continue;
+                }
+                let (title, project) = notifications::subject_of(&mut conn, n.ticket_id)?;
+                (user, title, project)
+            };
+            let (user, title, project) = prepared;
+            let url = ctx.mail.ticket_url(n.ticket_id);
+            let unsubscribe = ctx.mail.unsubscribe_link(user.id, n.ticket_id);
+            let name = user.display_name.as_str();
+            let to = user
+                .email
+                .parse()
+                .map_err(|e| anyhow::anyhow!("user {}'s address: {e}", user.id))?;
+            let mail = crate::mail::Outgoing {
+                to,
+                subject: format!("[{project}] {title}"),
+                text: NotificationText {
+                    name,
+                    summary: &n.summary,
+                    title: &title,
+                    url: &url,
+                    unsubscribe: &unsubscribe,
+                }
+                .render()?,
+                html: NotificationHtml {
+                    name,
+                    summary: &n.summary,
+                    title: &title,
+                    url: &url,
+                    unsubscribe: &unsubscribe,
+                }
+                .render()?,
+                ticket: Some(n.ticket_id),
+                unsubscribe: Some(unsubscribe.clone()),
+            };
+            // No connection is held while the mail server answers.
+            match ctx.mail.send(mail) {
+                Ok(_) => notifications::finish(&mut *ctx.pool.get()?, n.id, "sent")?,
+                // The server refused this recipient for good: record it and
+                // go on, so one bad address never stalls everyone's mail.
+                Err(e) if crate::mail::is_permanent(&e) => {
+                    tracing::warn!(notification = n.id, error = %format!("{e:#}"), "mail refused for good");
+                    notifications::finish(&mut *ctx.pool.get()?, n.id, "failed")?;
+                }
+                // The server is away: give it back and retry later.
+                Err(e) => {
+                    notifications::release(&mut *ctx.pool.get()?, n.id)?;
+                    return Err(e.context(format!("notification {}", n.id)));
+                }
+            }
+        }
+        Ok(())
+    }
+}

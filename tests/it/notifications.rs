@@ -1,0 +1,376 @@
+//! The notification pipeline and its email channel, against a real SMTP
+//! server (aiosmtpd on loopback): preferences through the API, a requester
+//! set to "all" mailed once per thing that happens (threaded, with
+//! one-click unsubscribe that mutes the ticket), nothing for the one who
+//! acted, for someone active since, for an unverified address, or for
+//! "digest"; and each recipient told once even with dispatchers racing.
+
+use crate::mail::FakeSmtp;
+use crate::util::{TestApp, User};
+use diesel::prelude::*;
+use guildhall::db::schema::notifications;
+use serde_json::json;
+
+fn verify(app: &TestApp, user: &User) {
+    let u = guildhall::domain::users::get(&mut app.conn(), user.id).unwrap();
+    assert!(
+        guildhall::domain::users::mark_verified(&mut app.conn(), u.id, &u.email_normalized)
+            .unwrap()
+    );
+}
+
+fn send(app: &TestApp) {
+    guildhall_jobs::BackgroundJob::enqueue(&guildhall::jobs::SendNotifications, &mut app.conn())
+        .unwrap();
+    app.run_jobs();
+}
+
+fn rows(app: &TestApp, user: i64) -> Vec<(String, i64, String)> {
+    notifications::table
+        .filter(notifications::user_id.eq(user))
+        .order(notifications::id)
+        .select((
+            notifications::source,
+            notifications::source_id,
+            notifications::status,
+        ))
+        .load(&mut app.conn())
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn settings_through_the_api() {
+    let app = TestApp::new();
+    let owner = app.user("owner").await;
+    let stranger = app.user("stranger").await;
+    app.project(&owner, "proj").await;
+    let private = app.open_ticket(&owner, "proj", "Private", "private").await;
+    let got = app
+        .get("/api/v1/me/notifications", Some(&owner.access))
+        .await
+        .expect(200);
+    assert_eq!(
+        got.body,
+        json!({"level": "digest", "digest_hour": 8, "time_zone": "UTC"})
+    );
+    let want = json!({"level": "all", "digest_hour": 7, "time_zone": "Europe/Berlin"});
+    let put = app
+        .request(
+            actix_web::http::Method::PUT,
+            "/api/v1/me/notifications",
+            Some(want.clone()),
+            Some(&owner.access),
+        )
+        .await
+        .expect(200);
+    assert_eq!(put.body, want);
+    for bad in [
+        json!({"level": "all", "digest_hour": 7, "time_zone": "Mars/Olympus"}),
+        json!({"level": "all", "digest_hour": 24, "time_zone": "UTC"}),
+        json!({"level": "loud", "digest_hour": 7, "time_zone": "UTC"}),
+    ] {
+        app.request(
+            actix_web::http::Method::PUT,
+            "/api/v1/me/notifications",
+            Some(bad),
+            Some(&owner.access),
+        )
+        .await
+        .expect(422);
+    }
+    let now = app
+        .get("/api/v1/me/notifications", Some(&owner.access))
+        .await
+        .expect(200);
+    assert_eq!(now.body, want, "a refused change changed nothing");
+    app.get("/api/v1/me/notifications", None).await.expect(401);
+
+    // Per ticket: only one the caller may see.
+    let put = |id: i64, level: &'static str, who: &User| {
+        let token = who.access.clone();
+        let app = &app;
+        async move {
+            app.request(
+                actix_web::http::Method::PUT,
+                &format!("/api/v1/tickets/{id}/notifications"),
+                Some(json!({ "level": level })),
+                Some(&token),
+            )
+            .await
+        }
+    };
+    put(private, "mute", &owner).await.expect(200);
+    put(private, "mute", &stranger).await.expect(404);
+    put(private, "loud", &owner).await.expect(422);
+    app.request(
+        actix_web::http::Method::PUT,
+        "/api/v1/projects/proj/notifications",
+        Some(json!({"level": "all"})),
+        Some(&stranger.access),
+    )
+    .await
+    .expect(200);
+}
+
+#[actix_web::test]
+async fn a_requester_set_to_all_is_mailed_once_per_thing() {
+    let smtp = actix_web::rt::task::spawn_blocking(FakeSmtp::start)
+        .await
+        .unwrap();
+    let app = TestApp::builder()
+        .env("GUILDHALL_SMTP_URL", &smtp.url)
+        .env("GUILDHALL_MAIL_FROM", "Guildhall <support@guildhall.test>")
+        .env("GUILDHALL_PUBLIC_URL", "https://guildhall.test")
+        .build();
+    let owner = app.user("owner").await;
+    let helper = app.user("helper").await;
+    let requester = app.user("requester").await;
+    app.project(&owner, "proj").await;
+    app.approved_helper(&owner, &helper, "proj").await;
+    for u in [&owner, &helper, &requester] {
+        verify(&app, u);
+    }
+    app.run_jobs(); // the registration mails (already verified: none sent)
+    let before = smtp.received().len();
+    app.request(
+        actix_web::http::Method::PUT,
+        "/api/v1/me/notifications",
+        Some(json!({"level": "all", "digest_hour": 8, "time_zone": "UTC"})),
+        Some(&requester.access),
+    )
+    .await
+    .expect(200);
+    let id = app
+        .open_ticket(&requester, "proj", "Segments pile up", "public")
+        .await;
+    app.post(
+        &format!("/api/v1/tickets/{id}/claim"),
+        json!({}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(200);
+    send(&app);
+    let got = smtp.received();
+    assert_eq!(got.len(), before + 1, "one mail for the claim: {got:?}");
+    let (to, raw) = got.last().unwrap();
+    assert_eq!(to, &vec![requester.email.clone()]);
+    assert!(raw.contains("Subject: [proj] Segments pile up"), "{raw}");
+    assert!(raw.contains("claimed the ticket"), "{raw}");
+    assert!(raw.contains(&format!("In-Reply-To: <ticket-{id}@guildhall.test>")));
+    assert!(raw.contains(&format!("References: <ticket-{id}@guildhall.test>")));
+    assert!(raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
+    assert!(raw.contains("List-Unsubscribe: <https://guildhall.test/unsubscribe?"));
+
+    // Exactly once: another run sends nothing new.
+    send(&app);
+    assert_eq!(smtp.received().len(), before + 1);
+    // The helper acted (the claim): nothing for them about it.
+    let claim_event: i64 = {
+        use guildhall::db::schema::ticket_events as te;
+        te::table
+            .filter(te::ticket_id.eq(id))
+            .filter(te::action.eq("claim"))
+            .select(te::id)
+            .first(&mut app.conn())
+            .unwrap()
+    };
+    assert!(rows(&app, requester.id)
+        .iter()
+        .any(|r| r.0 == "event" && r.1 == claim_event));
+    assert!(!rows(&app, helper.id)
+        .iter()
+        .any(|r| r.0 == "event" && r.1 == claim_event));
+
+    // The helper writes; the requester replies before the dispatcher runs:
+    // they have seen it, so no mail. The helper (digest) gets a digest row.
+    app.post(
+        &format!("/api/v1/tickets/{id}/messages"),
+        json!({"body": "Try merging after the import."}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(201);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    app.post(
+        &format!("/api/v1/tickets/{id}/messages"),
+        json!({"body": "Thanks, trying."}),
+        Some(&requester.access),
+    )
+    .await
+    .expect(201);
+    send(&app);
+    assert_eq!(smtp.received().len(), before + 1, "active since: not told");
+    let requester_rows = rows(&app, requester.id);
+    assert_eq!(
+        requester_rows.last().map(|r| (r.0.as_str(), r.2.as_str())),
+        Some(("message", "skipped"))
+    );
+    let helper_rows = rows(&app, helper.id);
+    assert_eq!(
+        helper_rows.last().map(|r| (r.0.as_str(), r.2.as_str())),
+        Some(("message", "digest"))
+    );
+
+    // One-click unsubscribe mutes this ticket: the resolution is not mailed.
+    let raw = &smtp.received()[before].1;
+    let text = raw.replace("=\r\n", "").replace("=3D", "=");
+    // In the plain-text body (the header's copy may be folded).
+    let body = text.find("\r\n\r\n").unwrap();
+    let at = body + text[body..].find("/unsubscribe?").unwrap();
+    let path: String = text[at..]
+        .split(|c: char| c.is_whitespace() || c == '>' || c == '"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let svc = actix_web::test::init_service(guildhall::app::build(app.state.clone())).await;
+    let forged = path.replace("&s=", "&s=0");
+    app.send(
+        &svc,
+        actix_web::test::TestRequest::post()
+            .uri(&forged)
+            .set_payload("List-Unsubscribe=One-Click"),
+    )
+    .await
+    .expect(404);
+    app.send(
+        &svc,
+        actix_web::test::TestRequest::post()
+            .uri(&path)
+            .insert_header(("content-type", "application/x-www-form-urlencoded"))
+            .set_payload("List-Unsubscribe=One-Click"),
+    )
+    .await
+    .expect(200);
+    app.post(
+        &format!("/api/v1/tickets/{id}/resolve"),
+        json!({}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(200);
+    send(&app);
+    assert_eq!(smtp.received().len(), before + 1, "muted: no mail");
+}
+
+#[actix_web::test]
+async fn racing_dispatchers_tell_each_recipient_once() {
+    let app = TestApp::new();
+    let owner = app.user("owner").await;
+    let helper = app.user("helper").await;
+    let requester = app.user("requester").await;
+    app.project(&owner, "proj").await;
+    app.approved_helper(&owner, &helper, "proj").await;
+    let mut tickets = Vec::new();
+    for i in 0..6 {
+        let id = app
+            .open_ticket(&requester, "proj", &format!("Question {i}"), "public")
+            .await;
+        app.post(
+            &format!("/api/v1/tickets/{id}/claim"),
+            json!({}),
+            Some(&helper.access),
+        )
+        .await
+        .expect(200);
+        app.post(
+            &format!("/api/v1/tickets/{id}/messages"),
+            json!({"body": "An answer."}),
+            Some(&helper.access),
+        )
+        .await
+        .expect(201);
+        tickets.push(id);
+    }
+    let pool = app.pool.clone();
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let pool = pool.clone();
+            std::thread::spawn(move || {
+                let mut made = 0;
+                for _ in 0..3 {
+                    loop {
+                        match guildhall::domain::notifications::dispatch(
+                            &mut pool.get().unwrap(),
+                            guildhall::domain::notifications::EMAIL,
+                        ) {
+                            Ok(n) => {
+                                made += n;
+                                break;
+                            }
+                            // SQLite's single writer may be busy: try again.
+                            Err(guildhall::error::AppError::Unavailable) => continue,
+                            Err(e) => panic!("{e:?}"),
+                        }
+                    }
+                }
+                made
+            })
+        })
+        .collect();
+    let made: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    let total: i64 = notifications::table
+        .count()
+        .get_result(&mut app.conn())
+        .unwrap();
+    assert_eq!(
+        made as i64, total,
+        "what the workers say they made is what exists"
+    );
+    let all = rows(&app, requester.id);
+    // Per ticket the requester hears of the claim and the message.
+    assert_eq!(all.len(), tickets.len() * 2, "{all:?}");
+    let mut keys: Vec<_> = all.iter().map(|r| (r.0.clone(), r.1)).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), all.len(), "no duplicates");
+}
+
+#[actix_web::test]
+async fn a_revoked_helper_hears_nothing_more_of_a_private_ticket() {
+    let app = TestApp::new();
+    let owner = app.user("owner").await;
+    let helper = app.user("helper").await;
+    let requester = app.user("requester").await;
+    app.project(&owner, "proj").await;
+    app.approved_helper(&owner, &helper, "proj").await;
+    let id = app
+        .open_ticket(&requester, "proj", "Our private trace", "private")
+        .await;
+    app.post(
+        &format!("/api/v1/tickets/{id}/claim"),
+        json!({}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(200);
+    app.post(
+        &format!("/api/v1/tickets/{id}/messages"),
+        json!({"body": "Looking."}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(201);
+    guildhall::domain::notifications::dispatch(&mut app.conn(), "email").unwrap();
+    let before = rows(&app, helper.id).len();
+    app.post(
+        &format!("/api/v1/projects/proj/helpers/{}/revoke", helper.id),
+        json!({}),
+        Some(&owner.access),
+    )
+    .await
+    .expect(200);
+    app.post(
+        &format!("/api/v1/tickets/{id}/messages"),
+        json!({"body": "Here is the secret stack trace."}),
+        Some(&requester.access),
+    )
+    .await
+    .expect(201);
+    guildhall::domain::notifications::dispatch(&mut app.conn(), "email").unwrap();
+    assert_eq!(
+        rows(&app, helper.id).len(),
+        before,
+        "nothing new for the revoked helper"
+    );
+}
