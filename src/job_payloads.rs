@@ -37,3 +37,8 @@ pub struct SendVerificationEmail {
 /// seconds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SendNotifications;
+
+/// Sends the daily digests that are due (`jobs::send_digests`); scheduled
+/// every five minutes, each person's at their own local hour.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendDigests;

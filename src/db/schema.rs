@@ -209,6 +209,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     notification_levels,
     notification_cursors,
     notifications,
+    digests,
 );
 
 diesel::table! {
@@ -432,5 +433,13 @@ diesel::table! {
         happened_at -> Timestamp,
         created_at -> Timestamp,
         sent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    digests (user_id, local_date) {
+        user_id -> BigInt,
+        local_date -> Date,
+        created_at -> Timestamp,
     }
 }

@@ -331,3 +331,12 @@ pub fn endorsement_count(
         .count()
         .get_result(conn)
 }
+
+/// Every user who is an approved helper somewhere.
+pub fn approved_user_ids(conn: &mut DbConnection) -> QueryResult<Vec<i64>> {
+    project_helpers::table
+        .filter(project_helpers::status.eq(HelperStatus::Approved.as_str()))
+        .select(project_helpers::user_id)
+        .distinct()
+        .load(conn)
+}

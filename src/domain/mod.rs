@@ -3,6 +3,7 @@
 pub mod ai;
 pub mod bids;
 pub mod dashboard;
+pub mod digest;
 pub mod helpers;
 pub mod matching;
 pub mod money;

@@ -287,7 +287,8 @@ fn excerpt(text: &str, n: usize) -> String {
 fn event_summary(action: &str, actor: &str, reason: Option<&str>) -> Option<String> {
     let why = reason.map(|r| format!(" ({r})")).unwrap_or_default();
     Some(match action {
-        "submit" => format!("{actor} submitted the ticket"),
+        // Submitting is news for the queue (the helpers' digest shows the
+        // top of it), not for anyone on the ticket yet.
         "claim" => format!("{actor} claimed the ticket and is working on it"),
         "unclaim" => format!("{actor} gave the ticket back to the queue{why}"),
         "assign" => format!("{actor} assigned the ticket{why}"),

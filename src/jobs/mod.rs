@@ -11,11 +11,14 @@ mod purge_expired_refresh_tokens;
 mod recompute_reputation;
 mod refund_payment;
 mod run_payouts;
+pub mod send_digests;
 mod send_notifications;
 mod send_verification_email;
 pub mod sync_index;
 
-pub use crate::job_payloads::{RefundPayment, SendNotifications, SendVerificationEmail, SyncIndex};
+pub use crate::job_payloads::{
+    RefundPayment, SendDigests, SendNotifications, SendVerificationEmail, SyncIndex,
+};
 pub use auto_accept_resolutions::AutoAcceptResolutions;
 pub use auto_close_tickets::AutoCloseTickets;
 pub use expire_bounties::ExpireBounties;
@@ -81,7 +84,8 @@ pub fn runner(pool: DbPool, config: &Config) -> anyhow::Result<Runner<JobContext
         .schedule("expire-bounties", "0 45 * * * *", ExpireBounties)?
         .schedule("run-payouts", "0 */15 * * * *", RunPayouts)?
         .schedule("recompute-reputation", "0 25 * * * *", RecomputeReputation)?
-        .schedule("send-notifications", "*/5 * * * * *", SendNotifications)
+        .schedule("send-notifications", "*/5 * * * * *", SendNotifications)?
+        .schedule("send-digests", "30 */5 * * * *", SendDigests)
 }
 
 /// The index runner: one worker owning `index`.

@@ -340,6 +340,7 @@ fn app_jobs_are_registered_and_scheduled() {
                 "purge-expired-refresh-tokens",
                 "recompute-reputation",
                 "run-payouts",
+                "send-digests",
                 "send-notifications"
             ]
         );

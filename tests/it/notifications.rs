@@ -374,3 +374,103 @@ async fn a_revoked_helper_hears_nothing_more_of_a_private_ticket() {
         "nothing new for the revoked helper"
     );
 }
+
+/// The daily digest goes out at the helper's local hour in Berlin, once a
+/// day, right across the change to summer time (on a clock the test
+/// controls), with their ticket news and the top of their queue.
+#[actix_web::test]
+async fn the_digest_arrives_at_the_local_hour_across_daylight_saving() {
+    use chrono::{DateTime, Utc};
+    let smtp = actix_web::rt::task::spawn_blocking(FakeSmtp::start)
+        .await
+        .unwrap();
+    let app = TestApp::builder()
+        .env("GUILDHALL_SMTP_URL", &smtp.url)
+        .env("GUILDHALL_PUBLIC_URL", "https://guildhall.test")
+        .build();
+    let owner = app.user("owner").await;
+    let helper = app.user("helper").await;
+    let requester = app.user("requester").await;
+    app.project(&owner, "proj").await;
+    app.approved_helper(&owner, &helper, "proj").await;
+    verify(&app, &helper);
+    app.request(
+        actix_web::http::Method::PUT,
+        "/api/v1/me/notifications",
+        Some(json!({"level": "digest", "digest_hour": 8, "time_zone": "Europe/Berlin"})),
+        Some(&helper.access),
+    )
+    .await
+    .expect(200);
+    let id = app
+        .open_ticket(&requester, "proj", "Claimed question", "public")
+        .await;
+    app.post(
+        &format!("/api/v1/tickets/{id}/claim"),
+        json!({}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(200);
+    app.open_ticket(&requester, "proj", "Waiting in the queue", "public")
+        .await;
+    let say = |text: &'static str| {
+        let app = &app;
+        let token = requester.access.clone();
+        async move {
+            app.post(
+                &format!("/api/v1/tickets/{id}/messages"),
+                json!({ "body": text }),
+                Some(&token),
+            )
+            .await
+            .expect(201);
+            guildhall::domain::notifications::dispatch(&mut app.conn(), "email").unwrap();
+        }
+    };
+    say("It still fails after the upgrade.").await;
+    let run = |at: &str| {
+        let at: DateTime<Utc> = DateTime::parse_from_rfc3339(at)
+            .unwrap()
+            .with_timezone(&Utc);
+        guildhall::jobs::send_digests::send_due(&app.pool, &app.state.mail, at).unwrap()
+    };
+    let mails = || {
+        smtp.received()
+            .into_iter()
+            .filter(|(to, _)| to == &vec![helper.email.clone()])
+            .map(|(_, raw)| raw)
+            .collect::<Vec<_>>()
+    };
+    app.run_jobs(); // nothing else pending for the helper
+    let before = mails().len();
+    // 07:30 in Berlin (UTC+1): not yet.
+    assert_eq!(run("2026-03-28T06:30:00Z"), 0);
+    // 08:05 in Berlin: the digest.
+    assert_eq!(run("2026-03-28T07:05:00Z"), 1);
+    let got = mails();
+    assert_eq!(got.len(), before + 1);
+    let raw = got.last().unwrap().replace("=\r\n", "");
+    assert!(
+        raw.contains("Subject: Your Guildhall digest for 2026-03-28: 1 update"),
+        "{raw}"
+    );
+    assert!(raw.contains("It still fails after the upgrade."), "{raw}");
+    assert!(
+        raw.contains("Waiting in the queue"),
+        "the queue's top: {raw}"
+    );
+    // Once a day.
+    assert_eq!(run("2026-03-28T09:00:00Z"), 0);
+    // Summer time from 29 March (UTC+2): 07:30 local is 05:30 UTC, too
+    // early; 08:00 local is 06:00 UTC.
+    say("Here is the full trace.").await;
+    assert_eq!(run("2026-03-29T05:30:00Z"), 0);
+    assert_eq!(run("2026-03-29T06:00:00Z"), 1);
+    let raw = mails().last().unwrap().replace("=\r\n", "");
+    assert!(
+        raw.contains("Subject: Your Guildhall digest for 2026-03-29"),
+        "{raw}"
+    );
+    assert!(raw.contains("Here is the full trace.") && !raw.contains("It still fails"));
+}

@@ -1,3 +1,4 @@
+DROP TABLE digests;
 DROP TABLE notifications;
 DROP TABLE notification_cursors;
 DROP TABLE notification_levels;

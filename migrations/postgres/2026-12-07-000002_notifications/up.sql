@@ -43,6 +43,13 @@ CREATE TABLE notifications (
     UNIQUE (user_id, source, source_id, channel)
 );
 CREATE INDEX notifications_status ON notifications(channel, status, id);
+-- One daily digest per person and local date: the row claims it.
+CREATE TABLE digests (
+    user_id BIGINT NOT NULL REFERENCES users(id),
+    local_date DATE NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (user_id, local_date)
+);
 -- Start the cursors at what exists: history from before notifications is
 -- not news to anyone.
 INSERT INTO notification_cursors (channel, source, last_id)
