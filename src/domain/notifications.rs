@@ -233,6 +233,8 @@ pub fn effective(
 
 /// One thing that happened, as the dispatcher reads it from a log.
 struct Happening {
+    /// A message's text, to find the people it mentions (`@Name`).
+    text: Option<String>,
     source: &'static str,
     id: i64,
     ticket: i64,
@@ -358,6 +360,7 @@ pub fn dispatch(conn: &mut DbConnection, channel: &str) -> AppResult<usize> {
         };
         let assigned = matches!(action.as_str(), "assign" | "transfer" | "claim");
         happenings.push(Happening {
+            text: None,
             source: "event",
             id,
             ticket,
@@ -402,6 +405,7 @@ pub fn dispatch(conn: &mut DbConnection, channel: &str) -> AppResult<usize> {
             also: None,
             only: None,
             summary: format!("{name} wrote {what}: {}", excerpt(&body, 400)),
+            text: Some(body),
             at,
         });
     }
@@ -429,6 +433,7 @@ pub fn dispatch(conn: &mut DbConnection, channel: &str) -> AppResult<usize> {
     for (id, ticket, helper, amount, currency, eta, at, requester) in new_bids {
         let name = who.get(&helper).cloned().unwrap_or_default();
         happenings.push(Happening {
+            text: None,
             source: "bid",
             id,
             ticket,
@@ -446,7 +451,7 @@ pub fn dispatch(conn: &mut DbConnection, channel: &str) -> AppResult<usize> {
 
     // Who is told what, worked out before the write transaction (SQLite
     // has one writer: keep its lock short).
-    let mut planned: Vec<(i64, &Happening, &'static str)> = Vec::new();
+    let mut planned: Vec<(i64, &Happening, &'static str, bool)> = Vec::new();
     let mut cache: HashMap<i64, (i64, BTreeSet<i64>, BTreeSet<i64>)> = HashMap::new();
     for h in &happenings {
         if let std::collections::hash_map::Entry::Vacant(e) = cache.entry(h.ticket) {
@@ -463,6 +468,17 @@ pub fn dispatch(conn: &mut DbConnection, channel: &str) -> AppResult<usize> {
                 to.insert(a);
             }
         }
+        // Those a message mentions by `@Name` are told too, if they may see
+        // it (an internal note: the team only). Muted means muted.
+        let mut mentioned = BTreeSet::new();
+        if let Some(text) = &h.text {
+            for (user, name) in mentionable(conn, h.ticket, *project, h.team_only)? {
+                if mentions(text, &name) {
+                    mentioned.insert(user);
+                }
+            }
+        }
+        to.extend(mentioned.iter().copied());
         if let Some(actor) = h.actor {
             to.remove(&actor);
         }
@@ -472,13 +488,18 @@ pub fn dispatch(conn: &mut DbConnection, channel: &str) -> AppResult<usize> {
                 Level::All => "pending",
                 Level::Digest => "digest",
             };
-            planned.push((user, h, status));
+            planned.push((user, h, status, mentioned.contains(&user)));
         }
     }
     let mut created = 0;
     crate::db::write_tx(conn, |conn| -> AppResult<()> {
         let at = now();
-        for (user, h, status) in &planned {
+        for (user, h, status, mentioned) in &planned {
+            let summary = if *mentioned {
+                h.summary.replacen(" wrote ", " mentioned you in ", 1)
+            } else {
+                h.summary.clone()
+            };
             let n = crate::per_backend!(conn, |c| diesel::insert_into(n::table)
                 .values((
                     n::user_id.eq(user),
@@ -487,7 +508,7 @@ pub fn dispatch(conn: &mut DbConnection, channel: &str) -> AppResult<usize> {
                     n::source_id.eq(h.id),
                     n::channel.eq(channel),
                     n::status.eq(status),
-                    n::summary.eq(&h.summary),
+                    n::summary.eq(&summary),
                     n::happened_at.eq(h.at),
                     n::created_at.eq(at),
                 ))
@@ -698,4 +719,78 @@ pub fn still_may_see(conn: &mut DbConnection, notification: &Notification) -> Ap
         }
     }
     Ok(true)
+}
+
+/// Whether `text` mentions `name` as `@name` (case-insensitive, not as the
+/// start of a longer word).
+pub fn mentions(text: &str, name: &str) -> bool {
+    let name = name.trim();
+    if name.chars().count() < 2 {
+        return false;
+    }
+    let text = text.to_lowercase();
+    let needle = format!("@{}", name.to_lowercase());
+    text.match_indices(&needle).any(|(at, m)| {
+        text[at + m.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| !c.is_alphanumeric() && c != '_')
+    })
+}
+
+/// Who may be mentioned on a ticket: its project's maintainers and
+/// approved helpers, and its requester — each only if they may see it (for
+/// an internal note, only the team) — with their display names.
+fn mentionable(
+    conn: &mut DbConnection,
+    ticket: i64,
+    project: i64,
+    team_only: bool,
+) -> QueryResult<Vec<(i64, String)>> {
+    let mut ids: Vec<i64> = projects::maintainers(conn, project)?;
+    ids.extend(
+        helpers::list(conn, project, helpers::HelperStatus::Approved, None, 1_000)?
+            .into_iter()
+            .map(|(h, _)| h.user_id),
+    );
+    let requester: i64 = t::table.find(ticket).select(t::requester_id).first(conn)?;
+    if !team_only {
+        ids.push(requester);
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let row = t::table
+        .find(ticket)
+        .select(super::tickets::Ticket::as_select())
+        .first(conn)?;
+    let mut out = Vec::new();
+    for (id, name) in users::table
+        .filter(users::id.eq_any(&ids))
+        .filter(users::can_login.eq(true))
+        .select((users::id, users::display_name))
+        .load::<(i64, String)>(conn)?
+    {
+        let can = super::tickets::access(conn, &row, Some(id))
+            .map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))?
+            .can_view(&row);
+        if can {
+            out.push((id, name));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mentions;
+
+    #[test]
+    fn mentions_are_whole_names() {
+        assert!(mentions("thanks @Erin Expert, that did it", "Erin Expert"));
+        assert!(mentions("@erin expert?", "Erin Expert"));
+        assert!(mentions("ping @cal", "Cal"));
+        assert!(!mentions("ping @calvin", "Cal"));
+        assert!(!mentions("erin expert without an at", "Erin Expert"));
+        assert!(!mentions("@a", "A"));
+    }
 }

@@ -474,3 +474,74 @@ async fn the_digest_arrives_at_the_local_hour_across_daylight_saving() {
     );
     assert!(raw.contains("Here is the full trace.") && !raw.contains("It still fails"));
 }
+
+/// `@Name` in a message tells that person, if they may see it: the
+/// project's maintainer (not otherwise on the ticket) is told of a public
+/// message; the requester is not told of an internal note that names them;
+/// a muted ticket stays quiet.
+#[actix_web::test]
+async fn mentions_reach_those_named_who_may_see() {
+    let app = TestApp::new();
+    let owner = app.user("owner").await;
+    let helper = app.user("helper").await;
+    let requester = app.user("requester").await;
+    app.project(&owner, "proj").await;
+    app.approved_helper(&owner, &helper, "proj").await;
+    let id = app
+        .open_ticket(&requester, "proj", "A question", "public")
+        .await;
+    app.post(
+        &format!("/api/v1/tickets/{id}/claim"),
+        json!({}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(200);
+    let post = |body: &'static str, internal: bool| {
+        let app = &app;
+        let token = helper.access.clone();
+        async move {
+            app.post(
+                &format!("/api/v1/tickets/{id}/messages"),
+                json!({ "body": body, "internal": internal }),
+                Some(&token),
+            )
+            .await
+            .expect(201)
+            .body["id"]
+                .as_i64()
+                .unwrap()
+        }
+    };
+    let public = post("@owner could you look at this?", false).await;
+    let internal = post("Between us: @requester seems stuck.", true).await;
+    guildhall::domain::notifications::dispatch(&mut app.conn(), "email").unwrap();
+    let owner_rows = rows(&app, owner.id);
+    assert!(
+        owner_rows.iter().any(|r| r.0 == "message" && r.1 == public),
+        "{owner_rows:?}"
+    );
+    let summary: String = notifications::table
+        .filter(notifications::user_id.eq(owner.id))
+        .filter(notifications::source_id.eq(public))
+        .select(notifications::summary)
+        .first(&mut app.conn())
+        .unwrap();
+    assert!(summary.contains("mentioned you"), "{summary}");
+    assert!(!rows(&app, requester.id)
+        .iter()
+        .any(|r| r.0 == "message" && r.1 == internal));
+
+    // The owner mutes the ticket: a second mention is not news.
+    app.request(
+        actix_web::http::Method::PUT,
+        &format!("/api/v1/tickets/{id}/notifications"),
+        Some(json!({"level": "mute"})),
+        Some(&owner.access),
+    )
+    .await
+    .expect(200);
+    let again = post("@owner once more", false).await;
+    guildhall::domain::notifications::dispatch(&mut app.conn(), "email").unwrap();
+    assert!(!rows(&app, owner.id).iter().any(|r| r.1 == again));
+}
