@@ -70,6 +70,10 @@ pub struct PatchProjectBody {
     /// 1–60: days to accept or reopen a resolution before it is accepted automatically.
     #[schema(minimum = 1, maximum = 60)]
     pub acceptance_days: Option<i32>,
+    /// The notification level (`all`, `digest`, `mute`) of the project's
+    /// people until they choose for themselves.
+    #[schema(pattern = "^(all|digest|mute)$")]
+    pub notification_default: Option<String>,
     /// Support guidelines, at most 20,000 characters.
     #[schema(max_length = 20000)]
     pub guidelines: Option<String>,
@@ -304,6 +308,7 @@ pub async fn patch(
         code_of_conduct: b.code_of_conduct,
         legal_entity: b.legal_entity,
         acceptance_days: b.acceptance_days,
+        notification_default: b.notification_default,
     };
     state
         .db(move |conn| {

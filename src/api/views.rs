@@ -183,6 +183,8 @@ pub struct ProjectView {
     pub auto_close_days: i32,
     /// Days to accept or reopen a resolution before it is accepted automatically.
     pub acceptance_days: i32,
+    /// The notification level of the project's people until they choose.
+    pub notification_default: String,
     /// Support guidelines.
     pub guidelines: String,
     /// Code of conduct.
@@ -213,6 +215,7 @@ impl ProjectView {
             min_response_hours: p.min_response_hours,
             auto_close_days: p.auto_close_days,
             acceptance_days: p.acceptance_days,
+            notification_default: p.notification_default.clone(),
             guidelines: p.guidelines.clone(),
             code_of_conduct: p.code_of_conduct.clone(),
             legal_entity: p.legal_entity.clone(),

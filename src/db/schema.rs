@@ -50,6 +50,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         acceptance_days -> Integer,
+        notification_default -> Text,
     }
 }
 

@@ -228,7 +228,17 @@ pub fn effective(
     if let Some(l) = override_of(conn, user, "project", project)? {
         return Ok(l);
     }
-    Ok(settings(conn, user)?.level)
+    // Their own overall choice, once they made one; until then the
+    // project's default.
+    let chose: bool = diesel::select(diesel::dsl::exists(ns::table.find(user))).get_result(conn)?;
+    if chose {
+        return Ok(settings(conn, user)?.level);
+    }
+    let default: String = p::table
+        .find(project)
+        .select(p::notification_default)
+        .first(conn)?;
+    Ok(Level::parse(&default).unwrap_or(Level::Digest))
 }
 
 /// One thing that happened, as the dispatcher reads it from a log.

@@ -54,6 +54,8 @@ pub struct Project {
     pub updated_at: NaiveDateTime,
     /// Days the requester has to accept or reopen a resolution.
     pub acceptance_days: i32,
+    /// The notification level of the project's people until they choose.
+    pub notification_default: String,
 }
 
 impl Project {
@@ -109,6 +111,8 @@ pub struct ProjectPatch {
     pub legal_entity: Option<Option<String>>,
     /// See [`Project`].
     pub acceptance_days: Option<i32>,
+    /// See [`Project`]: `all`, `digest` or `mute`.
+    pub notification_default: Option<String>,
 }
 
 /// Whether `slug` is 2–64 characters of a-z, 0-9 and '-'.
@@ -392,6 +396,14 @@ pub fn update(
     if let Some(Some(l)) = &patch.legal_entity {
         check_text(&mut errors, "legal_entity", l, 1, 300);
     }
+    if let Some(level) = &patch.notification_default {
+        if super::notifications::Level::parse(level).is_none() {
+            errors.push(FieldError::new(
+                "notification_default",
+                "must be all, digest or mute",
+            ));
+        }
+    }
     if !errors.is_empty() {
         return Err(AppError::Validation(errors));
     }
@@ -439,6 +451,9 @@ pub fn update(
         }
         if let Some(v) = &patch.legal_entity {
             set!(legal_entity, v.as_deref().map(str::trim));
+        }
+        if let Some(v) = &patch.notification_default {
+            set!(notification_default, v);
         }
         set!(updated_at, super::now());
         Ok(projects::table

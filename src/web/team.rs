@@ -327,6 +327,8 @@ pub struct SettingsForm {
     code_of_conduct: String,
     #[serde(default)]
     legal_entity: String,
+    #[serde(default)]
+    notification_default: String,
 }
 
 impl SettingsForm {
@@ -345,6 +347,7 @@ impl SettingsForm {
             guidelines: p.guidelines.clone(),
             code_of_conduct: p.code_of_conduct.clone(),
             legal_entity: p.legal_entity.clone().unwrap_or_default(),
+            notification_default: p.notification_default.clone(),
         }
     }
 
@@ -405,6 +408,8 @@ impl SettingsForm {
             code_of_conduct: Some(self.code_of_conduct.clone()),
             legal_entity: Some((!legal.is_empty()).then(|| legal.to_owned())),
             acceptance_days,
+            notification_default: (!self.notification_default.is_empty())
+                .then(|| self.notification_default.clone()),
         })
     }
 }
@@ -741,6 +746,7 @@ impl DashboardPage {
             guidelines: String::new(),
             code_of_conduct: String::new(),
             legal_entity: None,
+            notification_default: "digest".into(),
             created_by: 1,
             created_at: at,
             updated_at: at,

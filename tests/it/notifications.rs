@@ -545,3 +545,69 @@ async fn mentions_reach_those_named_who_may_see() {
     guildhall::domain::notifications::dispatch(&mut app.conn(), "email").unwrap();
     assert!(!rows(&app, owner.id).iter().any(|r| r.1 == again));
 }
+
+/// A project's default level applies to its people until they choose:
+/// set to "all" by the maintainer, a requester who never chose is told at
+/// once; after they choose "digest" overall, their choice wins.
+#[actix_web::test]
+async fn a_projects_default_holds_until_people_choose() {
+    let app = TestApp::new();
+    let owner = app.user("owner").await;
+    let helper = app.user("helper").await;
+    let requester = app.user("requester").await;
+    app.project(&owner, "proj").await;
+    app.approved_helper(&owner, &helper, "proj").await;
+    app.patch(
+        "/api/v1/projects/proj",
+        json!({"notification_default": "loud"}),
+        Some(&owner.access),
+    )
+    .await
+    .expect(422);
+    let p = app
+        .patch(
+            "/api/v1/projects/proj",
+            json!({"notification_default": "all"}),
+            Some(&owner.access),
+        )
+        .await
+        .expect(200);
+    assert_eq!(p.body["notification_default"], "all");
+    let id = app
+        .open_ticket(&requester, "proj", "A question", "public")
+        .await;
+    let claim = |who: &User, what: &'static str| {
+        let app = &app;
+        let token = who.access.clone();
+        async move {
+            app.post(
+                &format!("/api/v1/tickets/{id}/{what}"),
+                json!({}),
+                Some(&token),
+            )
+            .await
+            .expect(200);
+            guildhall::domain::notifications::dispatch(&mut app.conn(), "email").unwrap();
+        }
+    };
+    claim(&helper, "claim").await;
+    assert_eq!(
+        rows(&app, requester.id).last().map(|r| r.2.clone()),
+        Some("pending".to_owned()),
+        "the project's default: at once"
+    );
+    app.request(
+        actix_web::http::Method::PUT,
+        "/api/v1/me/notifications",
+        Some(json!({"level": "digest", "digest_hour": 8, "time_zone": "UTC"})),
+        Some(&requester.access),
+    )
+    .await
+    .expect(200);
+    claim(&helper, "unclaim").await;
+    assert_eq!(
+        rows(&app, requester.id).last().map(|r| r.2.clone()),
+        Some("digest".to_owned()),
+        "their own choice wins"
+    );
+}
