@@ -1662,91 +1662,99 @@ pub async fn me(state: web::Data<AppState>, req: HttpRequest, q: web::Query<MeQu
         return Ok(redirect("/login?next=/me"));
     };
     let gateway = state.gateway.name().to_owned();
-    let (balances, helping, tickets, (claims, bids, transfers, payouts_ready)) = state
-        .db(move |conn| {
-            let balances =
-                crate::ledger::accounts_of(conn, crate::ledger::AccountKind::UserPayable, user)?
-                    .into_iter()
-                    .map(|a| {
-                        let out = if a.debits_pending > 0 {
-                            money(a.debits_pending, &a.currency)
-                        } else {
-                            String::new()
-                        };
-                        (money(a.available(), &a.currency), out)
-                    })
-                    .collect();
-            let slugs = projects::slugs(conn)?;
-            let mut helping = Vec::new();
-            for h in helpers::of_user(conn, user)? {
-                let score = crate::domain::reputation::score_of(conn, h.project_id, user)?;
-                helping.push((
-                    slugs.get(&h.project_id).cloned().unwrap_or_default(),
-                    h.tier,
-                    h.status,
-                    score.map_or_else(|| "new".into(), |s| format!("{s:.0}")),
-                ));
-            }
-            let filter = ticket_domain::ListFilter {
-                project_id: None,
-                status: None,
-                mine: true,
-            };
-            let mut currencies = std::collections::HashMap::new();
-            let mut tickets = Vec::new();
-            for t in ticket_domain::list(conn, Some(user), &filter, None, 100)? {
-                let currency = match currencies.entry(t.project_id) {
-                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(e) => {
-                        e.insert(projects::by_id(conn, t.project_id)?.currency)
-                    }
-                };
-                tickets.push((
-                    t.id,
-                    t.title.clone(),
-                    t.status.clone(),
-                    money(t.paid_amount, currency),
-                ));
-            }
-            let claims = ticket_domain::claimed_by(conn, user, 100)?
+    let (balances, helping, tickets, (claims, bids, transfers, payouts_ready, email_verified)) =
+        state
+            .db(move |conn| {
+                let balances = crate::ledger::accounts_of(
+                    conn,
+                    crate::ledger::AccountKind::UserPayable,
+                    user,
+                )?
                 .into_iter()
-                .map(|t| (t.id, t.title))
-                .collect();
-            let bids = crate::domain::bids::of_helper(conn, user, 50)?
-                .into_iter()
-                .map(|(b, title)| (b.ticket_id, title, money(b.amount, &b.currency), b.status))
-                .collect();
-            let (mine, rows) = crate::ledger::user_transfers(conn, user, None, 20)?;
-            let transfers = rows
-                .into_iter()
-                .map(|t| {
-                    let credit = mine.contains(&t.credit_account_id);
-                    (
-                        when(t.created_at),
-                        if credit { "in" } else { "out" },
-                        money(t.amount, &t.currency),
-                        t.kind.replace('_', " "),
-                        t.ticket_id,
-                    )
+                .map(|a| {
+                    let out = if a.debits_pending > 0 {
+                        money(a.debits_pending, &a.currency)
+                    } else {
+                        String::new()
+                    };
+                    (money(a.available(), &a.currency), out)
                 })
                 .collect();
-            let ready = crate::domain::payouts::is_ready(
-                conn,
-                crate::domain::payouts::Payee::User(user),
-                &gateway,
-            )?;
-            Ok((balances, helping, tickets, (claims, bids, transfers, ready)))
-        })
-        .await?;
+                let slugs = projects::slugs(conn)?;
+                let mut helping = Vec::new();
+                for h in helpers::of_user(conn, user)? {
+                    let score = crate::domain::reputation::score_of(conn, h.project_id, user)?;
+                    helping.push((
+                        slugs.get(&h.project_id).cloned().unwrap_or_default(),
+                        h.tier,
+                        h.status,
+                        score.map_or_else(|| "new".into(), |s| format!("{s:.0}")),
+                    ));
+                }
+                let filter = ticket_domain::ListFilter {
+                    project_id: None,
+                    status: None,
+                    mine: true,
+                };
+                let mut currencies = std::collections::HashMap::new();
+                let mut tickets = Vec::new();
+                for t in ticket_domain::list(conn, Some(user), &filter, None, 100)? {
+                    let currency = match currencies.entry(t.project_id) {
+                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            e.insert(projects::by_id(conn, t.project_id)?.currency)
+                        }
+                    };
+                    tickets.push((
+                        t.id,
+                        t.title.clone(),
+                        t.status.clone(),
+                        money(t.paid_amount, currency),
+                    ));
+                }
+                let claims = ticket_domain::claimed_by(conn, user, 100)?
+                    .into_iter()
+                    .map(|t| (t.id, t.title))
+                    .collect();
+                let bids = crate::domain::bids::of_helper(conn, user, 50)?
+                    .into_iter()
+                    .map(|(b, title)| (b.ticket_id, title, money(b.amount, &b.currency), b.status))
+                    .collect();
+                let (mine, rows) = crate::ledger::user_transfers(conn, user, None, 20)?;
+                let transfers = rows
+                    .into_iter()
+                    .map(|t| {
+                        let credit = mine.contains(&t.credit_account_id);
+                        (
+                            when(t.created_at),
+                            if credit { "in" } else { "out" },
+                            money(t.amount, &t.currency),
+                            t.kind.replace('_', " "),
+                            t.ticket_id,
+                        )
+                    })
+                    .collect();
+                let ready = crate::domain::payouts::is_ready(
+                    conn,
+                    crate::domain::payouts::Payee::User(user),
+                    &gateway,
+                )?;
+                let verified = users::get(conn, user)?.email_verified_at.is_some();
+                Ok((
+                    balances,
+                    helping,
+                    tickets,
+                    (claims, bids, transfers, ready, verified),
+                ))
+            })
+            .await?;
     let notice = match (q.payouts.as_deref(), q.verify.as_deref()) {
         (Some("ready"), _) => "Your payout account is ready: accepted work is paid out to it.",
         (Some("pending"), _) => "Finish setting up your payout account with the payment provider.",
         (_, Some("sent")) => "We mailed you a new link to verify your address.",
         _ => "",
     };
-    let email_verified = state
-        .db(move |conn| Ok(users::get(conn, user)?.email_verified_at.is_some()))
-        .await?;
+
     render(
         StatusCode::OK,
         &MePage {
@@ -2143,6 +2151,15 @@ pub struct UnsubscribeQuery {
     s: String,
 }
 
+/// 404 unless the unsubscribe link is one Guildhall signed.
+fn genuine(state: &AppState, q: &UnsubscribeQuery) -> Result<(), WebError> {
+    if state.mail.check_unsubscribe(q.u, q.t, &q.s) {
+        Ok(())
+    } else {
+        Err(WebError(AppError::not_found("link")))
+    }
+}
+
 #[derive(Template)]
 #[template(path = "unsubscribe.html", config = "src/web/askama.toml")]
 struct UnsubscribePage {
@@ -2158,9 +2175,7 @@ pub async fn unsubscribe_form(
     req: HttpRequest,
     q: web::Query<UnsubscribeQuery>,
 ) -> Page {
-    if !state.mail.check_unsubscribe(q.u, q.t, &q.s) {
-        return Err(WebError(AppError::not_found("link")));
-    }
+    genuine(&state, &q)?;
     let action = format!("/unsubscribe?u={}&t={}&s={}", q.u, q.t, q.s);
     render(
         StatusCode::OK,
@@ -2181,9 +2196,7 @@ pub async fn unsubscribe(
     req: HttpRequest,
     q: web::Query<UnsubscribeQuery>,
 ) -> Page {
-    if !state.mail.check_unsubscribe(q.u, q.t, &q.s) {
-        return Err(WebError(AppError::not_found("link")));
-    }
+    genuine(&state, &q)?;
     let (user, ticket) = (q.u, q.t);
     state
         .db(move |conn| {

@@ -16,19 +16,22 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-/// The caller's place in the project, or 404 when the page is not theirs.
-fn member(
+/// Project `slug` and whether the caller maintains it, or 404 when the
+/// page is not theirs (`maintainers_only`, or else the team: maintainers
+/// and approved helpers).
+fn project_for(
     conn: &mut crate::db::DbConnection,
-    p: &projects::Project,
+    slug: &str,
     user: Option<i64>,
     maintainers_only: bool,
-) -> Result<bool, AppError> {
+) -> Result<(projects::Project, bool), AppError> {
+    let p = projects::by_slug(conn, slug)?;
     let Some(user) = user else {
         return Err(AppError::not_found("page"));
     };
     let maintainer = projects::is_maintainer(conn, p.id, user)?;
     if maintainer || (!maintainers_only && helpers::is_approved(conn, p.id, user)?) {
-        Ok(maintainer)
+        Ok((p, maintainer))
     } else {
         Err(AppError::not_found("page"))
     }
@@ -92,8 +95,7 @@ pub async fn queue_page(
     let page_no = q.page.unwrap_or(1).clamp(1, 10_000);
     let (p, (maintainer, helper), total, rows) = state
         .db(move |conn| {
-            let p = projects::by_slug(conn, &slug)?;
-            let maintainer = member(conn, &p, user, false)?;
+            let (p, maintainer) = project_for(conn, &slug, user, false)?;
             let helper = helpers::is_approved(conn, p.id, user.unwrap_or_default())?;
             let entries = queue::entries(conn, &p)?;
             let total = entries.len();
@@ -188,8 +190,7 @@ async fn helpers_page(
     let me = user.unwrap_or_default();
     let (p, can_endorse, lists) = state
         .db(move |conn| {
-            let p = projects::by_slug(conn, &slug)?;
-            member(conn, &p, user, true)?;
+            let (p, _) = project_for(conn, &slug, user, true)?;
             let can_endorse = helpers::is_approved(conn, p.id, me)?;
             let mut lists = Vec::new();
             for st in [
@@ -273,19 +274,17 @@ pub async fn helper_action(
     let s = slug.clone();
     let done = state
         .db(move |conn| {
-            let p = projects::by_slug(conn, &s)?;
+            let (p, _) = project_for(conn, &s, Some(user), true)?;
             let status = match action.as_str() {
                 "approve" => helpers::HelperStatus::Approved,
                 "revoke" => helpers::HelperStatus::Revoked,
                 "endorse" => {
                     // A maintainer who helps too; the domain checks.
-                    member(conn, &p, Some(user), true)?;
                     helpers::endorse(conn, p.id, user, helper)?;
                     return Ok("Endorsement recorded.".to_owned());
                 }
                 _ => return Err(AppError::not_found("action")),
             };
-            member(conn, &p, Some(user), true)?;
             let h = helpers::decide(conn, p.id, helper, status, user)?;
             let name = crate::domain::users::get(conn, h.user_id)?.display_name;
             Ok(format!("{name} is now {}.", h.status))
@@ -494,8 +493,7 @@ async fn settings_page(
     let user = l.user.as_ref().map(|u| u.id);
     let (p, templates) = state
         .db(move |conn| {
-            let p = projects::by_slug(conn, &slug)?;
-            member(conn, &p, user, true)?;
+            let (p, _) = project_for(conn, &slug, user, true)?;
             let templates = ticket_domain::list_templates(conn, p.id, user.unwrap_or_default())?
                 .into_iter()
                 .map(|t| TemplateRow {
@@ -555,8 +553,7 @@ pub async fn save_settings(
     let (f, s) = (form.clone(), slug.clone());
     let done = state
         .db(move |conn| {
-            let p = projects::by_slug(conn, &s)?;
-            member(conn, &p, Some(user), true)?;
+            let (p, _) = project_for(conn, &s, Some(user), true)?;
             let patch = f.patch()?;
             projects::update(conn, p.id, &patch).map(|_| "Settings saved.".to_owned())
         })
@@ -590,8 +587,7 @@ pub async fn add_template(
     let (f, s) = (form.clone(), slug.clone());
     let done = state
         .db(move |conn| {
-            let p = projects::by_slug(conn, &s)?;
-            member(conn, &p, Some(user), true)?;
+            let (p, _) = project_for(conn, &s, Some(user), true)?;
             ticket_domain::create_template(
                 conn,
                 p.id,
@@ -884,8 +880,7 @@ pub async fn dashboard_page(
     let (from, to) = period(&q)?;
     let d = state
         .db(move |conn| {
-            let p = projects::by_slug(conn, &slug)?;
-            member(conn, &p, Some(user), true)?;
+            project_for(conn, &slug, Some(user), true)?;
             dashboard::load(conn, &slug, user, from, to)
         })
         .await?;
@@ -920,8 +915,7 @@ pub async fn statement(
     };
     let statement = state
         .db(move |conn| {
-            let p = projects::by_slug(conn, &slug)?;
-            member(conn, &p, Some(user), true)?;
+            project_for(conn, &slug, Some(user), true)?;
             crate::api::money::load_statement(conn, &slug, user, Some(from), to)
         })
         .await?;

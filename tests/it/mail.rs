@@ -118,6 +118,16 @@ impl FakeSmtp {
     }
 }
 
+/// An app that mails through `smtp`, from support@guildhall.test, with
+/// links to https://guildhall.test.
+pub fn smtp_app(smtp: &FakeSmtp) -> TestApp {
+    TestApp::builder()
+        .env("GUILDHALL_SMTP_URL", &smtp.url)
+        .env("GUILDHALL_MAIL_FROM", "Guildhall <support@guildhall.test>")
+        .env("GUILDHALL_PUBLIC_URL", "https://guildhall.test")
+        .build()
+}
+
 /// Files with extension `ext` in `dir`, sorted.
 fn messages(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -222,11 +232,7 @@ async fn registration_mails_a_verify_link_through_smtp() {
     let smtp = actix_web::rt::task::spawn_blocking(FakeSmtp::start)
         .await
         .unwrap();
-    let app = TestApp::builder()
-        .env("GUILDHALL_SMTP_URL", &smtp.url)
-        .env("GUILDHALL_MAIL_FROM", "Guildhall <support@guildhall.test>")
-        .env("GUILDHALL_PUBLIC_URL", "https://guildhall.test")
-        .build();
+    let app = smtp_app(&smtp);
     register(&app, "mia@example.com").await;
     assert!(!verified(&app, "mia@example.com").await);
     app.run_jobs();

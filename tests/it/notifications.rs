@@ -5,11 +5,21 @@
 //! acted, for someone active since, for an unverified address, or for
 //! "digest"; and each recipient told once even with dispatchers racing.
 
-use crate::mail::FakeSmtp;
+use crate::mail::{smtp_app, FakeSmtp};
 use crate::util::{TestApp, User};
 use diesel::prelude::*;
 use guildhall::db::schema::notifications;
 use serde_json::json;
+
+/// Project `proj` with its maintainer, an approved helper and a requester.
+async fn project_with_team(app: &TestApp) -> (User, User, User) {
+    let owner = app.user("owner").await;
+    let helper = app.user("helper").await;
+    let requester = app.user("requester").await;
+    app.project(&owner, "proj").await;
+    app.approved_helper(&owner, &helper, "proj").await;
+    (owner, helper, requester)
+}
 
 fn verify(app: &TestApp, user: &User) {
     let u = guildhall::domain::users::get(&mut app.conn(), user.id).unwrap();
@@ -117,16 +127,8 @@ async fn a_requester_set_to_all_is_mailed_once_per_thing() {
     let smtp = actix_web::rt::task::spawn_blocking(FakeSmtp::start)
         .await
         .unwrap();
-    let app = TestApp::builder()
-        .env("GUILDHALL_SMTP_URL", &smtp.url)
-        .env("GUILDHALL_MAIL_FROM", "Guildhall <support@guildhall.test>")
-        .env("GUILDHALL_PUBLIC_URL", "https://guildhall.test")
-        .build();
-    let owner = app.user("owner").await;
-    let helper = app.user("helper").await;
-    let requester = app.user("requester").await;
-    app.project(&owner, "proj").await;
-    app.approved_helper(&owner, &helper, "proj").await;
+    let app = smtp_app(&smtp);
+    let (owner, helper, requester) = project_with_team(&app).await;
     for u in [&owner, &helper, &requester] {
         verify(&app, u);
     }
@@ -256,11 +258,7 @@ async fn a_requester_set_to_all_is_mailed_once_per_thing() {
 #[actix_web::test]
 async fn racing_dispatchers_tell_each_recipient_once() {
     let app = TestApp::new();
-    let owner = app.user("owner").await;
-    let helper = app.user("helper").await;
-    let requester = app.user("requester").await;
-    app.project(&owner, "proj").await;
-    app.approved_helper(&owner, &helper, "proj").await;
+    let (_owner, helper, requester) = project_with_team(&app).await;
     let mut tickets = Vec::new();
     for i in 0..6 {
         let id = app
@@ -329,11 +327,7 @@ async fn racing_dispatchers_tell_each_recipient_once() {
 #[actix_web::test]
 async fn a_revoked_helper_hears_nothing_more_of_a_private_ticket() {
     let app = TestApp::new();
-    let owner = app.user("owner").await;
-    let helper = app.user("helper").await;
-    let requester = app.user("requester").await;
-    app.project(&owner, "proj").await;
-    app.approved_helper(&owner, &helper, "proj").await;
+    let (owner, helper, requester) = project_with_team(&app).await;
     let id = app
         .open_ticket(&requester, "proj", "Our private trace", "private")
         .await;
@@ -384,15 +378,8 @@ async fn the_digest_arrives_at_the_local_hour_across_daylight_saving() {
     let smtp = actix_web::rt::task::spawn_blocking(FakeSmtp::start)
         .await
         .unwrap();
-    let app = TestApp::builder()
-        .env("GUILDHALL_SMTP_URL", &smtp.url)
-        .env("GUILDHALL_PUBLIC_URL", "https://guildhall.test")
-        .build();
-    let owner = app.user("owner").await;
-    let helper = app.user("helper").await;
-    let requester = app.user("requester").await;
-    app.project(&owner, "proj").await;
-    app.approved_helper(&owner, &helper, "proj").await;
+    let app = smtp_app(&smtp);
+    let (_owner, helper, requester) = project_with_team(&app).await;
     verify(&app, &helper);
     app.request(
         actix_web::http::Method::PUT,
@@ -482,11 +469,7 @@ async fn the_digest_arrives_at_the_local_hour_across_daylight_saving() {
 #[actix_web::test]
 async fn mentions_reach_those_named_who_may_see() {
     let app = TestApp::new();
-    let owner = app.user("owner").await;
-    let helper = app.user("helper").await;
-    let requester = app.user("requester").await;
-    app.project(&owner, "proj").await;
-    app.approved_helper(&owner, &helper, "proj").await;
+    let (owner, helper, requester) = project_with_team(&app).await;
     let id = app
         .open_ticket(&requester, "proj", "A question", "public")
         .await;
@@ -552,11 +535,7 @@ async fn mentions_reach_those_named_who_may_see() {
 #[actix_web::test]
 async fn a_projects_default_holds_until_people_choose() {
     let app = TestApp::new();
-    let owner = app.user("owner").await;
-    let helper = app.user("helper").await;
-    let requester = app.user("requester").await;
-    app.project(&owner, "proj").await;
-    app.approved_helper(&owner, &helper, "proj").await;
+    let (owner, helper, requester) = project_with_team(&app).await;
     app.patch(
         "/api/v1/projects/proj",
         json!({"notification_default": "loud"}),
