@@ -61,6 +61,8 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "GUILDHALL_AI_MIN_CONFIDENCE", key: "ai_min_confidence", default: "0.5", doc: "Below this confidence (0–1) the AI lane says it has no answer instead of answering." },
     Setting { env: "GUILDHALL_SMTP_URL", key: "smtp_url", default: "(none)", doc: "Outbound mail server, e.g. `smtps://user:pass@mail.example:465` or `smtp://127.0.0.1:2525` (lettre's URL form; `?tls=required` for STARTTLS). Unset: mail is written as `.eml` files under `<data_dir>/outbox/`. Never logged." },
     Setting { env: "GUILDHALL_MAIL_FROM", key: "mail_from", default: "Guildhall <guildhall@localhost>", doc: "The From of every mail Guildhall sends." },
+    Setting { env: "GUILDHALL_REPLY_DOMAIN", key: "reply_domain", default: "(none)", doc: "Domain of the reply-by-email addresses: each mail about a ticket carries `Reply-To: t{ticket}.{user}.{tag}@<domain>` (an HMAC tag), and the mail server for that domain hands what arrives to `POST /api/v1/inbound/email` or `guildhall mail-receive`. Needs GUILDHALL_INBOUND_EMAIL_SECRET. Unset: mails carry no Reply-To and the inbound endpoint answers 404." },
+    Setting { env: "GUILDHALL_INBOUND_EMAIL_SECRET", key: "inbound_email_secret", default: "(none)", doc: "Bearer secret the mail server's pipe (`guildhall mail-receive`) presents to `POST /api/v1/inbound/email`; at least 16 characters. Never logged." },
     Setting { env: "GUILDHALL_LOG", key: "log", default: "info", doc: "Log filter (tracing EnvFilter syntax, e.g. `guildhall=debug,info`)." },
 ];
 
@@ -111,6 +113,11 @@ pub struct Config {
     pub smtp_url: Option<Secret>,
     /// The From of every mail.
     pub mail_from: String,
+    /// Reply by email: the domain of the reply addresses (set only with
+    /// `inbound_email_secret`).
+    pub reply_domain: Option<String>,
+    /// The secret the inbound mail endpoint requires.
+    pub inbound_email_secret: Option<Secret>,
     /// Stripe.js for the web app's card form (publishable key and script
     /// URL); set when the gateway is Stripe and a publishable key is given.
     pub stripe_js: Option<StripeJs>,
@@ -353,6 +360,36 @@ impl Config {
                 }
                 from
             },
+            inbound_email_secret: match get("GUILDHALL_INBOUND_EMAIL_SECRET") {
+                Some((v, _)) if v.trim().chars().count() >= 16 => {
+                    Some(Secret(v.trim().as_bytes().to_vec()))
+                }
+                Some((v, _)) if !v.trim().is_empty() => {
+                    bail!("GUILDHALL_INBOUND_EMAIL_SECRET: use at least 16 characters")
+                }
+                _ => None,
+            },
+            reply_domain: match get("GUILDHALL_REPLY_DOMAIN") {
+                Some((v, _)) if !v.trim().is_empty() => {
+                    let domain = v.trim().to_ascii_lowercase();
+                    let label_ok = |l: &str| {
+                        !l.is_empty()
+                            && l.len() <= 63
+                            && !l.starts_with('-')
+                            && !l.ends_with('-')
+                            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    };
+                    if domain.len() > 200 || !domain.split('.').all(label_ok) {
+                        bail!("GUILDHALL_REPLY_DOMAIN: not a domain name, got {domain:?}");
+                    }
+                    let secret = get("GUILDHALL_INBOUND_EMAIL_SECRET");
+                    if secret.is_none_or(|(v, _)| v.trim().is_empty()) {
+                        bail!("GUILDHALL_REPLY_DOMAIN needs GUILDHALL_INBOUND_EMAIL_SECRET: without it no reply could be received");
+                    }
+                    Some(domain)
+                }
+                _ => None,
+            },
             stripe_js: match (
                 text("GUILDHALL_PAYMENT_GATEWAY").trim(),
                 get("GUILDHALL_STRIPE_PUBLISHABLE_KEY"),
@@ -562,6 +599,30 @@ mod tests {
         assert_eq!(c.database_url, "./data/guildhall.db");
         assert_eq!(c.access_token_ttl, Duration::from_secs(900));
         assert!(c.jwt_secret.is_none());
+    }
+
+    #[test]
+    fn reply_by_email_needs_a_domain_and_a_long_secret() {
+        let ok = |pairs: &[(&str, &str)]| Config::from_sources(&env(pairs), &HashMap::new());
+        let c = ok(&[
+            ("GUILDHALL_REPLY_DOMAIN", "Reply.Example.org"),
+            ("GUILDHALL_INBOUND_EMAIL_SECRET", "0123456789abcdef"),
+        ])
+        .unwrap();
+        assert_eq!(c.reply_domain.as_deref(), Some("reply.example.org"));
+        let err = |pairs: &[(&str, &str)]| ok(pairs).err().unwrap().to_string();
+        assert!(err(&[("GUILDHALL_REPLY_DOMAIN", "reply.example.org")])
+            .contains("GUILDHALL_INBOUND_EMAIL_SECRET"));
+        assert!(err(&[
+            ("GUILDHALL_REPLY_DOMAIN", "not a domain"),
+            ("GUILDHALL_INBOUND_EMAIL_SECRET", "0123456789abcdef"),
+        ])
+        .contains("GUILDHALL_REPLY_DOMAIN"));
+        let short = err(&[("GUILDHALL_INBOUND_EMAIL_SECRET", "too-short")]);
+        assert!(
+            short.contains("GUILDHALL_INBOUND_EMAIL_SECRET") && !short.contains("too-short"),
+            "{short}"
+        );
     }
 
     #[test]

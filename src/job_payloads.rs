@@ -42,3 +42,15 @@ pub struct SendNotifications;
 /// every five minutes, each person's at their own local hour.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SendDigests;
+
+/// Answers a mail sent to a ticket's reply address that was not posted
+/// (`jobs::send_inbound_refusal`), saying why and pointing to the web page.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendInboundRefusal {
+    /// The sender's address.
+    pub to: String,
+    /// The ticket the mail was for.
+    pub ticket_id: i64,
+    /// Why it was not posted, in a sentence.
+    pub reason: String,
+}

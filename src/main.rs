@@ -48,6 +48,17 @@ enum Command {
         #[command(subcommand)]
         source: ImportSource,
     },
+    /// Read one mail on stdin and hand it to the server's reply-by-email endpoint
+    /// (POST /api/v1/inbound/email with GUILDHALL_INBOUND_EMAIL_SECRET); for a mail
+    /// server's pipe transport. Exits 0 when handed over, 75 to retry later, 65 if refused.
+    MailReceive {
+        /// The server's base URL (default: GUILDHALL_PUBLIC_URL).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// The SMTP envelope recipient (Postfix: `${recipient}`).
+        #[arg(long, value_name = "ADDRESS")]
+        recipient: Option<String>,
+    },
     /// Evaluate matching or routing offline on Stack Exchange dumps (a temporary
     /// database; each site's first 70% of questions is history, the last 30% the test).
     Eval {
@@ -145,6 +156,24 @@ fn open(config: &Config) -> anyhow::Result<db::DbPool> {
 
 fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
+        Command::MailReceive { url, recipient } => {
+            use guildhall::mail::pipe;
+            let Some(secret) = &config.inbound_email_secret else {
+                eprintln!("guildhall mail-receive: GUILDHALL_INBOUND_EMAIL_SECRET is not set");
+                std::process::exit(75);
+            };
+            let base = url.unwrap_or_else(|| config.public_url.clone());
+            let endpoint = format!("{}/api/v1/inbound/email", base.trim_end_matches('/'));
+            let raw = pipe::read_message(std::io::stdin().lock()).context("reading stdin")?;
+            let delivery = pipe::post(&endpoint, &secret.0, recipient.as_deref(), &raw);
+            match &delivery {
+                pipe::Delivery::Delivered(body) => println!("{body}"),
+                pipe::Delivery::Defer(why) | pipe::Delivery::Refused(why) => {
+                    eprintln!("guildhall mail-receive: {why}")
+                }
+            }
+            std::process::exit(delivery.exit_code());
+        }
         Command::Migrate => {
             let pool = open(&config)?;
             drop(pool);

@@ -19,6 +19,7 @@ struct Histogram {
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
+    inbound: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -40,6 +41,16 @@ impl Metrics {
         }
         h.count += 1;
         h.sum += secs;
+    }
+
+    /// Counts one mail received for reply by email, by what became of it.
+    pub fn inbound_email(&self, outcome: &'static str) {
+        *self
+            .inbound
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(outcome)
+            .or_default() += 1;
     }
 
     /// Renders every metric, plus the given gauges, as Prometheus text.
@@ -89,6 +100,21 @@ impl Metrics {
                 out,
                 "guildhall_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
                 h.count
+            );
+        }
+        out.push_str(
+            "# HELP guildhall_inbound_email_total Mail received for reply by email, by outcome.\n",
+        );
+        out.push_str("# TYPE guildhall_inbound_email_total counter\n");
+        for (outcome, n) in self
+            .inbound
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "guildhall_inbound_email_total{{outcome=\"{outcome}\"}} {n}"
             );
         }
         out.push_str("# HELP guildhall_job_row_failures_total Rows a scheduled job failed on and skipped, by job.\n");

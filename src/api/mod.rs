@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod idempotency;
+pub mod inbound;
 pub mod matching;
 pub mod money;
 pub mod notifications;
@@ -41,7 +42,7 @@ use utoipa::{Modify, OpenApi};
         money::statement, money::onboarding, money::project_onboarding,
         reputation::user_reputation, reputation::leaderboard, matching::matches, matching::route,
         notifications::get_settings, notifications::put_settings, notifications::put_ticket_level,
-        notifications::put_project_level,
+        notifications::put_project_level, inbound::email,
     ),
     components(schemas(
         Problem, crate::error::FieldError, views::Money,
@@ -190,6 +191,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/bids/{id}/accept", web::post().to(money::accept_bid))
                 .route("/bids/{id}/withdraw", web::post().to(money::withdraw_bid))
                 .route("/webhooks/stripe", web::post().to(webhooks::stripe))
+                .route("/inbound/email", web::post().to(inbound::email))
                 .route(
                     "/projects/{slug}/statement",
                     web::get().to(money::statement),

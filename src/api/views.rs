@@ -393,6 +393,10 @@ pub struct MessageView {
     pub template_id: Option<i64>,
     /// Posted.
     pub created_at: DateTime<Utc>,
+    /// Where it was written: `web` (the site or the API) or `email` (a reply
+    /// by mail).
+    #[schema(example = "web")]
+    pub via: String,
 }
 
 impl From<&crate::domain::tickets::Message> for MessageView {
@@ -405,6 +409,7 @@ impl From<&crate::domain::tickets::Message> for MessageView {
             internal: m.internal,
             template_id: m.template_id,
             created_at: utc(m.created_at),
+            via: m.via.clone(),
         }
     }
 }

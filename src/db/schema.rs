@@ -163,6 +163,7 @@ diesel::table! {
         score -> Integer,
         external_ref -> Nullable<Text>,
         created_at -> Timestamp,
+        via -> Text,
     }
 }
 
@@ -211,6 +212,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     notification_cursors,
     notifications,
     digests,
+    inbound_emails,
 );
 
 diesel::table! {
@@ -434,6 +436,19 @@ diesel::table! {
         happened_at -> Timestamp,
         created_at -> Timestamp,
         sent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    inbound_emails (id) {
+        id -> BigInt,
+        message_key -> Text,
+        outcome -> Text,
+        sender -> Text,
+        ticket_id -> Nullable<BigInt>,
+        user_id -> Nullable<BigInt>,
+        message_id -> Nullable<BigInt>,
+        received_at -> Timestamp,
     }
 }
 

@@ -1264,6 +1264,8 @@ pub struct Message {
     pub external_ref: Option<String>,
     /// Posted.
     pub created_at: NaiveDateTime,
+    /// Where it was written: `web` (the site or the API) or `email`.
+    pub via: String,
 }
 
 /// Posts a message. Internal notes are for the team only; a template of the
@@ -1275,6 +1277,20 @@ pub fn post_message(
     body: Option<&str>,
     internal: bool,
     template_id: Option<i64>,
+) -> AppResult<Message> {
+    post_message_via(conn, id, user, body, internal, template_id, "web")
+}
+
+/// [`post_message`] recording where the message was written (`web` or
+/// `email`).
+pub fn post_message_via(
+    conn: &mut DbConnection,
+    id: i64,
+    user: i64,
+    body: Option<&str>,
+    internal: bool,
+    template_id: Option<i64>,
+    via: &'static str,
 ) -> AppResult<Message> {
     let (t, a) = load_visible(conn, id, Some(user))?;
     if !(a.requester || a.team()) {
@@ -1326,6 +1342,7 @@ pub fn post_message(
                 ticket_messages::internal.eq(internal),
                 ticket_messages::template_id.eq(template_id),
                 ticket_messages::created_at.eq(at),
+                ticket_messages::via.eq(via),
             ))
             .returning(ticket_messages::id)
             .get_result(conn)?;

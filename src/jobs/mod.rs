@@ -12,12 +12,14 @@ mod recompute_reputation;
 mod refund_payment;
 mod run_payouts;
 pub mod send_digests;
+mod send_inbound_refusal;
 mod send_notifications;
 mod send_verification_email;
 pub mod sync_index;
 
 pub use crate::job_payloads::{
-    RefundPayment, SendDigests, SendNotifications, SendVerificationEmail, SyncIndex,
+    RefundPayment, SendDigests, SendInboundRefusal, SendNotifications, SendVerificationEmail,
+    SyncIndex,
 };
 pub use auto_accept_resolutions::AutoAcceptResolutions;
 pub use auto_close_tickets::AutoCloseTickets;
@@ -70,6 +72,7 @@ pub fn runner(pool: DbPool, config: &Config) -> anyhow::Result<Runner<JobContext
     Runner::new(pool, ctx, runner_config)
         .register::<RefundPayment>()
         .register::<SendVerificationEmail>()
+        .register::<SendInboundRefusal>()
         .schedule(
             "purge-expired-refresh-tokens",
             "0 17 3 * * *",

@@ -51,6 +51,8 @@ pub fn send_due(pool: &DbPool, mail: &Mail, at: DateTime<Utc>) -> anyhow::Result
             html: DigestHtml { name, d: &d, base }.render()?,
             ticket: None,
             unsubscribe: None,
+            reply_to: None,
+            auto_reply: false,
         };
         // No connection is held while the mail server answers.
         match mail.send(outgoing) {

@@ -16,6 +16,7 @@ struct NotificationText<'a> {
     title: &'a str,
     url: &'a str,
     unsubscribe: &'a str,
+    can_reply: bool,
 }
 
 #[derive(Template)]
@@ -26,6 +27,7 @@ struct NotificationHtml<'a> {
     title: &'a str,
     url: &'a str,
     unsubscribe: &'a str,
+    can_reply: bool,
 }
 
 /// How many mails one run sends at most.
@@ -74,6 +76,7 @@ impl BackgroundJob for SendNotifications {
             let url = ctx.mail.ticket_url(n.ticket_id);
             let unsubscribe = ctx.mail.unsubscribe_link(user.id, n.ticket_id);
             let name = user.display_name.as_str();
+            let reply_to = ctx.mail.reply_address(n.ticket_id, user.id);
             let to = user
                 .email
                 .parse()
@@ -87,6 +90,7 @@ impl BackgroundJob for SendNotifications {
                     title: &title,
                     url: &url,
                     unsubscribe: &unsubscribe,
+                    can_reply: reply_to.is_some(),
                 }
                 .render()?,
                 html: NotificationHtml {
@@ -95,10 +99,13 @@ impl BackgroundJob for SendNotifications {
                     title: &title,
                     url: &url,
                     unsubscribe: &unsubscribe,
+                    can_reply: reply_to.is_some(),
                 }
                 .render()?,
                 ticket: Some(n.ticket_id),
                 unsubscribe: Some(unsubscribe.clone()),
+                reply_to,
+                auto_reply: false,
             };
             // No connection is held while the mail server answers.
             match ctx.mail.send(mail) {

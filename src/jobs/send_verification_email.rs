@@ -55,6 +55,8 @@ impl BackgroundJob for SendVerificationEmail {
             subject: "Verify your email address for Guildhall".into(),
             ticket: None,
             unsubscribe: None,
+            reply_to: None,
+            auto_reply: false,
             text: VerifyText {
                 name,
                 link: &link,

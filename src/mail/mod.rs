@@ -4,6 +4,8 @@
 //! come from askama templates (plain text and HTML). Also the signed links
 //! mail carries: an address is verified by one.
 
+pub mod pipe;
+
 use crate::config::Config;
 use anyhow::Context as _;
 use hmac::{Hmac, Mac};
@@ -26,6 +28,7 @@ pub struct Mail {
     from: Mailbox,
     public_url: String,
     link_key: [u8; 32],
+    reply_domain: Option<String>,
 }
 
 impl std::fmt::Debug for Mail {
@@ -56,6 +59,32 @@ pub struct Outgoing {
     pub ticket: Option<i64>,
     /// One-click unsubscribe URL (RFC 8058), muting what the mail is about.
     pub unsubscribe: Option<String>,
+    /// Where a reply goes (reply by email), when it should not go to From.
+    pub reply_to: Option<Mailbox>,
+    /// An automatic answer to a mail received (`Auto-Submitted:
+    /// auto-replied`); otherwise `auto-generated` (RFC 3834): either way
+    /// vacation responders and our own inbound side leave it alone.
+    pub auto_reply: bool,
+}
+
+/// `Auto-Submitted` (RFC 3834).
+#[derive(Debug, Clone)]
+struct AutoSubmitted(&'static str);
+
+impl lettre::message::header::Header for AutoSubmitted {
+    fn name() -> lettre::message::header::HeaderName {
+        lettre::message::header::HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(AutoSubmitted(if s.trim() == "auto-replied" {
+            "auto-replied"
+        } else {
+            "auto-generated"
+        }))
+    }
+    fn display(&self) -> lettre::message::header::HeaderValue {
+        lettre::message::header::HeaderValue::new(Self::name(), self.0.to_owned())
+    }
 }
 
 /// `List-Unsubscribe` (RFC 2369).
@@ -121,6 +150,7 @@ impl Mail {
                 .chain_update(&key.0)
                 .finalize()
                 .into(),
+            reply_domain: config.reply_domain.clone(),
         })
     }
 
@@ -145,7 +175,15 @@ impl Mail {
             .from(self.from.clone())
             .to(mail.to.clone())
             .subject(mail.subject)
-            .message_id(Some(message_id.clone()));
+            .message_id(Some(message_id.clone()))
+            .header(AutoSubmitted(if mail.auto_reply {
+                "auto-replied"
+            } else {
+                "auto-generated"
+            }));
+        if let Some(reply_to) = mail.reply_to {
+            builder = builder.reply_to(reply_to);
+        }
         if let Some(ticket) = mail.ticket {
             let root = format!("<ticket-{ticket}@{domain}>");
             builder = builder.in_reply_to(root.clone()).references(root);
@@ -221,6 +259,49 @@ impl Mail {
     /// Whether an unsubscribe link is genuine.
     pub fn check_unsubscribe(&self, user: i64, ticket: i64, tag: &str) -> bool {
         self.same(&self.tag(&format!("mute:{user}:{ticket}")), tag)
+    }
+
+    /// The reply-by-email address of ticket `ticket` for user `user`
+    /// (`t{ticket}.{user}.{tag}@{domain}`), when replies are received.
+    pub fn reply_address(&self, ticket: i64, user: i64) -> Option<Mailbox> {
+        let domain = self.reply_domain.as_deref()?;
+        let tag = &self.tag(&format!("reply:{ticket}:{user}"))[..20];
+        format!("t{ticket}.{user}.{tag}@{domain}").parse().ok()
+    }
+
+    /// The address mail is sent from (lower case).
+    pub fn from_address(&self) -> String {
+        self.from.email.to_string().to_ascii_lowercase()
+    }
+
+    /// The reply domain, when replies are received.
+    pub fn reply_domain(&self) -> Option<&str> {
+        self.reply_domain.as_deref()
+    }
+
+    /// Reads a reply address: `Some(Ok((ticket, user)))` when it is one of
+    /// ours with a genuine tag, `Some(Err(()))` when it has our shape and
+    /// domain but a wrong tag (forged or mangled), `None` when it is not a
+    /// reply address at all.
+    pub fn read_reply_address(&self, address: &str) -> Option<Result<(i64, i64), ()>> {
+        let domain = self.reply_domain.as_deref()?;
+        let (local, at) = address.trim().rsplit_once('@')?;
+        if !at.eq_ignore_ascii_case(domain) {
+            return None;
+        }
+        // Some servers lower-case local parts; the tag is lower-case hex.
+        let local = local.to_ascii_lowercase();
+        let rest = local.strip_prefix('t')?;
+        let mut parts = rest.splitn(3, '.');
+        let ticket = parts.next()?.parse::<i64>().ok()?;
+        let user = parts.next()?.parse::<i64>().ok()?;
+        let tag = parts.next()?;
+        let want = &self.tag(&format!("reply:{ticket}:{user}"))[..20];
+        Some(if self.same(want, tag) {
+            Ok((ticket, user))
+        } else {
+            Err(())
+        })
     }
 
     /// The address of a ticket's page.

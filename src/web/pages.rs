@@ -580,6 +580,7 @@ pub struct MessageRow {
     body: String,
     internal: bool,
     resolution: bool,
+    by_email: bool,
 }
 
 /// The ticket page.
@@ -861,6 +862,7 @@ async fn ticket_page(
                         author: name(m.author_id),
                         at: when(m.created_at),
                         resolution: t.resolution_message_id == Some(m.id),
+                        by_email: m.via == "email",
                         body: m.body,
                         internal: m.internal,
                     })
@@ -945,6 +947,7 @@ impl TicketPage {
                     body: format!("{text} ({i})"),
                     internal: i % 7 == 3,
                     resolution: false,
+                    by_email: i % 5 == 4,
                 })
                 .collect(),
             bounties: vec![(1, money(5_000, "usd"), "held".into())],

@@ -11,52 +11,10 @@
 //! `target/screenshots/`; the same loop runs with JavaScript off. No page
 //! may log an error in the browser console.
 
-use crate::util::{TestApp, PASSWORD};
+use crate::util::{Server, TestApp, PASSWORD};
 use crate::webdriver::{Browser, Driver};
-use guildhall::state::AppState;
 use serde_json::json;
 use std::path::PathBuf;
-
-/// Serves the app on `listener` in a thread of its own; stops on drop.
-struct Server {
-    handle: actix_web::dev::ServerHandle,
-    base: String,
-}
-
-impl Server {
-    fn start(state: AppState, listener: std::net::TcpListener) -> Server {
-        let base = format!("http://{}", listener.local_addr().expect("address"));
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                let server =
-                    actix_web::HttpServer::new(move || guildhall::app::build(state.clone()))
-                        .workers(2)
-                        .listen(listener)
-                        .expect("listen")
-                        .run();
-                tx.send(server.handle()).expect("handle");
-                let _ = server.await;
-            })
-        });
-        Server {
-            handle: rx.recv().expect("server started"),
-            base,
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // Stopping needs a runtime; the server's thread ends with it.
-        let handle = self.handle.clone();
-        std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(handle.stop(false));
-        })
-        .join()
-        .ok();
-    }
-}
 
 fn screenshots_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")

@@ -15,7 +15,15 @@ fn help_names_every_command() {
     let out = guildhall().arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["serve", "migrate", "worker", "reindex", "import", "eval"] {
+    for cmd in [
+        "serve",
+        "migrate",
+        "worker",
+        "reindex",
+        "import",
+        "eval",
+        "mail-receive",
+    ] {
         assert!(help.contains(cmd), "{cmd} missing from --help:\n{help}");
     }
     let out = guildhall().args(["serve", "--help"]).output().unwrap();

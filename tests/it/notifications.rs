@@ -12,7 +12,7 @@ use guildhall::db::schema::notifications;
 use serde_json::json;
 
 /// Project `proj` with its maintainer, an approved helper and a requester.
-async fn project_with_team(app: &TestApp) -> (User, User, User) {
+pub async fn project_with_team(app: &TestApp) -> (User, User, User) {
     let owner = app.user("owner").await;
     let helper = app.user("helper").await;
     let requester = app.user("requester").await;
@@ -21,7 +21,7 @@ async fn project_with_team(app: &TestApp) -> (User, User, User) {
     (owner, helper, requester)
 }
 
-fn verify(app: &TestApp, user: &User) {
+pub fn verify(app: &TestApp, user: &User) {
     let u = guildhall::domain::users::get(&mut app.conn(), user.id).unwrap();
     assert!(
         guildhall::domain::users::mark_verified(&mut app.conn(), u.id, &u.email_normalized)
@@ -29,7 +29,7 @@ fn verify(app: &TestApp, user: &User) {
     );
 }
 
-fn send(app: &TestApp) {
+pub fn send(app: &TestApp) {
     guildhall_jobs::BackgroundJob::enqueue(&guildhall::jobs::SendNotifications, &mut app.conn())
         .unwrap();
     app.run_jobs();

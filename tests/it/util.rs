@@ -589,3 +589,45 @@ impl PaymentGateway for AwaitingWebhook {
         Ok(format!("tr_{destination}_{key}"))
     }
 }
+
+/// Serves the app on `listener` in a thread of its own; stops on drop.
+pub struct Server {
+    handle: actix_web::dev::ServerHandle,
+    /// `http://127.0.0.1:port`.
+    pub base: String,
+}
+
+impl Server {
+    pub fn start(state: AppState, listener: std::net::TcpListener) -> Server {
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server =
+                    actix_web::HttpServer::new(move || guildhall::app::build(state.clone()))
+                        .workers(2)
+                        .listen(listener)
+                        .expect("listen")
+                        .run();
+                tx.send(server.handle()).expect("handle");
+                let _ = server.await;
+            })
+        });
+        Server {
+            handle: rx.recv().expect("server started"),
+            base,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Stopping needs a runtime; the server's thread ends with it.
+        let handle = self.handle.clone();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(handle.stop(false));
+        })
+        .join()
+        .ok();
+    }
+}

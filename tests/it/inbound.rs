@@ -1,0 +1,635 @@
+//! Reply by email. Ticket mail carries a Reply-To unique to the ticket and
+//! recipient; what arrives there is posted raw (message/rfc822) to
+//! `POST /api/v1/inbound/email` with the inbound secret, directly or
+//! through `guildhall mail-receive`. A reply lands on the ticket without
+//! its quoted history, whatever client wrote it; a forged or mismatched
+//! sender, an auto-reply, a bounce, a second delivery, an oversize or
+//! malformed message post nothing, and each is counted in `/metrics`.
+//! Fixtures: `tests/fixtures/mail/*.eml`, in the shapes Gmail, Outlook,
+//! Apple Mail (iPhone), Thunderbird and an HTML-only webmail write.
+
+use crate::mail::FakeSmtp;
+use crate::notifications::{project_with_team, send, verify};
+use crate::util::{Resp, Server, TestApp, User};
+use actix_web::test::TestRequest;
+use serde_json::json;
+
+const SECRET: &str = "inbound-secret-0123456789";
+const DOMAIN: &str = "reply.guildhall.test";
+
+fn builder() -> crate::util::TestAppBuilder {
+    TestApp::builder()
+        .env("GUILDHALL_MAIL_FROM", "Guildhall <support@guildhall.test>")
+        .env("GUILDHALL_PUBLIC_URL", "https://guildhall.test")
+        .env("GUILDHALL_REPLY_DOMAIN", DOMAIN)
+        .env("GUILDHALL_INBOUND_EMAIL_SECRET", SECRET)
+}
+
+/// A fixture with its placeholders filled in.
+fn fixture(name: &str, from: &str, to: &str, message_id: &str, ticket: i64) -> Vec<u8> {
+    let path = format!("{}/tests/fixtures/mail/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .replace("{{FROM}}", from)
+        .replace("{{TO}}", to)
+        .replace("{{MESSAGE_ID}}", message_id)
+        .replace("{{TICKET}}", &ticket.to_string())
+        .into_bytes()
+}
+
+async fn deliver_as(app: &TestApp, raw: &[u8], secret: &str, query: &str) -> Resp {
+    let svc = actix_web::test::init_service(guildhall::app::build(app.state.clone())).await;
+    app.send(
+        &svc,
+        TestRequest::post()
+            .uri(&format!("/api/v1/inbound/email{query}"))
+            .insert_header(("content-type", "message/rfc822"))
+            .insert_header(("authorization", format!("Bearer {secret}")))
+            .set_payload(raw.to_vec()),
+    )
+    .await
+}
+
+/// Delivers `raw` with the right secret; returns the outcome.
+async fn deliver(app: &TestApp, raw: &[u8]) -> String {
+    let r = deliver_as(app, raw, SECRET, "").await.expect(200);
+    r.body["outcome"].as_str().unwrap().to_owned()
+}
+
+/// The ticket's messages as (author, body, via), oldest first.
+async fn messages(app: &TestApp, id: i64, viewer: &User) -> Vec<(i64, String, String)> {
+    let r = app
+        .get(
+            &format!("/api/v1/tickets/{id}/messages"),
+            Some(&viewer.access),
+        )
+        .await
+        .expect(200);
+    r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["author_id"].as_i64().unwrap(),
+                m["body"].as_str().unwrap().to_owned(),
+                m["via"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn metric(app: &TestApp, outcome: &str) -> u64 {
+    let r = app.get("/metrics", None).await.expect(200);
+    let line = format!("guildhall_inbound_email_total{{outcome=\"{outcome}\"}} ");
+    r.text
+        .lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .map(|n| n.trim().parse().unwrap())
+        .unwrap_or(0)
+}
+
+/// The Reply-To of a raw mail (unfolded).
+fn reply_to(raw: &str) -> String {
+    let head = &raw[..raw.find("\r\n\r\n").unwrap()];
+    let unfolded = head.replace("\r\n ", " ").replace("\r\n\t", " ");
+    let line = unfolded
+        .lines()
+        .find_map(|l| l.strip_prefix("Reply-To: "))
+        .unwrap_or_else(|| panic!("no Reply-To in {raw}"));
+    line.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_owned()
+}
+
+/// The done-when journey: a requester set to "all" is mailed within a
+/// job run of a claim, replies from Gmail, and the reply (without the
+/// quote) is on the ticket, once; a forged sender's copy is not posted and
+/// is answered with a pointer to the web page that says nothing of the
+/// ticket.
+#[actix_web::test]
+async fn a_reply_by_email_lands_on_the_ticket_without_the_quote() {
+    let smtp = actix_web::rt::task::spawn_blocking(FakeSmtp::start)
+        .await
+        .unwrap();
+    let app = builder().env("GUILDHALL_SMTP_URL", &smtp.url).build();
+    let (owner, helper, requester) = project_with_team(&app).await;
+    for u in [&owner, &helper, &requester] {
+        verify(&app, u);
+    }
+    app.request(
+        actix_web::http::Method::PUT,
+        "/api/v1/me/notifications",
+        Some(json!({"level": "all", "digest_hour": 8, "time_zone": "UTC"})),
+        Some(&requester.access),
+    )
+    .await
+    .expect(200);
+    let id = app
+        .open_ticket(&requester, "proj", "Segments pile up", "private")
+        .await;
+    app.post(
+        &format!("/api/v1/tickets/{id}/claim"),
+        json!({}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(200);
+    send(&app);
+    let got = smtp.received();
+    let (_, raw) = got
+        .iter()
+        .find(|(to, raw)| to == &vec![requester.email.clone()] && raw.contains("claimed"))
+        .expect("the claim mailed to the requester");
+    let address = reply_to(raw);
+    let (local, domain) = address.split_once('@').unwrap();
+    assert_eq!(domain, DOMAIN);
+    assert!(
+        local.starts_with(&format!("t{id}.{}.", requester.id)),
+        "{address}"
+    );
+    assert!(raw.contains("Auto-Submitted: auto-generated"), "{raw}");
+    assert!(raw.contains("Reply to this mail to answer on the ticket"));
+
+    let reply = fixture(
+        "gmail.eml",
+        &requester.email,
+        &address,
+        "CAF=reply1@mail.gmail.com",
+        id,
+    );
+    assert_eq!(deliver(&app, &reply).await, "posted");
+    let want =
+        "Thanks \u{2014} merging after the import fixed it. The segment count stays at 12 now.";
+    let on_ticket = messages(&app, id, &requester).await;
+    assert_eq!(
+        on_ticket.last(),
+        Some(&(requester.id, want.to_owned(), "email".to_owned()))
+    );
+    // A mail server delivering it twice posts it once.
+    assert_eq!(deliver(&app, &reply).await, "duplicate");
+    assert_eq!(messages(&app, id, &requester).await.len(), on_ticket.len());
+
+    // Someone else writes to the same address, claiming any From.
+    let forged = fixture(
+        "gmail.eml",
+        "mallory@evil.test",
+        &address,
+        "CAF=forged@mail.gmail.com",
+        id,
+    );
+    assert_eq!(deliver(&app, &forged).await, "sender_mismatch");
+    // Even with the requester's name on it, but the tag changed.
+    let tampered = address.replacen(&local[local.len() - 4..], "0000", 1);
+    let forged_tag = fixture(
+        "gmail.eml",
+        &requester.email,
+        &tampered,
+        "CAF=tag@mail.gmail.com",
+        id,
+    );
+    assert_eq!(deliver(&app, &forged_tag).await, "bad_address");
+    // Another ticket's number on a genuine tag fails the tag too.
+    let other = address.replacen(&format!("t{id}."), &format!("t{}.", id + 1), 1);
+    let wrong_ticket = fixture(
+        "gmail.eml",
+        &requester.email,
+        &other,
+        "CAF=tk@mail.gmail.com",
+        id,
+    );
+    assert_eq!(deliver(&app, &wrong_ticket).await, "bad_address");
+    assert_eq!(messages(&app, id, &requester).await.len(), on_ticket.len());
+
+    // The forger is told to use the web page, automatically, and learns
+    // nothing of the ticket.
+    let before = smtp.received().len();
+    app.run_jobs();
+    let got = smtp.received();
+    assert_eq!(got.len(), before + 1, "one refusal");
+    let (to, refusal) = got.last().unwrap();
+    assert_eq!(to, &vec!["mallory@evil.test".to_owned()]);
+    assert!(
+        refusal.contains("Auto-Submitted: auto-replied"),
+        "{refusal}"
+    );
+    assert!(refusal.contains(&format!("https://guildhall.test/t/{id}")));
+    assert!(!refusal.contains("Segments pile up"), "{refusal}");
+    assert!(!refusal.contains("Reply-To"), "{refusal}");
+
+    for (outcome, n) in [
+        ("posted", 1),
+        ("duplicate", 1),
+        ("sender_mismatch", 1),
+        ("bad_address", 2),
+    ] {
+        assert_eq!(metric(&app, outcome).await, n, "{outcome}");
+    }
+}
+
+#[actix_web::test]
+async fn replies_from_common_clients_lose_their_quotes() {
+    let app = builder().build();
+    let (owner, helper, requester) = project_with_team(&app).await;
+    for u in [&owner, &helper, &requester] {
+        verify(&app, u);
+    }
+    let id = app
+        .open_ticket(&requester, "proj", "Segments pile up", "public")
+        .await;
+    let address = app
+        .state
+        .mail
+        .reply_address(id, requester.id)
+        .unwrap()
+        .email
+        .to_string();
+    let cases = [
+        (
+            "gmail.eml",
+            "Thanks \u{2014} merging after the import fixed it. The segment count stays at 12 now.",
+        ),
+        (
+            "outlook.eml",
+            "Still failing on Windows, see the log below:\n\nerror: segment 12 is locked\n\nRegards,\nRiley",
+        ),
+        ("apple_mail.eml", "Will try tonight, thanks!"),
+        (
+            "thunderbird.eml",
+            "That worked after a restart. Closing from my side.",
+        ),
+        ("webmail_html.eml", "Here is the full trace you asked for."),
+    ];
+    for (i, (name, want)) in cases.iter().enumerate() {
+        let raw = fixture(
+            name,
+            &requester.email,
+            &address,
+            &format!("m{i}@client.test"),
+            id,
+        );
+        assert_eq!(deliver(&app, &raw).await, "posted", "{name}");
+        let last = messages(&app, id, &requester).await.pop().unwrap();
+        assert_eq!(
+            (last.1.as_str(), last.2.as_str()),
+            (*want, "email"),
+            "{name}"
+        );
+    }
+    // A helper on the ticket answers by mail too, from their own address.
+    let helper_address = app
+        .state
+        .mail
+        .reply_address(id, helper.id)
+        .unwrap()
+        .email
+        .to_string();
+    let raw = fixture(
+        "apple_mail.eml",
+        &helper.email,
+        &helper_address,
+        "h1@client.test",
+        id,
+    );
+    assert_eq!(deliver(&app, &raw).await, "posted");
+    let last = messages(&app, id, &requester).await.pop().unwrap();
+    assert_eq!(last.0, helper.id);
+    // The address is case-insensitive as mail servers may fold it, and the
+    // envelope recipient counts when the headers name someone else (Bcc).
+    let raw = fixture(
+        "thunderbird.eml",
+        &requester.email.to_uppercase(),
+        "someone@else.test",
+        "bcc@client.test",
+        id,
+    );
+    let r = deliver_as(
+        &app,
+        &raw,
+        SECRET,
+        &format!("?recipient={}", address.to_uppercase().replace('@', "%40")),
+    )
+    .await
+    .expect(200);
+    assert_eq!(r.body["outcome"], "posted");
+    assert_eq!(r.body["ticket_id"], id);
+    assert_eq!(metric(&app, "posted").await, 7);
+    // The ticket page says which messages came by mail.
+    let page = app.get(&format!("/t/{id}"), None).await.expect(200);
+    assert_eq!(page.text.matches("· by email").count(), 7, "{}", page.text);
+}
+
+/// Everything that is not a genuine reply: refused (401/404/415) or
+/// answered 200 and dropped, counted by outcome, nothing posted.
+#[actix_web::test]
+async fn what_is_not_a_reply_is_dropped_and_counted() {
+    // Not configured: the endpoint does not exist.
+    let plain = TestApp::new();
+    let r = deliver_as(&plain, b"From: a@b.test\r\n\r\nhi", SECRET, "").await;
+    r.expect(404);
+
+    let app = builder().build();
+    let (owner, helper, requester) = project_with_team(&app).await;
+    for u in [&owner, &helper, &requester] {
+        verify(&app, u);
+    }
+    let stranger = app.user("stranger").await;
+    verify(&app, &stranger);
+    let id = app
+        .open_ticket(&requester, "proj", "Segments pile up", "private")
+        .await;
+    let address = |user: i64| {
+        app.state
+            .mail
+            .reply_address(id, user)
+            .unwrap()
+            .email
+            .to_string()
+    };
+    let count = || async { messages(&app, id, &requester).await.len() };
+    let start = count().await;
+    let good = fixture(
+        "gmail.eml",
+        &requester.email,
+        &address(requester.id),
+        "ok@x",
+        id,
+    );
+
+    // The secret is checked before anything is read.
+    let r = deliver_as(&app, &good, "wrong-secret-wrong-secret", "")
+        .await
+        .expect(401);
+    assert_eq!(r.body["status"], 401);
+    let svc = actix_web::test::init_service(guildhall::app::build(app.state.clone())).await;
+    app.send(
+        &svc,
+        TestRequest::post()
+            .uri("/api/v1/inbound/email")
+            .insert_header(("content-type", "message/rfc822"))
+            .set_payload(good.clone()),
+    )
+    .await
+    .expect(401);
+    app.send(
+        &svc,
+        TestRequest::post()
+            .uri("/api/v1/inbound/email")
+            .insert_header(("content-type", "application/json"))
+            .insert_header(("authorization", format!("Bearer {SECRET}")))
+            .set_payload(good.clone()),
+    )
+    .await
+    .expect(415);
+
+    let rfrom = requester.email.clone();
+    let raddr = address(requester.id);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("auto_reply", fixture("out_of_office.eml", &rfrom, &raddr, "oof@x", id)),
+        ("auto_reply", fixture("vacation.eml", &rfrom, &raddr, "vac@x", id)),
+        ("bounce", fixture("bounce.eml", &rfrom, &raddr, "dsn@x", id)),
+        ("malformed", b"\x00\x01 this is not a mail at all".to_vec()),
+        (
+            "malformed",
+            format!("To: {raddr}\r\nSubject: no sender\r\n\r\nhello").into_bytes(),
+        ),
+        (
+            "unknown_recipient",
+            fixture("gmail.eml", &rfrom, "help@guildhall.test", "elsewhere@x", id),
+        ),
+        (
+            "unknown_recipient",
+            fixture("gmail.eml", &rfrom, &raddr.replace(DOMAIN, "other.test"), "dom@x", id),
+        ),
+        // Only the quote: nothing to post (the sender is told).
+        (
+            "empty",
+            format!(
+                "From: {rfrom}\r\nTo: {raddr}\r\nMessage-ID: <e@x>\r\nSubject: Re\r\n\r\nOn Mon, 7 Dec 2026, Guildhall wrote:\r\n> old text\r\n"
+            )
+            .into_bytes(),
+        ),
+        // A genuine address of someone who may not write on this private
+        // ticket (the stranger's own address for it, from their own mail).
+        (
+            "rejected",
+            fixture("gmail.eml", &stranger.email, &address(stranger.id), "str@x", id),
+        ),
+        // Our own mail coming back through a forwarding rule.
+        (
+            "auto_reply",
+            fixture("gmail.eml", "support@guildhall.test", &raddr, "loop@x", id),
+        ),
+    ];
+    for (want, raw) in &cases {
+        assert_eq!(
+            &deliver(&app, raw).await,
+            want,
+            "{}",
+            String::from_utf8_lossy(raw)
+        );
+    }
+    // Over the limit: dropped unread.
+    let mut big = fixture("gmail.eml", &rfrom, &raddr, "big@x", id);
+    big.resize(guildhall::domain::inbound::MAX_BYTES + 1, b'a');
+    assert_eq!(deliver(&app, &big).await, "oversize");
+    assert_eq!(count().await, start, "nothing posted");
+
+    // A cancelled ticket takes no more mail; the requester is told why.
+    let gone = app
+        .open_ticket(&requester, "proj", "Never mind", "public")
+        .await;
+    app.post(
+        &format!("/api/v1/tickets/{gone}/cancel"),
+        json!({}),
+        Some(&requester.access),
+    )
+    .await
+    .expect(200);
+    let to_gone = app
+        .state
+        .mail
+        .reply_address(gone, requester.id)
+        .unwrap()
+        .email
+        .to_string();
+    let raw = fixture("gmail.eml", &rfrom, &to_gone, "gone@x", gone);
+    assert_eq!(deliver(&app, &raw).await, "rejected");
+    // A user whose address is no longer verified cannot post by mail.
+    {
+        use diesel::prelude::*;
+        use guildhall::db::schema::users;
+        diesel::update(users::table.find(requester.id))
+            .set(users::email_verified_at.eq(None::<chrono::NaiveDateTime>))
+            .execute(&mut app.conn())
+            .unwrap();
+    }
+    let raw = fixture("gmail.eml", &rfrom, &raddr, "unverified@x", id);
+    assert_eq!(deliver(&app, &raw).await, "rejected");
+    assert_eq!(count().await, start, "nothing posted");
+
+    // Refusals were queued for those who may hear them: the stranger, the
+    // empty reply and the cancelled ticket (not the auto-replies, bounces or
+    // the unverified address).
+    let refusals: Vec<String> = {
+        use diesel::prelude::*;
+        use guildhall_jobs::schema::background_jobs as bj;
+        bj::table
+            .filter(bj::job_type.eq("send_inbound_refusal"))
+            .select(bj::data)
+            .load::<String>(&mut app.conn())
+            .unwrap()
+            .into_iter()
+            .map(|d| {
+                let d: serde_json::Value = serde_json::from_str(&d).unwrap();
+                d["to"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    };
+    let mut refusals = refusals;
+    refusals.sort();
+    let mut want = vec![rfrom.clone(), rfrom.clone(), stranger.email.clone()];
+    want.sort();
+    assert_eq!(refusals, want);
+
+    for (outcome, n) in [
+        ("unauthorized", 2),
+        ("auto_reply", 3),
+        ("bounce", 1),
+        ("malformed", 2),
+        ("unknown_recipient", 2),
+        ("empty", 1),
+        ("rejected", 3),
+        ("oversize", 1),
+        ("posted", 0),
+    ] {
+        assert_eq!(metric(&app, outcome).await, n, "{outcome}");
+    }
+}
+
+/// Deliveries of one message racing each other post it once.
+#[actix_web::test]
+async fn racing_deliveries_post_once() {
+    let app = builder().build();
+    let (_, _, requester) = project_with_team(&app).await;
+    verify(&app, &requester);
+    let id = app
+        .open_ticket(&requester, "proj", "Segments pile up", "public")
+        .await;
+    let address = app
+        .state
+        .mail
+        .reply_address(id, requester.id)
+        .unwrap()
+        .email
+        .to_string();
+    let raw = fixture("gmail.eml", &requester.email, &address, "race@x", id);
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+    let outcomes: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                let (pool, mail, raw, barrier) = (
+                    app.pool.clone(),
+                    app.state.mail.clone(),
+                    raw.clone(),
+                    barrier.clone(),
+                );
+                s.spawn(move || {
+                    let mut conn = pool.get().unwrap();
+                    barrier.wait();
+                    guildhall::domain::inbound::receive(&mut conn, &mail, &raw, None)
+                        .unwrap()
+                        .outcome
+                        .as_str()
+                        .to_owned()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "posted").count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "duplicate").count(),
+        5,
+        "{outcomes:?}"
+    );
+    let on_ticket = messages(&app, id, &requester).await;
+    assert_eq!(on_ticket.iter().filter(|m| m.2 == "email").count(), 1);
+}
+
+/// `guildhall mail-receive` reads one message on stdin and posts it over
+/// HTTP; its exit status tells the mail server to forget (0), retry (75)
+/// or bounce (65).
+#[actix_web::test]
+async fn mail_receive_pipes_a_message_to_the_server() {
+    let app = builder().build();
+    let (_, _, requester) = project_with_team(&app).await;
+    verify(&app, &requester);
+    let id = app
+        .open_ticket(&requester, "proj", "Segments pile up", "public")
+        .await;
+    let address = app
+        .state
+        .mail
+        .reply_address(id, requester.id)
+        .unwrap()
+        .email
+        .to_string();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = Server::start(app.state.clone(), listener);
+    let base = server.base.clone();
+    let pipe = move |secret: &str, url: &str, raw: Vec<u8>| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_guildhall"))
+            .args(["mail-receive", "--url", url, "--recipient", &address])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("GUILDHALL_INBOUND_EMAIL_SECRET", secret)
+            .env("GUILDHALL_LOG", "warn")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&raw).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let raw = fixture("outlook.eml", &requester.email, "x@y.test", "pipe@x", id);
+    let (code, out, err) = actix_web::rt::task::spawn_blocking({
+        let (pipe, base, raw) = (pipe.clone(), base.clone(), raw.clone());
+        move || pipe(SECRET, &base, raw)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "{out} {err}");
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r["outcome"], "posted");
+    let last = messages(&app, id, &requester).await.pop().unwrap();
+    assert!(last.1.starts_with("Still failing on Windows"), "{}", last.1);
+
+    // A wrong secret: the mail stays queued for a retry.
+    let (code, _, err) = actix_web::rt::task::spawn_blocking({
+        let (pipe, base, raw) = (pipe.clone(), base.clone(), raw.clone());
+        move || pipe("not-the-secret-at-all", &base, raw)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(75), "{err}");
+    assert!(err.contains("401"), "{err}");
+    // Nobody listening: retry later too.
+    drop(server);
+    let (code, _, err) = actix_web::rt::task::spawn_blocking(move || pipe(SECRET, &base, raw))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(75), "{err}");
+}
