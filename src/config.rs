@@ -63,6 +63,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "GUILDHALL_MAIL_FROM", key: "mail_from", default: "Guildhall <guildhall@localhost>", doc: "The From of every mail Guildhall sends." },
     Setting { env: "GUILDHALL_REPLY_DOMAIN", key: "reply_domain", default: "(none)", doc: "Domain of the reply-by-email addresses: each mail about a ticket carries `Reply-To: t{ticket}.{user}.{tag}@<domain>` (an HMAC tag), and the mail server for that domain hands what arrives to `POST /api/v1/inbound/email` or `guildhall mail-receive`. Needs GUILDHALL_INBOUND_EMAIL_SECRET. Unset: mails carry no Reply-To and the inbound endpoint answers 404." },
     Setting { env: "GUILDHALL_INBOUND_EMAIL_SECRET", key: "inbound_email_secret", default: "(none)", doc: "Bearer secret the mail server's pipe (`guildhall mail-receive`) presents to `POST /api/v1/inbound/email`; at least 16 characters. Never logged." },
+    Setting { env: "GUILDHALL_INBOUND_AUTHSERV_ID", key: "inbound_authserv_id", default: "(none)", doc: "The `authserv-id` your receiving mail server writes in `Authentication-Results` (RFC 8601; it must remove such headers that arrive from outside). When set, a reply is posted only if that header says `dmarc=pass`, or `dkim=pass` for the From domain; otherwise it is dropped as `unauthenticated`. Unset: the sender is trusted by its From address and the reply address's secret tag." },
     Setting { env: "GUILDHALL_LOG", key: "log", default: "info", doc: "Log filter (tracing EnvFilter syntax, e.g. `guildhall=debug,info`)." },
 ];
 
@@ -118,6 +119,8 @@ pub struct Config {
     pub reply_domain: Option<String>,
     /// The secret the inbound mail endpoint requires.
     pub inbound_email_secret: Option<Secret>,
+    /// See [`SETTINGS`].
+    pub inbound_authserv_id: Option<String>,
     /// Stripe.js for the web app's card form (publishable key and script
     /// URL); set when the gateway is Stripe and a publishable key is given.
     pub stripe_js: Option<StripeJs>,
@@ -366,6 +369,16 @@ impl Config {
                 }
                 Some((v, _)) if !v.trim().is_empty() => {
                     bail!("GUILDHALL_INBOUND_EMAIL_SECRET: use at least 16 characters")
+                }
+                _ => None,
+            },
+            inbound_authserv_id: match get("GUILDHALL_INBOUND_AUTHSERV_ID") {
+                Some((v, _)) if !v.trim().is_empty() => {
+                    let id = v.trim().to_ascii_lowercase();
+                    if id.len() > 200 || id.contains([';', ' ', '\t']) {
+                        bail!("GUILDHALL_INBOUND_AUTHSERV_ID: expected a host name, got {id:?}");
+                    }
+                    Some(id)
                 }
                 _ => None,
             },

@@ -111,19 +111,33 @@ enum ImportSource {
     },
 }
 
+/// The exit status a mail server's pipe reads as "try again later"
+/// (sysexits EX_TEMPFAIL): every failure of `mail-receive` that is not the
+/// message's fault, so a configuration mistake delays mail instead of
+/// bouncing it.
+const EX_TEMPFAIL: i32 = 75;
+
 fn main() {
-    let cli = Cli::parse();
+    let receiving = std::env::args().any(|a| a == "mail-receive");
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if receiving && e.use_stderr() => {
+            eprintln!("{e}");
+            std::process::exit(EX_TEMPFAIL);
+        }
+        Err(e) => e.exit(),
+    };
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("guildhall: configuration error: {e:#}");
-            std::process::exit(2);
+            std::process::exit(if receiving { EX_TEMPFAIL } else { 2 });
         }
     };
     init_tracing(&config.log);
     if let Err(e) = run(cli.command, config) {
         eprintln!("guildhall: {e:#}");
-        std::process::exit(1);
+        std::process::exit(if receiving { EX_TEMPFAIL } else { 1 });
     }
 }
 
@@ -160,7 +174,7 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
             use guildhall::mail::pipe;
             let Some(secret) = &config.inbound_email_secret else {
                 eprintln!("guildhall mail-receive: GUILDHALL_INBOUND_EMAIL_SECRET is not set");
-                std::process::exit(75);
+                std::process::exit(EX_TEMPFAIL);
             };
             let base = url.unwrap_or_else(|| config.public_url.clone());
             let endpoint = format!("{}/api/v1/inbound/email", base.trim_end_matches('/'));

@@ -15,8 +15,9 @@ use utoipa::{IntoParams, ToSchema};
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct InboundResult {
     /// `posted`, or why it was dropped: `oversize`, `malformed`,
-    /// `auto_reply`, `bounce`, `duplicate`, `unknown_recipient`,
-    /// `bad_address`, `sender_mismatch`, `rejected`, `empty`.
+    /// `auto_reply`, `bounce`, `unauthenticated`, `duplicate`,
+    /// `unknown_recipient`, `bad_address`, `sender_mismatch`, `rejected`,
+    /// `empty`.
     #[schema(example = "posted")]
     pub outcome: String,
     /// The ticket it was for, when known.
@@ -102,33 +103,14 @@ pub async fn email(
             break;
         }
     }
-    let outcome = if raw.len() > inbound::MAX_BYTES {
-        inbound::Received {
-            outcome: Outcome::Oversize,
-            ticket_id: None,
-            message_id: None,
-            refusal: None,
-        }
-    } else {
-        let mail = state.mail.clone();
-        let recipient = query.into_inner().recipient;
-        state
-            .db(move |conn| {
-                let received = inbound::receive(conn, &mail, &raw, recipient.as_deref())?;
-                if let Some(r) = &received.refusal {
-                    guildhall_jobs::BackgroundJob::enqueue(
-                        &crate::job_payloads::SendInboundRefusal {
-                            to: r.to.clone(),
-                            ticket_id: r.ticket_id,
-                            reason: r.reason.clone(),
-                        },
-                        conn,
-                    )?;
-                }
-                Ok(received)
-            })
-            .await?
-    };
+    // Parsed before a database connection is taken.
+    let mail = state.mail.clone();
+    let recipient = query.into_inner().recipient;
+    let parsed = web::block(move || inbound::parse(&raw, &mail, recipient.as_deref())).await?;
+    let mail = state.mail.clone();
+    let outcome = state
+        .db(move |conn| inbound::receive(conn, &mail, &parsed))
+        .await?;
     state.metrics.inbound_email(outcome.outcome.as_str());
     if outcome.outcome != Outcome::Posted {
         tracing::info!(outcome = outcome.outcome.as_str(), ticket_id = ?outcome.ticket_id, "inbound mail dropped");

@@ -445,8 +445,9 @@ diesel::table! {
         message_key -> Text,
         outcome -> Text,
         sender -> Text,
-        ticket_id -> Nullable<BigInt>,
-        user_id -> Nullable<BigInt>,
+        answered_to -> Nullable<Text>,
+        ticket_id -> BigInt,
+        user_id -> BigInt,
         message_id -> Nullable<BigInt>,
         received_at -> Timestamp,
     }

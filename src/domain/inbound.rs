@@ -9,18 +9,21 @@ use crate::db::schema::inbound_emails;
 use crate::db::{write_tx, DbConnection};
 use crate::domain::{tickets, users};
 use crate::error::{AppError, AppResult};
-use crate::mail::Mail;
+use crate::mail::{Mail, ReplyAddress};
 use chrono::Utc;
 use diesel::prelude::*;
-use mail_parser::{HeaderName, HeaderValue, Message, MessageParser, MimeHeaders};
+use mail_parser::{Header, HeaderName, HeaderValue, Message, MessageParser, MimeHeaders};
 use sha2::{Digest, Sha256};
 
 /// The largest message accepted (bigger ones are dropped unread).
 pub const MAX_BYTES: usize = 10 * 1024 * 1024;
 
-/// How many "please use the web page" answers one sender gets a day (a
-/// forged From would otherwise turn us into a mail cannon).
-const REFUSALS_PER_DAY: i64 = 3;
+/// How many "your mail was not posted" answers one address gets a day, and
+/// one reply address causes a day: a forged From would otherwise turn us
+/// into a mail cannon.
+const ANSWERS_PER_ADDRESS_PER_DAY: i64 = 3;
+/// How many such answers the whole service sends a day.
+const ANSWERS_PER_DAY: i64 = 500;
 
 /// What became of a received mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,13 +34,16 @@ pub enum Outcome {
     Unauthorized,
     /// Larger than [`MAX_BYTES`].
     Oversize,
-    /// Not a mail we can read (no From, no headers).
+    /// Not a mail we can read (no single From, no headers).
     Malformed,
-    /// A vacation message or other automatic answer.
+    /// A vacation message or other automatic answer (or a null sender).
     AutoReply,
     /// A delivery-status report.
     Bounce,
-    /// The same Message-ID arrived before.
+    /// The receiving server's `Authentication-Results` do not vouch for the
+    /// sender (only with `GUILDHALL_INBOUND_AUTHSERV_ID`).
+    Unauthenticated,
+    /// The same message arrived before for the same address.
     Duplicate,
     /// Not addressed to any reply address.
     UnknownRecipient,
@@ -52,22 +58,6 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// Every outcome, for metrics.
-    pub const ALL: [Outcome; 12] = [
-        Outcome::Posted,
-        Outcome::Unauthorized,
-        Outcome::Oversize,
-        Outcome::Malformed,
-        Outcome::AutoReply,
-        Outcome::Bounce,
-        Outcome::Duplicate,
-        Outcome::UnknownRecipient,
-        Outcome::BadAddress,
-        Outcome::SenderMismatch,
-        Outcome::Rejected,
-        Outcome::Empty,
-    ];
-
     /// The name in responses, the table and `/metrics`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -77,6 +67,7 @@ impl Outcome {
             Outcome::Malformed => "malformed",
             Outcome::AutoReply => "auto_reply",
             Outcome::Bounce => "bounce",
+            Outcome::Unauthenticated => "unauthenticated",
             Outcome::Duplicate => "duplicate",
             Outcome::UnknownRecipient => "unknown_recipient",
             Outcome::BadAddress => "bad_address",
@@ -85,17 +76,6 @@ impl Outcome {
             Outcome::Empty => "empty",
         }
     }
-}
-
-/// Someone to tell that their mail was not posted, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    /// The sender's address.
-    pub to: String,
-    /// The ticket they wrote to.
-    pub ticket_id: i64,
-    /// Why, in a sentence.
-    pub reason: String,
 }
 
 /// The result of [`receive`].
@@ -107,8 +87,9 @@ pub struct Received {
     pub ticket_id: Option<i64>,
     /// The message posted.
     pub message_id: Option<i64>,
-    /// Whom to answer (queued by the caller as a mail).
-    pub refusal: Option<Refusal>,
+    /// Who was told it was not posted (a mail queued in the same
+    /// transaction as the record).
+    pub answered_to: Option<String>,
 }
 
 impl Received {
@@ -117,277 +98,369 @@ impl Received {
             outcome,
             ticket_id: None,
             message_id: None,
-            refusal: None,
+            answered_to: None,
         }
     }
 }
 
-/// Reads one raw RFC 822 message and, when it is a genuine reply, posts it.
-/// `envelope_to` is the SMTP recipient when the mail server passes it
-/// (it names the reply address even when the headers do not, as for Bcc).
-pub fn receive(
-    conn: &mut DbConnection,
-    mail: &Mail,
-    raw: &[u8],
-    envelope_to: Option<&str>,
-) -> AppResult<Received> {
+/// A message read, before any database work: who sent it, to which
+/// addresses, what they wrote, or why it is dropped already.
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    /// The From address, lower case.
+    sender: String,
+    /// Where an automatic answer may go (Return-Path, else From).
+    answer_to: Option<String>,
+    /// The Message-ID, or a hash of the message when it has none.
+    message_ref: String,
+    /// Dropped before looking at the recipient.
+    early: Option<Outcome>,
+    /// Candidate reply addresses, in order of trust.
+    candidates: Vec<String>,
+    /// The text to post.
+    body: String,
+}
+
+impl Parsed {
+    fn dropped(outcome: Outcome) -> Parsed {
+        Parsed {
+            sender: String::new(),
+            answer_to: None,
+            message_ref: String::new(),
+            early: Some(outcome),
+            candidates: Vec::new(),
+            body: String::new(),
+        }
+    }
+}
+
+/// Reads one raw RFC 822 message (no database: call it before taking a
+/// connection). `envelope_to` is the SMTP recipient when the mail server
+/// passes it; it is then the only address considered (the headers are the
+/// sender's to write).
+pub fn parse(raw: &[u8], mail: &Mail, envelope_to: Option<&str>) -> Parsed {
     if raw.len() > MAX_BYTES {
-        return Ok(Received::dropped(Outcome::Oversize));
+        return Parsed::dropped(Outcome::Oversize);
     }
     let Some(message) = MessageParser::default().parse(raw) else {
-        return Ok(Received::dropped(Outcome::Malformed));
+        return Parsed::dropped(Outcome::Malformed);
     };
-    let Some(sender) = message
-        .from()
-        .and_then(|a| a.first())
-        .and_then(|a| a.address())
-        .map(|a| a.trim().to_ascii_lowercase())
-        .filter(|a| a.contains('@') && a.len() <= 320)
-    else {
-        return Ok(Received::dropped(Outcome::Malformed));
+    // Exactly one From header with exactly one address: anything else is
+    // how a forged sender slips past a filter that reads another one.
+    let froms: Vec<&Header<'_>> = message
+        .headers()
+        .iter()
+        .filter(|h| h.name == HeaderName::From)
+        .collect();
+    let sender = match froms.as_slice() {
+        [one] => match &one.value {
+            HeaderValue::Address(a) if a.iter().count() == 1 => a
+                .first()
+                .and_then(|a| a.address())
+                .map(|a| a.trim().to_ascii_lowercase())
+                .filter(|a| a.contains('@') && a.len() <= 320),
+            _ => None,
+        },
+        _ => None,
     };
-    let key = match message.message_id() {
+    let Some(sender) = sender else {
+        return Parsed::dropped(Outcome::Malformed);
+    };
+    let return_path = message.header_raw("Return-Path").map(|v| {
+        v.trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .trim()
+            .to_ascii_lowercase()
+    });
+    let message_ref = match message.message_id() {
         Some(id) if !id.trim().is_empty() && id.len() <= 900 => format!("<{}>", id.trim()),
         _ => format!("sha256:{}", hex::encode(Sha256::digest(raw))),
     };
-    let classified = classify(&message, &sender, mail);
-    let (outcome, ticket_user) = match classified {
-        Err(outcome) => (outcome, None),
-        Ok(()) => match recipient(&message, envelope_to, mail) {
-            Err(outcome) => (outcome, None),
-            Ok((ticket, user)) => (Outcome::Posted, Some((ticket, user))),
-        },
-    };
-    let Some((ticket, user_id)) = ticket_user else {
-        return record(conn, &key, outcome, &sender, None, None, None);
-    };
-    // The address is genuine: is the sender the person it was made for?
-    let user = match users::get(conn, user_id) {
-        Ok(u) => u,
-        Err(_) => return record(conn, &key, Outcome::BadAddress, &sender, None, None, None),
-    };
-    if users::normalize_email(&sender) != user.email_normalized {
-        let mut r = record(
-            conn,
-            &key,
-            Outcome::SenderMismatch,
-            &sender,
-            Some(ticket),
-            None,
-            None,
-        )?;
-        if r.outcome == Outcome::SenderMismatch
-            && refusals_today(conn, &sender)? <= REFUSALS_PER_DAY
-        {
-            r.refusal = Some(Refusal {
-                to: sender,
-                ticket_id: ticket,
-                reason: "it came from an address other than the one this ticket's mail was sent to"
-                    .into(),
-            });
-        }
-        return Ok(r);
+    let early = classify(&message, &sender, mail)
+        .err()
+        // The null sender: bounces and automatic answers use it.
+        .or_else(|| (return_path.as_deref() == Some("")).then_some(Outcome::AutoReply))
+        .or_else(|| {
+            mail.inbound_authserv_id()
+                .filter(|id| !authenticated(&message, id, &sender))
+                .map(|_| Outcome::Unauthenticated)
+        });
+    if let Some(outcome) = early {
+        return Parsed::dropped(outcome);
     }
-    let refuse = |reason: &str| Refusal {
-        to: sender.clone(),
-        ticket_id: ticket,
-        reason: reason.to_owned(),
+    let candidates = match envelope_to {
+        Some(to) => vec![to.trim().trim_matches(['<', '>']).to_owned()],
+        None => header_recipients(&message),
     };
-    if user.email_verified_at.is_none() || !user.can_login {
-        return record(
+    let mut body = reply_text(&message);
+    // A backstop: our own mail's unsubscribe link means the quote was not
+    // recognised, and posting it would publish the link and the quote.
+    if body.contains("/unsubscribe?u=") {
+        body.clear();
+    }
+    Parsed {
+        answer_to: return_path.or_else(|| Some(sender.clone())),
+        sender,
+        message_ref,
+        early: None,
+        candidates,
+        body,
+    }
+}
+
+/// Decides what a parsed mail becomes and, when it is a genuine reply,
+/// posts it; records it (once per message and address) with any answer
+/// to the sender queued in the same transaction.
+pub fn receive(conn: &mut DbConnection, mail: &Mail, p: &Parsed) -> AppResult<Received> {
+    if let Some(outcome) = p.early {
+        return Ok(Received::dropped(outcome));
+    }
+    let reply = match recipient(&p.candidates, mail) {
+        Ok(r) => r,
+        Err(outcome) => return Ok(Received::dropped(outcome)),
+    };
+    let key = format!("{}|t{}.u{}", p.message_ref, reply.ticket, reply.user);
+    let user = match users::get(conn, reply.user) {
+        Ok(u) => u,
+        Err(AppError::NotFound(_)) => return Ok(Received::dropped(Outcome::BadAddress)),
+        Err(e) => return Err(e),
+    };
+    if users::normalize_email(&p.sender) != user.email_normalized {
+        return settle(
             conn,
             &key,
-            Outcome::Rejected,
-            &sender,
-            Some(ticket),
-            Some(user_id),
-            None,
+            p,
+            reply,
+            Outcome::SenderMismatch,
+            p.answer_to.as_deref(),
+            "it came from an address other than the one this ticket's mail was sent to",
         );
     }
-    let body = reply_text(&message);
-    if body.trim().is_empty() {
-        let mut r = record(
+    if user.email_verified_at.is_none() || !user.can_login {
+        // Nothing is mailed to an unverified address.
+        return Ok(Received {
+            outcome: Outcome::Rejected,
+            ticket_id: Some(reply.ticket),
+            message_id: None,
+            answered_to: None,
+        });
+    }
+    if p.body.trim().is_empty() {
+        return settle(
             conn,
             &key,
+            p,
+            reply,
             Outcome::Empty,
-            &sender,
-            Some(ticket),
-            Some(user_id),
-            None,
-        )?;
-        if r.outcome == Outcome::Empty {
-            r.refusal = Some(refuse(
-                "we found no text of yours above the quoted part of the mail",
-            ));
-        }
-        return Ok(r);
+            Some(&user.email),
+            "we could not find text of yours above the quoted part of the mail",
+        );
     }
     // The record and the message together: a second delivery racing this
     // one finds the record and posts nothing.
     let posted = write_tx(conn, |conn| {
-        if !claim_key(conn, &key, &sender)? {
+        if !insert_record(conn, &key, p, reply, Outcome::Posted, None)? {
             return Ok(None);
         }
-        let m =
-            tickets::post_message_via(conn, ticket, user_id, Some(&body), false, None, "email")?;
+        let m = tickets::post_message_via(
+            conn,
+            reply.ticket,
+            reply.user,
+            Some(&p.body),
+            reply.internal,
+            None,
+            "email",
+        )?;
         diesel::update(inbound_emails::table.filter(inbound_emails::message_key.eq(&key)))
-            .set((
-                inbound_emails::outcome.eq(Outcome::Posted.as_str()),
-                inbound_emails::ticket_id.eq(ticket),
-                inbound_emails::user_id.eq(user_id),
-                inbound_emails::message_id.eq(m.id),
-            ))
+            .set(inbound_emails::message_id.eq(m.id))
             .execute(conn)?;
         Ok(Some(m.id))
     });
     match posted {
         Ok(Some(id)) => {
             tracing::info!(
-                ticket_id = ticket,
-                user_id,
+                ticket_id = reply.ticket,
+                user_id = reply.user,
                 message_id = id,
                 "reply by email posted"
             );
             Ok(Received {
                 outcome: Outcome::Posted,
-                ticket_id: Some(ticket),
+                ticket_id: Some(reply.ticket),
                 message_id: Some(id),
-                refusal: None,
+                answered_to: None,
             })
         }
         Ok(None) => Ok(Received::dropped(Outcome::Duplicate)),
-        // The ticket refused it (cancelled, the user no longer on it, the
-        // text too long): record that, and tell the person.
+        // The ticket refused it (cancelled, the user no longer on it or on
+        // its team, the text too long): record that, and tell the person.
         Err(e) if actix_web::ResponseError::status_code(&e).is_client_error() => {
-            let mut r = record(
+            let why = match &e {
+                AppError::Validation(_) => "the text is longer than 50,000 characters".into(),
+                AppError::NotFound(_) => "you can no longer see the ticket".into(),
+                other => other.to_string(),
+            };
+            settle(
                 conn,
                 &key,
+                p,
+                reply,
                 Outcome::Rejected,
-                &sender,
-                Some(ticket),
-                Some(user_id),
-                None,
-            )?;
-            if r.outcome == Outcome::Rejected {
-                let why = match &e {
-                    AppError::Validation(_) => "the text is longer than 50,000 characters".into(),
-                    AppError::NotFound(_) => "you can no longer see the ticket".into(),
-                    other => other.to_string(),
-                };
-                r.refusal = Some(refuse(&format!("the ticket did not take it: {why}")));
-            }
-            Ok(r)
+                Some(&user.email),
+                &format!("the ticket did not take it: {why}"),
+            )
         }
         Err(e) => Err(e),
     }
 }
 
-/// Records a mail that was not posted; a second delivery comes back as
-/// [`Outcome::Duplicate`].
-fn record(
+/// Records a mail to a genuine address that was not posted and, within
+/// the limits, queues the answer to `answer_to`, in one transaction; a
+/// second delivery comes back as [`Outcome::Duplicate`] and is not
+/// answered again.
+fn settle(
     conn: &mut DbConnection,
     key: &str,
+    p: &Parsed,
+    reply: ReplyAddress,
     outcome: Outcome,
-    sender: &str,
-    ticket: Option<i64>,
-    user: Option<i64>,
-    message: Option<i64>,
+    answer_to: Option<&str>,
+    reason: &str,
 ) -> AppResult<Received> {
+    write_tx(conn, |conn| {
+        let answer = match answer_to {
+            Some(a) if may_answer(conn, a, reply)? => Some(a.to_ascii_lowercase()),
+            _ => None,
+        };
+        if !insert_record(conn, key, p, reply, outcome, answer.as_deref())? {
+            return Ok(Received::dropped(Outcome::Duplicate));
+        }
+        if let Some(to) = &answer {
+            guildhall_jobs::BackgroundJob::enqueue(
+                &crate::job_payloads::SendInboundRefusal {
+                    to: to.clone(),
+                    ticket_id: reply.ticket,
+                    reason: reason.to_owned(),
+                },
+                conn,
+            )?;
+        }
+        Ok(Received {
+            outcome,
+            ticket_id: Some(reply.ticket),
+            message_id: None,
+            answered_to: answer,
+        })
+    })
+}
+
+/// Inserts the record of a mail; false when this message reached this
+/// address before.
+fn insert_record(
+    conn: &mut DbConnection,
+    key: &str,
+    p: &Parsed,
+    reply: ReplyAddress,
+    outcome: Outcome,
+    answered_to: Option<&str>,
+) -> AppResult<bool> {
     let inserted = crate::per_backend!(conn, |c| diesel::insert_into(inbound_emails::table)
         .values((
             inbound_emails::message_key.eq(key),
             inbound_emails::outcome.eq(outcome.as_str()),
-            inbound_emails::sender.eq(sender),
-            inbound_emails::ticket_id.eq(ticket),
-            inbound_emails::user_id.eq(user),
-            inbound_emails::message_id.eq(message),
+            inbound_emails::sender.eq(&p.sender),
+            inbound_emails::answered_to.eq(answered_to),
+            inbound_emails::ticket_id.eq(reply.ticket),
+            inbound_emails::user_id.eq(reply.user),
             inbound_emails::received_at.eq(Utc::now().naive_utc()),
         ))
         .on_conflict_do_nothing()
         .execute(c))?;
-    if inserted == 0 {
-        return Ok(Received::dropped(Outcome::Duplicate));
-    }
-    Ok(Received {
-        outcome,
-        ticket_id: ticket,
-        message_id: message,
-        refusal: None,
-    })
+    Ok(inserted == 1)
 }
 
-/// Takes `key` for a message being posted; false when it was seen before.
-fn claim_key(conn: &mut DbConnection, key: &str, sender: &str) -> AppResult<bool> {
-    Ok(record(conn, key, Outcome::Posted, sender, None, None, None)?.outcome == Outcome::Posted)
-}
-
-/// How many refusals `sender` has earned in the last day, this one included.
-fn refusals_today(conn: &mut DbConnection, sender: &str) -> AppResult<i64> {
+/// Whether one more "not posted" answer may go to `to` about `reply`:
+/// a few a day per address (ignoring `+tags`), a few strangers a day per
+/// reply address, and a cap for the whole service.
+fn may_answer(conn: &mut DbConnection, to: &str, reply: ReplyAddress) -> AppResult<bool> {
     let since = Utc::now().naive_utc() - chrono::Duration::days(1);
-    Ok(inbound_emails::table
-        .filter(inbound_emails::sender.eq(sender))
-        .filter(inbound_emails::outcome.eq(Outcome::SenderMismatch.as_str()))
-        .filter(inbound_emails::received_at.gt(since))
+    let to = to.to_ascii_lowercase();
+    let (local, domain) = to.rsplit_once('@').unwrap_or((to.as_str(), ""));
+    let base = local.split('+').next().unwrap_or(local);
+    let answered = inbound_emails::table
+        .filter(inbound_emails::answered_to.is_not_null())
+        .filter(inbound_emails::received_at.gt(since));
+    let to_them: i64 = answered
+        .filter(
+            inbound_emails::answered_to
+                .eq(format!("{base}@{domain}"))
+                .or(inbound_emails::answered_to.like(format!("{}+%@{domain}", like_escape(base)))),
+        )
         .count()
-        .get_result(conn)?)
+        .get_result(conn)?;
+    // Strangers answered about one reply address (its holder could
+    // otherwise aim us at a list of victims).
+    let about_it: i64 = answered
+        .filter(inbound_emails::outcome.eq(Outcome::SenderMismatch.as_str()))
+        .filter(inbound_emails::ticket_id.eq(reply.ticket))
+        .filter(inbound_emails::user_id.eq(reply.user))
+        .count()
+        .get_result(conn)?;
+    let all: i64 = answered.count().get_result(conn)?;
+    Ok(to_them < ANSWERS_PER_ADDRESS_PER_DAY
+        && about_it < ANSWERS_PER_ADDRESS_PER_DAY
+        && all < ANSWERS_PER_DAY)
 }
 
-fn header_text<'a>(message: &'a Message<'a>, name: &str) -> Option<String> {
-    message
-        .header_raw(HeaderName::Other(name.into()))
-        .map(|v| v.trim().to_ascii_lowercase())
+/// Escapes LIKE's wildcards (the pattern uses no escape character, so
+/// they are replaced: a looser match only counts more answers).
+fn like_escape(s: &str) -> String {
+    s.replace(['%', '_'], "?")
 }
 
 /// Auto-replies and bounces, which are never posted (nor answered).
 fn classify(message: &Message<'_>, sender: &str, mail: &Mail) -> Result<(), Outcome> {
     // Delivery-status reports (RFC 3464), whatever the sender claims.
-    if let Some(ct) = message.content_type() {
-        let sub = ct.subtype().unwrap_or("").to_ascii_lowercase();
-        if ct.ctype().eq_ignore_ascii_case("multipart") && sub == "report" {
-            return Err(Outcome::Bounce);
-        }
-    }
-    if message.parts.iter().any(|p| {
-        p.content_type().is_some_and(|ct| {
-            ct.ctype().eq_ignore_ascii_case("message")
-                && ct
-                    .subtype()
-                    .is_some_and(|s| s.eq_ignore_ascii_case("delivery-status"))
+    let is = |ct: &mail_parser::ContentType<'_>, ty: &str, sub: &str| {
+        ct.ctype().eq_ignore_ascii_case(ty)
+            && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case(sub))
+    };
+    if message
+        .content_type()
+        .is_some_and(|ct| is(ct, "multipart", "report"))
+        || message.parts.iter().any(|p| {
+            p.content_type()
+                .is_some_and(|ct| is(ct, "message", "delivery-status"))
         })
-    }) {
+    {
         return Err(Outcome::Bounce);
     }
     let local = sender.split('@').next().unwrap_or("");
     if local == "mailer-daemon" || local == "postmaster" {
         return Err(Outcome::Bounce);
     }
-    // RFC 3834 and the older conventions vacation programs use.
-    if let Some(v) = header_text(message, "Auto-Submitted") {
-        if v != "no" && !v.is_empty() {
+    let header = |name: &str| {
+        message
+            .header_raw(name)
+            .map(|v| v.trim().to_ascii_lowercase())
+    };
+    // RFC 3834, and the older conventions vacation programs use.
+    for name in ["Auto-Submitted", "Autosubmitted"] {
+        if header(name).is_some_and(|v| !v.is_empty() && !v.starts_with("no")) {
             return Err(Outcome::AutoReply);
         }
     }
     for name in ["Precedence", "X-Precedence"] {
-        if let Some(v) = header_text(message, name) {
-            if ["bulk", "junk", "list", "auto_reply", "auto-reply"].contains(&v.as_str()) {
-                return Err(Outcome::AutoReply);
-            }
-        }
-    }
-    for name in ["X-Autoreply", "X-Autorespond", "X-Auto-Response"] {
-        if message.header_raw(HeaderName::Other(name.into())).is_some() {
+        if header(name).is_some_and(|v| {
+            ["bulk", "junk", "list", "auto_reply", "auto-reply"].contains(&v.as_str())
+        }) {
             return Err(Outcome::AutoReply);
         }
     }
-    if let Some(v) = header_text(message, "X-Auto-Response-Suppress") {
-        // Exchange marks its own automatic answers so.
-        if v.contains("oof") || v == "all" {
-            if let Some(subject) = message.subject() {
-                let s = subject.to_ascii_lowercase();
-                if s.starts_with("automatic reply") || s.starts_with("out of office") {
-                    return Err(Outcome::AutoReply);
-                }
-            }
+    for name in ["X-Autoreply", "X-Autorespond", "X-Auto-Response"] {
+        if header(name).is_some() {
+            return Err(Outcome::AutoReply);
         }
     }
     // Our own mail coming back (a loop through a forwarding rule).
@@ -397,18 +470,50 @@ fn classify(message: &Message<'_>, sender: &str, mail: &Mail) -> Result<(), Outc
     Ok(())
 }
 
-/// The ticket and user the mail was sent to: the envelope recipient first,
-/// then the headers a delivering server adds, then To and Cc.
-fn recipient(
-    message: &Message<'_>,
-    envelope_to: Option<&str>,
-    mail: &Mail,
-) -> Result<(i64, i64), Outcome> {
-    let mut candidates: Vec<String> = envelope_to.map(str::to_owned).into_iter().collect();
+/// Whether the receiving server (`authserv_id`) vouches for the sender:
+/// the topmost `Authentication-Results` it wrote says `dmarc=pass`, or
+/// `dkim=pass` for the From domain (or a parent of it).
+fn authenticated(message: &Message<'_>, authserv_id: &str, sender: &str) -> bool {
+    let from_domain = sender.rsplit('@').next().unwrap_or("");
+    let ours = message
+        .headers_raw()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("Authentication-Results"))
+        .map(|(_, v)| v.split_whitespace().collect::<Vec<_>>().join(" "))
+        .find(|v| {
+            v.split(';')
+                .next()
+                .and_then(|id| id.split_whitespace().next())
+                .is_some_and(|id| id.eq_ignore_ascii_case(authserv_id))
+        });
+    let Some(results) = ours else {
+        return false;
+    };
+    results.split(';').skip(1).any(|r| {
+        let r = r.trim().to_ascii_lowercase();
+        let prop = |name: &str| {
+            r.split_whitespace()
+                .find_map(|t| t.strip_prefix(name))
+                .map(|v| v.trim_matches(['"', ')', '(']).to_owned())
+        };
+        let aligned = |d: &str| from_domain == d || from_domain.ends_with(&format!(".{d}"));
+        if r.starts_with("dmarc=pass") {
+            prop("header.from=").is_none_or(|d| aligned(&d))
+        } else if r.starts_with("dkim=pass") {
+            prop("header.d=").is_some_and(|d| aligned(&d))
+        } else {
+            false
+        }
+    })
+}
+
+/// Reply addresses the headers name: those a delivering server adds
+/// first, then To and Cc.
+fn header_recipients(message: &Message<'_>) -> Vec<String> {
+    let mut out = Vec::new();
     for name in ["Delivered-To", "X-Original-To"] {
         for (header, value) in message.headers_raw() {
             if header.eq_ignore_ascii_case(name) {
-                candidates.push(value.trim().trim_matches(['<', '>']).to_owned());
+                out.push(value.trim().trim_matches(['<', '>']).to_owned());
             }
         }
     }
@@ -417,12 +522,17 @@ fn recipient(
             continue;
         }
         if let HeaderValue::Address(a) = &header.value {
-            candidates.extend(a.iter().filter_map(|a| a.address()).map(str::to_owned));
+            out.extend(a.iter().filter_map(|a| a.address()).map(str::to_owned));
         }
     }
+    out
+}
+
+/// The reply address among `candidates`.
+fn recipient(candidates: &[String], mail: &Mail) -> Result<ReplyAddress, Outcome> {
     let mut forged = false;
     for c in candidates {
-        match mail.read_reply_address(&c) {
+        match mail.read_reply_address(c) {
             Some(Ok(found)) => return Ok(found),
             Some(Err(())) => forged = true,
             None => {}
@@ -435,16 +545,22 @@ fn recipient(
     })
 }
 
-/// The text the person wrote: the plain-text body (or the HTML one made
+/// The text the person wrote: the plain-text parts (or the HTML one made
 /// text, its quoted block removed first), without the quoted history and
 /// the signature.
 pub fn reply_text(message: &Message<'_>) -> String {
-    let text = match message.text_part(0) {
-        Some(part) if !part.is_text_html() => message.body_text(0).unwrap_or_default().into_owned(),
-        _ => match message.body_html(0) {
+    let plain: Vec<&str> = message
+        .text_bodies()
+        .filter(|p| !p.is_text_html())
+        .filter_map(|p| p.text_contents())
+        .collect();
+    let text = if plain.is_empty() {
+        match message.body_html(0) {
             Some(html) => mail_parser::decoders::html::html_to_text(&cut_html_quote(&html)),
             None => String::new(),
-        },
+        }
+    } else {
+        plain.join("\n")
     };
     strip_quoted(&text)
 }
@@ -454,8 +570,8 @@ fn cut_html_quote(html: &str) -> String {
     let lower = html.to_ascii_lowercase();
     let markers = [
         "<div class=\"gmail_quote",
-        "<div class=\"gmail_extra",
-        "<blockquote",
+        "<blockquote class=\"gmail_quote",
+        "<blockquote type=\"cite\"",
         "<div id=\"divrplyfwdmsg\"",
         "<div id=\"appendonsend\"",
         "<hr id=\"stopspelling\"",
@@ -472,48 +588,81 @@ fn cut_html_quote(html: &str) -> String {
     html[..cut].to_owned()
 }
 
-/// Whether `line` (with up to two following lines, as clients wrap it)
-/// introduces a quoted mail: "On … wrote:" and its translations,
-/// Outlook's "-----Original Message-----" and its "From: … Sent: …" block.
-fn quote_header(lines: &[&str], i: usize) -> Option<usize> {
+/// How a quoted mail is introduced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quote {
+    /// "On … wrote:" followed by `>` lines: the person may have written
+    /// below or between them.
+    Attribution,
+    /// Outlook's header block: everything after it is the old mail.
+    Block,
+}
+
+const FROM_WORDS: [&str; 11] = [
+    "from:", "de:", "de :", "von:", "van:", "da:", "från:", "fra:", "od:", "от:", "从:",
+];
+const SENT_WORDS: [&str; 17] = [
+    "sent:",
+    "date:",
+    "envoyé :",
+    "envoyé:",
+    "gesendet:",
+    "datum:",
+    "enviado:",
+    "enviada:",
+    "inviato:",
+    "data:",
+    "skickat:",
+    "sendt:",
+    "wysłane:",
+    "verzonden:",
+    "verstuurd:",
+    "отправлено:",
+    "发送时间:",
+];
+
+fn is_from_line(line: &str) -> bool {
+    let l = line.trim().trim_start_matches('*').trim().to_lowercase();
+    FROM_WORDS.iter().any(|p| l.starts_with(p))
+}
+
+fn is_sent_line(line: &str) -> bool {
+    let l = line.trim().trim_start_matches('*').trim().to_lowercase();
+    SENT_WORDS.iter().any(|p| l.starts_with(p))
+}
+
+/// Whether `lines[i]` (with up to two following lines, as clients wrap it)
+/// introduces a quoted mail, how, and over how many lines.
+fn quote_header(lines: &[&str], i: usize) -> Option<(Quote, usize)> {
     let line = lines[i].trim().trim_start_matches('>').trim();
     let lower = line.to_lowercase();
-    if lower.starts_with("-----") && lower.contains("original message") {
-        return Some(1);
-    }
-    if lower.starts_with("________________")
-        && lines
-            .get(i + 1..(i + 3).min(lines.len()))
-            .is_some_and(|next| next.iter().any(|l| is_from_line(l)))
+    let dashes = lower.starts_with("-----") && lower.ends_with("-----");
+    if dashes
+        && [
+            "original message",
+            "message d'origine",
+            "ursprüngliche nachricht",
+            "mensaje original",
+            "messaggio originale",
+            "oorspronkelijk bericht",
+            "ursprungligt meddelande",
+        ]
+        .iter()
+        .any(|w| lower.contains(w))
     {
-        return Some(1);
+        return Some((Quote::Block, 1));
     }
-    if is_from_line(line)
-        && lines
-            .get(i + 1..(i + 5).min(lines.len()))
-            .is_some_and(|next| {
-                next.iter().any(|l| {
-                    let l = l.trim().trim_start_matches('*').to_lowercase();
-                    [
-                        "sent:",
-                        "date:",
-                        "envoyé :",
-                        "envoyé:",
-                        "gesendet:",
-                        "datum:",
-                        "enviado:",
-                    ]
-                    .iter()
-                    .any(|p| l.starts_with(p))
-                })
-            })
-    {
-        return Some(1);
+    let ahead = |from: usize, n: usize| &lines[from.min(lines.len())..(from + n).min(lines.len())];
+    if lower.starts_with("________________") && ahead(i + 1, 2).iter().any(|l| is_from_line(l)) {
+        return Some((Quote::Block, 1));
+    }
+    if is_from_line(line) && ahead(i + 1, 4).iter().any(|l| is_sent_line(l)) {
+        return Some((Quote::Block, 1));
     }
     // "On Mon, 7 Dec 2026 at 15:04, Guildhall <…> wrote:", possibly wrapped,
-    // and its translations ("Am … schrieb Guildhall <…>:"): a date (some
-    // digit), a verb of writing, a colon at the end.
-    let intro = ["on ", "le ", "am ", "el ", "op ", "il "];
+    // and its translations ("Am … schrieb Guildhall <…>:"): a date or time,
+    // a verb of writing, a colon at the end, and quoted lines after it.
+    let intro = ["on ", "le ", "am ", "el ", "op ", "il ", "den "];
     let verbs = [
         "wrote",
         "a écrit",
@@ -521,67 +670,74 @@ fn quote_header(lines: &[&str], i: usize) -> Option<usize> {
         "escribió",
         "schreef",
         "ha scritto",
+        "skrev",
     ];
-    if intro.iter().any(|p| lower.starts_with(p)) {
-        let mut joined = lower.clone();
-        for n in 0..3 {
-            let j = joined.trim_end();
-            if j.ends_with(':')
-                && j.chars().any(|c| c.is_ascii_digit())
-                && verbs.iter().any(|v| j.contains(v))
-            {
-                return Some(n + 1);
-            }
-            let Some(next) = lines.get(i + n + 1) else {
-                break;
-            };
-            if next.trim().is_empty() {
-                break;
-            }
-            joined.push(' ');
-            joined.push_str(&next.trim().trim_start_matches('>').trim().to_lowercase());
+    if !intro.iter().any(|p| lower.starts_with(p)) {
+        return None;
+    }
+    let mut joined = lower.clone();
+    for n in 0..3 {
+        let j = joined.trim_end();
+        if j.ends_with(':') && dated(j) && verbs.iter().any(|v| j.contains(v)) {
+            let next = lines[i + n + 1..].iter().find(|l| !l.trim().is_empty());
+            return next
+                .is_none_or(|l| l.trim_start().starts_with('>'))
+                .then_some((Quote::Attribution, n + 1));
         }
+        let Some(next) = lines.get(i + n + 1) else {
+            break;
+        };
+        if next.trim().is_empty() {
+            break;
+        }
+        joined.push(' ');
+        joined.push_str(&next.trim().trim_start_matches('>').trim().to_lowercase());
     }
     None
 }
 
-fn is_from_line(line: &str) -> bool {
-    let l = line.trim().trim_start_matches('*').to_lowercase();
-    ["from:", "de :", "de:", "von:", "van:"]
-        .iter()
-        .any(|p| l.starts_with(p))
+/// Whether `s` holds a time (`15:04`) or a year (four digits).
+fn dated(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
+    (0..b.len()).any(|i| {
+        let time = b[i] == b':' && i > 0 && digit(i - 1) && digit(i + 1) && digit(i + 2);
+        let year = (0..4).all(|k| digit(i + k)) && !digit(i + 4) && (i == 0 || !digit(i - 1));
+        time || year
+    })
 }
 
 /// The new text of a reply: above the first quote header (or, when the
-/// person wrote below the quote, their unquoted lines), without `>` lines,
-/// the `-- ` signature and "Sent from my phone" lines.
+/// person wrote below a `>` quote, their unquoted lines), without a
+/// trailing `>` block, the `-- ` signature and "Sent from my phone" lines.
 pub fn strip_quoted(text: &str) -> String {
     let text = text.replace("\r\n", "\n");
     let lines: Vec<&str> = text.lines().collect();
-    let header = (0..lines.len()).find_map(|i| quote_header(&lines, i).map(|n| (i, n)));
+    let header = (0..lines.len()).find_map(|i| quote_header(&lines, i).map(|(q, n)| (i, q, n)));
+    let wrote_above = |i: usize| {
+        lines[..i]
+            .iter()
+            .any(|l| !is_quoted(l) && !l.trim().is_empty())
+    };
     let mut kept: Vec<&str> = match header {
-        Some((i, _))
-            if lines[..i]
-                .iter()
-                .any(|l| !is_quoted(l) && !l.trim().is_empty()) =>
-        {
-            lines[..i].to_vec()
-        }
-        // Written below (or between) the quotes: keep what is not quoted.
-        Some((i, n)) => lines[..i]
+        Some((i, Quote::Block, _)) => lines[..i].to_vec(),
+        Some((i, Quote::Attribution, _)) if wrote_above(i) => lines[..i].to_vec(),
+        // Written below (or between) the quotes: what is not quoted.
+        Some((i, Quote::Attribution, n)) => lines[..i]
             .iter()
             .chain(lines[i + n..].iter())
             .copied()
+            .filter(|l| !is_quoted(l))
             .collect(),
         None => lines.clone(),
     };
-    kept.retain(|l| !is_quoted(l));
-    if let Some(sig) = kept.iter().position(|l| *l == "-- " || *l == "--") {
+    if let Some(sig) = kept.iter().position(|l| *l == "-- ") {
         kept.truncate(sig);
     }
     while let Some(last) = kept.last() {
         let l = last.trim().to_lowercase();
         if l.is_empty()
+            || is_quoted(last)
             || l.starts_with("sent from my ")
             || l.starts_with("get outlook for ")
             || l.starts_with("sent from outlook")
@@ -592,8 +748,7 @@ pub fn strip_quoted(text: &str) -> String {
             break;
         }
     }
-    let out = kept.join("\n");
-    out.trim().to_owned()
+    kept.join("\n").trim().to_owned()
 }
 
 fn is_quoted(line: &str) -> bool {
@@ -635,6 +790,30 @@ mod tests {
         assert_eq!(strip_quoted(t), "Done");
         let t = "Fertig.\n\nAm Mo., 7. Dez. 2026 um 15:04 Uhr schrieb Guildhall <g@x>:\n> alt";
         assert_eq!(strip_quoted(t), "Fertig.");
+    }
+
+    #[test]
+    fn keeps_what_only_looks_like_a_quote() {
+        // A sentence with a number and "wrote:" but no quote after it.
+        let t = "Still broken.\nOn 2 hosts the importer wrote:\nerror: segment locked";
+        assert_eq!(strip_quoted(t), t);
+        // A bare `--` is not a signature marker; only `-- ` is.
+        let t = "Try:\n--\nSELECT 1;";
+        assert_eq!(strip_quoted(t), t);
+        // The person's own quote above their answer stays.
+        let t = "> is the index rebuilt?\nYes, nightly.\n\nOn Mon, 7 Dec 2026 at 15:04 G <g@x> wrote:\n> old";
+        assert_eq!(strip_quoted(t), "> is the index rebuilt?\nYes, nightly.");
+        // Outlook's block with nothing above it leaves nothing.
+        let t = "\n________________________________\nFrom: G <g@x>\nSent: Monday\n\nHello Riley,\nsecret note";
+        assert_eq!(strip_quoted(t), "");
+    }
+
+    #[test]
+    fn dates_and_times_are_recognised() {
+        assert!(dated("on mon, 7 dec 2026 at 3:04 pm g wrote:"));
+        assert!(dated("on 07/12/26 15:04, g wrote:"));
+        assert!(!dated("on 2 hosts the importer wrote:"));
+        assert!(!dated("on 12345 machines it wrote:"));
     }
 
     #[test]

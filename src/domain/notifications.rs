@@ -696,6 +696,20 @@ pub fn subject_of(conn: &mut DbConnection, ticket: i64) -> QueryResult<(String, 
         .first(conn)
 }
 
+/// Whether the notification is about a team-only note (a reply to its
+/// mail is posted as one).
+pub fn about_internal_note(conn: &mut DbConnection, n: &Notification) -> QueryResult<bool> {
+    if n.source != "message" {
+        return Ok(false);
+    }
+    Ok(tm::table
+        .find(n.source_id)
+        .select(tm::internal)
+        .first::<bool>(conn)
+        .optional()?
+        .unwrap_or(false))
+}
+
 /// Gives back notifications a worker claimed and never finished (it died
 /// mid-send) `older_than` ago: they are sent again (at least once).
 pub fn reap(conn: &mut DbConnection, older_than: chrono::Duration) -> QueryResult<usize> {

@@ -70,13 +70,14 @@ impl BackgroundJob for SendNotifications {
                     continue;
                 }
                 let (title, project) = notifications::subject_of(&mut conn, n.ticket_id)?;
-                (user, title, project)
+                let internal = notifications::about_internal_note(&mut conn, &n)?;
+                (user, title, project, internal)
             };
-            let (user, title, project) = prepared;
+            let (user, title, project, internal) = prepared;
             let url = ctx.mail.ticket_url(n.ticket_id);
             let unsubscribe = ctx.mail.unsubscribe_link(user.id, n.ticket_id);
             let name = user.display_name.as_str();
-            let reply_to = ctx.mail.reply_address(n.ticket_id, user.id);
+            let reply_to = ctx.mail.reply_address(n.ticket_id, user.id, internal);
             let to = user
                 .email
                 .parse()

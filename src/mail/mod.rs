@@ -29,6 +29,18 @@ pub struct Mail {
     public_url: String,
     link_key: [u8; 32],
     reply_domain: Option<String>,
+    authserv_id: Option<String>,
+}
+
+/// What a genuine reply address names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyAddress {
+    /// The ticket.
+    pub ticket: i64,
+    /// The user it was made for.
+    pub user: i64,
+    /// Made for a team-only note's mail: replies are internal notes.
+    pub internal: bool,
 }
 
 impl std::fmt::Debug for Mail {
@@ -151,6 +163,7 @@ impl Mail {
                 .finalize()
                 .into(),
             reply_domain: config.reply_domain.clone(),
+            authserv_id: config.inbound_authserv_id.clone(),
         })
     }
 
@@ -261,11 +274,25 @@ impl Mail {
         self.same(&self.tag(&format!("mute:{user}:{ticket}")), tag)
     }
 
+    fn reply_tag(&self, ticket: i64, user: i64, internal: bool) -> String {
+        let kind = if internal { "note" } else { "public" };
+        let tag = &self.tag(&format!("reply:{ticket}:{user}:{kind}"))[..20];
+        // Hex never holds an `n`: it marks the address of a team-only
+        // note's mail, whose replies are posted as internal notes.
+        if internal {
+            format!("n{tag}")
+        } else {
+            tag.to_owned()
+        }
+    }
+
     /// The reply-by-email address of ticket `ticket` for user `user`
     /// (`t{ticket}.{user}.{tag}@{domain}`), when replies are received.
-    pub fn reply_address(&self, ticket: i64, user: i64) -> Option<Mailbox> {
+    /// `internal`: the mail is about a team-only note, and a reply to it is
+    /// posted as one.
+    pub fn reply_address(&self, ticket: i64, user: i64, internal: bool) -> Option<Mailbox> {
         let domain = self.reply_domain.as_deref()?;
-        let tag = &self.tag(&format!("reply:{ticket}:{user}"))[..20];
+        let tag = self.reply_tag(ticket, user, internal);
         format!("t{ticket}.{user}.{tag}@{domain}").parse().ok()
     }
 
@@ -279,11 +306,17 @@ impl Mail {
         self.reply_domain.as_deref()
     }
 
-    /// Reads a reply address: `Some(Ok((ticket, user)))` when it is one of
-    /// ours with a genuine tag, `Some(Err(()))` when it has our shape and
-    /// domain but a wrong tag (forged or mangled), `None` when it is not a
-    /// reply address at all.
-    pub fn read_reply_address(&self, address: &str) -> Option<Result<(i64, i64), ()>> {
+    /// The `authserv-id` whose `Authentication-Results` inbound mail must
+    /// pass (DMARC, or DKIM aligned with From), when one is configured.
+    pub fn inbound_authserv_id(&self) -> Option<&str> {
+        self.authserv_id.as_deref()
+    }
+
+    /// Reads a reply address: `Some(Ok(reply))` when it is one of ours with
+    /// a genuine tag, `Some(Err(()))` when it has our shape and domain but
+    /// a wrong tag (forged or mangled), `None` when it is not a reply
+    /// address at all.
+    pub fn read_reply_address(&self, address: &str) -> Option<Result<ReplyAddress, ()>> {
         let domain = self.reply_domain.as_deref()?;
         let (local, at) = address.trim().rsplit_once('@')?;
         if !at.eq_ignore_ascii_case(domain) {
@@ -293,12 +326,27 @@ impl Mail {
         let local = local.to_ascii_lowercase();
         let rest = local.strip_prefix('t')?;
         let mut parts = rest.splitn(3, '.');
-        let ticket = parts.next()?.parse::<i64>().ok()?;
-        let user = parts.next()?.parse::<i64>().ok()?;
+        // Plain digits only: one address, one spelling.
+        let number = |s: &str| {
+            (!s.is_empty()
+                && s.len() <= 18
+                && s.bytes().all(|b| b.is_ascii_digit())
+                && !(s.len() > 1 && s.starts_with('0')))
+            .then(|| s.parse::<i64>().ok())
+            .flatten()
+        };
+        let (Some(ticket), Some(user)) = (number(parts.next()?), number(parts.next()?)) else {
+            return Some(Err(()));
+        };
         let tag = parts.next()?;
-        let want = &self.tag(&format!("reply:{ticket}:{user}"))[..20];
-        Some(if self.same(want, tag) {
-            Ok((ticket, user))
+        let internal = tag.starts_with('n');
+        let want = self.reply_tag(ticket, user, internal);
+        Some(if self.same(&want, tag) {
+            Ok(ReplyAddress {
+                ticket,
+                user,
+                internal,
+            })
         } else {
             Err(())
         })

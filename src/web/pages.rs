@@ -2075,6 +2075,7 @@ struct NotificationsPage {
     time_zone: String,
     notice: String,
     errors: Vec<String>,
+    can_reply: bool,
 }
 
 /// The notification settings form.
@@ -2104,6 +2105,7 @@ pub async fn notifications_form(state: web::Data<AppState>, req: HttpRequest) ->
             time_zone: s.time_zone,
             notice: String::new(),
             errors: Vec::new(),
+            can_reply: state.mail.reply_domain().is_some(),
         },
     )
 }
@@ -2142,6 +2144,7 @@ pub async fn save_notifications(
             time_zone: form.time_zone,
             notice,
             errors,
+            can_reply: state.mail.reply_domain().is_some(),
         },
     )
 }

@@ -81,6 +81,9 @@ async fn messages(app: &TestApp, id: i64, viewer: &User) -> Vec<(i64, String, St
 
 async fn metric(app: &TestApp, outcome: &str) -> u64 {
     let r = app.get("/metrics", None).await.expect(200);
+    assert!(r
+        .text
+        .contains("# TYPE guildhall_inbound_email_total counter"));
     let line = format!("guildhall_inbound_email_total{{outcome=\"{outcome}\"}} ");
     r.text
         .lines()
@@ -181,7 +184,12 @@ async fn a_reply_by_email_lands_on_the_ticket_without_the_quote() {
     );
     assert_eq!(deliver(&app, &forged).await, "sender_mismatch");
     // Even with the requester's name on it, but the tag changed.
-    let tampered = address.replacen(&local[local.len() - 4..], "0000", 1);
+    // (Every hex digit of the tag turned into another.)
+    let flipped: String = local[local.len() - 4..]
+        .chars()
+        .map(|c| if c == '0' { '1' } else { '0' })
+        .collect();
+    let tampered = address.replacen(&local[local.len() - 4..], &flipped, 1);
     let forged_tag = fixture(
         "gmail.eml",
         &requester.email,
@@ -241,7 +249,7 @@ async fn replies_from_common_clients_lose_their_quotes() {
     let address = app
         .state
         .mail
-        .reply_address(id, requester.id)
+        .reply_address(id, requester.id, false)
         .unwrap()
         .email
         .to_string();
@@ -281,7 +289,7 @@ async fn replies_from_common_clients_lose_their_quotes() {
     let helper_address = app
         .state
         .mail
-        .reply_address(id, helper.id)
+        .reply_address(id, helper.id, false)
         .unwrap()
         .email
         .to_string();
@@ -342,7 +350,7 @@ async fn what_is_not_a_reply_is_dropped_and_counted() {
     let address = |user: i64| {
         app.state
             .mail
-            .reply_address(id, user)
+            .reply_address(id, user, false)
             .unwrap()
             .email
             .to_string()
@@ -450,7 +458,7 @@ async fn what_is_not_a_reply_is_dropped_and_counted() {
     let to_gone = app
         .state
         .mail
-        .reply_address(gone, requester.id)
+        .reply_address(gone, requester.id, false)
         .unwrap()
         .email
         .to_string();
@@ -520,7 +528,7 @@ async fn racing_deliveries_post_once() {
     let address = app
         .state
         .mail
-        .reply_address(id, requester.id)
+        .reply_address(id, requester.id, false)
         .unwrap()
         .email
         .to_string();
@@ -538,7 +546,8 @@ async fn racing_deliveries_post_once() {
                 s.spawn(move || {
                     let mut conn = pool.get().unwrap();
                     barrier.wait();
-                    guildhall::domain::inbound::receive(&mut conn, &mail, &raw, None)
+                    let parsed = guildhall::domain::inbound::parse(&raw, &mail, None);
+                    guildhall::domain::inbound::receive(&mut conn, &mail, &parsed)
                         .unwrap()
                         .outcome
                         .as_str()
@@ -576,7 +585,7 @@ async fn mail_receive_pipes_a_message_to_the_server() {
     let address = app
         .state
         .mail
-        .reply_address(id, requester.id)
+        .reply_address(id, requester.id, false)
         .unwrap()
         .email
         .to_string();
@@ -632,4 +641,235 @@ async fn mail_receive_pipes_a_message_to_the_server() {
         .await
         .unwrap();
     assert_eq!(code, Some(75), "{err}");
+}
+
+/// The harder cases: automatic mail marked only by RFC 3834 or a null
+/// sender, forged From headers, Outlook blocks with nothing above them or
+/// in another language, replies to a team-only note's mail, the envelope
+/// recipient, one message to two addresses, a genuine re-send after a
+/// drop, and the cap on answers to strangers.
+#[actix_web::test]
+async fn forgeries_loops_notes_and_limits() {
+    let app = builder().build();
+    let (owner, helper, requester) = project_with_team(&app).await;
+    for u in [&owner, &helper, &requester] {
+        verify(&app, u);
+    }
+    let id = app
+        .open_ticket(&requester, "proj", "Segments pile up", "public")
+        .await;
+    let addr = |ticket: i64, user: &User, internal: bool| {
+        app.state
+            .mail
+            .reply_address(ticket, user.id, internal)
+            .unwrap()
+            .email
+            .to_string()
+    };
+    let raddr = addr(id, &requester, false);
+    let rfrom = requester.email.clone();
+    let start = messages(&app, id, &owner).await.len();
+
+    // Automatic mail: RFC 3834 alone (a German vacation notice), and any
+    // mail from the null sender.
+    let raw = fixture("auto_submitted.eml", &rfrom, &raddr, "a1@x", id);
+    assert_eq!(deliver(&app, &raw).await, "auto_reply");
+    let mut raw = b"Return-Path: <>\r\n".to_vec();
+    raw.extend(fixture("gmail.eml", &rfrom, &raddr, "a2@x", id));
+    assert_eq!(deliver(&app, &raw).await, "auto_reply");
+    // Two From headers, or two addresses in one: not a mail we trust.
+    let mut raw = b"From: mallory@evil.test\r\n".to_vec();
+    raw.extend(fixture("gmail.eml", &rfrom, &raddr, "f1@x", id));
+    assert_eq!(deliver(&app, &raw).await, "malformed");
+    let raw = fixture(
+        "gmail.eml",
+        &format!("{rfrom}>, <mallory@evil.test"),
+        &raddr,
+        "f2@x",
+        id,
+    );
+    assert_eq!(deliver(&app, &raw).await, "malformed");
+
+    // Outlook with nothing written above its block: nothing is posted (the
+    // old mail, unsubscribe link and all, stays out); in Italian, the
+    // block is recognised too.
+    let outlook = String::from_utf8(fixture("outlook.eml", &rfrom, &raddr, "o1@x", id)).unwrap();
+    let empty = outlook.replace(
+        "Still failing on Windows, see the log below:\r\n\r\nerror: segment 12 is locked\r\n\r\nRegards,\r\nRiley\r\n",
+        "",
+    );
+    assert_ne!(empty, outlook);
+    assert_eq!(deliver(&app, empty.as_bytes()).await, "empty");
+    let italian = outlook
+        .replace("<o1@x>", "<o2@x>")
+        .replace("\r\nFrom: Guildhall", "\r\nDa: Guildhall")
+        .replace("\r\nSent: Monday", "\r\nInviato: luned=C3=AC")
+        .replace("________________________________\r\n", "\r\n");
+    assert_eq!(deliver(&app, italian.as_bytes()).await, "posted");
+    let last = messages(&app, id, &owner).await.pop().unwrap();
+    assert!(last.1.ends_with("Regards,\nRiley"), "{}", last.1);
+    // A quote we do not recognise still never publishes our own links.
+    let leak = format!(
+        "From: {rfrom}\r\nTo: {raddr}\r\nMessage-ID: <l@x>\r\nSubject: Re\r\n\r\nok\r\n\r\nMute: https://guildhall.test/unsubscribe?u=1&t=2&s=3\r\n"
+    );
+    assert_eq!(deliver(&app, leak.as_bytes()).await, "empty");
+
+    // A reply to a team-only note's mail is a team-only note; the
+    // requester holds no such address that works.
+    let note = fixture(
+        "apple_mail.eml",
+        &helper.email,
+        &addr(id, &helper, true),
+        "n1@x",
+        id,
+    );
+    assert_eq!(deliver(&app, &note).await, "posted");
+    let team_view = messages(&app, id, &owner).await;
+    let requester_view = messages(&app, id, &requester).await;
+    assert_eq!(
+        team_view.len(),
+        requester_view.len() + 1,
+        "the note is the team's"
+    );
+    let notes = {
+        use diesel::prelude::*;
+        use guildhall::db::schema::ticket_messages as tm;
+        tm::table
+            .filter(tm::ticket_id.eq(id))
+            .filter(tm::internal.eq(true))
+            .select((tm::author_id, tm::via))
+            .load::<(i64, String)>(&mut app.conn())
+            .unwrap()
+    };
+    assert_eq!(notes, vec![(helper.id, "email".to_owned())]);
+    let raw = fixture(
+        "apple_mail.eml",
+        &rfrom,
+        &addr(id, &requester, true),
+        "n2@x",
+        id,
+    );
+    assert_eq!(deliver(&app, &raw).await, "rejected");
+
+    // The envelope recipient, when given, is the only address considered.
+    let raw = fixture("thunderbird.eml", &rfrom, &raddr, "e1@x", id);
+    let r = deliver_as(&app, &raw, SECRET, "?recipient=help%40guildhall.test")
+        .await
+        .expect(200);
+    assert_eq!(r.body["outcome"], "unknown_recipient");
+    // That drop did not use the message up: delivered right, it is posted.
+    let r = deliver_as(
+        &app,
+        &raw,
+        SECRET,
+        &format!("?recipient={}", raddr.replace('@', "%40")),
+    )
+    .await
+    .expect(200);
+    assert_eq!(r.body["outcome"], "posted");
+    // One message to two reply addresses (two tickets) lands on both.
+    let other = app
+        .open_ticket(&requester, "proj", "Another one", "public")
+        .await;
+    let oaddr = addr(other, &requester, false);
+    let raw = fixture(
+        "apple_mail.eml",
+        &rfrom,
+        &format!("{raddr}, {oaddr}"),
+        "two@x",
+        id,
+    );
+    for to in [&raddr, &oaddr] {
+        let q = format!("?recipient={}", to.replace('@', "%40"));
+        let r = deliver_as(&app, &raw, SECRET, &q).await.expect(200);
+        assert_eq!(r.body["outcome"], "posted", "{to}");
+    }
+    assert_eq!(messages(&app, other, &requester).await.len(), 1);
+
+    // Strangers writing with any From: answered a few times a day at most,
+    // +tags or not, and never from the null sender.
+    for i in 0..5 {
+        let raw = fixture(
+            "gmail.eml",
+            &format!("mallory+{i}@evil.test"),
+            &raddr,
+            &format!("s{i}@x"),
+            id,
+        );
+        assert_eq!(deliver(&app, &raw).await, "sender_mismatch");
+    }
+    let answered: Vec<String> = {
+        use diesel::prelude::*;
+        use guildhall_jobs::schema::background_jobs as bj;
+        bj::table
+            .filter(bj::job_type.eq("send_inbound_refusal"))
+            .select(bj::data)
+            .load::<String>(&mut app.conn())
+            .unwrap()
+            .into_iter()
+            .map(|d| {
+                serde_json::from_str::<serde_json::Value>(&d).unwrap()["to"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .filter(|to| to.ends_with("@evil.test"))
+            .collect()
+    };
+    assert_eq!(answered.len(), 3, "{answered:?}");
+    let posted_here = messages(&app, id, &owner).await.len();
+    assert_eq!(
+        posted_here,
+        start + 4,
+        "italian, note, envelope, two-address"
+    );
+    assert_eq!(metric(&app, "malformed").await, 2);
+    assert_eq!(metric(&app, "auto_reply").await, 2);
+}
+
+/// With GUILDHALL_INBOUND_AUTHSERV_ID, the receiving server's
+/// Authentication-Results must vouch for the sender.
+#[actix_web::test]
+async fn the_receiving_servers_verdict_is_required_when_configured() {
+    let app = builder()
+        .env("GUILDHALL_INBOUND_AUTHSERV_ID", "mx.guildhall.test")
+        .build();
+    let (_, _, requester) = project_with_team(&app).await;
+    verify(&app, &requester);
+    let id = app
+        .open_ticket(&requester, "proj", "Segments pile up", "public")
+        .await;
+    let raddr = app
+        .state
+        .mail
+        .reply_address(id, requester.id, false)
+        .unwrap()
+        .email
+        .to_string();
+    let domain = requester.email.rsplit('@').next().unwrap().to_owned();
+    let with = |results: &str, mid: &str| {
+        let mut raw = results.as_bytes().to_vec();
+        raw.extend(fixture("gmail.eml", &requester.email, &raddr, mid, id));
+        raw
+    };
+    let cases = [
+        ("", "unauthenticated"),
+        (
+            "Authentication-Results: mx.evil.test; dmarc=pass header.from=x\r\n",
+            "unauthenticated",
+        ),
+        (
+            "Authentication-Results: mx.guildhall.test;\r\n\tdkim=pass header.d=evil.test;\r\n\tdmarc=fail\r\n",
+            "unauthenticated",
+        ),
+        (
+            &*format!("Authentication-Results: mx.guildhall.test;\r\n\tspf=pass smtp.mailfrom={domain};\r\n\tdkim=pass header.d={domain} header.s=s1\r\n"),
+            "posted",
+        ),
+    ];
+    for (i, (results, want)) in cases.iter().enumerate() {
+        let raw = with(results, &format!("auth{i}@x"));
+        assert_eq!(&deliver(&app, &raw).await, want, "{results}");
+    }
+    assert_eq!(metric(&app, "unauthenticated").await, 3);
 }
