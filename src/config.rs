@@ -64,6 +64,12 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "GUILDHALL_REPLY_DOMAIN", key: "reply_domain", default: "(none)", doc: "Domain of the reply-by-email addresses: each mail about a ticket carries `Reply-To: t{ticket}.{user}.{tag}@<domain>` (an HMAC tag), and the mail server for that domain hands what arrives to `POST /api/v1/inbound/email` or `guildhall mail-receive`. Needs GUILDHALL_INBOUND_EMAIL_SECRET. Unset: mails carry no Reply-To and the inbound endpoint answers 404." },
     Setting { env: "GUILDHALL_INBOUND_EMAIL_SECRET", key: "inbound_email_secret", default: "(none)", doc: "Bearer secret the mail server's pipe (`guildhall mail-receive`) presents to `POST /api/v1/inbound/email`; at least 16 characters. Never logged." },
     Setting { env: "GUILDHALL_INBOUND_AUTHSERV_ID", key: "inbound_authserv_id", default: "(none)", doc: "The `authserv-id` your receiving mail server writes in `Authentication-Results` (RFC 8601; it must remove such headers that arrive from outside). When set, a reply is posted only if that header says `dmarc=pass`, or `dkim=pass` for the From domain; otherwise it is dropped as `unauthenticated`. Unset: the sender is trusted by its From address and the reply address's secret tag." },
+    Setting { env: "GUILDHALL_GITHUB_WEBHOOK_SECRET", key: "github_webhook_secret", default: "(none)", doc: "The GitHub App's webhook secret: `POST /api/v1/webhooks/github` checks `X-Hub-Signature-256` with it. Unset: that endpoint answers 404. Never logged." },
+    Setting { env: "GUILDHALL_GITHUB_APP_ID", key: "github_app_id", default: "(none)", doc: "The GitHub App's id; with GUILDHALL_GITHUB_PRIVATE_KEY_FILE it signs the app JWT (RS256) that buys installation tokens, so the bot can comment, label and open or close issues." },
+    Setting { env: "GUILDHALL_GITHUB_PRIVATE_KEY_FILE", key: "github_private_key_file", default: "(none)", doc: "PEM file of the GitHub App's private key (read at start; never logged)." },
+    Setting { env: "GUILDHALL_GITHUB_CLIENT_ID", key: "github_client_id", default: "(none)", doc: "OAuth client id of the GitHub App, for Sign in with GitHub." },
+    Setting { env: "GUILDHALL_GITHUB_CLIENT_SECRET", key: "github_client_secret", default: "(none)", doc: "OAuth client secret of the GitHub App. Never logged." },
+    Setting { env: "GUILDHALL_GITHUB_API_BASE", key: "github_api_base", default: "https://api.github.com", doc: "GitHub's REST API (GitHub Enterprise: `https://host/api/v3`); tests point it at a local fake." },
     Setting { env: "GUILDHALL_LOG", key: "log", default: "info", doc: "Log filter (tracing EnvFilter syntax, e.g. `guildhall=debug,info`)." },
 ];
 
@@ -121,6 +127,14 @@ pub struct Config {
     pub inbound_email_secret: Option<Secret>,
     /// See [`SETTINGS`].
     pub inbound_authserv_id: Option<String>,
+    /// See [`SETTINGS`].
+    pub github_webhook_secret: Option<Secret>,
+    /// The GitHub App's id and private key (PEM), when both are set.
+    pub github_app: Option<(i64, Secret)>,
+    /// The GitHub OAuth client id and secret, when both are set.
+    pub github_oauth: Option<(String, Secret)>,
+    /// See [`SETTINGS`].
+    pub github_api_base: String,
     /// Stripe.js for the web app's card form (publishable key and script
     /// URL); set when the gateway is Stripe and a publishable key is given.
     pub stripe_js: Option<StripeJs>,
@@ -371,6 +385,45 @@ impl Config {
                     bail!("GUILDHALL_INBOUND_EMAIL_SECRET: use at least 16 characters")
                 }
                 _ => None,
+            },
+            github_webhook_secret: get("GUILDHALL_GITHUB_WEBHOOK_SECRET")
+                .map(|(v, _)| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .map(|v| Secret(v.into_bytes())),
+            github_app: match (
+                get("GUILDHALL_GITHUB_APP_ID").filter(|(v, _)| !v.trim().is_empty()),
+                get("GUILDHALL_GITHUB_PRIVATE_KEY_FILE").filter(|(v, _)| !v.trim().is_empty()),
+            ) {
+                (None, None) => None,
+                (Some((id, _)), Some((file, _))) => {
+                    let id: i64 = id.trim().parse().ok().filter(|i| *i > 0).with_context(|| {
+                        format!("GUILDHALL_GITHUB_APP_ID: expected a positive number, got {id:?}")
+                    })?;
+                    let pem = std::fs::read(file.trim())
+                        .with_context(|| format!("GUILDHALL_GITHUB_PRIVATE_KEY_FILE: cannot read {file:?}"))?;
+                    if !pem.starts_with(b"-----BEGIN") {
+                        bail!("GUILDHALL_GITHUB_PRIVATE_KEY_FILE: {file:?} is not a PEM file");
+                    }
+                    Some((id, Secret(pem)))
+                }
+                _ => bail!("GUILDHALL_GITHUB_APP_ID and GUILDHALL_GITHUB_PRIVATE_KEY_FILE go together: set both or neither"),
+            },
+            github_oauth: match (
+                get("GUILDHALL_GITHUB_CLIENT_ID").filter(|(v, _)| !v.trim().is_empty()),
+                get("GUILDHALL_GITHUB_CLIENT_SECRET").filter(|(v, _)| !v.trim().is_empty()),
+            ) {
+                (None, None) => None,
+                (Some((id, _)), Some((secret, _))) => {
+                    Some((id.trim().to_owned(), Secret(secret.trim().as_bytes().to_vec())))
+                }
+                _ => bail!("GUILDHALL_GITHUB_CLIENT_ID and GUILDHALL_GITHUB_CLIENT_SECRET go together: set both or neither"),
+            },
+            github_api_base: {
+                let base = text("GUILDHALL_GITHUB_API_BASE").trim().trim_end_matches('/').to_owned();
+                if !(base.starts_with("https://") || base.starts_with("http://")) {
+                    bail!("GUILDHALL_GITHUB_API_BASE: expected an http(s) URL, got {base:?}");
+                }
+                base
             },
             inbound_authserv_id: match get("GUILDHALL_INBOUND_AUTHSERV_ID") {
                 Some((v, _)) if !v.trim().is_empty() => {

@@ -83,6 +83,8 @@ error_codes!(
         CodeOfConductNotAccepted = "code_of_conduct_not_accepted",
         /// `conflict`.
         Conflict = "conflict",
+        /// `duplicate_delivery`.
+        DuplicateDelivery = "duplicate_delivery",
         /// `email_taken`.
         EmailTaken = "email_taken",
         /// `hold_already_resolved`.

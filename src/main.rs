@@ -119,6 +119,14 @@ const EX_TEMPFAIL: i32 = 75;
 
 fn main() {
     let receiving = std::env::args().any(|a| a == "mail-receive");
+    if receiving {
+        // Whatever goes wrong, the mail server keeps the message and retries.
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            default(info);
+            std::process::exit(EX_TEMPFAIL);
+        }));
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if receiving && e.use_stderr() => {

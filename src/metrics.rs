@@ -19,7 +19,7 @@ struct Histogram {
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
-    inbound: Mutex<BTreeMap<&'static str, u64>>,
+    inbound: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 impl Metrics {
@@ -43,13 +43,14 @@ impl Metrics {
         h.sum += secs;
     }
 
-    /// Counts one mail received for reply by email, by what became of it.
-    pub fn inbound_email(&self, outcome: &'static str) {
+    /// Counts one delivery to an inbound channel (`email`, `github`, …) by
+    /// what became of it.
+    pub fn inbound(&self, channel: &'static str, outcome: &'static str) {
         *self
             .inbound
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .entry(outcome)
+            .entry((channel, outcome))
             .or_default() += 1;
     }
 
@@ -102,11 +103,9 @@ impl Metrics {
                 h.count
             );
         }
-        out.push_str(
-            "# HELP guildhall_inbound_email_total Mail received for reply by email, by outcome.\n",
-        );
-        out.push_str("# TYPE guildhall_inbound_email_total counter\n");
-        for (outcome, n) in self
+        out.push_str("# HELP guildhall_inbound_total Deliveries to inbound channels (reply mail, webhooks), by channel and outcome.\n");
+        out.push_str("# TYPE guildhall_inbound_total counter\n");
+        for ((channel, outcome), n) in self
             .inbound
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -114,7 +113,7 @@ impl Metrics {
         {
             let _ = writeln!(
                 out,
-                "guildhall_inbound_email_total{{outcome=\"{outcome}\"}} {n}"
+                "guildhall_inbound_total{{channel=\"{channel}\",outcome=\"{outcome}\"}} {n}"
             );
         }
         out.push_str("# HELP guildhall_job_row_failures_total Rows a scheduled job failed on and skipped, by job.\n");

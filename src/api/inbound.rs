@@ -2,7 +2,7 @@
 //! `guildhall mail-receive`) posts each message received for the reply
 //! domain, raw, with the shared secret; the domain decides what it is.
 
-use crate::domain::inbound::{self, Outcome};
+use crate::channels::email::{self, Outcome};
 use crate::error::{AppError, AppResult, Problem};
 use crate::state::AppState;
 use actix_web::{web, HttpRequest};
@@ -57,7 +57,7 @@ pub async fn email(
         state.config.inbound_email_secret.as_ref(),
         state.config.reply_domain.as_ref(),
     ) else {
-        return Err(inbound::not_configured());
+        return Err(email::not_configured());
     };
     let presented = req
         .headers()
@@ -67,7 +67,9 @@ pub async fn email(
         .unwrap_or("");
     // Compared as digests, so the time taken says nothing about the secret.
     if Sha256::digest(presented.trim().as_bytes()) != Sha256::digest(&secret.0) {
-        state.metrics.inbound_email(Outcome::Unauthorized.as_str());
+        state
+            .metrics
+            .inbound("email", Outcome::Unauthorized.as_str());
         tracing::warn!("inbound mail with a wrong secret refused");
         return Err(AppError::Unauthorized(
             "the inbound mail secret is wrong or missing".into(),
@@ -99,19 +101,19 @@ pub async fn email(
             )
         })?;
         raw.extend_from_slice(&chunk);
-        if raw.len() > inbound::MAX_BYTES {
+        if raw.len() > email::MAX_BYTES {
             break;
         }
     }
     // Parsed before a database connection is taken.
     let mail = state.mail.clone();
     let recipient = query.into_inner().recipient;
-    let parsed = web::block(move || inbound::parse(&raw, &mail, recipient.as_deref())).await?;
+    let parsed = web::block(move || email::parse(&raw, &mail, recipient.as_deref())).await?;
     let mail = state.mail.clone();
     let outcome = state
-        .db(move |conn| inbound::receive(conn, &mail, &parsed))
+        .db(move |conn| email::receive(conn, &mail, &parsed))
         .await?;
-    state.metrics.inbound_email(outcome.outcome.as_str());
+    state.metrics.inbound("email", outcome.outcome.as_str());
     if outcome.outcome != Outcome::Posted {
         tracing::info!(outcome = outcome.outcome.as_str(), ticket_id = ?outcome.ticket_id, "inbound mail dropped");
     }

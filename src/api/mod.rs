@@ -42,7 +42,7 @@ use utoipa::{Modify, OpenApi};
         money::statement, money::onboarding, money::project_onboarding,
         reputation::user_reputation, reputation::leaderboard, matching::matches, matching::route,
         notifications::get_settings, notifications::put_settings, notifications::put_ticket_level,
-        notifications::put_project_level, inbound::email,
+        notifications::put_project_level, inbound::email, webhooks::github,
     ),
     components(schemas(
         Problem, crate::error::FieldError, views::Money,
@@ -192,6 +192,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/bids/{id}/withdraw", web::post().to(money::withdraw_bid))
                 .route("/webhooks/stripe", web::post().to(webhooks::stripe))
                 .route("/inbound/email", web::post().to(inbound::email))
+                .route("/webhooks/github", web::post().to(webhooks::github))
                 .route(
                     "/projects/{slug}/statement",
                     web::get().to(money::statement),

@@ -68,3 +68,112 @@ pub async fn stripe(
         outcome,
     }))
 }
+
+/// What a GitHub delivery did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GithubResult {
+    /// `pong`, `installed`, `removed`, `repositories` or `ignored`.
+    pub outcome: String,
+    /// Projects newly linked to their repository by this delivery.
+    pub linked_projects: Vec<i64>,
+}
+
+/// Reads a request body up to `limit` bytes (413 beyond).
+async fn read_limited(mut payload: web::Payload, limit: usize) -> AppResult<web::BytesMut> {
+    use futures_util::StreamExt as _;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            AppError::bad_request(ErrorCode::InvalidBody, format!("reading the body: {e}"))
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(AppError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// GitHub App events: `X-Hub-Signature-256` verified over the raw body
+/// before anything is parsed, each `X-GitHub-Delivery` applied once (a
+/// replay is 409 and changes nothing). Installations record which
+/// repositories the app covers and link each to the one project whose
+/// `repo_url` names it. Counted by outcome in `/metrics`.
+#[utoipa::path(post, path = "/api/v1/webhooks/github", tag = "projects",
+    params(("X-Hub-Signature-256" = String, Header, description = "sha256=<hex HMAC of the body>"),
+           ("X-GitHub-Event" = String, Header, description = "the event name"),
+           ("X-GitHub-Delivery" = String, Header, description = "the delivery's id")),
+    request_body(content = Object, description = "a GitHub webhook payload"),
+    responses((status = 200, body = GithubResult),
+              (status = 400, body = Problem, description = "not JSON, or a header missing"),
+              (status = 401, body = Problem, description = "bad or missing signature"),
+              (status = 404, body = Problem, description = "the GitHub App is not configured"),
+              (status = 409, body = Problem, description = "a replayed delivery"),
+              (status = 413, body = Problem, description = "body over 5 MiB"),
+              (status = 422, body = Problem, description = "a field missing, or an unknown installation")))]
+pub async fn github(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> AppResult<web::Json<GithubResult>> {
+    use crate::channels::github;
+    let Some(secret) = state.config.github_webhook_secret.clone() else {
+        return Err(AppError::not_found("github webhook endpoint"));
+    };
+    let count = |outcome: &'static str| state.metrics.inbound("github", outcome);
+    let body = match read_limited(payload, github::MAX_BYTES).await {
+        Ok(b) => b,
+        Err(e) => {
+            count("oversize");
+            return Err(e);
+        }
+    };
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    if let Err(e) = github::verify(&secret.0, header("x-hub-signature-256").as_deref(), &body) {
+        count("bad_signature");
+        tracing::warn!(reason = %e, "rejected a GitHub webhook delivery");
+        return Err(AppError::Unauthorized(e.to_string().into()));
+    }
+    let (Some(event), Some(delivery)) = (header("x-github-event"), header("x-github-delivery"))
+    else {
+        count("malformed");
+        return Err(AppError::bad_request(
+            ErrorCode::InvalidBody,
+            "X-GitHub-Event and X-GitHub-Delivery are required",
+        ));
+    };
+    let parsed = github::parse(&event, &body).map_err(|e| {
+        count("malformed");
+        match e {
+            github::ParseError::NotJson => {
+                AppError::bad_request(ErrorCode::InvalidJson, e.to_string())
+            }
+            github::ParseError::Missing(field) => AppError::field(field, e.to_string()),
+        }
+    })?;
+    let applied = state
+        .db(move |conn| github::apply(conn, &delivery, &parsed))
+        .await;
+    match applied {
+        Ok(a) => {
+            count(a.outcome);
+            Ok(web::Json(GithubResult {
+                outcome: a.outcome.to_owned(),
+                linked_projects: a.linked,
+            }))
+        }
+        Err(e) => {
+            count(match &e {
+                AppError::Conflict { .. } => "duplicate",
+                AppError::Validation(_) => "unknown_installation",
+                _ => "failed",
+            });
+            Err(e)
+        }
+    }
+}

@@ -51,6 +51,8 @@ diesel::table! {
         updated_at -> Timestamp,
         acceptance_days -> Integer,
         notification_default -> Text,
+        verified_at -> Nullable<Timestamp>,
+        verified_via -> Nullable<Text>,
     }
 }
 
@@ -213,6 +215,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     notifications,
     digests,
     inbound_emails,
+    github_deliveries,
+    github_installations,
+    github_repositories,
+    user_identities,
 );
 
 diesel::table! {
@@ -450,6 +456,46 @@ diesel::table! {
         user_id -> BigInt,
         message_id -> Nullable<BigInt>,
         received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    github_deliveries (delivery_id) {
+        delivery_id -> Text,
+        event -> Text,
+        received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    github_installations (id) {
+        id -> BigInt,
+        account_login -> Text,
+        account_id -> BigInt,
+        installed_by -> BigInt,
+        created_at -> Timestamp,
+        removed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    github_repositories (id) {
+        id -> BigInt,
+        node_id -> Text,
+        full_name -> Text,
+        installation_id -> Nullable<BigInt>,
+        project_id -> Nullable<BigInt>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    user_identities (provider, external_id) {
+        provider -> Text,
+        external_id -> Text,
+        user_id -> BigInt,
+        login -> Text,
+        created_at -> Timestamp,
     }
 }
 

@@ -5,7 +5,6 @@ pub mod bids;
 pub mod dashboard;
 pub mod digest;
 pub mod helpers;
-pub mod inbound;
 pub mod matching;
 pub mod money;
 pub mod notifications;

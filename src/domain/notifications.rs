@@ -707,7 +707,8 @@ pub fn about_internal_note(conn: &mut DbConnection, n: &Notification) -> QueryRe
         .select(tm::internal)
         .first::<bool>(conn)
         .optional()?
-        .unwrap_or(false))
+        // A message that is gone: treat it as the team's (fail closed).
+        .unwrap_or(true))
 }
 
 /// Gives back notifications a worker claimed and never finished (it died

@@ -7,7 +7,9 @@ use crate::error::{AppError, AppResult, FieldError};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+diesel::define_sql_function!(
+    /// SQL `lower(text)`.
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
 /// Default platform-independent commission of a project, in basis points.
 pub const DEFAULT_COMMISSION_BPS: i32 = 1000;

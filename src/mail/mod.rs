@@ -301,6 +301,18 @@ impl Mail {
         self.from.email.to_string().to_ascii_lowercase()
     }
 
+    /// What names our mail when a client quotes it: the From address and
+    /// display name (lower case; a name under three letters is too common).
+    pub fn from_anchors(&self) -> Vec<String> {
+        let mut out = vec![self.from_address()];
+        if let Some(name) = self.from.name.as_deref().map(str::trim) {
+            if name.chars().count() >= 3 {
+                out.push(name.to_lowercase());
+            }
+        }
+        out
+    }
+
     /// The reply domain, when replies are received.
     pub fn reply_domain(&self) -> Option<&str> {
         self.reply_domain.as_deref()

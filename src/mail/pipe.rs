@@ -35,7 +35,7 @@ pub fn read_message(mut input: impl Read) -> std::io::Result<Vec<u8>> {
     let mut raw = Vec::new();
     input
         .by_ref()
-        .take(crate::domain::inbound::MAX_BYTES as u64 + 1)
+        .take(crate::channels::email::MAX_BYTES as u64 + 1)
         .read_to_end(&mut raw)?;
     Ok(raw)
 }
@@ -61,7 +61,8 @@ pub fn post(endpoint: &str, secret: &[u8], recipient: Option<&str>, raw: &[u8]) 
         Err(ureq::Error::Status(code, response)) => {
             let body = response.into_string().unwrap_or_default();
             match code {
-                400 | 413 | 415 | 422 => Delivery::Refused(format!("{code}: {body}")),
+                // A proxy's size limit (413) is a configuration matter.
+                400 | 415 | 422 => Delivery::Refused(format!("{code}: {body}")),
                 _ => Delivery::Defer(format!("{code}: {body}")),
             }
         }

@@ -81,10 +81,8 @@ async fn messages(app: &TestApp, id: i64, viewer: &User) -> Vec<(i64, String, St
 
 async fn metric(app: &TestApp, outcome: &str) -> u64 {
     let r = app.get("/metrics", None).await.expect(200);
-    assert!(r
-        .text
-        .contains("# TYPE guildhall_inbound_email_total counter"));
-    let line = format!("guildhall_inbound_email_total{{outcome=\"{outcome}\"}} ");
+    assert!(r.text.contains("# TYPE guildhall_inbound_total counter"));
+    let line = format!("guildhall_inbound_total{{channel=\"email\",outcome=\"{outcome}\"}} ");
     r.text
         .lines()
         .find_map(|l| l.strip_prefix(&line))
@@ -226,8 +224,70 @@ async fn a_reply_by_email_lands_on_the_ticket_without_the_quote() {
     assert!(!refusal.contains("Segments pile up"), "{refusal}");
     assert!(!refusal.contains("Reply-To"), "{refusal}");
 
+    // A team-only note mails the team with a Reply-To of its own kind, and
+    // the maintainer's reply to it stays a team-only note.
+    app.request(
+        actix_web::http::Method::PUT,
+        "/api/v1/me/notifications",
+        Some(json!({"level": "all", "digest_hour": 8, "time_zone": "UTC"})),
+        Some(&owner.access),
+    )
+    .await
+    .expect(200);
+    // (The maintainer is on the ticket once they wrote on it.)
+    app.post(
+        &format!("/api/v1/tickets/{id}/messages"),
+        json!({"body": "Looking into it.", "internal": true}),
+        Some(&owner.access),
+    )
+    .await
+    .expect(201);
+    send(&app);
+    let before = smtp.received().len();
+    app.post(
+        &format!("/api/v1/tickets/{id}/messages"),
+        json!({"body": "The requester's logs show a second writer.", "internal": true}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(201);
+    send(&app);
+    let got = smtp.received();
+    let new_mail = &got[before..];
+    assert_eq!(
+        new_mail.len(),
+        1,
+        "the note goes to the team only: {new_mail:?}"
+    );
+    let (to, note_mail) = &new_mail[0];
+    assert_eq!(to, &vec![owner.email.clone()]);
+    let note_address = reply_to(note_mail);
+    assert!(
+        note_address.contains(&format!("t{id}.{}.n", owner.id)),
+        "{note_address}"
+    );
+    let reply = fixture(
+        "apple_mail.eml",
+        &owner.email,
+        &note_address,
+        "note-reply@x",
+        id,
+    );
+    assert_eq!(deliver(&app, &reply).await, "posted");
+    let last: (bool, String) = {
+        use diesel::prelude::*;
+        use guildhall::db::schema::ticket_messages as tm;
+        tm::table
+            .filter(tm::ticket_id.eq(id))
+            .order(tm::id.desc())
+            .select((tm::internal, tm::body))
+            .first(&mut app.conn())
+            .unwrap()
+    };
+    assert_eq!(last, (true, "Will try tonight, thanks!".to_owned()));
+
     for (outcome, n) in [
-        ("posted", 1),
+        ("posted", 2),
         ("duplicate", 1),
         ("sender_mismatch", 1),
         ("bad_address", 2),
@@ -396,6 +456,10 @@ async fn what_is_not_a_reply_is_dropped_and_counted() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("auto_reply", fixture("out_of_office.eml", &rfrom, &raddr, "oof@x", id)),
         ("auto_reply", fixture("vacation.eml", &rfrom, &raddr, "vac@x", id)),
+        (
+            "auto_reply",
+            format!("From: {rfrom}\r\nTo: {raddr}\r\nMessage-ID: <xa@x>\r\nX-Autoreply: yes\r\nSubject: Away\r\n\r\nI am away.").into_bytes(),
+        ),
         ("bounce", fixture("bounce.eml", &rfrom, &raddr, "dsn@x", id)),
         ("malformed", b"\x00\x01 this is not a mail at all".to_vec()),
         (
@@ -440,7 +504,7 @@ async fn what_is_not_a_reply_is_dropped_and_counted() {
     }
     // Over the limit: dropped unread.
     let mut big = fixture("gmail.eml", &rfrom, &raddr, "big@x", id);
-    big.resize(guildhall::domain::inbound::MAX_BYTES + 1, b'a');
+    big.resize(guildhall::channels::email::MAX_BYTES + 1, b'a');
     assert_eq!(deliver(&app, &big).await, "oversize");
     assert_eq!(count().await, start, "nothing posted");
 
@@ -503,7 +567,7 @@ async fn what_is_not_a_reply_is_dropped_and_counted() {
 
     for (outcome, n) in [
         ("unauthorized", 2),
-        ("auto_reply", 3),
+        ("auto_reply", 4),
         ("bounce", 1),
         ("malformed", 2),
         ("unknown_recipient", 2),
@@ -546,8 +610,8 @@ async fn racing_deliveries_post_once() {
                 s.spawn(move || {
                     let mut conn = pool.get().unwrap();
                     barrier.wait();
-                    let parsed = guildhall::domain::inbound::parse(&raw, &mail, None);
-                    guildhall::domain::inbound::receive(&mut conn, &mail, &parsed)
+                    let parsed = guildhall::channels::email::parse(&raw, &mail, None);
+                    guildhall::channels::email::receive(&mut conn, &mail, &parsed)
                         .unwrap()
                         .outcome
                         .as_str()
@@ -786,18 +850,29 @@ async fn forgeries_loops_notes_and_limits() {
     }
     assert_eq!(messages(&app, other, &requester).await.len(), 1);
 
-    // Strangers writing with any From: answered a few times a day at most,
-    // +tags or not, and never from the null sender.
-    for i in 0..5 {
+    // Strangers writing with any From: answered a few times a day at most
+    // per address, +tags or not, whichever reply address they write to.
+    for i in 0..6 {
+        let to = if i % 2 == 0 { &raddr } else { &oaddr };
         let raw = fixture(
             "gmail.eml",
-            &format!("mallory+{i}@evil.test"),
-            &raddr,
+            &format!("mal_lory+{i}@evil.test"),
+            to,
             &format!("s{i}@x"),
             id,
         );
         assert_eq!(deliver(&app, &raw).await, "sender_mismatch");
     }
+    // A Return-Path outside the From domain is not answered.
+    let mut raw = b"Return-Path: <bounces@elsewhere.test>\r\n".to_vec();
+    raw.extend(fixture(
+        "gmail.eml",
+        "victim@evil2.test",
+        &raddr,
+        "rp@x",
+        id,
+    ));
+    assert_eq!(deliver(&app, &raw).await, "sender_mismatch");
     let answered: Vec<String> = {
         use diesel::prelude::*;
         use guildhall_jobs::schema::background_jobs as bj;
@@ -813,10 +888,14 @@ async fn forgeries_loops_notes_and_limits() {
                     .unwrap()
                     .to_owned()
             })
-            .filter(|to| to.ends_with("@evil.test"))
+            .filter(|to| to.contains("@evil"))
             .collect()
     };
     assert_eq!(answered.len(), 3, "{answered:?}");
+    assert!(
+        answered.iter().all(|a| a.ends_with("@evil.test")),
+        "{answered:?}"
+    );
     let posted_here = messages(&app, id, &owner).await.len();
     assert_eq!(
         posted_here,
@@ -855,7 +934,11 @@ async fn the_receiving_servers_verdict_is_required_when_configured() {
     let cases = [
         ("", "unauthenticated"),
         (
-            "Authentication-Results: mx.evil.test; dmarc=pass header.from=x\r\n",
+            &*format!("Authentication-Results: mx.evil.test; dmarc=pass header.from={domain}\r\n"),
+            "unauthenticated",
+        ),
+        (
+            &*format!("Authentication-Results: mx.guildhall.test; spf=pass smtp.mailfrom=\"x;dmarc=pass\"@evil.test; dmarc=fail header.from={domain}\r\n"),
             "unauthenticated",
         ),
         (
@@ -863,7 +946,7 @@ async fn the_receiving_servers_verdict_is_required_when_configured() {
             "unauthenticated",
         ),
         (
-            &*format!("Authentication-Results: mx.guildhall.test;\r\n\tspf=pass smtp.mailfrom={domain};\r\n\tdkim=pass header.d={domain} header.s=s1\r\n"),
+            &*format!("Authentication-Results: mx.guildhall.test;\r\n\tspf=pass smtp.mailfrom={domain};\r\n\tdkim=pass (2048-bit key; unprotected) header.d={domain} header.s=s1\r\n"),
             "posted",
         ),
     ];
@@ -871,5 +954,5 @@ async fn the_receiving_servers_verdict_is_required_when_configured() {
         let raw = with(results, &format!("auth{i}@x"));
         assert_eq!(&deliver(&app, &raw).await, want, "{results}");
     }
-    assert_eq!(metric(&app, "unauthenticated").await, 3);
+    assert_eq!(metric(&app, "unauthenticated").await, 4);
 }

@@ -8,6 +8,7 @@ mod auth;
 mod browser;
 mod cli;
 mod errors;
+mod github;
 mod inbound;
 mod jobs;
 mod jwt;

@@ -54,6 +54,9 @@ env -i PATH="$PATH" HOME="$work" \
   GUILDHALL_BIND="127.0.0.1:$port" \
   GUILDHALL_PAYMENT_GATEWAY=sandbox \
   GUILDHALL_STRIPE_WEBHOOK_SECRET=whsec_schemathesis_only \
+  GUILDHALL_REPLY_DOMAIN=reply.example.org \
+  GUILDHALL_INBOUND_EMAIL_SECRET=inbound-secret-schemathesis-only \
+  GUILDHALL_GITHUB_WEBHOOK_SECRET=github-secret-schemathesis-only \
   GUILDHALL_ACCESS_TOKEN_TTL_SECS=3600 \
   GUILDHALL_LOG=warn \
   "$bin" serve --demo >"$work/serve.log" 2>&1 &
@@ -85,7 +88,7 @@ echo "+ schemathesis run $base/api/v1/openapi.json --header 'Authorization: Bear
   cd "$work"
   HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 NO_PROXY=127.0.0.1 \
   http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 no_proxy=127.0.0.1 \
-  PYTHONPATH="$pydeps" python3 -m schemathesis.cli \
+  SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$pydeps:$root/tests/schemathesis" python3 -m schemathesis.cli \
     --config-file "$root/tests/schemathesis/schemathesis.toml" \
     run "$base/api/v1/openapi.json" \
     --header "Authorization: Bearer $token" \

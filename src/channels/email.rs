@@ -166,13 +166,17 @@ pub fn parse(raw: &[u8], mail: &Mail, envelope_to: Option<&str>) -> Parsed {
     let Some(sender) = sender else {
         return Parsed::dropped(Outcome::Malformed);
     };
-    let return_path = message.header_raw("Return-Path").map(|v| {
-        v.trim()
-            .trim_start_matches('<')
-            .trim_end_matches('>')
-            .trim()
-            .to_ascii_lowercase()
-    });
+    // The topmost Return-Path: the one the delivering server wrote.
+    let return_path = message
+        .headers_raw()
+        .find(|(name, _)| name.eq_ignore_ascii_case("Return-Path"))
+        .map(|(_, v)| {
+            v.trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .trim()
+                .to_ascii_lowercase()
+        });
     let message_ref = match message.message_id() {
         Some(id) if !id.trim().is_empty() && id.len() <= 900 => format!("<{}>", id.trim()),
         _ => format!("sha256:{}", hex::encode(Sha256::digest(raw))),
@@ -193,14 +197,29 @@ pub fn parse(raw: &[u8], mail: &Mail, envelope_to: Option<&str>) -> Parsed {
         Some(to) => vec![to.trim().trim_matches(['<', '>']).to_owned()],
         None => header_recipients(&message),
     };
-    let mut body = reply_text(&message);
-    // A backstop: our own mail's unsubscribe link means the quote was not
-    // recognised, and posting it would publish the link and the quote.
-    if body.contains("/unsubscribe?u=") {
+    let anchors = mail.from_anchors();
+    let mut body = reply_text(&message, &anchors);
+    // A backstop: our own mail's unsubscribe link or footer means the quote
+    // was not recognised, and posting it would publish the link and the
+    // quote.
+    if body.contains("/unsubscribe?u=")
+        || body
+            .to_lowercase()
+            .contains("because you follow this ticket")
+    {
         body.clear();
     }
+    // An automatic answer goes to the envelope sender, and only when it is
+    // in the From domain: a free-to-choose Return-Path elsewhere would
+    // make us mail a third party.
+    let domain = |a: &str| a.rsplit('@').next().unwrap_or("").to_owned();
+    let answer_to = match return_path {
+        Some(rp) if domain(&rp) == domain(&sender) => Some(rp),
+        Some(_) => None,
+        None => Some(sender.clone()),
+    };
     Parsed {
-        answer_to: return_path.or_else(|| Some(sender.clone())),
+        answer_to,
         sender,
         message_ref,
         early: None,
@@ -220,7 +239,13 @@ pub fn receive(conn: &mut DbConnection, mail: &Mail, p: &Parsed) -> AppResult<Re
         Ok(r) => r,
         Err(outcome) => return Ok(Received::dropped(outcome)),
     };
-    let key = format!("{}|t{}.u{}", p.message_ref, reply.ticket, reply.user);
+    let key = format!(
+        "{}|t{}.u{}{}",
+        p.message_ref,
+        reply.ticket,
+        reply.user,
+        if reply.internal { ".note" } else { "" }
+    );
     let user = match users::get(conn, reply.user) {
         Ok(u) => u,
         Err(AppError::NotFound(_)) => return Ok(Received::dropped(Outcome::BadAddress)),
@@ -333,7 +358,8 @@ fn settle(
             Some(a) if may_answer(conn, a, reply)? => Some(a.to_ascii_lowercase()),
             _ => None,
         };
-        if !insert_record(conn, key, p, reply, outcome, answer.as_deref())? {
+        let counted = answer.as_deref().map(answer_key);
+        if !insert_record(conn, key, p, reply, outcome, counted.as_deref())? {
             return Ok(Received::dropped(Outcome::Duplicate));
         }
         if let Some(to) = &answer {
@@ -380,23 +406,24 @@ fn insert_record(
     Ok(inserted == 1)
 }
 
+/// An address as the answer caps count it: lower case, without `+tags`.
+fn answer_key(to: &str) -> String {
+    let to = to.to_ascii_lowercase();
+    let (local, domain) = to.rsplit_once('@').unwrap_or((to.as_str(), ""));
+    let base = local.split('+').next().unwrap_or(local);
+    format!("{base}@{domain}")
+}
+
 /// Whether one more "not posted" answer may go to `to` about `reply`:
 /// a few a day per address (ignoring `+tags`), a few strangers a day per
 /// reply address, and a cap for the whole service.
 fn may_answer(conn: &mut DbConnection, to: &str, reply: ReplyAddress) -> AppResult<bool> {
     let since = Utc::now().naive_utc() - chrono::Duration::days(1);
-    let to = to.to_ascii_lowercase();
-    let (local, domain) = to.rsplit_once('@').unwrap_or((to.as_str(), ""));
-    let base = local.split('+').next().unwrap_or(local);
     let answered = inbound_emails::table
         .filter(inbound_emails::answered_to.is_not_null())
         .filter(inbound_emails::received_at.gt(since));
     let to_them: i64 = answered
-        .filter(
-            inbound_emails::answered_to
-                .eq(format!("{base}@{domain}"))
-                .or(inbound_emails::answered_to.like(format!("{}+%@{domain}", like_escape(base)))),
-        )
+        .filter(inbound_emails::answered_to.eq(answer_key(to)))
         .count()
         .get_result(conn)?;
     // Strangers answered about one reply address (its holder could
@@ -411,12 +438,6 @@ fn may_answer(conn: &mut DbConnection, to: &str, reply: ReplyAddress) -> AppResu
     Ok(to_them < ANSWERS_PER_ADDRESS_PER_DAY
         && about_it < ANSWERS_PER_ADDRESS_PER_DAY
         && all < ANSWERS_PER_DAY)
-}
-
-/// Escapes LIKE's wildcards (the pattern uses no escape character, so
-/// they are replaced: a looser match only counts more answers).
-fn like_escape(s: &str) -> String {
-    s.replace(['%', '_'], "?")
 }
 
 /// Auto-replies and bounces, which are never posted (nor answered).
@@ -470,38 +491,105 @@ fn classify(message: &Message<'_>, sender: &str, mail: &Mail) -> Result<(), Outc
     Ok(())
 }
 
+/// Removes RFC 5322 comments (`(…)`, nested) outside quoted strings.
+fn without_comments(s: &str) -> String {
+    let (mut out, mut depth, mut quoted, mut escaped) = (String::new(), 0usize, false, false);
+    for c in s.chars() {
+        if escaped {
+            escaped = false;
+            if depth == 0 {
+                out.push(c);
+            }
+            continue;
+        }
+        match c {
+            '\\' => {
+                escaped = true;
+                if depth == 0 {
+                    out.push(c);
+                }
+            }
+            '"' if depth == 0 => {
+                quoted = !quoted;
+                out.push(c);
+            }
+            '(' if !quoted => depth += 1,
+            ')' if !quoted && depth > 0 => depth -= 1,
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Splits on `sep` outside quoted strings.
+fn split_unquoted(s: &str, sep: char) -> Vec<String> {
+    let (mut parts, mut cur, mut quoted, mut escaped) = (Vec::new(), String::new(), false, false);
+    for c in s.chars() {
+        if escaped {
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if c == '"' {
+            quoted = !quoted;
+        } else if c == sep && !quoted {
+            parts.push(std::mem::take(&mut cur));
+            continue;
+        }
+        cur.push(c);
+    }
+    parts.push(cur);
+    parts
+}
+
 /// Whether the receiving server (`authserv_id`) vouches for the sender:
-/// the topmost `Authentication-Results` it wrote says `dmarc=pass`, or
-/// `dkim=pass` for the From domain (or a parent of it).
+/// the topmost `Authentication-Results` it wrote (RFC 8601) says
+/// `dmarc=pass` for the From domain, or `dkim=pass` with a signing domain
+/// aligned with it.
 fn authenticated(message: &Message<'_>, authserv_id: &str, sender: &str) -> bool {
-    let from_domain = sender.rsplit('@').next().unwrap_or("");
+    let from_domain = sender.rsplit('@').next().unwrap_or("").to_ascii_lowercase();
     let ours = message
         .headers_raw()
         .filter(|(name, _)| name.eq_ignore_ascii_case("Authentication-Results"))
-        .map(|(_, v)| v.split_whitespace().collect::<Vec<_>>().join(" "))
+        .map(|(_, v)| without_comments(&v.split_whitespace().collect::<Vec<_>>().join(" ")))
         .find(|v| {
-            v.split(';')
-                .next()
-                .and_then(|id| id.split_whitespace().next())
+            split_unquoted(v, ';')
+                .first()
+                .and_then(|id| id.split_whitespace().next().map(str::to_owned))
                 .is_some_and(|id| id.eq_ignore_ascii_case(authserv_id))
         });
     let Some(results) = ours else {
         return false;
     };
-    results.split(';').skip(1).any(|r| {
-        let r = r.trim().to_ascii_lowercase();
-        let prop = |name: &str| {
-            r.split_whitespace()
-                .find_map(|t| t.strip_prefix(name))
-                .map(|v| v.trim_matches(['"', ')', '(']).to_owned())
+    // Relaxed alignment: the From domain or a parent of it (never a bare
+    // top-level domain).
+    let aligned =
+        |d: &str| d.contains('.') && (from_domain == d || from_domain.ends_with(&format!(".{d}")));
+    split_unquoted(&results, ';').iter().skip(1).any(|r| {
+        let tokens = split_unquoted(r.trim(), ' ');
+        let mut tokens = tokens.iter().filter(|t| !t.is_empty());
+        let Some(verdict) = tokens.next().map(|t| t.to_ascii_lowercase()) else {
+            return false;
         };
-        let aligned = |d: &str| from_domain == d || from_domain.ends_with(&format!(".{d}"));
-        if r.starts_with("dmarc=pass") {
-            prop("header.from=").is_none_or(|d| aligned(&d))
-        } else if r.starts_with("dkim=pass") {
-            prop("header.d=").is_some_and(|d| aligned(&d))
-        } else {
-            false
+        let props: Vec<(String, String)> = tokens
+            .filter_map(|t| t.split_once('='))
+            .map(|(k, v)| {
+                (
+                    k.to_ascii_lowercase(),
+                    v.trim_matches('"').to_ascii_lowercase(),
+                )
+            })
+            .collect();
+        let prop = |name: &str| {
+            props
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        match verdict.as_str() {
+            "dmarc=pass" => prop("header.from").is_some_and(|d| d == from_domain),
+            "dkim=pass" => prop("header.d").is_some_and(|d| aligned(&d)),
+            _ => false,
         }
     })
 }
@@ -545,43 +633,56 @@ fn recipient(candidates: &[String], mail: &Mail) -> Result<ReplyAddress, Outcome
     })
 }
 
-/// The text the person wrote: the plain-text parts (or the HTML one made
-/// text, its quoted block removed first), without the quoted history and
-/// the signature.
-pub fn reply_text(message: &Message<'_>) -> String {
+/// The text the person wrote: the plain-text parts (or the HTML ones made
+/// text, their quoted block removed first), without the quoted history and
+/// the signature. `anchors` are our From address and name, lower case: an
+/// attribution or header block naming them is our mail quoted.
+pub fn reply_text(message: &Message<'_>, anchors: &[String]) -> String {
+    let plain_part = |p: &&mail_parser::MessagePart<'_>| {
+        !p.is_text_html()
+            && p.content_type().is_none_or(|ct| {
+                ct.ctype().eq_ignore_ascii_case("text")
+                    && ct.subtype().is_none_or(|s| s.eq_ignore_ascii_case("plain"))
+            })
+    };
     let plain: Vec<&str> = message
         .text_bodies()
-        .filter(|p| !p.is_text_html())
+        .filter(plain_part)
         .filter_map(|p| p.text_contents())
         .collect();
     let text = if plain.is_empty() {
-        match message.body_html(0) {
-            Some(html) => mail_parser::decoders::html::html_to_text(&cut_html_quote(&html)),
-            None => String::new(),
-        }
+        message
+            .html_bodies()
+            .filter(|p| p.is_text_html())
+            .filter_map(|p| p.text_contents())
+            .map(|html| mail_parser::decoders::html::html_to_text(&cut_html_quote(html)))
+            .collect::<Vec<_>>()
+            .join("\n")
     } else {
         plain.join("\n")
     };
-    strip_quoted(&text)
+    strip_quoted_with(&text, anchors)
 }
 
-/// Cuts an HTML body at the block mail clients put the quoted mail in.
+/// Cuts an HTML body at the element mail clients put the quoted mail in,
+/// wherever the marking attribute sits in its tag.
 fn cut_html_quote(html: &str) -> String {
     let lower = html.to_ascii_lowercase();
     let markers = [
-        "<div class=\"gmail_quote",
-        "<blockquote class=\"gmail_quote",
-        "<blockquote type=\"cite\"",
-        "<div id=\"divrplyfwdmsg\"",
-        "<div id=\"appendonsend\"",
-        "<hr id=\"stopspelling\"",
-        "<div class=\"moz-cite-prefix\"",
-        "<div class=\"yahoo_quoted\"",
-        "<div id=\"mail-editor-reference-message-container\"",
+        "type=\"cite\"",
+        "class=\"gmail_quote",
+        "class=\"protonmail_quote",
+        "yahoo_quoted",
+        "id=\"divrplyfwdmsg\"",
+        "id=\"appendonsend\"",
+        "id=\"stopspelling\"",
+        "class=\"moz-cite-prefix\"",
+        "id=\"mail-editor-reference-message-container\"",
     ];
     let cut = markers
         .iter()
         .filter_map(|m| lower.find(m))
+        .filter_map(|at| lower[..at].rfind('<'))
         .min()
         .unwrap_or(html.len());
     // `lower` has the same byte offsets: ASCII lower-casing keeps lengths.
@@ -633,10 +734,13 @@ fn is_sent_line(line: &str) -> bool {
 
 /// Whether `lines[i]` (with up to two following lines, as clients wrap it)
 /// introduces a quoted mail, how, and over how many lines.
-fn quote_header(lines: &[&str], i: usize) -> Option<(Quote, usize)> {
-    let line = lines[i].trim().trim_start_matches('>').trim();
+fn quote_header(lines: &[&str], i: usize, anchors: &[String]) -> Option<(Quote, usize)> {
+    let raw = lines[i].trim();
+    let line = raw.trim_start_matches('>').trim();
     let lower = line.to_lowercase();
-    let dashes = lower.starts_with("-----") && lower.ends_with("-----");
+    let names_us = |s: &str| anchors.iter().any(|a| s.contains(a.as_str()));
+    // Outlook's separator, not a quoted copy of one.
+    let dashes = raw.starts_with("-----") && lower.ends_with("-----");
     if dashes
         && [
             "original message",
@@ -656,12 +760,39 @@ fn quote_header(lines: &[&str], i: usize) -> Option<(Quote, usize)> {
     if lower.starts_with("________________") && ahead(i + 1, 2).iter().any(|l| is_from_line(l)) {
         return Some((Quote::Block, 1));
     }
-    if is_from_line(line) && ahead(i + 1, 4).iter().any(|l| is_sent_line(l)) {
-        return Some((Quote::Block, 1));
+    // Outlook's header block: From and Sent, and either our name or a
+    // Subject line too (a pasted "From: … Date: …" is the person's text).
+    if !raw.starts_with('>')
+        && is_from_line(line)
+        && ahead(i + 1, 4).iter().any(|l| is_sent_line(l))
+    {
+        let subject = ahead(i + 1, 5).iter().any(|l| {
+            let l = l.trim().trim_start_matches('*').trim().to_lowercase();
+            [
+                "subject:",
+                "objet :",
+                "objet:",
+                "betreff:",
+                "asunto:",
+                "oggetto:",
+                "onderwerp:",
+                "ämne:",
+                "temat:",
+                "emne:",
+                "assunto:",
+            ]
+            .iter()
+            .any(|p| l.starts_with(p))
+        });
+        if names_us(&lower) || subject {
+            return Some((Quote::Block, 1));
+        }
     }
     // "On Mon, 7 Dec 2026 at 15:04, Guildhall <…> wrote:", possibly wrapped,
     // and its translations ("Am … schrieb Guildhall <…>:"): a date or time,
-    // a verb of writing, a colon at the end, and quoted lines after it.
+    // a verb of writing, a colon at the end, and quoted lines after it —
+    // or, when it names us, whatever follows (Yahoo and AOL quote without
+    // `>`).
     let intro = ["on ", "le ", "am ", "el ", "op ", "il ", "den "];
     let verbs = [
         "wrote",
@@ -680,9 +811,10 @@ fn quote_header(lines: &[&str], i: usize) -> Option<(Quote, usize)> {
         let j = joined.trim_end();
         if j.ends_with(':') && dated(j) && verbs.iter().any(|v| j.contains(v)) {
             let next = lines[i + n + 1..].iter().find(|l| !l.trim().is_empty());
-            return next
-                .is_none_or(|l| l.trim_start().starts_with('>'))
-                .then_some((Quote::Attribution, n + 1));
+            if next.is_none_or(|l| l.trim_start().starts_with('>')) {
+                return Some((Quote::Attribution, n + 1));
+            }
+            return names_us(j).then_some((Quote::Block, n + 1));
         }
         let Some(next) = lines.get(i + n + 1) else {
             break;
@@ -707,13 +839,20 @@ fn dated(s: &str) -> bool {
     })
 }
 
+/// The new text of a reply ([`strip_quoted_with`] knowing nothing of our
+/// own From).
+pub fn strip_quoted(text: &str) -> String {
+    strip_quoted_with(text, &[])
+}
+
 /// The new text of a reply: above the first quote header (or, when the
 /// person wrote below a `>` quote, their unquoted lines), without a
-/// trailing `>` block, the `-- ` signature and "Sent from my phone" lines.
-pub fn strip_quoted(text: &str) -> String {
+/// trailing `>` block, the signature and "Sent from my phone" lines.
+pub fn strip_quoted_with(text: &str, anchors: &[String]) -> String {
     let text = text.replace("\r\n", "\n");
     let lines: Vec<&str> = text.lines().collect();
-    let header = (0..lines.len()).find_map(|i| quote_header(&lines, i).map(|(q, n)| (i, q, n)));
+    let header =
+        (0..lines.len()).find_map(|i| quote_header(&lines, i, anchors).map(|(q, n)| (i, q, n)));
     let wrote_above = |i: usize| {
         lines[..i]
             .iter()
@@ -729,10 +868,29 @@ pub fn strip_quoted(text: &str) -> String {
             .copied()
             .filter(|l| !is_quoted(l))
             .collect(),
-        None => lines.clone(),
+        // No header: a quoted block at the start is the old mail (the
+        // person wrote below it).
+        None => {
+            let start = lines
+                .iter()
+                .position(|l| !is_quoted(l) && !l.trim().is_empty())
+                .filter(|&at| at > 0 && is_quoted(lines[0]))
+                .unwrap_or(0);
+            lines[start..].to_vec()
+        }
     };
-    if let Some(sig) = kept.iter().position(|l| *l == "-- ") {
-        kept.truncate(sig);
+    // The signature: `-- `, or `--` (clients trim the space) when only a
+    // few short lines follow it.
+    let signature = kept.iter().position(|l| *l == "-- ").or_else(|| {
+        kept.iter()
+            .rposition(|l| l.trim_end() == "--")
+            .filter(|&at| {
+                let rest = &kept[at + 1..];
+                rest.len() <= 6 && rest.iter().all(|l| l.chars().count() <= 100)
+            })
+    });
+    if let Some(at) = signature {
+        kept.truncate(at);
     }
     while let Some(last) = kept.last() {
         let l = last.trim().to_lowercase();
@@ -798,7 +956,8 @@ mod tests {
         let t = "Still broken.\nOn 2 hosts the importer wrote:\nerror: segment locked";
         assert_eq!(strip_quoted(t), t);
         // A bare `--` is not a signature marker; only `-- ` is.
-        let t = "Try:\n--\nSELECT 1;";
+        let t =
+            "Try:\n--\nSELECT 1;\nSELECT 2;\nSELECT 3;\nSELECT 4;\nSELECT 5;\nSELECT 6;\nSELECT 7;";
         assert_eq!(strip_quoted(t), t);
         // The person's own quote above their answer stays.
         let t = "> is the index rebuilt?\nYes, nightly.\n\nOn Mon, 7 Dec 2026 at 15:04 G <g@x> wrote:\n> old";
@@ -806,6 +965,62 @@ mod tests {
         // Outlook's block with nothing above it leaves nothing.
         let t = "\n________________________________\nFrom: G <g@x>\nSent: Monday\n\nHello Riley,\nsecret note";
         assert_eq!(strip_quoted(t), "");
+    }
+
+    #[test]
+    fn our_name_marks_quotes_without_markers() {
+        let us = vec!["support@guildhall.test".to_owned(), "guildhall".to_owned()];
+        // Yahoo and AOL quote without `>`.
+        let t = "Works now.\n\nOn Monday, December 7, 2026, 03:04 PM, Guildhall <support@guildhall.test> wrote:\n\nHello Riley,\nold";
+        assert_eq!(strip_quoted_with(t, &us), "Works now.");
+        // Pasted headers of someone else's mail are the person's text.
+        let t =
+            "The bounce says:\nFrom: MAILER-DAEMON@mx\nDate: Mon, 7 Dec 2026\n\nWhat does it mean?";
+        assert_eq!(strip_quoted_with(t, &us), t);
+        // Our own header block is cut even without a separator.
+        let t = "Yes.\n\nVan: Guildhall <support@guildhall.test>\nVerzonden: maandag\n\nold";
+        assert_eq!(strip_quoted_with(t, &us), "Yes.");
+        // Written below a quoted Outlook separator.
+        let t = "> -----Original Message-----\n> From: G\n> old\n\nMy answer here";
+        assert_eq!(strip_quoted_with(t, &us), "My answer here");
+        // A trimmed `--` before a short signature.
+        let t = "Fixed.\n\n--\nRiley\nACME | +49 30 123";
+        assert_eq!(strip_quoted_with(t, &us), "Fixed.");
+    }
+
+    #[test]
+    fn authentication_results_are_read_as_rfc_8601() {
+        let parse = |results: &str| {
+            let raw = format!("{results}From: a@corp.example\r\nTo: b@x\r\n\r\nhi");
+            let m = MessageParser::default()
+                .parse(raw.as_bytes())
+                .unwrap()
+                .into_owned();
+            authenticated(&m, "mx.us", "a@corp.example")
+        };
+        // OpenDKIM's comment holds a `;`.
+        assert!(parse("Authentication-Results: mx.us;\r\n dkim=pass (2048-bit key; unprotected) header.d=corp.example header.s=s1\r\n"));
+        assert!(parse(
+            "Authentication-Results: mx.us; dmarc=pass (p=reject) header.from=corp.example\r\n"
+        ));
+        // A quoted `;dmarc=pass` in a sender-chosen value is not a verdict.
+        assert!(!parse("Authentication-Results: mx.us; spf=pass smtp.mailfrom=\"x;dmarc=pass\"@evil.example; dmarc=fail header.from=corp.example\r\n"));
+        // dmarc must name the From domain; dkim must align with it.
+        assert!(!parse(
+            "Authentication-Results: mx.us; dmarc=pass header.from=evil.example\r\n"
+        ));
+        assert!(!parse(
+            "Authentication-Results: mx.us; dkim=pass header.d=example\r\n"
+        ));
+        // Someone else's verdict, or a later (lower) one of ours, counts not.
+        assert!(!parse(
+            "Authentication-Results: mx.evil; dmarc=pass header.from=corp.example\r\n"
+        ));
+        assert!(!parse("Authentication-Results: mx.us; dmarc=fail header.from=corp.example\r\nAuthentication-Results: mx.us; dmarc=pass header.from=corp.example\r\n"));
+        assert_eq!(
+            answer_key("John_Doe+7@Corp.example"),
+            "john_doe@corp.example"
+        );
     }
 
     #[test]

@@ -1,0 +1,457 @@
+//! GitHub App webhooks: `X-Hub-Signature-256` over the raw body, each
+//! `X-GitHub-Delivery` applied once, and what installations tell us — which
+//! repositories the app may act on, and so which projects are linked to
+//! their repository.
+//!
+//! A project is linked when its `repo_url` names a repository the app is
+//! installed on and no other project names it (two claimants: neither, until
+//! a maintainer proves it). The link is what `+support` needs. It counts as
+//! proof of control (`verified_at`) only when the GitHub account that
+//! installed the app is a maintainer's linked identity.
+
+use crate::db::schema::{
+    github_deliveries as gd, github_installations as gi, github_repositories as gr,
+    project_maintainers as pm, projects as p, user_identities as ui,
+};
+use crate::db::{write_tx, DbConnection};
+use crate::error::{AppError, AppResult, ErrorCode};
+use chrono::Utc;
+use diesel::prelude::*;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// The largest delivery accepted (GitHub caps payloads at 25 MB; the
+/// events we read are far smaller).
+pub const MAX_BYTES: usize = 5 * 1024 * 1024;
+
+/// Why a delivery's signature was refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    /// No `X-Hub-Signature-256`.
+    #[error("the X-Hub-Signature-256 header is missing")]
+    Missing,
+    /// Not `sha256=<64 hex digits>`.
+    #[error("the X-Hub-Signature-256 header is malformed")]
+    Malformed,
+    /// Does not match the body.
+    #[error("the signature does not match the body")]
+    Mismatch,
+}
+
+/// Checks `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>`
+/// in constant time.
+pub fn verify(secret: &[u8], header: Option<&str>, body: &[u8]) -> Result<(), SignatureError> {
+    let header = header.ok_or(SignatureError::Missing)?;
+    let hex_sig = header
+        .trim()
+        .strip_prefix("sha256=")
+        .ok_or(SignatureError::Malformed)?;
+    let sig = hex::decode(hex_sig).map_err(|_| SignatureError::Malformed)?;
+    if sig.len() != 32 {
+        return Err(SignatureError::Malformed);
+    }
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| SignatureError::Mismatch)?;
+    mac.update(body);
+    mac.verify_slice(&sig).map_err(|_| SignatureError::Mismatch)
+}
+
+/// A repository as events name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repo {
+    /// GitHub's id (stable).
+    pub id: i64,
+    /// GitHub's node id (stable).
+    pub node_id: String,
+    /// `owner/name` now.
+    pub full_name: String,
+}
+
+/// What a verified delivery says, in the terms we act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The webhook was set up.
+    Ping,
+    /// `installation`: created (with its repositories), deleted, suspended…
+    Installation {
+        /// `created`, `deleted`, `suspend`, `unsuspend`, `new_permissions_accepted`.
+        action: String,
+        /// The installation.
+        id: i64,
+        /// The account it is installed on.
+        account_login: String,
+        /// That account's id.
+        account_id: i64,
+        /// The GitHub user who did it.
+        sender_id: i64,
+        /// The repositories it covers (when it lists them).
+        repos: Vec<Repo>,
+    },
+    /// `installation_repositories`: repositories added to or removed from
+    /// an installation.
+    InstallationRepositories {
+        /// The installation.
+        id: i64,
+        /// The GitHub user who did it.
+        sender_id: i64,
+        /// Added.
+        added: Vec<Repo>,
+        /// Removed.
+        removed: Vec<Repo>,
+    },
+    /// Any other event: acknowledged and recorded, nothing done.
+    Other(String),
+}
+
+/// Why a verified delivery could not be read.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Not JSON.
+    #[error("the delivery is not JSON")]
+    NotJson,
+    /// A field the event needs is missing or has the wrong type.
+    #[error("the delivery has no {0}")]
+    Missing(&'static str),
+}
+
+fn repos(v: &serde_json::Value, field: &'static str) -> Result<Vec<Repo>, ParseError> {
+    let Some(list) = v.get(field) else {
+        return Ok(Vec::new());
+    };
+    let list = list.as_array().ok_or(ParseError::Missing(field))?;
+    list.iter()
+        .map(|r| {
+            Ok(Repo {
+                id: r["id"]
+                    .as_i64()
+                    .ok_or(ParseError::Missing("repository id"))?,
+                node_id: r["node_id"]
+                    .as_str()
+                    .ok_or(ParseError::Missing("repository node_id"))?
+                    .to_owned(),
+                full_name: r["full_name"]
+                    .as_str()
+                    .filter(|n| n.contains('/') && n.len() <= 200)
+                    .ok_or(ParseError::Missing("repository full_name"))?
+                    .to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// Reads a verified delivery of event `event` (the `X-GitHub-Event` header).
+pub fn parse(event: &str, body: &[u8]) -> Result<Event, ParseError> {
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|_| ParseError::NotJson)?;
+    if !v.is_object() {
+        return Err(ParseError::NotJson);
+    }
+    let installation_id = || v["installation"]["id"].as_i64();
+    let sender_id = || {
+        v["sender"]["id"]
+            .as_i64()
+            .ok_or(ParseError::Missing("sender"))
+    };
+    Ok(match event {
+        "ping" => Event::Ping,
+        "installation" => Event::Installation {
+            action: v["action"]
+                .as_str()
+                .ok_or(ParseError::Missing("action"))?
+                .to_owned(),
+            id: installation_id().ok_or(ParseError::Missing("installation id"))?,
+            account_login: v["installation"]["account"]["login"]
+                .as_str()
+                .ok_or(ParseError::Missing("installation account"))?
+                .to_owned(),
+            account_id: v["installation"]["account"]["id"]
+                .as_i64()
+                .ok_or(ParseError::Missing("installation account"))?,
+            sender_id: sender_id()?,
+            repos: repos(&v, "repositories")?,
+        },
+        "installation_repositories" => Event::InstallationRepositories {
+            id: installation_id().ok_or(ParseError::Missing("installation id"))?,
+            sender_id: sender_id()?,
+            added: repos(&v, "repositories_added")?,
+            removed: repos(&v, "repositories_removed")?,
+        },
+        other => Event::Other(other.chars().take(64).collect()),
+    })
+}
+
+/// What applying a delivery did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// In a word: `pong`, `installed`, `removed`, `repositories`, `ignored`.
+    pub outcome: &'static str,
+    /// Projects newly linked to their repository.
+    pub linked: Vec<i64>,
+}
+
+/// Applies a verified delivery once: the delivery id is recorded in the
+/// same transaction, so a replay is refused (409) and writes nothing, and
+/// a delivery that fails leaves no trace either.
+pub fn apply(conn: &mut DbConnection, delivery: &str, event: &Event) -> AppResult<Applied> {
+    if delivery.is_empty() || delivery.len() > 100 {
+        return Err(AppError::bad_request(
+            ErrorCode::InvalidBody,
+            "X-GitHub-Delivery is missing or too long",
+        ));
+    }
+    write_tx(conn, |conn| {
+        let kind = match event {
+            Event::Ping => "ping",
+            Event::Installation { .. } => "installation",
+            Event::InstallationRepositories { .. } => "installation_repositories",
+            Event::Other(name) => name.as_str(),
+        };
+        let fresh = crate::per_backend!(conn, |c| diesel::insert_into(gd::table)
+            .values((
+                gd::delivery_id.eq(delivery),
+                gd::event.eq(kind),
+                gd::received_at.eq(Utc::now().naive_utc()),
+            ))
+            .on_conflict_do_nothing()
+            .execute(c))?;
+        if fresh == 0 {
+            return Err(AppError::conflict(
+                ErrorCode::DuplicateDelivery,
+                "this delivery was received before",
+            ));
+        }
+        match event {
+            Event::Ping => Ok(Applied {
+                outcome: "pong",
+                linked: Vec::new(),
+            }),
+            Event::Other(_) => Ok(Applied {
+                outcome: "ignored",
+                linked: Vec::new(),
+            }),
+            Event::Installation {
+                action,
+                id,
+                account_login,
+                account_id,
+                sender_id,
+                repos,
+            } => match action.as_str() {
+                "created" | "new_permissions_accepted" | "unsuspend" => {
+                    let at = Utc::now().naive_utc();
+                    let known: bool = gi::table.find(id).count().get_result::<i64>(conn)? > 0;
+                    if known {
+                        diesel::update(gi::table.find(id))
+                            .set((
+                                gi::removed_at.eq(None::<chrono::NaiveDateTime>),
+                                gi::account_login.eq(account_login),
+                            ))
+                            .execute(conn)?;
+                    } else {
+                        diesel::insert_into(gi::table)
+                            .values((
+                                gi::id.eq(id),
+                                gi::account_login.eq(account_login),
+                                gi::account_id.eq(account_id),
+                                gi::installed_by.eq(sender_id),
+                                gi::created_at.eq(at),
+                            ))
+                            .execute(conn)?;
+                    }
+                    let linked = cover(conn, *id, *sender_id, repos)?;
+                    Ok(Applied {
+                        outcome: "installed",
+                        linked,
+                    })
+                }
+                "deleted" | "suspend" => {
+                    diesel::update(gi::table.find(id))
+                        .set(gi::removed_at.eq(Some(Utc::now().naive_utc())))
+                        .execute(conn)?;
+                    diesel::update(gr::table.filter(gr::installation_id.eq(id)))
+                        .set(gr::installation_id.eq(None::<i64>))
+                        .execute(conn)?;
+                    Ok(Applied {
+                        outcome: "removed",
+                        linked: Vec::new(),
+                    })
+                }
+                _ => Ok(Applied {
+                    outcome: "ignored",
+                    linked: Vec::new(),
+                }),
+            },
+            Event::InstallationRepositories {
+                id,
+                sender_id,
+                added,
+                removed,
+            } => {
+                let known: i64 = gi::table
+                    .find(id)
+                    .filter(gi::removed_at.is_null())
+                    .count()
+                    .get_result(conn)?;
+                if known == 0 {
+                    return Err(AppError::field(
+                        "installation",
+                        "the installation is not known here (its `installation` event never arrived)",
+                    ));
+                }
+                for r in removed {
+                    diesel::update(gr::table.find(r.id).filter(gr::installation_id.eq(id)))
+                        .set(gr::installation_id.eq(None::<i64>))
+                        .execute(conn)?;
+                }
+                let linked = cover(conn, *id, *sender_id, added)?;
+                Ok(Applied {
+                    outcome: "repositories",
+                    linked,
+                })
+            }
+        }
+    })
+}
+
+/// Records that installation `installation` covers `repos`, and links each
+/// to the one project that names it; returns the projects newly linked.
+fn cover(
+    conn: &mut DbConnection,
+    installation: i64,
+    sender: i64,
+    repos: &[Repo],
+) -> AppResult<Vec<i64>> {
+    let at = Utc::now().naive_utc();
+    let mut linked = Vec::new();
+    for r in repos {
+        let exists: i64 = gr::table.find(r.id).count().get_result(conn)?;
+        if exists > 0 {
+            diesel::update(gr::table.find(r.id))
+                .set((
+                    gr::full_name.eq(&r.full_name),
+                    gr::node_id.eq(&r.node_id),
+                    gr::installation_id.eq(installation),
+                    gr::updated_at.eq(at),
+                ))
+                .execute(conn)?;
+        } else {
+            diesel::insert_into(gr::table)
+                .values((
+                    gr::id.eq(r.id),
+                    gr::node_id.eq(&r.node_id),
+                    gr::full_name.eq(&r.full_name),
+                    gr::installation_id.eq(installation),
+                    gr::updated_at.eq(at),
+                ))
+                .execute(conn)?;
+        }
+        let already: Option<Option<i64>> = gr::table
+            .find(r.id)
+            .select(gr::project_id)
+            .first(conn)
+            .optional()?;
+        if already.flatten().is_some() {
+            continue;
+        }
+        let Some(project) = sole_claimant(conn, &r.full_name)? else {
+            continue;
+        };
+        diesel::update(gr::table.find(r.id))
+            .set(gr::project_id.eq(project))
+            .execute(conn)?;
+        // Proof of control: the account that installed the app on the
+        // repository is one of the project's maintainers.
+        let maintainer: i64 = ui::table
+            .inner_join(pm::table.on(pm::user_id.eq(ui::user_id)))
+            .filter(ui::provider.eq("github"))
+            .filter(ui::external_id.eq(sender.to_string()))
+            .filter(pm::project_id.eq(project))
+            .count()
+            .get_result(conn)?;
+        if maintainer > 0 {
+            diesel::update(p::table.find(project).filter(p::verified_at.is_null()))
+                .set((
+                    p::verified_at.eq(Some(at)),
+                    p::verified_via.eq("github_app"),
+                ))
+                .execute(conn)?;
+        }
+        linked.push(project);
+    }
+    Ok(linked)
+}
+
+/// `owner/name` from a repository URL on github.com, lower case.
+pub fn repo_of_url(url: &str) -> Option<String> {
+    let rest = url
+        .trim()
+        .strip_prefix("https://")
+        .or_else(|| url.trim().strip_prefix("http://"))?;
+    let rest = rest.strip_prefix("www.").unwrap_or(rest);
+    let path = rest.strip_prefix("github.com/")?;
+    let mut parts = path.trim_end_matches('/').splitn(3, '/');
+    let owner = parts.next().filter(|s| !s.is_empty())?;
+    let name = parts.next().filter(|s| !s.is_empty())?;
+    let name = name.strip_suffix(".git").unwrap_or(name);
+    // Deeper paths (…/tree/main) still name the repository.
+    Some(format!("{owner}/{name}").to_ascii_lowercase())
+}
+
+/// The one project whose `repo_url` names `full_name`; none when no
+/// project or several do.
+fn sole_claimant(conn: &mut DbConnection, full_name: &str) -> AppResult<Option<i64>> {
+    let want = full_name.to_ascii_lowercase();
+    let pattern = format!("%{}%", want.split('/').next_back().unwrap_or(&want));
+    let candidates: Vec<(i64, String)> = p::table
+        .filter(crate::domain::projects::lower(p::repo_url).like(pattern))
+        .select((p::id, p::repo_url))
+        .load(conn)?;
+    let mut matching = candidates
+        .into_iter()
+        .filter(|(_, url)| repo_of_url(url).as_deref() == Some(want.as_str()));
+    match (matching.next(), matching.next()) {
+        (Some((id, _)), None) => Ok(Some(id)),
+        _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_vector_verifies() {
+        // docs.github.com, "Validating webhook deliveries".
+        let secret = b"It's a Secret to Everybody";
+        let header = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        assert_eq!(verify(secret, Some(header), b"Hello, World!"), Ok(()));
+        assert_eq!(
+            verify(secret, Some(header), b"Hello, World?"),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(secret, None, b"Hello, World!"),
+            Err(SignatureError::Missing)
+        );
+        assert_eq!(
+            verify(secret, Some("sha1=757107"), b"Hello, World!"),
+            Err(SignatureError::Malformed)
+        );
+    }
+
+    #[test]
+    fn repository_urls_are_read() {
+        for url in [
+            "https://github.com/Codertocat/Hello-World",
+            "https://www.github.com/codertocat/hello-world.git",
+            "http://github.com/Codertocat/Hello-World/tree/main",
+            "https://github.com/Codertocat/Hello-World/",
+        ] {
+            assert_eq!(
+                repo_of_url(url).as_deref(),
+                Some("codertocat/hello-world"),
+                "{url}"
+            );
+        }
+        assert_eq!(repo_of_url("https://gitlab.com/a/b"), None);
+        assert_eq!(repo_of_url("https://github.com/a"), None);
+    }
+}

@@ -1,0 +1,303 @@
+//! The GitHub App's webhook: `X-Hub-Signature-256` over the raw body before
+//! anything is read, each `X-GitHub-Delivery` once, and installations
+//! linking projects to the repositories their `repo_url` names — a proof
+//! of control only when the installer is a maintainer's GitHub identity.
+//! Payloads: `tests/fixtures/github-webhooks` (@octokit/webhooks-examples).
+
+use crate::util::{Resp, TestApp, User};
+use actix_web::test::TestRequest;
+use diesel::prelude::*;
+use guildhall::db::schema::{github_deliveries, github_repositories, projects, user_identities};
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+const SECRET: &str = "github-webhook-secret";
+
+fn app() -> TestApp {
+    TestApp::builder()
+        .env("GUILDHALL_GITHUB_WEBHOOK_SECRET", SECRET)
+        .build()
+}
+
+fn payload(name: &str) -> Value {
+    let path = format!(
+        "{}/tests/fixtures/github-webhooks/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn sign(body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Delivers `body` as event `event` with delivery id `delivery`, signed
+/// with `signature` (None: unsigned).
+async fn deliver_raw(
+    app: &TestApp,
+    event: &str,
+    delivery: &str,
+    body: Vec<u8>,
+    signature: Option<String>,
+) -> Resp {
+    let svc = actix_web::test::init_service(guildhall::app::build(app.state.clone())).await;
+    let mut req = TestRequest::post()
+        .uri("/api/v1/webhooks/github")
+        .insert_header(("content-type", "application/json"))
+        .insert_header(("x-github-event", event))
+        .insert_header(("x-github-delivery", delivery));
+    if let Some(sig) = signature {
+        req = req.insert_header(("x-hub-signature-256", sig));
+    }
+    app.send(&svc, req.set_payload(body)).await
+}
+
+async fn deliver(app: &TestApp, event: &str, delivery: &str, body: &Value) -> Resp {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let sig = sign(&bytes);
+    deliver_raw(app, event, delivery, bytes, Some(sig)).await
+}
+
+async fn metric(app: &TestApp, outcome: &str) -> u64 {
+    let r = app.get("/metrics", None).await.expect(200);
+    let line = format!("guildhall_inbound_total{{channel=\"github\",outcome=\"{outcome}\"}} ");
+    r.text
+        .lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .map(|n| n.trim().parse().unwrap())
+        .unwrap_or(0)
+}
+
+fn deliveries(app: &TestApp) -> Vec<String> {
+    github_deliveries::table
+        .select(github_deliveries::delivery_id)
+        .order(github_deliveries::delivery_id)
+        .load(&mut app.conn())
+        .unwrap()
+}
+
+/// A project of `owner` whose repo_url names `repo`.
+async fn project_for(app: &TestApp, owner: &User, slug: &str, repo: &str) -> i64 {
+    app.post(
+        "/api/v1/projects",
+        json!({"slug": slug, "name": slug, "repo_url": format!("https://github.com/{repo}"),
+               "description": "a test project", "topics": ["rust"]}),
+        Some(&owner.access),
+    )
+    .await
+    .expect(201)
+    .body["id"]
+        .as_i64()
+        .unwrap()
+}
+
+fn verified(app: &TestApp, project: i64) -> Option<String> {
+    projects::table
+        .find(project)
+        .select(projects::verified_via)
+        .first(&mut app.conn())
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn forged_stale_replayed_and_malformed_deliveries_write_nothing() {
+    // Not configured: there is no endpoint.
+    let plain = TestApp::new();
+    deliver(&plain, "ping", "d0", &payload("ping.ping"))
+        .await
+        .expect(404);
+
+    let app = app();
+    let ping = payload("ping.ping");
+    let r = deliver(&app, "ping", "d1", &ping).await.expect(200);
+    assert_eq!(r.body["outcome"], "pong");
+    // The same delivery again: refused, nothing new.
+    let r = deliver(&app, "ping", "d1", &ping).await.expect(409);
+    assert_eq!(r.body["code"], "duplicate_delivery");
+
+    let bytes = serde_json::to_vec(&ping).unwrap();
+    // Signed with another secret, or over other bytes, or not at all.
+    let mut other = Hmac::<Sha256>::new_from_slice(b"not the secret").unwrap();
+    other.update(&bytes);
+    let forged = format!("sha256={}", hex::encode(other.finalize().into_bytes()));
+    deliver_raw(&app, "ping", "d2", bytes.clone(), Some(forged))
+        .await
+        .expect(401);
+    let mut tampered = bytes.clone();
+    tampered.push(b' ');
+    deliver_raw(&app, "ping", "d3", tampered, Some(sign(&bytes)))
+        .await
+        .expect(401);
+    deliver_raw(&app, "ping", "d4", bytes.clone(), None)
+        .await
+        .expect(401);
+    deliver_raw(&app, "ping", "d5", bytes.clone(), Some("sha256=zz".into()))
+        .await
+        .expect(401);
+    // Signed but not JSON; signed but an installation without its id.
+    let junk = b"{not json".to_vec();
+    let sig = sign(&junk);
+    deliver_raw(&app, "ping", "d6", junk, Some(sig))
+        .await
+        .expect(400);
+    let r = deliver(&app, "installation", "d7", &json!({"action": "created"}))
+        .await
+        .expect(422);
+    assert_eq!(r.body["status"], 422);
+    // Over 5 MiB.
+    let big = json!({"zen": "x".repeat(5 * 1024 * 1024)});
+    deliver(&app, "ping", "d8", &big).await.expect(413);
+    // Repositories for an installation never announced.
+    let r = deliver(
+        &app,
+        "installation_repositories",
+        "d9",
+        &json!({"action": "added", "installation": {"id": 42}, "sender": {"id": 1},
+                "repositories_added": [{"id": 5, "node_id": "R_5", "full_name": "a/b"}],
+                "repositories_removed": []}),
+    )
+    .await
+    .expect(422);
+    assert_eq!(r.body["errors"][0]["field"], "installation");
+
+    assert_eq!(
+        deliveries(&app),
+        vec!["d1".to_owned()],
+        "only the ping is recorded"
+    );
+    let repos: i64 = github_repositories::table
+        .count()
+        .get_result(&mut app.conn())
+        .unwrap();
+    assert_eq!(repos, 0);
+    for (outcome, n) in [
+        ("pong", 1),
+        ("duplicate", 1),
+        ("bad_signature", 4),
+        ("malformed", 2),
+        ("oversize", 1),
+        ("unknown_installation", 1),
+    ] {
+        assert_eq!(metric(&app, outcome).await, n, "{outcome}");
+    }
+}
+
+#[actix_web::test]
+async fn an_installation_links_the_project_that_names_its_repository() {
+    let app = app();
+    let owner = app.user("owner").await;
+    let project = project_for(&app, &owner, "hello", "Codertocat/Hello-World").await;
+    let elsewhere = project_for(&app, &owner, "other", "someone/else").await;
+
+    let installed = payload("installation.created");
+    let r = deliver(&app, "installation", "i1", &installed)
+        .await
+        .expect(200);
+    assert_eq!(r.body["outcome"], "installed");
+    assert_eq!(r.body["linked_projects"], json!([project]));
+    let row: (String, Option<i64>, Option<i64>) = github_repositories::table
+        .find(186853002_i64)
+        .select((
+            github_repositories::full_name,
+            github_repositories::installation_id,
+            github_repositories::project_id,
+        ))
+        .first(&mut app.conn())
+        .unwrap();
+    assert_eq!(
+        row,
+        (
+            "Codertocat/Hello-World".to_owned(),
+            Some(957387),
+            Some(project)
+        )
+    );
+    // Linked, but no proof of control: the installer is nobody's identity.
+    assert_eq!(verified(&app, project), None);
+    assert_eq!(verified(&app, elsewhere), None);
+
+    // Uninstalled: the repository is no longer covered; the link stays.
+    let mut deleted = installed.clone();
+    deleted["action"] = json!("deleted");
+    let r = deliver(&app, "installation", "i2", &deleted)
+        .await
+        .expect(200);
+    assert_eq!(r.body["outcome"], "removed");
+    let covered: Option<i64> = github_repositories::table
+        .find(186853002_i64)
+        .select(github_repositories::installation_id)
+        .first(&mut app.conn())
+        .unwrap();
+    assert_eq!(covered, None);
+
+    // Installed again by the maintainer's own GitHub account (Sign in with
+    // GitHub links it): now it proves control.
+    diesel::insert_into(user_identities::table)
+        .values((
+            user_identities::provider.eq("github"),
+            user_identities::external_id.eq("21031067"),
+            user_identities::user_id.eq(owner.id),
+            user_identities::login.eq("Codertocat"),
+            user_identities::created_at.eq(chrono::Utc::now().naive_utc()),
+        ))
+        .execute(&mut app.conn())
+        .unwrap();
+    let fresh = app.user("fresh").await;
+    let later = project_for(&app, &fresh, "later", "Codertocat/Spoon-Knife").await;
+    let mut again = installed.clone();
+    again["repositories"] = json!([
+        {"id": 186853002, "node_id": "MDEwOlJlcG9zaXRvcnkxODY4NTMwMDI=", "full_name": "Codertocat/Hello-World", "private": false},
+        {"id": 7, "node_id": "R_7", "full_name": "Codertocat/Spoon-Knife", "private": false}
+    ]);
+    let r = deliver(&app, "installation", "i3", &again)
+        .await
+        .expect(200);
+    // Spoon-Knife links to `later` (its only claimant) without proof: the
+    // installer is not `later`'s maintainer.
+    assert_eq!(r.body["linked_projects"], json!([later]));
+    assert_eq!(verified(&app, later), None);
+    // Hello-World was linked already; adding repositories to the
+    // installation by its installer proves control for a project not yet
+    // linked.
+    let owned = project_for(&app, &owner, "owned", "Codertocat/Octo").await;
+    let r = deliver(
+        &app,
+        "installation_repositories",
+        "i4",
+        &json!({"action": "added", "installation": {"id": 957387}, "sender": {"id": 21031067},
+                "repositories_added": [{"id": 8, "node_id": "R_8", "full_name": "Codertocat/Octo"}],
+                "repositories_removed": [{"id": 7, "node_id": "R_7", "full_name": "Codertocat/Spoon-Knife"}]}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(r.body["linked_projects"], json!([owned]));
+    assert_eq!(verified(&app, owned).as_deref(), Some("github_app"));
+    let spoon: Option<i64> = github_repositories::table
+        .find(7_i64)
+        .select(github_repositories::installation_id)
+        .first(&mut app.conn())
+        .unwrap();
+    assert_eq!(spoon, None, "removed from the installation");
+}
+
+#[actix_web::test]
+async fn two_projects_naming_one_repository_link_neither() {
+    let app = app();
+    let a = app.user("a").await;
+    let b = app.user("b").await;
+    let first = project_for(&app, &a, "first", "Codertocat/Hello-World").await;
+    let second = project_for(&app, &b, "second", "codertocat/hello-world.git").await;
+    let r = deliver(&app, "installation", "x1", &payload("installation.created"))
+        .await
+        .expect(200);
+    assert_eq!(r.body["linked_projects"], json!([]));
+    let linked: Option<i64> = github_repositories::table
+        .find(186853002_i64)
+        .select(github_repositories::project_id)
+        .first(&mut app.conn())
+        .unwrap();
+    assert_eq!(linked, None, "{first} and {second} both claim it");
+}
