@@ -54,3 +54,26 @@ pub struct SendInboundRefusal {
     /// Why it was not posted, in a sentence.
     pub reason: String,
 }
+
+/// Acts on a `+support` or `-support` comment on a GitHub issue
+/// (`jobs::github_support`): imports the issue as a draft ticket, comments
+/// once, labels and closes it — or withdraws the untouched draft and
+/// reopens it. Queued by the webhook in the transaction that records the
+/// delivery.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GithubSupport {
+    /// `import` or `withdraw`.
+    pub command: String,
+    /// The installation to act as.
+    pub installation_id: i64,
+    /// The repository (GitHub's id).
+    pub repository_id: i64,
+    /// Its `owner/name` when the comment was made.
+    pub repository: String,
+    /// The issue's number.
+    pub issue_number: i64,
+    /// The issue's node id.
+    pub issue_node_id: String,
+    /// The project the repository is linked to.
+    pub project_id: i64,
+}

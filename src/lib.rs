@@ -13,6 +13,7 @@ pub mod domain;
 pub mod error;
 pub mod eval;
 pub mod import;
+pub mod integrations;
 pub mod job_payloads;
 pub mod jobs;
 pub mod ledger;

@@ -72,7 +72,9 @@ pub async fn stripe(
 /// What a GitHub delivery did.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct GithubResult {
-    /// `pong`, `installed`, `removed`, `repositories` or `ignored`.
+    /// `pong`, `installed`, `removed`, `repositories`, `import_queued`,
+    /// `withdraw_queued`, `not_allowed` (a command from someone who may not
+    /// give it) or `ignored`.
     pub outcome: String,
     /// Projects newly linked to their repository by this delivery.
     pub linked_projects: Vec<i64>,
@@ -156,8 +158,9 @@ pub async fn github(
             github::ParseError::Missing(field) => AppError::field(field, e.to_string()),
         }
     })?;
+    let app_ready = state.config.github_app.is_some();
     let applied = state
-        .db(move |conn| github::apply(conn, &delivery, &parsed))
+        .db(move |conn| github::apply(conn, &delivery, &parsed, app_ready))
         .await;
     match applied {
         Ok(a) => {
@@ -170,7 +173,7 @@ pub async fn github(
         Err(e) => {
             count(match &e {
                 AppError::Conflict { .. } => "duplicate",
-                AppError::Validation(_) => "unknown_installation",
+                AppError::Validation(_) => "unknown_installation_or_project",
                 _ => "failed",
             });
             Err(e)

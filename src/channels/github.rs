@@ -98,8 +98,42 @@ pub enum Event {
         /// Removed.
         removed: Vec<Repo>,
     },
+    /// `issue_comment`: a comment on an issue (or pull request).
+    IssueComment {
+        /// `created`, `edited`, `deleted`.
+        action: String,
+        /// The installation the delivery is for.
+        installation: i64,
+        /// The repository.
+        repo: Repo,
+        /// The issue's number.
+        issue_number: i64,
+        /// The issue's node id.
+        issue_node_id: String,
+        /// A pull request's conversation (not imported).
+        pull_request: bool,
+        /// The comment's text.
+        body: String,
+        /// How the commenter relates to the repository (`OWNER`, `MEMBER`,
+        /// `COLLABORATOR`, `CONTRIBUTOR`, `NONE`…).
+        association: String,
+        /// The commenter's GitHub id.
+        commenter: i64,
+        /// A bot wrote it (ours included).
+        bot: bool,
+    },
     /// Any other event: acknowledged and recorded, nothing done.
     Other(String),
+}
+
+/// What a comment asks for: a line that is exactly `+support` or
+/// `-support`.
+pub fn command(body: &str) -> Option<&'static str> {
+    body.lines().find_map(|l| match l.trim() {
+        "+support" => Some("import"),
+        "-support" => Some("withdraw"),
+        _ => None,
+    })
 }
 
 /// Why a verified delivery could not be read.
@@ -174,6 +208,45 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Event, ParseError> {
             added: repos(&v, "repositories_added")?,
             removed: repos(&v, "repositories_removed")?,
         },
+        "issue_comment" => {
+            let repo = &v["repository"];
+            Event::IssueComment {
+                action: v["action"]
+                    .as_str()
+                    .ok_or(ParseError::Missing("action"))?
+                    .to_owned(),
+                installation: installation_id().ok_or(ParseError::Missing("installation id"))?,
+                repo: Repo {
+                    id: repo["id"]
+                        .as_i64()
+                        .ok_or(ParseError::Missing("repository id"))?,
+                    node_id: repo["node_id"].as_str().unwrap_or_default().to_owned(),
+                    full_name: repo["full_name"]
+                        .as_str()
+                        .filter(|n| n.contains('/') && n.len() <= 200)
+                        .ok_or(ParseError::Missing("repository full_name"))?
+                        .to_owned(),
+                },
+                issue_number: v["issue"]["number"]
+                    .as_i64()
+                    .ok_or(ParseError::Missing("issue number"))?,
+                issue_node_id: v["issue"]["node_id"]
+                    .as_str()
+                    .filter(|n| !n.is_empty() && n.len() <= 200)
+                    .ok_or(ParseError::Missing("issue node_id"))?
+                    .to_owned(),
+                pull_request: v["issue"].get("pull_request").is_some(),
+                body: v["comment"]["body"].as_str().unwrap_or_default().to_owned(),
+                association: v["comment"]["author_association"]
+                    .as_str()
+                    .unwrap_or("NONE")
+                    .to_owned(),
+                commenter: v["comment"]["user"]["id"]
+                    .as_i64()
+                    .ok_or(ParseError::Missing("comment user"))?,
+                bot: v["comment"]["user"]["type"].as_str() == Some("Bot"),
+            }
+        }
         other => Event::Other(other.chars().take(64).collect()),
     })
 }
@@ -190,7 +263,14 @@ pub struct Applied {
 /// Applies a verified delivery once: the delivery id is recorded in the
 /// same transaction, so a replay is refused (409) and writes nothing, and
 /// a delivery that fails leaves no trace either.
-pub fn apply(conn: &mut DbConnection, delivery: &str, event: &Event) -> AppResult<Applied> {
+/// `app_ready`: the app can call GitHub (its id and key are configured);
+/// without it `+support` is acknowledged and ignored.
+pub fn apply(
+    conn: &mut DbConnection,
+    delivery: &str,
+    event: &Event,
+    app_ready: bool,
+) -> AppResult<Applied> {
     if delivery.is_empty() || delivery.len() > 100 {
         return Err(AppError::bad_request(
             ErrorCode::InvalidBody,
@@ -202,6 +282,7 @@ pub fn apply(conn: &mut DbConnection, delivery: &str, event: &Event) -> AppResul
             Event::Ping => "ping",
             Event::Installation { .. } => "installation",
             Event::InstallationRepositories { .. } => "installation_repositories",
+            Event::IssueComment { .. } => "issue_comment",
             Event::Other(name) => name.as_str(),
         };
         let fresh = crate::per_backend!(conn, |c| diesel::insert_into(gd::table)
@@ -227,6 +308,74 @@ pub fn apply(conn: &mut DbConnection, delivery: &str, event: &Event) -> AppResul
                 outcome: "ignored",
                 linked: Vec::new(),
             }),
+            Event::IssueComment {
+                action,
+                installation,
+                repo,
+                issue_number,
+                issue_node_id,
+                pull_request,
+                body,
+                association,
+                commenter,
+                bot,
+            } => {
+                let ignored = Applied {
+                    outcome: "ignored",
+                    linked: Vec::new(),
+                };
+                let Some(cmd) = command(body) else {
+                    return Ok(ignored);
+                };
+                if action != "created" || *bot || *pull_request || !app_ready {
+                    return Ok(ignored);
+                }
+                // The repository must be covered by a known installation
+                // and linked to a project.
+                let linked: Option<(Option<i64>, Option<i64>)> = gr::table
+                    .find(repo.id)
+                    .select((gr::installation_id, gr::project_id))
+                    .first(conn)
+                    .optional()?;
+                let (Some(covered), Some(project)) = linked.unwrap_or((None, None)) else {
+                    return Err(AppError::field(
+                        "repository",
+                        "the repository is not linked to a project here",
+                    ));
+                };
+                if covered != *installation {
+                    return Err(AppError::field(
+                        "installation",
+                        "the installation does not cover this repository here",
+                    ));
+                }
+                if !may_command(conn, project, association, *commenter)? {
+                    return Ok(Applied {
+                        outcome: "not_allowed",
+                        linked: Vec::new(),
+                    });
+                }
+                guildhall_jobs::BackgroundJob::enqueue(
+                    &crate::job_payloads::GithubSupport {
+                        command: cmd.to_owned(),
+                        installation_id: *installation,
+                        repository_id: repo.id,
+                        repository: repo.full_name.clone(),
+                        issue_number: *issue_number,
+                        issue_node_id: issue_node_id.clone(),
+                        project_id: project,
+                    },
+                    conn,
+                )?;
+                Ok(Applied {
+                    outcome: if cmd == "import" {
+                        "import_queued"
+                    } else {
+                        "withdraw_queued"
+                    },
+                    linked: Vec::new(),
+                })
+            }
             Event::Installation {
                 action,
                 id,
@@ -379,6 +528,30 @@ fn cover(
     Ok(linked)
 }
 
+/// Whether a commenter may give `+support`/`-support` on the project's
+/// repository: its owner, members and collaborators, or an approved helper
+/// of the project by their linked GitHub identity.
+fn may_command(
+    conn: &mut DbConnection,
+    project: i64,
+    association: &str,
+    commenter: i64,
+) -> AppResult<bool> {
+    if ["OWNER", "MEMBER", "COLLABORATOR"].contains(&association) {
+        return Ok(true);
+    }
+    use crate::db::schema::project_helpers as ph;
+    let helper: i64 = ui::table
+        .inner_join(ph::table.on(ph::user_id.eq(ui::user_id)))
+        .filter(ui::provider.eq("github"))
+        .filter(ui::external_id.eq(commenter.to_string()))
+        .filter(ph::project_id.eq(project))
+        .filter(ph::status.eq("approved"))
+        .count()
+        .get_result(conn)?;
+    Ok(helper > 0)
+}
+
 /// `owner/name` from a repository URL on github.com, lower case.
 pub fn repo_of_url(url: &str) -> Option<String> {
     let rest = url
@@ -413,6 +586,191 @@ fn sole_claimant(conn: &mut DbConnection, full_name: &str) -> AppResult<Option<i
     }
 }
 
+/// The Guildhall user behind GitHub account `id` (`login`): the one who
+/// linked it, or an account made for them that cannot sign in until they
+/// sign in with GitHub.
+pub fn user_for_account(conn: &mut DbConnection, id: i64, login: &str) -> AppResult<i64> {
+    let known: Option<i64> = ui::table
+        .filter(ui::provider.eq("github"))
+        .filter(ui::external_id.eq(id.to_string()))
+        .select(ui::user_id)
+        .first(conn)
+        .optional()?;
+    if let Some(user) = known {
+        return Ok(user);
+    }
+    write_tx(conn, |conn| {
+        let email = format!("github-{id}@github.guildhall.invalid");
+        let user = match crate::domain::users::create(conn, &email, login, None, false) {
+            Ok(u) => u.id,
+            // Made before (its identity row is what was missing).
+            Err(AppError::Conflict { .. }) => {
+                use crate::db::schema::users;
+                users::table
+                    .filter(users::email_normalized.eq(&email))
+                    .select(users::id)
+                    .first(conn)?
+            }
+            Err(e) => return Err(e),
+        };
+        crate::per_backend!(conn, |c| diesel::insert_into(ui::table)
+            .values((
+                ui::provider.eq("github"),
+                ui::external_id.eq(id.to_string()),
+                ui::user_id.eq(user),
+                ui::login.eq(login),
+                ui::created_at.eq(Utc::now().naive_utc()),
+            ))
+            .on_conflict_do_nothing()
+            .execute(c))?;
+        Ok(user)
+    })
+}
+
+/// An issue and its comments as one ticket body: the issue's text, then
+/// each comment under its author, then where it came from; cut to the
+/// ticket's limit.
+pub fn ticket_body(issue_body: &str, comments: &[(String, String)], html_url: &str) -> String {
+    let mut body = issue_body.trim().to_owned();
+    for (login, text) in comments {
+        body.push_str(&format!("\n\n---\n@{login} wrote:\n\n{}", text.trim()));
+    }
+    let footer = format!("\n\n---\nImported from {html_url}");
+    let room = 50_000 - footer.chars().count() - 2;
+    if body.chars().count() > room {
+        body = body.chars().take(room - 1).collect::<String>() + "…";
+    }
+    if body.trim().is_empty() {
+        body = "(the issue has no text)".into();
+    }
+    body + &footer
+}
+
+/// The draft ticket an issue was imported as, if it is still live.
+pub fn imported_ticket(conn: &mut DbConnection, issue_node_id: &str) -> AppResult<Option<i64>> {
+    use crate::db::schema::github_issue_links as gl;
+    Ok(gl::table
+        .find(issue_node_id)
+        .filter(gl::withdrawn_at.is_null())
+        .select(gl::ticket_id)
+        .first(conn)
+        .optional()?)
+}
+
+/// Imports an issue as a draft ticket of `project` for `requester`, once
+/// per issue: a repeated `+support` finds the ticket it made.
+#[allow(clippy::too_many_arguments)]
+pub fn import_issue(
+    conn: &mut DbConnection,
+    project: i64,
+    requester: i64,
+    repository_id: i64,
+    issue_number: i64,
+    issue_node_id: &str,
+    title: &str,
+    body: &str,
+) -> AppResult<i64> {
+    use crate::db::schema::github_issue_links as gl;
+    use crate::domain::tickets::{self, Kind, NewTicket, Visibility};
+    if let Some(ticket) = imported_ticket(conn, issue_node_id)? {
+        return Ok(ticket);
+    }
+    let slug = crate::domain::projects::by_id(conn, project)?.slug;
+    let mut title = title.trim().chars().take(200).collect::<String>();
+    if title.chars().count() < 3 {
+        title = format!("Issue #{issue_number}");
+    }
+    write_tx(conn, |conn| {
+        let t = tickets::create(
+            conn,
+            requester,
+            &NewTicket {
+                project: slug.clone(),
+                title: title.clone(),
+                body: body.to_owned(),
+                tags: Vec::new(),
+                kind: Kind::Question,
+                visibility: Visibility::Public,
+            },
+        )?;
+        let at = Utc::now().naive_utc();
+        let existing: i64 = gl::table.find(issue_node_id).count().get_result(conn)?;
+        if existing > 0 {
+            diesel::update(gl::table.find(issue_node_id))
+                .set((
+                    gl::ticket_id.eq(t.id),
+                    gl::repository_id.eq(repository_id),
+                    gl::issue_number.eq(issue_number),
+                    gl::withdrawn_at.eq(None::<chrono::NaiveDateTime>),
+                    gl::updated_at.eq(at),
+                ))
+                .execute(conn)?;
+        } else {
+            diesel::insert_into(gl::table)
+                .values((
+                    gl::issue_node_id.eq(issue_node_id),
+                    gl::ticket_id.eq(t.id),
+                    gl::repository_id.eq(repository_id),
+                    gl::issue_number.eq(issue_number),
+                    gl::created_at.eq(at),
+                    gl::updated_at.eq(at),
+                ))
+                .execute(conn)?;
+        }
+        Ok(t.id)
+    })
+}
+
+/// Withdraws an imported draft nobody has touched (the requester has not
+/// edited or submitted it): cancels it and marks the link withdrawn.
+/// Returns whether it did; a touched ticket stays.
+pub fn withdraw_issue(conn: &mut DbConnection, issue_node_id: &str) -> AppResult<bool> {
+    use crate::db::schema::github_issue_links as gl;
+    use crate::domain::tickets;
+    let Some(ticket) = imported_ticket(conn, issue_node_id)? else {
+        return Ok(false);
+    };
+    let t = tickets::get(conn, ticket)?;
+    let untouched = t.status() == tickets::Status::Draft && t.updated_at == t.created_at;
+    if !untouched {
+        return Ok(false);
+    }
+    write_tx(conn, |conn| {
+        tickets::cancel(conn, ticket, t.requester_id)?;
+        diesel::update(gl::table.find(issue_node_id))
+            .set((
+                gl::withdrawn_at.eq(Some(Utc::now().naive_utc())),
+                gl::updated_at.eq(Utc::now().naive_utc()),
+            ))
+            .execute(conn)?;
+        Ok(true)
+    })
+}
+
+/// Records the bot's comment on an imported issue.
+pub fn set_bot_comment(
+    conn: &mut DbConnection,
+    issue_node_id: &str,
+    comment: i64,
+) -> AppResult<()> {
+    use crate::db::schema::github_issue_links as gl;
+    diesel::update(gl::table.find(issue_node_id))
+        .set(gl::bot_comment_id.eq(Some(comment)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The bot's comment on an imported issue, if it made one.
+pub fn bot_comment(conn: &mut DbConnection, issue_node_id: &str) -> AppResult<Option<i64>> {
+    use crate::db::schema::github_issue_links as gl;
+    Ok(gl::table
+        .find(issue_node_id)
+        .select(gl::bot_comment_id)
+        .first::<Option<i64>>(conn)
+        .optional()?
+        .flatten())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -435,6 +793,28 @@ mod tests {
             verify(secret, Some("sha1=757107"), b"Hello, World!"),
             Err(SignatureError::Malformed)
         );
+    }
+
+    #[test]
+    fn commands_are_whole_lines() {
+        assert_eq!(command("+support"), Some("import"));
+        assert_eq!(command("Thanks!\n  -support  \n"), Some("withdraw"));
+        assert_eq!(command("I'd +support this"), None);
+        assert_eq!(command("+supported"), None);
+    }
+
+    #[test]
+    fn an_issue_fits_a_ticket() {
+        let body = ticket_body("", &[], "https://github.com/a/b/issues/1");
+        assert!(body.starts_with("(the issue has no text)"));
+        let long = "x".repeat(60_000);
+        let body = ticket_body(
+            &long,
+            &[("octo".into(), "y".into())],
+            "https://github.com/a/b/issues/1",
+        );
+        assert!(body.chars().count() <= 50_000);
+        assert!(body.ends_with("Imported from https://github.com/a/b/issues/1"));
     }
 
     #[test]

@@ -218,6 +218,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     github_deliveries,
     github_installations,
     github_repositories,
+    github_issue_links,
     user_identities,
 );
 
@@ -485,6 +486,19 @@ diesel::table! {
         full_name -> Text,
         installation_id -> Nullable<BigInt>,
         project_id -> Nullable<BigInt>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    github_issue_links (issue_node_id) {
+        issue_node_id -> Text,
+        ticket_id -> BigInt,
+        repository_id -> BigInt,
+        issue_number -> BigInt,
+        bot_comment_id -> Nullable<BigInt>,
+        withdrawn_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
         updated_at -> Timestamp,
     }
 }

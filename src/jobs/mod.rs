@@ -7,6 +7,7 @@
 mod auto_accept_resolutions;
 mod auto_close_tickets;
 mod expire_bounties;
+mod github_support;
 mod purge_expired_refresh_tokens;
 mod recompute_reputation;
 mod refund_payment;
@@ -18,8 +19,8 @@ mod send_verification_email;
 pub mod sync_index;
 
 pub use crate::job_payloads::{
-    RefundPayment, SendDigests, SendInboundRefusal, SendNotifications, SendVerificationEmail,
-    SyncIndex,
+    GithubSupport, RefundPayment, SendDigests, SendInboundRefusal, SendNotifications,
+    SendVerificationEmail, SyncIndex,
 };
 pub use auto_accept_resolutions::AutoAcceptResolutions;
 pub use auto_close_tickets::AutoCloseTickets;
@@ -51,6 +52,22 @@ pub struct JobContext {
     pub reputation: crate::domain::reputation::model::Params,
     /// Outbound mail.
     pub mail: Arc<crate::mail::Mail>,
+    /// The GitHub App, when configured.
+    pub github: Option<Arc<crate::integrations::github::GithubApp>>,
+}
+
+/// The GitHub App `config` describes, if any.
+fn github_app(
+    config: &Config,
+) -> anyhow::Result<Option<Arc<crate::integrations::github::GithubApp>>> {
+    config
+        .github_app
+        .as_ref()
+        .map(|(id, pem)| {
+            crate::integrations::github::GithubApp::new(&config.github_api_base, *id, &pem.0)
+                .map(Arc::new)
+        })
+        .transpose()
 }
 
 /// The general runner: every job type except index maintenance.
@@ -68,9 +85,11 @@ pub fn runner(pool: DbPool, config: &Config) -> anyhow::Result<Runner<JobContext
         payout_minimum: config.payout_minimum,
         reputation: config.reputation,
         mail: Arc::new(crate::mail::Mail::from_config(config)?),
+        github: github_app(config)?,
     };
     Runner::new(pool, ctx, runner_config)
         .register::<RefundPayment>()
+        .register::<GithubSupport>()
         .register::<SendVerificationEmail>()
         .register::<SendInboundRefusal>()
         .schedule(
@@ -113,6 +132,7 @@ pub fn index_runner(
         payout_minimum: config.payout_minimum,
         reputation: config.reputation,
         mail: Arc::new(crate::mail::Mail::from_config(config)?),
+        github: None,
     };
     Ok(Runner::new(pool, ctx, runner_config).register::<SyncIndex>())
 }

@@ -179,7 +179,7 @@ async fn forged_stale_replayed_and_malformed_deliveries_write_nothing() {
         ("bad_signature", 4),
         ("malformed", 2),
         ("oversize", 1),
-        ("unknown_installation", 1),
+        ("unknown_installation_or_project", 1),
     ] {
         assert_eq!(metric(&app, outcome).await, n, "{outcome}");
     }
@@ -300,4 +300,214 @@ async fn two_projects_naming_one_repository_link_neither() {
         .first(&mut app.conn())
         .unwrap();
     assert_eq!(linked, None, "{first} and {second} both claim it");
+}
+
+/// `+support` from a maintainer on GitHub: the issue and its comments
+/// become a draft ticket of the issue's author, the bot comments once
+/// (edited in place when the command is repeated), labels the issue
+/// `support` and closes it; `-support` withdraws the untouched draft and
+/// reopens the issue. Someone outside the repository's team is ignored; a
+/// repository linked to no project is refused.
+#[actix_web::test]
+async fn plus_support_imports_the_issue_and_minus_support_undoes_it() {
+    use crate::fake_github::{FakeGithub, Issue, APP_ID, INSTALLATION};
+    let gh = actix_web::rt::task::spawn_blocking(FakeGithub::start)
+        .await
+        .unwrap();
+    let key = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/github-app-test-key.pem"
+    );
+    let app = TestApp::builder()
+        .env("GUILDHALL_GITHUB_WEBHOOK_SECRET", SECRET)
+        .env("GUILDHALL_GITHUB_APP_ID", &APP_ID.to_string())
+        .env("GUILDHALL_GITHUB_PRIVATE_KEY_FILE", key)
+        .env("GUILDHALL_GITHUB_API_BASE", &gh.base)
+        .env("GUILDHALL_PUBLIC_URL", "https://guildhall.test")
+        .build();
+    let owner = app.user("owner").await;
+    let project = project_for(&app, &owner, "hello", "Codertocat/Hello-World").await;
+    app.patch(
+        "/api/v1/projects/hello",
+        json!({"min_response_hours": 24}),
+        Some(&owner.access),
+    )
+    .await
+    .expect(200);
+    deliver(&app, "installation", "i1", &payload("installation.created"))
+        .await
+        .expect(200);
+
+    let event = payload("issue_comment.created");
+    let issue = &event["issue"];
+    gh.add_issue(
+        "Codertocat/Hello-World",
+        1,
+        Issue {
+            node_id: issue["node_id"].as_str().unwrap().to_owned(),
+            title: issue["title"].as_str().unwrap().to_owned(),
+            body: "The README says 'teh' twice.".into(),
+            open: true,
+            author_id: 21031067,
+            author: "Codertocat".into(),
+            labels: vec![],
+        },
+        &[("octocat", "Seen on main too."), ("Codertocat", "+support")],
+    );
+    let command = |body: &str, association: &str| {
+        let mut e = event.clone();
+        e["installation"] = json!({"id": INSTALLATION});
+        e["comment"]["body"] = json!(body);
+        e["comment"]["author_association"] = json!(association);
+        e
+    };
+
+    app.run_jobs(); // what registering and creating the project queued
+                    // Someone outside the repository's team: acknowledged, nothing queued.
+    let r = deliver(&app, "issue_comment", "c0", &command("+support", "NONE"))
+        .await
+        .expect(200);
+    assert_eq!(r.body["outcome"], "not_allowed");
+    // A comment without the command: nothing.
+    let r = deliver(&app, "issue_comment", "c1", &command("Thanks!", "OWNER"))
+        .await
+        .expect(200);
+    assert_eq!(r.body["outcome"], "ignored");
+    assert_eq!(app.run_jobs(), 0);
+
+    let r = deliver(&app, "issue_comment", "c2", &command("+support", "OWNER"))
+        .await
+        .expect(200);
+    assert_eq!(r.body["outcome"], "import_queued");
+    app.run_jobs();
+
+    // The draft ticket, for the issue's author (an account they claim by
+    // signing in with GitHub), with the issue's text and comments.
+    use guildhall::db::schema::{github_issue_links as gl, tickets, users};
+    let (ticket, node): (i64, String) = gl::table
+        .select((gl::ticket_id, gl::issue_node_id))
+        .first(&mut app.conn())
+        .unwrap();
+    assert_eq!(node, issue["node_id"].as_str().unwrap());
+    let (title, body, status, requester, project_id): (String, String, String, i64, i64) =
+        tickets::table
+            .find(ticket)
+            .select((
+                tickets::title,
+                tickets::body,
+                tickets::status,
+                tickets::requester_id,
+                tickets::project_id,
+            ))
+            .first(&mut app.conn())
+            .unwrap();
+    assert_eq!(title, "Spelling error in the README file");
+    assert_eq!(status, "draft");
+    assert_eq!(project_id, project);
+    assert!(body.starts_with("The README says 'teh' twice."), "{body}");
+    assert!(
+        body.contains("@octocat wrote:\n\nSeen on main too."),
+        "{body}"
+    );
+    assert!(!body.contains("+support"), "{body}");
+    assert!(body.ends_with("Imported from https://github.com/Codertocat/Hello-World/issues/1"));
+    let (email, can_login): (String, bool) = users::table
+        .find(requester)
+        .select((users::email, users::can_login))
+        .first(&mut app.conn())
+        .unwrap();
+    assert_eq!(
+        (email.as_str(), can_login),
+        ("github-21031067@github.guildhall.invalid", false)
+    );
+    let identity: i64 = user_identities::table
+        .filter(user_identities::external_id.eq("21031067"))
+        .select(user_identities::user_id)
+        .first(&mut app.conn())
+        .unwrap();
+    assert_eq!(identity, requester);
+
+    // On GitHub: one comment with the link, the label, the issue closed.
+    let bot_comments = |gh: &FakeGithub| {
+        gh.state
+            .lock()
+            .unwrap()
+            .comments
+            .iter()
+            .filter(|c| c.bot)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    {
+        let comments = bot_comments(&gh);
+        assert_eq!(comments.len(), 1);
+        assert!(
+            comments[0]
+                .body
+                .contains(&format!("https://guildhall.test/t/{ticket}")),
+            "{}",
+            comments[0].body
+        );
+        assert!(
+            comments[0].body.contains("aims to answer within 24 hours"),
+            "{}",
+            comments[0].body
+        );
+        let s = gh.state.lock().unwrap();
+        let i = &s.issues[&("Codertocat/Hello-World".to_owned(), 1)];
+        assert_eq!(
+            (i.open, i.labels.clone()),
+            (false, vec!["support".to_owned()])
+        );
+    }
+
+    // Repeated: the same ticket, the same comment edited, not a second.
+    deliver(&app, "issue_comment", "c3", &command("+support", "MEMBER"))
+        .await
+        .expect(200);
+    app.run_jobs();
+    let comments = bot_comments(&gh);
+    assert_eq!(comments.len(), 1);
+    assert_eq!(comments[0].edits, 1);
+    let links: i64 = gl::table.count().get_result(&mut app.conn()).unwrap();
+    let drafts: i64 = tickets::table
+        .filter(tickets::status.eq("draft"))
+        .count()
+        .get_result(&mut app.conn())
+        .unwrap();
+    assert_eq!((links, drafts), (1, 1));
+
+    // -support: the untouched draft is withdrawn, the issue reopened.
+    let r = deliver(
+        &app,
+        "issue_comment",
+        "c4",
+        &command("-support", "COLLABORATOR"),
+    )
+    .await
+    .expect(200);
+    assert_eq!(r.body["outcome"], "withdraw_queued");
+    app.run_jobs();
+    let status: String = tickets::table
+        .find(ticket)
+        .select(tickets::status)
+        .first(&mut app.conn())
+        .unwrap();
+    assert_eq!(status, "cancelled");
+    assert!(gh.state.lock().unwrap().issues[&("Codertocat/Hello-World".to_owned(), 1)].open);
+    let comments = bot_comments(&gh);
+    assert_eq!(comments.len(), 1);
+    assert!(
+        comments[0].body.contains("withdrawn"),
+        "{}",
+        comments[0].body
+    );
+
+    // A repository linked to no project here: refused, nothing recorded.
+    let mut elsewhere = command("+support", "OWNER");
+    elsewhere["repository"]["id"] = json!(5);
+    deliver(&app, "issue_comment", "c5", &elsewhere)
+        .await
+        .expect(422);
+    assert!(!deliveries(&app).contains(&"c5".to_owned()));
 }

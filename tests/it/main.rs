@@ -8,6 +8,7 @@ mod auth;
 mod browser;
 mod cli;
 mod errors;
+mod fake_github;
 mod github;
 mod inbound;
 mod jobs;

@@ -599,16 +599,32 @@ pub struct Server {
 
 impl Server {
     pub fn start(state: AppState, listener: std::net::TcpListener) -> Server {
+        Server::start_with(listener, move || guildhall::app::build(state.clone()))
+    }
+
+    /// Serves whatever app `factory` builds (a fake of an outside service).
+    pub fn start_with<F, I, S, B>(listener: std::net::TcpListener, factory: F) -> Server
+    where
+        F: Fn() -> I + Send + Clone + 'static,
+        I: actix_service::IntoServiceFactory<S, actix_http::Request>,
+        S: actix_service::ServiceFactory<actix_http::Request, Config = actix_web::dev::AppConfig>
+            + 'static,
+        S::Error: Into<actix_web::Error> + 'static,
+        S::InitError: std::fmt::Debug,
+        S::Response: Into<actix_http::Response<B>> + 'static,
+        <S::Service as actix_service::Service<actix_http::Request>>::Future: 'static,
+        S::Service: 'static,
+        B: actix_web::body::MessageBody + 'static,
+    {
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
-                let server =
-                    actix_web::HttpServer::new(move || guildhall::app::build(state.clone()))
-                        .workers(2)
-                        .listen(listener)
-                        .expect("listen")
-                        .run();
+                let server = actix_web::HttpServer::new(factory)
+                    .workers(2)
+                    .listen(listener)
+                    .expect("listen")
+                    .run();
                 tx.send(server.handle()).expect("handle");
                 let _ = server.await;
             })

@@ -1,0 +1,4 @@
+//! Outbound clients for services outside Guildhall, each tested against a
+//! local fake over real HTTP.
+
+pub mod github;
