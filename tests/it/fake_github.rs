@@ -63,8 +63,21 @@ fn token_ok(req: &HttpRequest, state: &State) -> bool {
         .is_some_and(|t| state.tokens.iter().any(|k| k == t))
 }
 
+/// The state, if the request carries a token the fake issued.
+fn authorized<'a>(
+    req: &HttpRequest,
+    state: &'a Mutex<State>,
+) -> Option<std::sync::MutexGuard<'a, State>> {
+    let s = state.lock().unwrap();
+    token_ok(req, &s).then_some(s)
+}
+
 fn unauthorized() -> HttpResponse {
     HttpResponse::Unauthorized().json(json!({"message": "Bad credentials"}))
+}
+
+fn not_found() -> HttpResponse {
+    HttpResponse::NotFound().json(json!({"message": "Not Found"}))
 }
 
 async fn access_token(
@@ -92,7 +105,7 @@ async fn access_token(
             .json(json!({"message": "A JSON web token could not be decoded"}));
     }
     if path.into_inner() != INSTALLATION {
-        return HttpResponse::NotFound().json(json!({"message": "Not Found"}));
+        return not_found();
     }
     let mut s = state.lock().unwrap();
     let token = format!("ghs_fake{}", s.tokens.len() + 1);
@@ -116,16 +129,15 @@ async fn get_issue(
     path: web::Path<(String, String, i64)>,
     state: web::Data<Arc<Mutex<State>>>,
 ) -> HttpResponse {
-    let mut s = state.lock().unwrap();
-    if !token_ok(&req, &s) {
+    let Some(mut s) = authorized(&req, &state) else {
         return unauthorized();
-    }
+    };
     let (owner, name, number) = path.into_inner();
     let repo = format!("{owner}/{name}");
     s.calls.push(format!("GET issue {number}"));
     match s.issues.get(&(repo.clone(), number)) {
         Some(i) => HttpResponse::Ok().json(issue_json(&repo, number, i)),
-        None => HttpResponse::NotFound().json(json!({"message": "Not Found"})),
+        None => not_found(),
     }
 }
 
@@ -135,10 +147,9 @@ async fn patch_issue(
     body: web::Json<Value>,
     state: web::Data<Arc<Mutex<State>>>,
 ) -> HttpResponse {
-    let mut s = state.lock().unwrap();
-    if !token_ok(&req, &s) {
+    let Some(mut s) = authorized(&req, &state) else {
         return unauthorized();
-    }
+    };
     let (owner, name, number) = path.into_inner();
     let repo = format!("{owner}/{name}");
     let state_field = body["state"].as_str().unwrap_or("").to_owned();
@@ -149,7 +160,7 @@ async fn patch_issue(
             let json = issue_json(&repo, number, i);
             HttpResponse::Ok().json(json)
         }
-        None => HttpResponse::NotFound().json(json!({"message": "Not Found"})),
+        None => not_found(),
     }
 }
 
@@ -158,10 +169,9 @@ async fn list_comments(
     path: web::Path<(String, String, i64)>,
     state: web::Data<Arc<Mutex<State>>>,
 ) -> HttpResponse {
-    let s = state.lock().unwrap();
-    if !token_ok(&req, &s) {
+    let Some(s) = authorized(&req, &state) else {
         return unauthorized();
-    }
+    };
     let (owner, name, number) = path.into_inner();
     let repo = format!("{owner}/{name}");
     let list: Vec<Value> = s
@@ -182,10 +192,9 @@ async fn post_comment(
     body: web::Json<Value>,
     state: web::Data<Arc<Mutex<State>>>,
 ) -> HttpResponse {
-    let mut s = state.lock().unwrap();
-    if !token_ok(&req, &s) {
+    let Some(mut s) = authorized(&req, &state) else {
         return unauthorized();
-    }
+    };
     let (owner, name, number) = path.into_inner();
     s.next_id += 1;
     let id = 9000 + s.next_id;
@@ -208,10 +217,9 @@ async fn patch_comment(
     body: web::Json<Value>,
     state: web::Data<Arc<Mutex<State>>>,
 ) -> HttpResponse {
-    let mut s = state.lock().unwrap();
-    if !token_ok(&req, &s) {
+    let Some(mut s) = authorized(&req, &state) else {
         return unauthorized();
-    }
+    };
     let (_, _, id) = path.into_inner();
     s.calls.push(format!("PATCH comment {id}"));
     match s.comments.iter_mut().find(|c| c.id == id) {
@@ -220,7 +228,7 @@ async fn patch_comment(
             c.edits += 1;
             HttpResponse::Ok().json(json!({"id": id}))
         }
-        None => HttpResponse::NotFound().json(json!({"message": "Not Found"})),
+        None => not_found(),
     }
 }
 
@@ -230,10 +238,9 @@ async fn add_labels(
     body: web::Json<Value>,
     state: web::Data<Arc<Mutex<State>>>,
 ) -> HttpResponse {
-    let mut s = state.lock().unwrap();
-    if !token_ok(&req, &s) {
+    let Some(mut s) = authorized(&req, &state) else {
         return unauthorized();
-    }
+    };
     let (owner, name, number) = path.into_inner();
     let labels: Vec<String> = body["labels"]
         .as_array()
@@ -253,7 +260,7 @@ async fn add_labels(
             }
             HttpResponse::Ok().json(json!([]))
         }
-        None => HttpResponse::NotFound().json(json!({"message": "Not Found"})),
+        None => not_found(),
     }
 }
 
