@@ -76,4 +76,7 @@ pub struct GithubSupport {
     pub issue_node_id: String,
     /// The project the repository is linked to.
     pub project_id: i64,
+    /// The repository is private: the ticket is private too.
+    #[serde(default)]
+    pub private: bool,
 }

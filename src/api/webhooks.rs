@@ -160,7 +160,7 @@ pub async fn github(
     })?;
     let app_ready = state.config.github_app.is_some();
     let applied = state
-        .db(move |conn| github::apply(conn, &delivery, &parsed, app_ready))
+        .db(move |conn| github::apply(conn, &delivery, &body, &parsed, app_ready))
         .await;
     match applied {
         Ok(a) => {

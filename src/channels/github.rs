@@ -10,8 +10,8 @@
 //! installed the app is a maintainer's linked identity.
 
 use crate::db::schema::{
-    github_deliveries as gd, github_installations as gi, github_repositories as gr,
-    project_maintainers as pm, projects as p, user_identities as ui,
+    github_deliveries as gd, github_installations as gi, github_repositories as gr, projects as p,
+    user_identities as ui,
 };
 use crate::db::{write_tx, DbConnection};
 use crate::error::{AppError, AppResult, ErrorCode};
@@ -121,6 +121,8 @@ pub enum Event {
         commenter: i64,
         /// A bot wrote it (ours included).
         bot: bool,
+        /// The repository is private (its issues become private tickets).
+        private: bool,
     },
     /// Any other event: acknowledged and recorded, nothing done.
     Other(String),
@@ -245,6 +247,7 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Event, ParseError> {
                     .as_i64()
                     .ok_or(ParseError::Missing("comment user"))?,
                 bot: v["comment"]["user"]["type"].as_str() == Some("Bot"),
+                private: repo["private"].as_bool().unwrap_or(true),
             }
         }
         other => Event::Other(other.chars().take(64).collect()),
@@ -260,17 +263,21 @@ pub struct Applied {
     pub linked: Vec<i64>,
 }
 
-/// Applies a verified delivery once: the delivery id is recorded in the
-/// same transaction, so a replay is refused (409) and writes nothing, and
-/// a delivery that fails leaves no trace either.
+/// Applies a verified delivery once: the delivery id and the body's hash
+/// are recorded in the same transaction, so a replay — the same delivery,
+/// or its signed body under a new id — is refused (409) and writes
+/// nothing, and a delivery that fails leaves no trace either.
 /// `app_ready`: the app can call GitHub (its id and key are configured);
 /// without it `+support` is acknowledged and ignored.
 pub fn apply(
     conn: &mut DbConnection,
     delivery: &str,
+    body: &[u8],
     event: &Event,
     app_ready: bool,
 ) -> AppResult<Applied> {
+    use sha2::Digest as _;
+    let body_hash = hex::encode(Sha256::digest(body));
     if delivery.is_empty() || delivery.len() > 100 {
         return Err(AppError::bad_request(
             ErrorCode::InvalidBody,
@@ -288,6 +295,7 @@ pub fn apply(
         let fresh = crate::per_backend!(conn, |c| diesel::insert_into(gd::table)
             .values((
                 gd::delivery_id.eq(delivery),
+                gd::body_sha256.eq(&body_hash),
                 gd::event.eq(kind),
                 gd::received_at.eq(Utc::now().naive_utc()),
             ))
@@ -319,6 +327,7 @@ pub fn apply(
                 association,
                 commenter,
                 bot,
+                private,
             } => {
                 let ignored = Applied {
                     outcome: "ignored",
@@ -364,6 +373,7 @@ pub fn apply(
                         issue_number: *issue_number,
                         issue_node_id: issue_node_id.clone(),
                         project_id: project,
+                        private: *private,
                     },
                     conn,
                 )?;
@@ -412,6 +422,13 @@ pub fn apply(
                     })
                 }
                 "deleted" | "suspend" => {
+                    let known: i64 = gi::table.find(id).count().get_result(conn)?;
+                    if known == 0 {
+                        return Err(AppError::field(
+                            "installation",
+                            "the installation is not known here",
+                        ));
+                    }
                     diesel::update(gi::table.find(id))
                         .set(gi::removed_at.eq(Some(Utc::now().naive_utc())))
                         .execute(conn)?;
@@ -507,15 +524,20 @@ fn cover(
             .set(gr::project_id.eq(project))
             .execute(conn)?;
         // Proof of control: the account that installed the app on the
-        // repository is one of the project's maintainers.
-        let maintainer: i64 = ui::table
-            .inner_join(pm::table.on(pm::user_id.eq(ui::user_id)))
+        // repository is the GitHub identity of the person who created the
+        // project (co-maintainers are added without their consent, and
+        // accounts Guildhall made for imported authors cannot sign in).
+        use crate::db::schema::users as u;
+        let creator: i64 = ui::table
+            .inner_join(u::table.on(u::id.eq(ui::user_id)))
+            .inner_join(p::table.on(p::created_by.eq(ui::user_id)))
             .filter(ui::provider.eq("github"))
             .filter(ui::external_id.eq(sender.to_string()))
-            .filter(pm::project_id.eq(project))
+            .filter(u::can_login.eq(true))
+            .filter(p::id.eq(project))
             .count()
             .get_result(conn)?;
-        if maintainer > 0 {
+        if creator > 0 {
             diesel::update(p::table.find(project).filter(p::verified_at.is_null()))
                 .set((
                     p::verified_at.eq(Some(at)),
@@ -603,13 +625,23 @@ pub fn user_for_account(conn: &mut DbConnection, id: i64, login: &str) -> AppRes
         let email = format!("github-{id}@github.guildhall.invalid");
         let user = match crate::domain::users::create(conn, &email, login, None, false) {
             Ok(u) => u.id,
-            // Made before (its identity row is what was missing).
+            // Made before (its identity row is what was missing) — reused
+            // only if it is still such an account: no password, no sign-in.
             Err(AppError::Conflict { .. }) => {
                 use crate::db::schema::users;
-                users::table
+                let (user, can_login, hash): (i64, bool, Option<String>) = users::table
                     .filter(users::email_normalized.eq(&email))
-                    .select(users::id)
-                    .first(conn)?
+                    .select((users::id, users::can_login, users::password_hash))
+                    .first(conn)?;
+                if can_login || hash.is_some() {
+                    let other = format!(
+                        "github-{id}-{}@github.guildhall.invalid",
+                        crate::auth::tokens::random_token(6).to_ascii_lowercase()
+                    );
+                    crate::domain::users::create(conn, &other, login, None, false)?.id
+                } else {
+                    user
+                }
             }
             Err(e) => return Err(e),
         };
@@ -669,18 +701,22 @@ pub fn import_issue(
     issue_node_id: &str,
     title: &str,
     body: &str,
+    private: bool,
 ) -> AppResult<i64> {
     use crate::db::schema::github_issue_links as gl;
     use crate::domain::tickets::{self, Kind, NewTicket, Visibility};
-    if let Some(ticket) = imported_ticket(conn, issue_node_id)? {
-        return Ok(ticket);
-    }
     let slug = crate::domain::projects::by_id(conn, project)?.slug;
     let mut title = title.trim().chars().take(200).collect::<String>();
     if title.chars().count() < 3 {
         title = format!("Issue #{issue_number}");
     }
+    // Checked inside the transaction: of two imports racing, one inserts
+    // the link (its primary key is the issue) and the other fails and is
+    // retried, finding the ticket.
     write_tx(conn, |conn| {
+        if let Some(ticket) = imported_ticket(conn, issue_node_id)? {
+            return Ok(ticket);
+        }
         let t = tickets::create(
             conn,
             requester,
@@ -690,7 +726,11 @@ pub fn import_issue(
                 body: body.to_owned(),
                 tags: Vec::new(),
                 kind: Kind::Question,
-                visibility: Visibility::Public,
+                visibility: if private {
+                    Visibility::Private
+                } else {
+                    Visibility::Public
+                },
             },
         )?;
         let at = Utc::now().naive_utc();
@@ -721,19 +761,29 @@ pub fn import_issue(
     })
 }
 
+/// What `-support` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Withdrawal {
+    /// The untouched draft was cancelled.
+    Withdrawn,
+    /// Nothing live to withdraw (never imported, or withdrawn before).
+    Nothing,
+    /// Its author has worked on it: it stays.
+    Touched,
+}
+
 /// Withdraws an imported draft nobody has touched (the requester has not
 /// edited or submitted it): cancels it and marks the link withdrawn.
-/// Returns whether it did; a touched ticket stays.
-pub fn withdraw_issue(conn: &mut DbConnection, issue_node_id: &str) -> AppResult<bool> {
+pub fn withdraw_issue(conn: &mut DbConnection, issue_node_id: &str) -> AppResult<Withdrawal> {
     use crate::db::schema::github_issue_links as gl;
     use crate::domain::tickets;
     let Some(ticket) = imported_ticket(conn, issue_node_id)? else {
-        return Ok(false);
+        return Ok(Withdrawal::Nothing);
     };
     let t = tickets::get(conn, ticket)?;
     let untouched = t.status() == tickets::Status::Draft && t.updated_at == t.created_at;
     if !untouched {
-        return Ok(false);
+        return Ok(Withdrawal::Touched);
     }
     write_tx(conn, |conn| {
         tickets::cancel(conn, ticket, t.requester_id)?;
@@ -743,7 +793,7 @@ pub fn withdraw_issue(conn: &mut DbConnection, issue_node_id: &str) -> AppResult
                 gl::updated_at.eq(Utc::now().naive_utc()),
             ))
             .execute(conn)?;
-        Ok(true)
+        Ok(Withdrawal::Withdrawn)
     })
 }
 

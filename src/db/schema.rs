@@ -463,6 +463,7 @@ diesel::table! {
 diesel::table! {
     github_deliveries (delivery_id) {
         delivery_id -> Text,
+        body_sha256 -> Text,
         event -> Text,
         received_at -> Timestamp,
     }

@@ -54,6 +54,9 @@ pub fn validate_registration(
                 && domain.contains('.')
                 && !domain.starts_with('.')
                 && !domain.ends_with('.')
+                // `.invalid` (RFC 2606) names the accounts Guildhall makes
+                // for people it imports: nobody may register one.
+                && !domain.to_ascii_lowercase().ends_with(".invalid")
         });
     if !valid_email {
         errors.push(FieldError::new("email", "must be a valid email address"));

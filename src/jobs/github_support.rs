@@ -9,6 +9,22 @@ use crate::channels::github as gh;
 use crate::job_payloads::GithubSupport;
 use guildhall_jobs::BackgroundJob;
 
+/// Hidden in the bot's comment, so a run that died before recording the
+/// comment's id finds it again.
+const MARKER: &str = "<!-- guildhall:support -->";
+
+/// Text safe to put in Markdown: no links, mentions, HTML or emphasis.
+fn markdown_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\`*_[]<>#@!|~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// How a duration reads in the bot's comment.
 fn human(d: chrono::Duration) -> String {
     let hours = d.num_minutes() as f64 / 60.0;
@@ -36,8 +52,19 @@ impl BackgroundJob for GithubSupport {
         match self.command.as_str() {
             "import" => {
                 let issue = app.issue(inst, repo, number)?;
-                let comments: Vec<(String, String)> = app
-                    .comments(inst, repo, number)?
+                if issue.node_id != self.issue_node_id {
+                    anyhow::bail!("issue {repo}#{number} is no longer the one the command was on");
+                }
+                let all_comments = app.comments(inst, repo, number)?;
+                // Our comment from an earlier run that died before it was
+                // recorded: found by its marker, edited instead of doubled.
+                let marked = all_comments
+                    .iter()
+                    .find(|c| {
+                        c.user.kind == "Bot" && c.body.as_deref().unwrap_or("").contains(MARKER)
+                    })
+                    .map(|c| c.id);
+                let comments: Vec<(String, String)> = all_comments
                     .into_iter()
                     .filter(|c| c.user.kind != "Bot")
                     .filter(|c| gh::command(c.body.as_deref().unwrap_or("")).is_none())
@@ -62,6 +89,7 @@ impl BackgroundJob for GithubSupport {
                         &self.issue_node_id,
                         &issue.title,
                         &body,
+                        self.private,
                     )
                     .map_err(db)?;
                     let project =
@@ -76,20 +104,21 @@ impl BackgroundJob for GithubSupport {
                 let floor = (project.min_response_hours > 0).then(|| {
                     format!(
                         " {} aims to answer within {} hours.",
-                        project.name, project.min_response_hours
+                        markdown_text(&project.name),
+                        project.min_response_hours
                     )
                 });
                 let expected = match median {
                     Some(m) => format!(
                         "{}'s helpers have been answering within {} (the median over the last 90 days).{}",
-                        project.name,
+                        markdown_text(&project.name),
                         human(m),
                         floor.unwrap_or_default()
                     ),
                     None => floor.map(|f| f.trim().to_owned()).unwrap_or_else(|| {
                         format!(
                             "{} has no measured response time yet.",
-                            project.name
+                            markdown_text(&project.name)
                         )
                     }),
                 };
@@ -97,12 +126,13 @@ impl BackgroundJob for GithubSupport {
                     "This issue is now a support ticket on Guildhall: {url}\n\n\
                      @{author}, the ticket is a draft of yours: sign in with GitHub to review and submit it. {expected} \
                      For a faster answer, fund a bounty or ask a paid expert on the ticket's page.\n\n\
-                     <sub>A maintainer wrote `+support`; `-support` undoes it.</sub>",
+                     <sub>A maintainer wrote `+support`; `-support` undoes it.</sub>\n{MARKER}",
                     url = ctx.mail.ticket_url(ticket),
                     author = issue.user.login,
                 );
-                let existing =
-                    gh::bot_comment(&mut *ctx.pool.get()?, &self.issue_node_id).map_err(db)?;
+                let existing = gh::bot_comment(&mut *ctx.pool.get()?, &self.issue_node_id)
+                    .map_err(db)?
+                    .or(marked);
                 match existing {
                     Some(comment) => app.edit_comment(inst, repo, comment, &text)?,
                     None => {
@@ -116,19 +146,26 @@ impl BackgroundJob for GithubSupport {
                 tracing::info!(ticket_id = ticket, issue = number, "GitHub issue imported");
             }
             "withdraw" => {
-                let withdrawn =
+                let outcome =
                     gh::withdraw_issue(&mut *ctx.pool.get()?, &self.issue_node_id).map_err(db)?;
-                let Some(comment) =
-                    gh::bot_comment(&mut *ctx.pool.get()?, &self.issue_node_id).map_err(db)?
-                else {
-                    return Ok(());
+                let text = match outcome {
+                    gh::Withdrawal::Withdrawn => Some(
+                        "The support ticket for this issue was withdrawn; the issue is open again.",
+                    ),
+                    gh::Withdrawal::Touched => Some(
+                        "This issue's support ticket has been worked on, so it stays; the issue is open again.",
+                    ),
+                    // Withdrawn before (a repeat, or a retry after the edit):
+                    // the comment already says so.
+                    gh::Withdrawal::Nothing => None,
                 };
-                let text = if withdrawn {
-                    "The support ticket for this issue was withdrawn; the issue is open again.\n\n<sub>A maintainer wrote `-support`.</sub>"
-                } else {
-                    "This issue's support ticket has been worked on, so it stays; the issue is open again.\n\n<sub>A maintainer wrote `-support`.</sub>"
-                };
-                app.edit_comment(inst, repo, comment, text)?;
+                let comment =
+                    gh::bot_comment(&mut *ctx.pool.get()?, &self.issue_node_id).map_err(db)?;
+                if let (Some(comment), Some(text)) = (comment, text) {
+                    let body =
+                        format!("{text}\n\n<sub>A maintainer wrote `-support`.</sub>\n{MARKER}");
+                    app.edit_comment(inst, repo, comment, &body)?;
+                }
                 app.set_state(inst, repo, number, true)?;
             }
             other => tracing::warn!(command = other, "unknown GitHub support command"),

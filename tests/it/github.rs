@@ -379,6 +379,16 @@ async fn plus_support_imports_the_issue_and_minus_support_undoes_it() {
         .await
         .expect(200);
     assert_eq!(r.body["outcome"], "import_queued");
+    // The same signed body under a new delivery id is a replay.
+    let r = deliver(
+        &app,
+        "issue_comment",
+        "c2-again",
+        &command("+support", "OWNER"),
+    )
+    .await
+    .expect(409);
+    assert_eq!(r.body["code"], "duplicate_delivery");
     app.run_jobs();
 
     // The draft ticket, for the issue's author (an account they claim by
@@ -502,6 +512,31 @@ async fn plus_support_imports_the_issue_and_minus_support_undoes_it() {
         "{}",
         comments[0].body
     );
+    // Said again: nothing left to withdraw, and the comment keeps saying so.
+    let mut again = command("-support", "OWNER");
+    again["comment"]["id"] = json!(1);
+    deliver(&app, "issue_comment", "c4b", &again)
+        .await
+        .expect(200);
+    app.run_jobs();
+    let comments = bot_comments(&gh);
+    assert_eq!(comments.len(), 1);
+    assert!(
+        comments[0].body.contains("withdrawn"),
+        "{}",
+        comments[0].body
+    );
+    // The addresses Guildhall gives imported authors cannot be registered.
+    let r = app
+        .post(
+            "/api/v1/auth/register",
+            json!({"email": "github-21031067@github.guildhall.invalid",
+                   "password": crate::util::PASSWORD, "display_name": "Squatter"}),
+            None,
+        )
+        .await
+        .expect(422);
+    assert_eq!(r.body["errors"][0]["field"], "email");
 
     // A repository linked to no project here: refused, nothing recorded.
     let mut elsewhere = command("+support", "OWNER");

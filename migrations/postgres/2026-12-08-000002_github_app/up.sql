@@ -3,6 +3,9 @@
 -- when a project proved it controls its repository.
 CREATE TABLE github_deliveries (
     delivery_id TEXT PRIMARY KEY,
+    -- The signed body's hash: the delivery id is not signed, so a captured
+    -- body resent under a new id is a replay too.
+    body_sha256 TEXT NOT NULL UNIQUE,
     event TEXT NOT NULL,
     received_at TIMESTAMP NOT NULL
 );
