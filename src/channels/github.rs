@@ -520,6 +520,15 @@ fn cover(
         let Some(project) = sole_claimant(conn, &r.full_name)? else {
             continue;
         };
+        // A project is linked to one repository: one already linked (its
+        // repo_url since changed) keeps its link until it is undone.
+        let linked_elsewhere: i64 = gr::table
+            .filter(gr::project_id.eq(project))
+            .count()
+            .get_result(conn)?;
+        if linked_elsewhere > 0 {
+            continue;
+        }
         diesel::update(gr::table.find(r.id))
             .set(gr::project_id.eq(project))
             .execute(conn)?;

@@ -281,6 +281,33 @@ async fn an_installation_links_the_project_that_names_its_repository() {
         .first(&mut app.conn())
         .unwrap();
     assert_eq!(spoon, None, "removed from the installation");
+
+    // A linked project that now names another covered repository keeps its
+    // link (one repository per project) and the delivery still applies.
+    app.patch(
+        "/api/v1/projects/owned",
+        json!({"repo_url": "https://github.com/Codertocat/Other"}),
+        Some(&owner.access),
+    )
+    .await
+    .expect(200);
+    let r = deliver(
+        &app,
+        "installation_repositories",
+        "i5",
+        &json!({"action": "added", "installation": {"id": 957387}, "sender": {"id": 21031067},
+                "repositories_added": [{"id": 9, "node_id": "R_9", "full_name": "Codertocat/Other"}],
+                "repositories_removed": []}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(r.body["linked_projects"], json!([]));
+    let other: Option<i64> = github_repositories::table
+        .find(9_i64)
+        .select(github_repositories::project_id)
+        .first(&mut app.conn())
+        .unwrap();
+    assert_eq!(other, None);
 }
 
 #[actix_web::test]
