@@ -913,6 +913,12 @@ fn is_quoted(line: &str) -> bool {
     line.trim_start().starts_with('>')
 }
 
+/// Deletes the records of mail received before `before`; returns how many.
+pub fn purge_records(conn: &mut DbConnection, before: chrono::NaiveDateTime) -> QueryResult<usize> {
+    diesel::delete(inbound_emails::table.filter(inbound_emails::received_at.lt(before)))
+        .execute(conn)
+}
+
 /// Raised when the inbound endpoint is used without a configured reply
 /// domain and secret.
 pub fn not_configured() -> AppError {

@@ -477,6 +477,15 @@ pub fn apply(
     })
 }
 
+/// Deletes the records of deliveries received before `before`; returns
+/// how many.
+pub fn purge_deliveries(
+    conn: &mut DbConnection,
+    before: chrono::NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::delete(gd::table.filter(gd::received_at.lt(before))).execute(conn)
+}
+
 /// Records that installation `installation` covers `repos`, and links each
 /// to the one project that names it; returns the projects newly linked.
 fn cover(

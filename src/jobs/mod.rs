@@ -9,6 +9,7 @@ mod auto_close_tickets;
 mod expire_bounties;
 mod github_support;
 mod purge_expired_refresh_tokens;
+mod purge_inbound_records;
 mod recompute_reputation;
 mod refund_payment;
 mod run_payouts;
@@ -26,6 +27,7 @@ pub use auto_accept_resolutions::AutoAcceptResolutions;
 pub use auto_close_tickets::AutoCloseTickets;
 pub use expire_bounties::ExpireBounties;
 pub use purge_expired_refresh_tokens::PurgeExpiredRefreshTokens;
+pub use purge_inbound_records::PurgeInboundRecords;
 pub use recompute_reputation::RecomputeReputation;
 pub use run_payouts::RunPayouts;
 
@@ -97,6 +99,7 @@ pub fn runner(pool: DbPool, config: &Config) -> anyhow::Result<Runner<JobContext
             "0 17 3 * * *",
             PurgeExpiredRefreshTokens,
         )?
+        .schedule("purge-inbound-records", "0 47 3 * * *", PurgeInboundRecords)?
         .schedule("auto-close-tickets", "0 5 * * * *", AutoCloseTickets)?
         .schedule(
             "auto-accept-resolutions",

@@ -338,6 +338,7 @@ fn app_jobs_are_registered_and_scheduled() {
                 "auto-close-tickets",
                 "expire-bounties",
                 "purge-expired-refresh-tokens",
+                "purge-inbound-records",
                 "recompute-reputation",
                 "run-payouts",
                 "send-digests",
@@ -401,5 +402,55 @@ fn a_worker_whose_claim_lapsed_does_not_touch_the_new_claim() {
     assert!(
         list_jobs(&mut app.conn()).unwrap().is_empty(),
         "B's success removed the job"
+    );
+}
+
+/// Old records of inbound deliveries are forgotten (reply mail after 90
+/// days, GitHub deliveries after 30); recent ones stay for deduplication.
+#[test]
+fn old_inbound_records_are_purged() {
+    use diesel::prelude::*;
+    use guildhall::db::schema::{github_deliveries as gd, inbound_emails as ie};
+    let app = TestApp::new();
+    let now = chrono::Utc::now().naive_utc();
+    for (key, days) in [("old", 91), ("new", 1)] {
+        diesel::insert_into(ie::table)
+            .values((
+                ie::message_key.eq(key),
+                ie::outcome.eq("posted"),
+                ie::sender.eq("a@b.test"),
+                ie::ticket_id.eq(1_i64),
+                ie::user_id.eq(1_i64),
+                ie::received_at.eq(now - chrono::Duration::days(days)),
+            ))
+            .execute(&mut app.conn())
+            .unwrap();
+    }
+    for (id, days) in [("old", 31), ("new", 29)] {
+        diesel::insert_into(gd::table)
+            .values((
+                gd::delivery_id.eq(id),
+                gd::body_sha256.eq(id),
+                gd::event.eq("ping"),
+                gd::received_at.eq(now - chrono::Duration::days(days)),
+            ))
+            .execute(&mut app.conn())
+            .unwrap();
+    }
+    guildhall::jobs::PurgeInboundRecords
+        .enqueue(&mut app.conn())
+        .unwrap();
+    app.run_jobs();
+    let mails: Vec<String> = ie::table
+        .select(ie::message_key)
+        .load(&mut app.conn())
+        .unwrap();
+    let deliveries: Vec<String> = gd::table
+        .select(gd::delivery_id)
+        .load(&mut app.conn())
+        .unwrap();
+    assert_eq!(
+        (mails, deliveries),
+        (vec!["new".to_owned()], vec!["new".to_owned()])
     );
 }
