@@ -9,7 +9,7 @@
 //! Apple Mail (iPhone), Thunderbird and an HTML-only webmail write.
 
 use crate::mail::FakeSmtp;
-use crate::notifications::{project_with_team, send, verify};
+use crate::notifications::{choose, project_with_team, send, verify};
 use crate::util::{Resp, Server, TestApp, User};
 use actix_web::test::TestRequest;
 use serde_json::json;
@@ -23,6 +23,17 @@ fn builder() -> crate::util::TestAppBuilder {
         .env("GUILDHALL_PUBLIC_URL", "https://guildhall.test")
         .env("GUILDHALL_REPLY_DOMAIN", DOMAIN)
         .env("GUILDHALL_INBOUND_EMAIL_SECRET", SECRET)
+}
+
+/// The reply address of `ticket` for user `user` (`internal`: a team-only
+/// note's mail).
+fn reply_address(app: &TestApp, ticket: i64, user: i64, internal: bool) -> String {
+    app.state
+        .mail
+        .reply_address(ticket, user, internal)
+        .unwrap()
+        .email
+        .to_string()
 }
 
 /// A fixture with its placeholders filled in.
@@ -119,14 +130,7 @@ async fn a_reply_by_email_lands_on_the_ticket_without_the_quote() {
     for u in [&owner, &helper, &requester] {
         verify(&app, u);
     }
-    app.request(
-        actix_web::http::Method::PUT,
-        "/api/v1/me/notifications",
-        Some(json!({"level": "all", "digest_hour": 8, "time_zone": "UTC"})),
-        Some(&requester.access),
-    )
-    .await
-    .expect(200);
+    choose(&app, &requester, "all", "UTC").await;
     let id = app
         .open_ticket(&requester, "proj", "Segments pile up", "private")
         .await;
@@ -226,14 +230,7 @@ async fn a_reply_by_email_lands_on_the_ticket_without_the_quote() {
 
     // A team-only note mails the team with a Reply-To of its own kind, and
     // the maintainer's reply to it stays a team-only note.
-    app.request(
-        actix_web::http::Method::PUT,
-        "/api/v1/me/notifications",
-        Some(json!({"level": "all", "digest_hour": 8, "time_zone": "UTC"})),
-        Some(&owner.access),
-    )
-    .await
-    .expect(200);
+    choose(&app, &owner, "all", "UTC").await;
     // (The maintainer is on the ticket once they wrote on it.)
     app.post(
         &format!("/api/v1/tickets/{id}/messages"),
@@ -306,13 +303,7 @@ async fn replies_from_common_clients_lose_their_quotes() {
     let id = app
         .open_ticket(&requester, "proj", "Segments pile up", "public")
         .await;
-    let address = app
-        .state
-        .mail
-        .reply_address(id, requester.id, false)
-        .unwrap()
-        .email
-        .to_string();
+    let address = reply_address(&app, id, requester.id, false);
     let cases = [
         (
             "gmail.eml",
@@ -346,13 +337,7 @@ async fn replies_from_common_clients_lose_their_quotes() {
         );
     }
     // A helper on the ticket answers by mail too, from their own address.
-    let helper_address = app
-        .state
-        .mail
-        .reply_address(id, helper.id, false)
-        .unwrap()
-        .email
-        .to_string();
+    let helper_address = reply_address(&app, id, helper.id, false);
     let raw = fixture(
         "apple_mail.eml",
         &helper.email,
@@ -407,14 +392,7 @@ async fn what_is_not_a_reply_is_dropped_and_counted() {
     let id = app
         .open_ticket(&requester, "proj", "Segments pile up", "private")
         .await;
-    let address = |user: i64| {
-        app.state
-            .mail
-            .reply_address(id, user, false)
-            .unwrap()
-            .email
-            .to_string()
-    };
+    let address = |user: i64| reply_address(&app, id, user, false);
     let count = || async { messages(&app, id, &requester).await.len() };
     let start = count().await;
     let good = fixture(
@@ -519,13 +497,7 @@ async fn what_is_not_a_reply_is_dropped_and_counted() {
     )
     .await
     .expect(200);
-    let to_gone = app
-        .state
-        .mail
-        .reply_address(gone, requester.id, false)
-        .unwrap()
-        .email
-        .to_string();
+    let to_gone = reply_address(&app, gone, requester.id, false);
     let raw = fixture("gmail.eml", &rfrom, &to_gone, "gone@x", gone);
     assert_eq!(deliver(&app, &raw).await, "rejected");
     // A user whose address is no longer verified cannot post by mail.
@@ -589,13 +561,7 @@ async fn racing_deliveries_post_once() {
     let id = app
         .open_ticket(&requester, "proj", "Segments pile up", "public")
         .await;
-    let address = app
-        .state
-        .mail
-        .reply_address(id, requester.id, false)
-        .unwrap()
-        .email
-        .to_string();
+    let address = reply_address(&app, id, requester.id, false);
     let raw = fixture("gmail.eml", &requester.email, &address, "race@x", id);
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
     let outcomes: Vec<String> = std::thread::scope(|s| {
@@ -646,13 +612,7 @@ async fn mail_receive_pipes_a_message_to_the_server() {
     let id = app
         .open_ticket(&requester, "proj", "Segments pile up", "public")
         .await;
-    let address = app
-        .state
-        .mail
-        .reply_address(id, requester.id, false)
-        .unwrap()
-        .email
-        .to_string();
+    let address = reply_address(&app, id, requester.id, false);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let server = Server::start(app.state.clone(), listener);
     let base = server.base.clone();
@@ -722,14 +682,8 @@ async fn forgeries_loops_notes_and_limits() {
     let id = app
         .open_ticket(&requester, "proj", "Segments pile up", "public")
         .await;
-    let addr = |ticket: i64, user: &User, internal: bool| {
-        app.state
-            .mail
-            .reply_address(ticket, user.id, internal)
-            .unwrap()
-            .email
-            .to_string()
-    };
+    let addr =
+        |ticket: i64, user: &User, internal: bool| reply_address(&app, ticket, user.id, internal);
     let raddr = addr(id, &requester, false);
     let rfrom = requester.email.clone();
     let start = messages(&app, id, &owner).await.len();
@@ -918,13 +872,7 @@ async fn the_receiving_servers_verdict_is_required_when_configured() {
     let id = app
         .open_ticket(&requester, "proj", "Segments pile up", "public")
         .await;
-    let raddr = app
-        .state
-        .mail
-        .reply_address(id, requester.id, false)
-        .unwrap()
-        .email
-        .to_string();
+    let raddr = reply_address(&app, id, requester.id, false);
     let domain = requester.email.rsplit('@').next().unwrap().to_owned();
     let with = |results: &str, mid: &str| {
         let mut raw = results.as_bytes().to_vec();

@@ -29,6 +29,18 @@ pub fn verify(app: &TestApp, user: &User) {
     );
 }
 
+/// `user` chooses `level`, their digest at 08:00 in `zone`.
+pub async fn choose(app: &TestApp, user: &User, level: &str, zone: &str) {
+    app.request(
+        actix_web::http::Method::PUT,
+        "/api/v1/me/notifications",
+        Some(json!({"level": level, "digest_hour": 8, "time_zone": zone})),
+        Some(&user.access),
+    )
+    .await
+    .expect(200);
+}
+
 pub fn send(app: &TestApp) {
     guildhall_jobs::BackgroundJob::enqueue(&guildhall::jobs::SendNotifications, &mut app.conn())
         .unwrap();
@@ -134,14 +146,7 @@ async fn a_requester_set_to_all_is_mailed_once_per_thing() {
     }
     app.run_jobs(); // the registration mails (already verified: none sent)
     let before = smtp.received().len();
-    app.request(
-        actix_web::http::Method::PUT,
-        "/api/v1/me/notifications",
-        Some(json!({"level": "all", "digest_hour": 8, "time_zone": "UTC"})),
-        Some(&requester.access),
-    )
-    .await
-    .expect(200);
+    choose(&app, &requester, "all", "UTC").await;
     let id = app
         .open_ticket(&requester, "proj", "Segments pile up", "public")
         .await;
@@ -381,14 +386,7 @@ async fn the_digest_arrives_at_the_local_hour_across_daylight_saving() {
     let app = smtp_app(&smtp);
     let (_owner, helper, requester) = project_with_team(&app).await;
     verify(&app, &helper);
-    app.request(
-        actix_web::http::Method::PUT,
-        "/api/v1/me/notifications",
-        Some(json!({"level": "digest", "digest_hour": 8, "time_zone": "Europe/Berlin"})),
-        Some(&helper.access),
-    )
-    .await
-    .expect(200);
+    choose(&app, &helper, "digest", "Europe/Berlin").await;
     let id = app
         .open_ticket(&requester, "proj", "Claimed question", "public")
         .await;
@@ -575,14 +573,7 @@ async fn a_projects_default_holds_until_people_choose() {
         Some("pending".to_owned()),
         "the project's default: at once"
     );
-    app.request(
-        actix_web::http::Method::PUT,
-        "/api/v1/me/notifications",
-        Some(json!({"level": "digest", "digest_hour": 8, "time_zone": "UTC"})),
-        Some(&requester.access),
-    )
-    .await
-    .expect(200);
+    choose(&app, &requester, "digest", "UTC").await;
     claim(&helper, "unclaim").await;
     assert_eq!(
         rows(&app, requester.id).last().map(|r| r.2.clone()),
