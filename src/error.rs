@@ -113,6 +113,8 @@ error_codes!(
         NotEditable = "not_editable",
         /// `payment_failed`.
         PaymentFailed = "payment_failed",
+        /// `project_unverified`.
+        ProjectUnverified = "project_unverified",
         /// `request_in_progress`.
         RequestInProgress = "request_in_progress",
         /// `resolver_is_requester`.

@@ -43,6 +43,11 @@ enum Command {
         #[command(subcommand)]
         action: LedgerAction,
     },
+    /// Platform administration.
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
     /// Import history from another Q&A system.
     Import {
         #[command(subcommand)]
@@ -95,6 +100,16 @@ enum LedgerAction {
     /// Verify every ledger invariant (balanced transfers, account sums equal their
     /// transfers, nothing below zero, holds resolved at most once); exits 1 on a violation.
     Check,
+}
+
+#[derive(Subcommand)]
+enum AdminAction {
+    /// Make the account with this email a platform admin (admins may verify projects
+    /// through POST /api/v1/projects/{slug}/verification).
+    Grant {
+        /// The account's email.
+        email: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -217,6 +232,17 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
             });
             handle.shutdown();
             Ok(())
+        }
+        Command::Admin {
+            action: AdminAction::Grant { email },
+        } => {
+            let pool = open(&config)?;
+            if guildhall::domain::users::grant_admin(&mut *pool.get()?, &email)? {
+                println!("{email} is a platform admin");
+                Ok(())
+            } else {
+                anyhow::bail!("no account has the email {email}")
+            }
         }
         Command::Ledger {
             action: LedgerAction::Check,

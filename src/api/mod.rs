@@ -30,7 +30,7 @@ use utoipa::{Modify, OpenApi};
     info(title = "Guildhall API", description = "Marketplace and reputation engine for the open-source helper economy."),
     paths(
         auth::register, auth::login, auth::refresh, auth::logout, auth::me,
-        projects::create, projects::list, projects::get, projects::patch, projects::add_maintainer,
+        projects::create, projects::list, projects::get, projects::patch, projects::verify, projects::add_maintainer,
         projects::apply, projects::approve, projects::revoke, projects::list_helpers, projects::endorse,
         projects::accept_coc, healthz, metrics, openapi_json,
         tickets::create, tickets::list, tickets::get, tickets::patch, tickets::submit, tickets::claim,
@@ -88,6 +88,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/projects", web::get().to(projects::list))
                 .route("/projects/{slug}", web::get().to(projects::get))
                 .route("/projects/{slug}", web::patch().to(projects::patch))
+                .route(
+                    "/projects/{slug}/verification",
+                    web::post().to(projects::verify),
+                )
                 .route(
                     "/projects/{slug}/maintainers",
                     web::post().to(projects::add_maintainer),

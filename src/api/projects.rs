@@ -321,6 +321,33 @@ pub async fn patch(
         .await
 }
 
+/// Vouch that the project controls its repository (platform admins only),
+/// for projects that cannot link it through GitHub.
+#[utoipa::path(post, path = "/api/v1/projects/{slug}/verification", tag = "projects", security(("bearer" = [])),
+    params(("slug" = String, Path, description = "project slug")),
+    responses((status = 200, body = ProjectView), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, body = Problem)))]
+pub async fn verify(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    slug: web::Path<String>,
+) -> AppResult<web::Json<ProjectView>> {
+    let slug = slug.into_inner();
+    state
+        .db(move |conn| {
+            if !crate::domain::users::get(conn, user.id)?.is_admin {
+                return Err(AppError::forbidden("only a platform admin may verify a project"));
+            }
+            let p = projects::by_slug(conn, &slug)?;
+            if projects::verify(conn, p.id, "platform_admin")? > 0 {
+                tracing::info!(project = %p.slug, admin = user.id, "project verified by a platform admin");
+            }
+            let p = projects::by_slug(conn, &slug)?;
+            project_view(conn, &p).map(web::Json)
+        })
+        .await
+}
+
 /// Add a maintainer (maintainers only).
 #[utoipa::path(post, path = "/api/v1/projects/{slug}/maintainers", tag = "projects", security(("bearer" = [])),
     params(("slug" = String, Path, description = "project slug")), request_body = AddMaintainerBody,

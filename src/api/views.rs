@@ -193,6 +193,11 @@ pub struct ProjectView {
     pub legal_entity: Option<String>,
     /// Maintainer user ids.
     pub maintainers: Vec<i64>,
+    /// When the project proved control of its repository (needed before it
+    /// takes real money through a live gateway); null until then.
+    pub verified_at: Option<DateTime<Utc>>,
+    /// How: `github_app`, `github_admin` or `platform_admin`.
+    pub verified_via: Option<String>,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last settings change.
@@ -220,6 +225,8 @@ impl ProjectView {
             code_of_conduct: p.code_of_conduct.clone(),
             legal_entity: p.legal_entity.clone(),
             maintainers,
+            verified_at: p.verified_at.map(utc),
+            verified_via: p.verified_via.clone(),
             created_at: utc(p.created_at),
             updated_at: utc(p.updated_at),
         }

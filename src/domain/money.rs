@@ -133,7 +133,7 @@ pub fn fund_bounty(
             Some(_) => return Err(key_reused()),
             None => create_bounty_row(
                 conn,
-                gateway.name(),
+                gateway,
                 ticket_id,
                 backer,
                 amount,
@@ -165,7 +165,7 @@ pub fn fund_bounty(
 #[allow(clippy::too_many_arguments)]
 fn create_bounty_row(
     conn: &mut DbConnection,
-    gateway_name: &str,
+    gateway: &dyn PaymentGateway,
     ticket_id: i64,
     backer: i64,
     amount: i64,
@@ -174,6 +174,7 @@ fn create_bounty_row(
     request_key: Option<&str>,
 ) -> AppResult<i64> {
     let (t, _) = ticket_domain::load_visible(conn, ticket_id, Some(backer))?;
+    crate::domain::projects::require_verified_for_live(conn, !gateway.test_money(), t.project_id)?;
     if !(MIN_BOUNTY..=MAX_BOUNTY).contains(&amount) {
         return Err(AppError::field(
             "amount",
@@ -212,7 +213,7 @@ fn create_bounty_row(
             bounties::amount.eq(amount),
             bounties::currency.eq(currency),
             bounties::status.eq("pending_payment"),
-            bounties::gateway.eq(gateway_name),
+            bounties::gateway.eq(gateway.name()),
             bounties::created_at.eq(now()),
             bounties::expires_at.eq(expires_at),
             bounties::request_key.eq(request_key),

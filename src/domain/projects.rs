@@ -58,6 +58,11 @@ pub struct Project {
     pub acceptance_days: i32,
     /// The notification level of the project's people until they choose.
     pub notification_default: String,
+    /// When the project proved control of its repository (or a platform
+    /// admin vouched for it); needed to take real money.
+    pub verified_at: Option<NaiveDateTime>,
+    /// How: `github_app`, `github_admin` or `platform_admin`.
+    pub verified_via: Option<String>,
 }
 
 impl Project {
@@ -425,7 +430,12 @@ pub fn update(
             set!(description, v.trim());
         }
         if let Some(v) = &patch.repo_url {
-            set!(repo_url, v);
+            let old: String = target.select(projects::repo_url).first(conn)?;
+            if old != *v {
+                // The proof was for the old repository.
+                set!(repo_url, v);
+                unverify(conn, project_id)?;
+            }
         }
         if let Some(v) = &patch.topics {
             set!(topics, normalize_topics(v));
@@ -463,6 +473,60 @@ pub fn update(
             .select(Project::as_select())
             .first(conn)?)
     })
+}
+
+/// Records that the project proved control of its repository (`via`:
+/// `github_app`, `github_admin`, `platform_admin`); an earlier proof stands.
+pub fn verify(conn: &mut DbConnection, project_id: i64, via: &str) -> QueryResult<usize> {
+    diesel::update(
+        projects::table
+            .find(project_id)
+            .filter(projects::verified_at.is_null()),
+    )
+    .set((
+        projects::verified_at.eq(Some(super::now())),
+        projects::verified_via.eq(Some(via)),
+    ))
+    .execute(conn)
+}
+
+/// Forgets the project's proof and its repository link (its repository
+/// changed).
+fn unverify(conn: &mut DbConnection, project_id: i64) -> QueryResult<()> {
+    use crate::db::schema::github_repositories as gr;
+    diesel::update(projects::table.find(project_id))
+        .set((
+            projects::verified_at.eq(None::<NaiveDateTime>),
+            projects::verified_via.eq(None::<String>),
+        ))
+        .execute(conn)?;
+    diesel::update(gr::table.filter(gr::project_id.eq(project_id)))
+        .set(gr::project_id.eq(None::<i64>))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Refuses real money (`live`: the gateway does not deal in test money)
+/// for a project that has not proved control of its repository.
+pub fn require_verified_for_live(
+    conn: &mut DbConnection,
+    live: bool,
+    project_id: i64,
+) -> AppResult<()> {
+    if !live {
+        return Ok(());
+    }
+    let verified: Option<NaiveDateTime> = projects::table
+        .find(project_id)
+        .select(projects::verified_at)
+        .first(conn)?;
+    if verified.is_none() {
+        return Err(AppError::conflict(
+            ErrorCode::ProjectUnverified,
+            "this project has not proved it controls its repository yet, so it cannot take payments; its maintainers can link the repository (install the GitHub App or link it as a repository admin)",
+        ));
+    }
+    Ok(())
 }
 
 /// Whether `user_id` maintains the project.

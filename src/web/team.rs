@@ -747,6 +747,8 @@ impl DashboardPage {
             created_at: at,
             updated_at: at,
             acceptance_days: 7,
+            verified_at: None,
+            verified_via: None,
         };
         let bucket = dashboard::Bucket::Month;
         let mut start = bucket.start_of(at.date());

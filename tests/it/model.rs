@@ -1276,6 +1276,8 @@ impl Harness {
         let owner = self.user(Actor::Owner).clone();
         let project = self.app.project(&owner, &slug).await;
         let project_id = project["id"].as_i64().expect("project id");
+        // Live-gateway runs take real money only for verified projects.
+        self.app.verify_project(&slug);
         self.app
             .patch(
                 &format!("/api/v1/projects/{slug}"),

@@ -1,4 +1,5 @@
 use crate::util::TestApp;
+use diesel::prelude::*;
 use serde_json::json;
 
 #[actix_web::test]
@@ -512,4 +513,116 @@ async fn code_of_conduct_acceptance_is_recorded_once() {
             .unwrap()
             .is_none()
     );
+}
+
+/// Issue 12 §1: a project takes real money through a live gateway only once
+/// it has proved control of its repository; a platform admin may vouch for
+/// it; changing the repository forgets the proof. Test money (the sandbox)
+/// stays open to every project.
+#[actix_web::test]
+async fn real_money_waits_for_a_verified_project() {
+    use guildhall::db::schema::{bids, bounties};
+    let mut app = TestApp::new();
+    let owner = app.user("owner").await;
+    let helper = app.user("helper").await;
+    let requester = app.user("req").await;
+    let admin = app.user("admin").await;
+    app.project(&owner, "proj").await;
+    app.approved_helper(&owner, &helper, "proj").await;
+    let id = app.open_ticket(&requester, "proj", "Live money", "public").await;
+
+    // The sandbox takes test money from an unverified project.
+    app.post(
+        &format!("/api/v1/tickets/{id}/bounties"),
+        json!({"amount": 1_000, "currency": "usd"}),
+        Some(&requester.access),
+    )
+    .await
+    .expect(201);
+
+    app.state.gateway = std::sync::Arc::new(crate::util::AwaitingWebhook);
+    let bounties_before: i64 = bounties::table.count().get_result(&mut app.conn()).unwrap();
+    let r = app
+        .post(
+            &format!("/api/v1/tickets/{id}/bounties"),
+            json!({"amount": 2_000, "currency": "usd"}),
+            Some(&requester.access),
+        )
+        .await
+        .expect(409);
+    assert_eq!(r.body["code"], "project_unverified");
+    let bid = app
+        .post(
+            &format!("/api/v1/tickets/{id}/bids"),
+            json!({"amount": 5_000, "currency": "usd", "eta_hours": 24, "message": "I can fix this"}),
+            Some(&helper.access),
+        )
+        .await
+        .expect(201)
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    let r = app
+        .post(&format!("/api/v1/bids/{bid}/accept"), json!({}), Some(&requester.access))
+        .await
+        .expect(409);
+    assert_eq!(r.body["code"], "project_unverified");
+    let status: String = bids::table
+        .find(bid)
+        .select(bids::status)
+        .first(&mut app.conn())
+        .unwrap();
+    assert_eq!(status, "open", "a refused acceptance leaves the bid open");
+    let bounties_after: i64 = bounties::table.count().get_result(&mut app.conn()).unwrap();
+    assert_eq!(bounties_after, bounties_before, "nothing written");
+
+    // Only a platform admin vouches.
+    let p = app.get("/api/v1/projects/proj", None).await.expect(200);
+    assert_eq!(p.body["verified_at"], serde_json::Value::Null);
+    app.post("/api/v1/projects/proj/verification", json!({}), Some(&owner.access))
+        .await
+        .expect(403);
+    app.post("/api/v1/projects/proj/verification", json!({}), None)
+        .await
+        .expect(401);
+    assert!(guildhall::domain::users::grant_admin(&mut app.conn(), "ADMIN@example.com").unwrap());
+    let v = app
+        .post("/api/v1/projects/proj/verification", json!({}), Some(&admin.access))
+        .await
+        .expect(200);
+    assert_eq!(v.body["verified_via"], "platform_admin");
+    assert!(v.body["verified_at"].is_string());
+    app.post("/api/v1/projects/nope/verification", json!({}), Some(&admin.access))
+        .await
+        .expect(404);
+
+    let r = app
+        .post(
+            &format!("/api/v1/tickets/{id}/bounties"),
+            json!({"amount": 2_000, "currency": "usd"}),
+            Some(&requester.access),
+        )
+        .await
+        .expect(201);
+    assert_eq!(r.body["payment"]["test_money"], false);
+
+    // A new repository needs a new proof.
+    let p = app
+        .patch(
+            "/api/v1/projects/proj",
+            json!({"repo_url": "https://github.com/someone-else/proj"}),
+            Some(&owner.access),
+        )
+        .await
+        .expect(200);
+    assert_eq!(p.body["verified_at"], serde_json::Value::Null);
+    let r = app
+        .post(
+            &format!("/api/v1/tickets/{id}/bounties"),
+            json!({"amount": 3_000, "currency": "usd"}),
+            Some(&requester.access),
+        )
+        .await
+        .expect(409);
+    assert_eq!(r.body["code"], "project_unverified");
 }

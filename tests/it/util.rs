@@ -511,6 +511,14 @@ impl TestApp {
         .body
     }
 
+    /// Marks `slug` as having proved control of its repository, as a
+    /// project must before it takes real money through a live gateway.
+    pub fn verify_project(&self, slug: &str) {
+        let mut conn = self.conn();
+        let p = guildhall::domain::projects::by_slug(&mut conn, slug).expect("project");
+        guildhall::domain::projects::verify(&mut conn, p.id, "platform_admin").expect("verify");
+    }
+
     /// Makes `helper` an approved helper of `slug`, approved by `maintainer`.
     pub async fn approved_helper(&self, maintainer: &User, helper: &User, slug: &str) {
         self.post(

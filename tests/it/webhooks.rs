@@ -64,6 +64,7 @@ async fn setup() -> (TestApp, crate::util::User, crate::util::User, i64, String)
     let helper = app.user("helper").await;
     let requester = app.user("req").await;
     app.project(&owner, "proj").await;
+    app.verify_project("proj");
     app.approved_helper(&owner, &helper, "proj").await;
     let id = app
         .open_ticket(&requester, "proj", "Paid by card", "public")
@@ -535,6 +536,7 @@ async fn a_card_paid_bid_assigns_only_when_the_money_arrives() {
     let helper = app.user("helper").await;
     let requester = app.user("req").await;
     app.project(&owner, "proj").await;
+    app.verify_project("proj");
     app.approved_helper(&owner, &helper, "proj").await;
     let id = app
         .open_ticket(&requester, "proj", "Bid by card", "public")
@@ -739,6 +741,7 @@ async fn card_paid_bids_meet_newer_offers_and_bidders_who_hold_the_ticket() {
     let helper = app.user("helper").await;
     let requester = app.user("req").await;
     app.project(&owner, "proj").await;
+    app.verify_project("proj");
     app.approved_helper(&owner, &helper, "proj").await;
     let fx = fixtures();
     let svc = actix_web::test::init_service(guildhall::app::build(app.state.clone())).await;
@@ -862,6 +865,7 @@ async fn card_world() -> (
     let helper = app.user("helper").await;
     let requester = app.user("req").await;
     app.project(&owner, "proj").await;
+    app.verify_project("proj");
     app.approved_helper(&owner, &helper, "proj").await;
     (app, owner, helper, requester)
 }
