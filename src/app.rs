@@ -45,8 +45,18 @@ pub fn state_with_index(
     );
     let gateway = crate::payments::from_config(&config)?;
     let mail = Arc::new(crate::mail::Mail::from_config(&config)?);
+    let github = crate::jobs::github_app(&config)?;
+    let github_oauth = config.github_oauth.as_ref().map(|(id, secret)| {
+        Arc::new(crate::integrations::github::OAuthApp::new(
+            &config.github_api_base,
+            id,
+            crate::config::Secret(secret.0.clone()),
+        ))
+    });
     Ok(AppState {
         mail,
+        github,
+        github_oauth,
         pool,
         login_failures: Arc::new(FailureLimiter::new(config.login_window)),
         registrations: Arc::new(FailureLimiter::new(std::time::Duration::from_secs(3600))),

@@ -32,6 +32,10 @@ pub struct AppState {
     pub index: Arc<guildhall_index::TicketIndex>,
     /// Outbound mail and the signed links mail carries.
     pub mail: Arc<crate::mail::Mail>,
+    /// The GitHub App, when configured (tickets become issues with it).
+    pub github: Option<Arc<crate::integrations::github::GithubApp>>,
+    /// Sign in with GitHub, when configured.
+    pub github_oauth: Option<Arc<crate::integrations::github::OAuthApp>>,
 }
 
 impl AppState {

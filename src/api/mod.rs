@@ -33,7 +33,7 @@ use utoipa::{Modify, OpenApi};
         projects::create, projects::list, projects::get, projects::patch, projects::verify, projects::add_maintainer,
         projects::apply, projects::approve, projects::revoke, projects::list_helpers, projects::endorse,
         projects::accept_coc, healthz, metrics, openapi_json,
-        tickets::create, tickets::list, tickets::get, tickets::patch, tickets::submit, tickets::claim,
+        tickets::create, tickets::list, tickets::get, tickets::patch, tickets::submit, tickets::github_issue, tickets::claim,
         tickets::unclaim, tickets::transfer, tickets::resolve, tickets::accept, tickets::reopen, tickets::close,
         tickets::cancel, tickets::rating, tickets::post_message, tickets::list_messages, tickets::events,
         tickets::create_template, tickets::list_templates, queue::queue, search::search_tickets, search::similar,
@@ -144,6 +144,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/tickets/{id}", web::get().to(tickets::get))
                 .route("/tickets/{id}", web::patch().to(tickets::patch))
                 .route("/tickets/{id}/submit", web::post().to(tickets::submit))
+                .route(
+                    "/tickets/{id}/github-issue",
+                    web::post().to(tickets::github_issue),
+                )
                 .route("/tickets/{id}/claim", web::post().to(tickets::claim))
                 .route("/tickets/{id}/unclaim", web::post().to(tickets::unclaim))
                 .route("/tickets/{id}/transfer", web::post().to(tickets::transfer))

@@ -361,6 +361,49 @@ pub async fn submit(
     act(state, move |c| tickets::submit(c, id, user.id)).await
 }
 
+/// A ticket's GitHub issue.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct GithubIssueView {
+    /// owner/name.
+    pub repository: String,
+    /// The issue's number.
+    pub number: i64,
+    /// Its page.
+    pub url: String,
+}
+
+/// Open the ticket as a GitHub issue in the project's linked repository
+/// (maintainers; the GitHub App must be installed there). Its body links
+/// the ticket and the ticket shows the issue. Private tickets never become
+/// issues; one issue per ticket. 404 when the App is not configured.
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/github-issue", tag = "tickets", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "ticket id")),
+    responses((status = 201, body = GithubIssueView), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, body = Problem), (status = 409, body = Problem), (status = 503, body = Problem)))]
+pub async fn github_issue(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<i64>,
+) -> AppResult<HttpResponse> {
+    let id = id.into_inner();
+    let app = state
+        .github
+        .clone()
+        .ok_or_else(|| AppError::not_found("GitHub App"))?;
+    let public_url = state.config.public_url.clone();
+    let web_base = crate::integrations::github::web_base(&state.config.github_api_base);
+    let (repository, number) = state
+        .blocking(move |pool| {
+            crate::channels::github_export::export(pool, &app, id, user.id, &public_url)
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(GithubIssueView {
+        url: format!("{web_base}/{repository}/issues/{number}"),
+        repository,
+        number,
+    }))
+}
+
 /// Claim (approved helpers of the project); 409 when already claimed.
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/claim", tag = "tickets", security(("bearer" = [])),
     params(("id" = i64, Path, description = "ticket id")),

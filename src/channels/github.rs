@@ -608,6 +608,15 @@ pub fn repo_of_url(url: &str) -> Option<String> {
     Some(format!("{owner}/{name}").to_ascii_lowercase())
 }
 
+/// The repository (owner/name) linked to the project, if any.
+pub fn linked_repository(conn: &mut DbConnection, project: i64) -> AppResult<Option<String>> {
+    Ok(gr::table
+        .filter(gr::project_id.eq(project))
+        .select(gr::full_name)
+        .first(conn)
+        .optional()?)
+}
+
 /// The one project whose `repo_url` names `full_name`; none when no
 /// project or several do.
 fn sole_claimant(conn: &mut DbConnection, full_name: &str) -> AppResult<Option<i64>> {

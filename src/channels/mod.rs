@@ -5,3 +5,5 @@
 
 pub mod email;
 pub mod github;
+pub mod github_export;
+pub mod github_identity;

@@ -246,18 +246,16 @@ pub fn accept(
                 AppError::not_found("bid")
             });
         }
+        crate::domain::projects::require_verified_for_live(
+            conn,
+            !gateway.test_money(),
+            t.project_id,
+        )?;
         let earlier =
             money::bounty_by_request(conn, user, request_key)?.filter(|b| b.bid_id == Some(id));
         let bounty_id = match earlier {
             Some(b) => b.id,
-            None => {
-                crate::domain::projects::require_verified_for_live(
-                    conn,
-                    !gateway.test_money(),
-                    t.project_id,
-                )?;
-                start_acceptance(conn, gateway.name(), &bid, t.id, user, request_key)?
-            }
+            None => start_acceptance(conn, gateway.name(), &bid, t.id, user, request_key)?,
         };
         (bid, bounty_id)
     };

@@ -128,6 +128,16 @@ pub fn fund_bounty(
                     && b.currency == currency
                     && b.bid_id.is_none() =>
             {
+                // A retry is refused too once the project lost its proof.
+                let project: i64 = crate::db::schema::tickets::table
+                    .find(b.ticket_id)
+                    .select(crate::db::schema::tickets::project_id)
+                    .first(conn)?;
+                crate::domain::projects::require_verified_for_live(
+                    conn,
+                    !gateway.test_money(),
+                    project,
+                )?;
                 b.id
             }
             Some(_) => return Err(key_reused()),

@@ -95,10 +95,12 @@ pub fn validate_registration(
 /// Makes the account with `email` a platform admin; false when there is
 /// none.
 pub fn grant_admin(conn: &mut DbConnection, email: &str) -> QueryResult<bool> {
-    Ok(diesel::update(users::table.filter(users::email_normalized.eq(normalize_email(email))))
-        .set(users::is_admin.eq(true))
-        .execute(conn)?
-        > 0)
+    Ok(
+        diesel::update(users::table.filter(users::email_normalized.eq(normalize_email(email))))
+            .set(users::is_admin.eq(true))
+            .execute(conn)?
+            > 0,
+    )
 }
 
 /// Inserts a user. A taken email (case-insensitively) is 409 `email_taken`.

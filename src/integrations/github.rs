@@ -284,6 +284,25 @@ impl GithubApp {
     }
 }
 
+impl GithubApp {
+    /// Opens an issue in `repo`.
+    pub fn create_issue(
+        &self,
+        installation: i64,
+        repo: &str,
+        title: &str,
+        body: &str,
+    ) -> anyhow::Result<Issue> {
+        let v = self.call(
+            installation,
+            "POST",
+            &format!("/repos/{repo}/issues"),
+            Some(serde_json::json!({"title": title, "body": body})),
+        )?;
+        Ok(serde_json::from_value(v)?)
+    }
+}
+
 /// An API failure, with GitHub's status and message but never a token.
 fn api_error(what: &str, e: ureq::Error) -> anyhow::Error {
     match e {
@@ -296,5 +315,172 @@ fn api_error(what: &str, e: ureq::Error) -> anyhow::Error {
             anyhow!("GitHub {what}: {code} {message}")
         }
         ureq::Error::Transport(t) => anyhow!("GitHub {what}: {}", t.kind()),
+    }
+}
+
+/// Sign in with GitHub: the OAuth web flow of the app's client id, and what
+/// a user's token may ask (who they are, their verified address, their
+/// rights on a repository). Blocking (ureq).
+pub struct OAuthApp {
+    web_base: String,
+    api_base: String,
+    client_id: String,
+    client_secret: crate::config::Secret,
+    agent: ureq::Agent,
+}
+
+impl std::fmt::Debug for OAuthApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthApp")
+            .field("web_base", &self.web_base)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The signed-in GitHub user.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct OAuthUser {
+    /// Id (stable).
+    pub id: i64,
+    /// Login.
+    pub login: String,
+    /// Display name, if set.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// A repository as a user's token sees it.
+#[derive(Debug, Clone)]
+pub struct UserRepository {
+    /// Id.
+    pub id: i64,
+    /// Node id.
+    pub node_id: String,
+    /// owner/name as GitHub spells it.
+    pub full_name: String,
+    /// Whether the user administers it.
+    pub admin: bool,
+}
+
+/// Where GitHub's web pages are for API `api_base`: github.com for the
+/// public API, the host of a GitHub Enterprise server's `/api/v3`, and the
+/// base itself otherwise (a local fake).
+pub fn web_base(api_base: &str) -> String {
+    let base = api_base.trim_end_matches('/');
+    if base == "https://api.github.com" {
+        "https://github.com".into()
+    } else {
+        base.strip_suffix("/api/v3").unwrap_or(base).to_owned()
+    }
+}
+
+impl OAuthApp {
+    /// The OAuth client `client_id` of GitHub at `api_base`.
+    pub fn new(api_base: &str, client_id: &str, client_secret: crate::config::Secret) -> OAuthApp {
+        OAuthApp {
+            web_base: web_base(api_base),
+            api_base: api_base.trim_end_matches('/').to_owned(),
+            client_id: client_id.to_owned(),
+            client_secret,
+            agent: ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(15))
+                .user_agent("guildhall")
+                .build(),
+        }
+    }
+
+    /// Where the browser goes to approve: GitHub sends it back to
+    /// `redirect_uri` with a code and `state`.
+    pub fn authorize_url(&self, state: &str, redirect_uri: &str) -> String {
+        let query = serde_urlencoded::to_string([
+            ("client_id", self.client_id.as_str()),
+            ("redirect_uri", redirect_uri),
+            ("state", state),
+            ("scope", "read:user user:email"),
+            ("allow_signup", "true"),
+        ])
+        .unwrap_or_default();
+        format!("{}/login/oauth/authorize?{query}", self.web_base)
+    }
+
+    /// Trades the callback's code for the user's token.
+    pub fn exchange(&self, code: &str, redirect_uri: &str) -> anyhow::Result<String> {
+        let response: serde_json::Value = self
+            .agent
+            .post(&format!("{}/login/oauth/access_token", self.web_base))
+            .set("accept", "application/json")
+            .send_form(&[
+                ("client_id", self.client_id.as_str()),
+                ("client_secret", std::str::from_utf8(&self.client_secret.0)?),
+                ("code", code),
+                ("redirect_uri", redirect_uri),
+            ])
+            .map_err(|e| api_error("OAuth code exchange", e))?
+            .into_json()?;
+        match response["access_token"].as_str() {
+            Some(t) if !t.is_empty() => Ok(t.to_owned()),
+            // GitHub answers 200 with an error for a bad or used code.
+            _ => Err(anyhow!(
+                "GitHub OAuth code exchange: {}",
+                response["error"]
+                    .as_str()
+                    .unwrap_or("no token in the answer")
+            )),
+        }
+    }
+
+    fn get(&self, token: &str, path: &str) -> Result<serde_json::Value, Box<ureq::Error>> {
+        self.agent
+            .get(&format!("{}{path}", self.api_base))
+            .set("authorization", &format!("Bearer {token}"))
+            .set("accept", "application/vnd.github+json")
+            .call()
+            .map_err(Box::new)?
+            .into_json()
+            .map_err(|e| Box::new(ureq::Error::from(e)))
+    }
+
+    /// Who the token belongs to.
+    pub fn user(&self, token: &str) -> anyhow::Result<OAuthUser> {
+        let v = self
+            .get(token, "/user")
+            .map_err(|e| api_error("GET /user", *e))?;
+        Ok(serde_json::from_value(v)?)
+    }
+
+    /// The user's primary address, when GitHub has verified it.
+    pub fn verified_email(&self, token: &str) -> anyhow::Result<Option<String>> {
+        let v = self
+            .get(token, "/user/emails")
+            .map_err(|e| api_error("GET /user/emails", *e))?;
+        Ok(v.as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["primary"] == true && e["verified"] == true)
+            .and_then(|e| e["email"].as_str())
+            .map(str::to_owned))
+    }
+
+    /// Repository `full_name` as the user sees it; `None` when they cannot.
+    pub fn repository(
+        &self,
+        token: &str,
+        full_name: &str,
+    ) -> anyhow::Result<Option<UserRepository>> {
+        let v = match self.get(token, &format!("/repos/{full_name}")) {
+            Ok(v) => v,
+            Err(e) if matches!(*e, ureq::Error::Status(404 | 403, _)) => return Ok(None),
+            Err(e) => return Err(api_error("GET /repos", *e)),
+        };
+        let id = v["id"]
+            .as_i64()
+            .ok_or_else(|| anyhow!("GET /repos: no id"))?;
+        Ok(Some(UserRepository {
+            id,
+            node_id: v["node_id"].as_str().unwrap_or_default().to_owned(),
+            full_name: v["full_name"].as_str().unwrap_or(full_name).to_owned(),
+            admin: v["permissions"]["admin"] == true,
+        }))
     }
 }

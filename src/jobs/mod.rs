@@ -59,7 +59,7 @@ pub struct JobContext {
 }
 
 /// The GitHub App `config` describes, if any.
-fn github_app(
+pub(crate) fn github_app(
     config: &Config,
 ) -> anyhow::Result<Option<Arc<crate::integrations::github::GithubApp>>> {
     config

@@ -6,6 +6,7 @@
 //! with JavaScript off.
 
 pub mod answers;
+pub mod github;
 pub mod pages;
 pub mod session;
 pub mod team;
@@ -29,6 +30,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/register", web::get().to(pages::register_form))
                 .route("/register", web::post().to(pages::register))
                 .route("/logout", web::post().to(pages::logout))
+                .route("/auth/github", web::get().to(github::start))
+                .route("/auth/github/callback", web::get().to(github::callback))
+                .route(
+                    "/p/{slug}/github/link",
+                    web::get().to(github::link_repository),
+                )
                 .route("/p/{slug}", web::get().to(pages::project))
                 .route("/t/{id}", web::get().to(pages::ticket))
                 .route("/t/{id}/{action}", web::post().to(pages::ticket_action))

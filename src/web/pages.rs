@@ -304,6 +304,8 @@ struct LoginPage {
     errors: Vec<String>,
     email: String,
     next: String,
+    /// Whether Sign in with GitHub is offered.
+    github: bool,
 }
 
 /// `?next=`.
@@ -313,9 +315,19 @@ pub struct NextQuery {
 }
 
 /// Only a path on this site: never an open redirect.
-fn local_path(next: Option<&str>) -> String {
+pub(super) fn local_path(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        // Browsers drop tabs and newlines inside URLs (`/\t/evil` is
+        // `//evil`), and the path also rides in a cookie.
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.chars().any(|c| {
+                    c == '\\' || c == ';' || c == ',' || c.is_whitespace() || c.is_control()
+                }) =>
+        {
+            n.to_owned()
+        }
         _ => "/".to_owned(),
     }
 }
@@ -332,6 +344,7 @@ pub async fn login_form(
         errors: Vec::new(),
         email: String::new(),
         next: local_path(q.next.as_deref()),
+        github: state.github_oauth.is_some(),
     };
     render(StatusCode::OK, &page)
 }
@@ -351,7 +364,7 @@ pub(super) fn redirect(to: &str) -> HttpResponse {
         .finish()
 }
 
-fn signed_in(state: &AppState, token: String, to: &str) -> HttpResponse {
+pub(super) fn signed_in(state: &AppState, token: String, to: &str) -> HttpResponse {
     let mut res = redirect(to);
     // A failure to add a cookie leaves the visitor signed out, nothing worse.
     let _ = res.add_cookie(&session::session_cookie(state, token));
@@ -377,6 +390,7 @@ pub async fn login(
                 errors: vec![e.to_string()],
                 email: form.email,
                 next,
+                github: state.github_oauth.is_some(),
             };
             render(status, &page)
         }
@@ -627,6 +641,14 @@ pub struct TicketPage {
     /// The viewer's notification level for this ticket, "" when they
     /// follow their overall setting.
     notify_level: String,
+    /// Whether the requester may edit it (a draft or open ticket).
+    can_edit: bool,
+    /// Whether submitting must accept the project's code of conduct.
+    coc_needed: bool,
+    /// Its GitHub issue, for everyone: (owner/name#number, URL).
+    github_issue: Option<(String, String)>,
+    /// For maintainers: what turning it into a GitHub issue takes.
+    github_export: Option<super::github::Export>,
 }
 
 /// A bid as the ticket page shows it.
@@ -725,6 +747,9 @@ async fn ticket_page(
     let user = Session::of(req).user_id;
     let index = state.index.clone();
     let min_confidence = state.config.ai_min_confidence;
+    let public_url = state.config.public_url.clone();
+    let github_web = crate::integrations::github::web_base(&state.config.github_api_base);
+    let github_app = state.github.is_some();
     let (page, grounding) = state
         .db(move |conn| {
             let (t, a) = ticket_domain::load_visible(conn, id, user)?;
@@ -810,7 +835,28 @@ async fn ticket_page(
                     .unwrap_or_else(|| format!("user {id}"))
             };
             let has_open_bid = bids.iter().any(|b| b.helper_id == me && b.status == "open");
+            let coc_needed = a.requester
+                && status == Status::Draft
+                && projects::coc_accepted_at(conn, p.id, me)?.is_none();
+            let github_issue = crate::channels::github_export::issue_of_ticket(conn, id)?
+                .map(|(r, n)| (format!("{r}#{n}"), format!("{github_web}/{r}/issues/{n}")));
+            let github_export = if a.maintainer && github_issue.is_none() && working {
+                Some(super::github::export_for(
+                    conn,
+                    &t,
+                    &p,
+                    &public_url,
+                    &github_web,
+                    github_app,
+                )?)
+            } else {
+                None
+            };
             let page = TicketPage {
+                can_edit: a.requester && matches!(status, Status::Draft | Status::Open),
+                coc_needed,
+                github_issue,
+                github_export,
                 actions: actions_for(&t, &a),
                 can_fund: user.is_some() && matches!(status, Status::Open | Status::Claimed),
                 can_rate: a.requester
@@ -961,6 +1007,10 @@ impl TicketPage {
             can_fund: true,
             can_rate: false,
             can_message: true,
+            can_edit: false,
+            coc_needed: false,
+            github_issue: None,
+            github_export: None,
             team: true,
             errors: Vec::new(),
             bids: (0..3)
@@ -1041,6 +1091,12 @@ pub struct ActionForm {
     request_key: Option<String>,
     /// A notification level for this ticket.
     level: Option<String>,
+    /// A draft's new title.
+    title: Option<String>,
+    /// A draft's new tags, comma separated.
+    tags: Option<String>,
+    /// `yes`: the project's code of conduct is accepted with this submit.
+    coc: Option<String>,
 }
 
 /// `POST /t/{id}/{action}`: one of the ticket's actions through the same
@@ -1094,6 +1150,9 @@ pub async fn ticket_action(
                 })
                 .await
         }
+        "github-issue" => super::github::export_action(&state, id, user)
+            .await
+            .map(|()| None),
         "accept-bid" => {
             let gateway = state.gateway.clone();
             let bid = form.bid.unwrap_or_default();
@@ -1222,7 +1281,32 @@ fn ticket_other_action(
         {
             {
                 match action {
-                    "submit" => ticket_domain::submit(conn, id, user).map(|_| ()),
+                    "submit" => crate::db::write_tx(conn, |conn| {
+                        if form.coc.as_deref() == Some("yes") {
+                            let (t, a) = ticket_domain::load_visible(conn, id, Some(user))?;
+                            if a.requester {
+                                projects::accept_coc(conn, t.project_id, user)?;
+                            }
+                        }
+                        ticket_domain::submit(conn, id, user).map(|_| ())
+                    }),
+                    "edit" => {
+                        let tags = form.tags.as_deref().map(|t| {
+                            t.split(',')
+                                .map(str::trim)
+                                .filter(|t| !t.is_empty())
+                                .map(str::to_owned)
+                                .collect()
+                        });
+                        let patch = ticket_domain::TicketPatch {
+                            title: form.title,
+                            body: form.body,
+                            tags,
+                            kind: None,
+                            visibility: None,
+                        };
+                        ticket_domain::update(conn, id, user, &patch).map(|_| ())
+                    }
                     "claim" => ticket_domain::claim(conn, id, user).map(|_| ()),
                     "unclaim" => ticket_domain::unclaim(conn, id, user).map(|_| ()),
                     "resolve" => ticket_domain::resolve(conn, id, user, None).map(|_| ()),
@@ -1649,6 +1733,10 @@ struct MePage {
     notice: String,
     /// Whether the address is verified.
     email_verified: bool,
+    /// The linked GitHub login.
+    github_login: Option<String>,
+    /// Whether Sign in with GitHub is offered.
+    github: bool,
 }
 
 /// `?payouts=&verify=`.
@@ -1665,92 +1753,94 @@ pub async fn me(state: web::Data<AppState>, req: HttpRequest, q: web::Query<MeQu
         return Ok(redirect("/login?next=/me"));
     };
     let gateway = state.gateway.name().to_owned();
-    let (balances, helping, tickets, (claims, bids, transfers, payouts_ready, email_verified)) =
-        state
-            .db(move |conn| {
-                let balances = crate::ledger::accounts_of(
-                    conn,
-                    crate::ledger::AccountKind::UserPayable,
-                    user,
-                )?
-                .into_iter()
-                .map(|a| {
-                    let out = if a.debits_pending > 0 {
-                        money(a.debits_pending, &a.currency)
-                    } else {
-                        String::new()
-                    };
-                    (money(a.available(), &a.currency), out)
-                })
-                .collect();
-                let slugs = projects::slugs(conn)?;
-                let mut helping = Vec::new();
-                for h in helpers::of_user(conn, user)? {
-                    let score = crate::domain::reputation::score_of(conn, h.project_id, user)?;
-                    helping.push((
-                        slugs.get(&h.project_id).cloned().unwrap_or_default(),
-                        h.tier,
-                        h.status,
-                        score.map_or_else(|| "new".into(), |s| format!("{s:.0}")),
-                    ));
-                }
-                let filter = ticket_domain::ListFilter {
-                    project_id: None,
-                    status: None,
-                    mine: true,
-                };
-                let mut currencies = std::collections::HashMap::new();
-                let mut tickets = Vec::new();
-                for t in ticket_domain::list(conn, Some(user), &filter, None, 100)? {
-                    let currency = match currencies.entry(t.project_id) {
-                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                        std::collections::hash_map::Entry::Vacant(e) => {
-                            e.insert(projects::by_id(conn, t.project_id)?.currency)
-                        }
-                    };
-                    tickets.push((
-                        t.id,
-                        t.title.clone(),
-                        t.status.clone(),
-                        money(t.paid_amount, currency),
-                    ));
-                }
-                let claims = ticket_domain::claimed_by(conn, user, 100)?
+    let (
+        balances,
+        helping,
+        tickets,
+        (claims, bids, transfers, payouts_ready, email_verified, github_login),
+    ) = state
+        .db(move |conn| {
+            let balances =
+                crate::ledger::accounts_of(conn, crate::ledger::AccountKind::UserPayable, user)?
                     .into_iter()
-                    .map(|t| (t.id, t.title))
-                    .collect();
-                let bids = crate::domain::bids::of_helper(conn, user, 50)?
-                    .into_iter()
-                    .map(|(b, title)| (b.ticket_id, title, money(b.amount, &b.currency), b.status))
-                    .collect();
-                let (mine, rows) = crate::ledger::user_transfers(conn, user, None, 20)?;
-                let transfers = rows
-                    .into_iter()
-                    .map(|t| {
-                        let credit = mine.contains(&t.credit_account_id);
-                        (
-                            when(t.created_at),
-                            if credit { "in" } else { "out" },
-                            money(t.amount, &t.currency),
-                            t.kind.replace('_', " "),
-                            t.ticket_id,
-                        )
+                    .map(|a| {
+                        let out = if a.debits_pending > 0 {
+                            money(a.debits_pending, &a.currency)
+                        } else {
+                            String::new()
+                        };
+                        (money(a.available(), &a.currency), out)
                     })
                     .collect();
-                let ready = crate::domain::payouts::is_ready(
-                    conn,
-                    crate::domain::payouts::Payee::User(user),
-                    &gateway,
-                )?;
-                let verified = users::get(conn, user)?.email_verified_at.is_some();
-                Ok((
-                    balances,
-                    helping,
-                    tickets,
-                    (claims, bids, transfers, ready, verified),
-                ))
-            })
-            .await?;
+            let slugs = projects::slugs(conn)?;
+            let mut helping = Vec::new();
+            for h in helpers::of_user(conn, user)? {
+                let score = crate::domain::reputation::score_of(conn, h.project_id, user)?;
+                helping.push((
+                    slugs.get(&h.project_id).cloned().unwrap_or_default(),
+                    h.tier,
+                    h.status,
+                    score.map_or_else(|| "new".into(), |s| format!("{s:.0}")),
+                ));
+            }
+            let filter = ticket_domain::ListFilter {
+                project_id: None,
+                status: None,
+                mine: true,
+            };
+            let mut currencies = std::collections::HashMap::new();
+            let mut tickets = Vec::new();
+            for t in ticket_domain::list(conn, Some(user), &filter, None, 100)? {
+                let currency = match currencies.entry(t.project_id) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(projects::by_id(conn, t.project_id)?.currency)
+                    }
+                };
+                tickets.push((
+                    t.id,
+                    t.title.clone(),
+                    t.status.clone(),
+                    money(t.paid_amount, currency),
+                ));
+            }
+            let claims = ticket_domain::claimed_by(conn, user, 100)?
+                .into_iter()
+                .map(|t| (t.id, t.title))
+                .collect();
+            let bids = crate::domain::bids::of_helper(conn, user, 50)?
+                .into_iter()
+                .map(|(b, title)| (b.ticket_id, title, money(b.amount, &b.currency), b.status))
+                .collect();
+            let (mine, rows) = crate::ledger::user_transfers(conn, user, None, 20)?;
+            let transfers = rows
+                .into_iter()
+                .map(|t| {
+                    let credit = mine.contains(&t.credit_account_id);
+                    (
+                        when(t.created_at),
+                        if credit { "in" } else { "out" },
+                        money(t.amount, &t.currency),
+                        t.kind.replace('_', " "),
+                        t.ticket_id,
+                    )
+                })
+                .collect();
+            let ready = crate::domain::payouts::is_ready(
+                conn,
+                crate::domain::payouts::Payee::User(user),
+                &gateway,
+            )?;
+            let verified = users::get(conn, user)?.email_verified_at.is_some();
+            let github_login = crate::channels::github_identity::login_of(conn, user)?;
+            Ok((
+                balances,
+                helping,
+                tickets,
+                (claims, bids, transfers, ready, verified, github_login),
+            ))
+        })
+        .await?;
     let notice = match (q.payouts.as_deref(), q.verify.as_deref()) {
         (Some("ready"), _) => "Your payout account is ready: accepted work is paid out to it.",
         (Some("pending"), _) => "Finish setting up your payout account with the payment provider.",
@@ -1771,6 +1861,8 @@ pub async fn me(state: web::Data<AppState>, req: HttpRequest, q: web::Query<MeQu
             payouts_ready,
             notice: notice.to_owned(),
             email_verified,
+            github_login,
+            github: state.github_oauth.is_some(),
         },
     )
 }

@@ -184,7 +184,7 @@ pub fn check_form(req: &HttpRequest, presented: &str) -> Result<(), crate::web::
 
 /// Compares every byte whatever the first difference (constant time for
 /// equal lengths).
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -432,6 +432,12 @@ struct SettingsPage {
     template_body: String,
     notice: String,
     errors: Vec<String>,
+    /// How the project proved control of its repository, if it did.
+    verified_via: Option<String>,
+    /// The GitHub repository linked, if any.
+    linked_repository: Option<String>,
+    /// Whether linking through GitHub is offered.
+    github: bool,
 }
 
 /// What a settings page shows besides the form.
@@ -491,9 +497,10 @@ async fn settings_page(
         return Ok(r);
     }
     let user = l.user.as_ref().map(|u| u.id);
-    let (p, templates) = state
+    let (p, templates, linked_repository) = state
         .db(move |conn| {
             let (p, _) = project_for(conn, &slug, user, true)?;
+            let linked = crate::channels::github::linked_repository(conn, p.id)?;
             let templates = ticket_domain::list_templates(conn, p.id, user.unwrap_or_default())?
                 .into_iter()
                 .map(|t| TemplateRow {
@@ -502,11 +509,14 @@ async fn settings_page(
                     body: t.body,
                 })
                 .collect();
-            Ok((p, templates))
+            Ok((p, templates, linked))
         })
         .await?;
     let page = SettingsPage {
         l,
+        verified_via: p.verified_via.clone(),
+        linked_repository,
+        github: state.github_oauth.is_some(),
         f: view.form.unwrap_or_else(|| SettingsForm::of(&p)),
         slug: p.slug,
         max_commission_pct: projects::MAX_COMMISSION_BPS / 100,

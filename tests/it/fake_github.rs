@@ -1,8 +1,9 @@
 //! A local fake of the parts of GitHub's REST API the App uses, served
 //! over real HTTP on a loopback port: installation tokens bought with an
 //! RS256 app JWT (checked against the test key's public half), issues,
-//! comments, labels and issue state. Every other call needs a token it
-//! issued. It records what it was asked, for the tests to assert on.
+//! comments, labels, issue state and new issues; and the OAuth web flow
+//! (authorize, code exchange, `/user`, `/user/emails`, a repository with the
+//! user's permissions). Every other call needs a token it issued. It records what it was asked, for the tests to assert on.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
@@ -38,6 +39,17 @@ pub struct Comment {
     pub edits: u32,
 }
 
+/// A person who signs in on the fake's authorize page.
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub id: i64,
+    pub login: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    /// owner/name of repositories they administer.
+    pub admin_of: Vec<String>,
+}
+
 /// What the fake holds and was asked.
 #[derive(Debug, Default)]
 pub struct State {
@@ -46,7 +58,19 @@ pub struct State {
     pub tokens: Vec<String>,
     pub calls: Vec<String>,
     next_id: i64,
+    /// Who approves the next authorization.
+    pub signing_in: Option<Person>,
+    /// Codes not yet exchanged, and user tokens, with their person.
+    codes: HashMap<String, Person>,
+    user_tokens: HashMap<String, Person>,
+    /// Repositories by owner/name: (id, node id).
+    pub repos: HashMap<String, (i64, String)>,
 }
+
+/// The OAuth client the fake knows.
+pub const CLIENT_ID: &str = "Iv1.fakeclient";
+/// Its secret.
+pub const CLIENT_SECRET: &str = "fake-client-secret";
 
 /// The fake, serving until dropped.
 pub struct FakeGithub {
@@ -264,6 +288,147 @@ async fn add_labels(
     }
 }
 
+/// GitHub's authorize page as if the person in `signing_in` approved:
+/// back to `redirect_uri` with a one-time code and the `state`.
+async fn authorize(
+    q: web::Query<HashMap<String, String>>,
+    state: web::Data<Arc<Mutex<State>>>,
+) -> HttpResponse {
+    let mut s = state.lock().unwrap();
+    if q.get("client_id").map(String::as_str) != Some(CLIENT_ID) {
+        return not_found();
+    }
+    let Some(person) = s.signing_in.clone() else {
+        return HttpResponse::Forbidden().finish();
+    };
+    s.next_id += 1;
+    let code = format!("code{}", s.next_id);
+    s.codes.insert(code.clone(), person);
+    s.calls.push("GET authorize".into());
+    let back = format!(
+        "{}?{}",
+        q["redirect_uri"],
+        serde_urlencoded::to_string([("code", code.as_str()), ("state", q["state"].as_str())])
+            .unwrap()
+    );
+    HttpResponse::Found()
+        .insert_header(("location", back))
+        .finish()
+}
+
+/// The code exchange: the client's credentials and a code used once.
+async fn oauth_token(
+    form: web::Form<HashMap<String, String>>,
+    state: web::Data<Arc<Mutex<State>>>,
+) -> HttpResponse {
+    let mut s = state.lock().unwrap();
+    s.calls.push("POST access_token".into());
+    if form.get("client_id").map(String::as_str) != Some(CLIENT_ID)
+        || form.get("client_secret").map(String::as_str) != Some(CLIENT_SECRET)
+    {
+        return HttpResponse::Ok().json(json!({"error": "incorrect_client_credentials"}));
+    }
+    let Some(person) = form.get("code").and_then(|c| s.codes.remove(c)) else {
+        return HttpResponse::Ok().json(json!({"error": "bad_verification_code"}));
+    };
+    s.next_id += 1;
+    let token = format!("gho_fake{}", s.next_id);
+    s.user_tokens.insert(token.clone(), person);
+    HttpResponse::Ok().json(
+        json!({"access_token": token, "token_type": "bearer", "scope": "read:user,user:email"}),
+    )
+}
+
+fn person(req: &HttpRequest, s: &State) -> Option<Person> {
+    let token = req
+        .headers()
+        .get("authorization")?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")?;
+    s.user_tokens.get(token).cloned()
+}
+
+async fn get_user(req: HttpRequest, state: web::Data<Arc<Mutex<State>>>) -> HttpResponse {
+    let s = state.lock().unwrap();
+    match person(&req, &s) {
+        Some(p) => HttpResponse::Ok()
+            .json(json!({"id": p.id, "login": p.login, "name": p.name, "type": "User"})),
+        None => unauthorized(),
+    }
+}
+
+async fn get_emails(req: HttpRequest, state: web::Data<Arc<Mutex<State>>>) -> HttpResponse {
+    let s = state.lock().unwrap();
+    match person(&req, &s) {
+        Some(p) => HttpResponse::Ok().json(
+            p.email
+                .iter()
+                .map(|e| json!({"email": e, "primary": true, "verified": true}))
+                .chain([
+                    json!({"email": "unverified@example.com", "primary": false, "verified": false}),
+                ])
+                .collect::<Vec<_>>(),
+        ),
+        None => unauthorized(),
+    }
+}
+
+async fn get_repo(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<Arc<Mutex<State>>>,
+) -> HttpResponse {
+    let s = state.lock().unwrap();
+    let Some(p) = person(&req, &s) else {
+        return unauthorized();
+    };
+    let (owner, name) = path.into_inner();
+    let full = format!("{owner}/{name}");
+    let Some((key, (id, node))) = s.repos.iter().find(|(k, _)| k.eq_ignore_ascii_case(&full))
+    else {
+        return not_found();
+    };
+    let admin = p.admin_of.iter().any(|r| r.eq_ignore_ascii_case(key));
+    HttpResponse::Ok().json(json!({"id": id, "node_id": node, "full_name": key,
+        "permissions": {"admin": admin, "maintain": admin, "push": admin, "pull": true}}))
+}
+
+async fn create_issue(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Json<Value>,
+    state: web::Data<Arc<Mutex<State>>>,
+) -> HttpResponse {
+    let Some(mut s) = authorized(&req, &state) else {
+        return unauthorized();
+    };
+    let (owner, name) = path.into_inner();
+    let repo = format!("{owner}/{name}");
+    let number = s
+        .issues
+        .keys()
+        .filter(|(r, _)| *r == repo)
+        .map(|(_, n)| *n)
+        .max()
+        .unwrap_or(0)
+        + 1;
+    s.next_id += 1;
+    let issue = Issue {
+        node_id: format!("I_fake{}", s.next_id),
+        title: body["title"].as_str().unwrap_or("").to_owned(),
+        body: body["body"].as_str().unwrap_or("").to_owned(),
+        open: true,
+        author_id: 1,
+        author: "guildhall[bot]".into(),
+        labels: vec![],
+    };
+    let json = issue_json(&repo, number, &issue);
+    s.issues.insert((repo, number), issue);
+    s.calls.push(format!("POST issue {number}"));
+    HttpResponse::Created().json(json)
+}
+
 impl FakeGithub {
     pub fn start() -> FakeGithub {
         let state = Arc::new(Mutex::new(State::default()));
@@ -294,6 +459,12 @@ impl FakeGithub {
                     web::post().to(add_labels),
                 )
                 .route("/repos/{owner}/{repo}/issues/{n}", web::get().to(get_issue))
+                .route("/repos/{owner}/{repo}/issues", web::post().to(create_issue))
+                .route("/repos/{owner}/{repo}", web::get().to(get_repo))
+                .route("/login/oauth/authorize", web::get().to(authorize))
+                .route("/login/oauth/access_token", web::post().to(oauth_token))
+                .route("/user", web::get().to(get_user))
+                .route("/user/emails", web::get().to(get_emails))
                 .route(
                     "/repos/{owner}/{repo}/issues/{n}",
                     web::patch().to(patch_issue),
@@ -304,6 +475,20 @@ impl FakeGithub {
             base,
             _server: server,
         }
+    }
+
+    /// The person who approves the next authorization.
+    pub fn signing_in(&self, person: Person) {
+        self.state.lock().unwrap().signing_in = Some(person);
+    }
+
+    /// Adds a repository.
+    pub fn add_repo(&self, full_name: &str, id: i64) {
+        self.state
+            .lock()
+            .unwrap()
+            .repos
+            .insert(full_name.to_owned(), (id, format!("R_fake{id}")));
     }
 
     /// Adds an issue (and comments by `(login, body)`).

@@ -12,15 +12,15 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-const SECRET: &str = "github-webhook-secret";
+pub(crate) const SECRET: &str = "github-webhook-secret";
 
-fn app() -> TestApp {
+pub(crate) fn app() -> TestApp {
     TestApp::builder()
         .env("GUILDHALL_GITHUB_WEBHOOK_SECRET", SECRET)
         .build()
 }
 
-fn payload(name: &str) -> Value {
+pub(crate) fn payload(name: &str) -> Value {
     let path = format!(
         "{}/tests/fixtures/github-webhooks/{name}.json",
         env!("CARGO_MANIFEST_DIR")
@@ -55,7 +55,7 @@ async fn deliver_raw(
     app.send(&svc, req.set_payload(body)).await
 }
 
-async fn deliver(app: &TestApp, event: &str, delivery: &str, body: &Value) -> Resp {
+pub(crate) async fn deliver(app: &TestApp, event: &str, delivery: &str, body: &Value) -> Resp {
     let bytes = serde_json::to_vec(body).unwrap();
     let sig = sign(&bytes);
     deliver_raw(app, event, delivery, bytes, Some(sig)).await
@@ -80,7 +80,7 @@ fn deliveries(app: &TestApp) -> Vec<String> {
 }
 
 /// A project of `owner` whose repo_url names `repo`.
-async fn project_for(app: &TestApp, owner: &User, slug: &str, repo: &str) -> i64 {
+pub(crate) async fn project_for(app: &TestApp, owner: &User, slug: &str, repo: &str) -> i64 {
     app.post(
         "/api/v1/projects",
         json!({"slug": slug, "name": slug, "repo_url": format!("https://github.com/{repo}"),
@@ -94,7 +94,7 @@ async fn project_for(app: &TestApp, owner: &User, slug: &str, repo: &str) -> i64
         .unwrap()
 }
 
-fn verified(app: &TestApp, project: i64) -> Option<String> {
+pub(crate) fn verified(app: &TestApp, project: i64) -> Option<String> {
     projects::table
         .find(project)
         .select(projects::verified_via)
@@ -282,8 +282,15 @@ async fn an_installation_links_the_project_that_names_its_repository() {
         .unwrap();
     assert_eq!(spoon, None, "removed from the installation");
 
-    // A linked project that now names another covered repository keeps its
-    // link (one repository per project) and the delivery still applies.
+    // A linked project that now names another repository loses its link
+    // and its proof; when that repository is covered, it links again.
+    let owned_id = app
+        .get("/api/v1/projects/owned", None)
+        .await
+        .expect(200)
+        .body["id"]
+        .as_i64()
+        .unwrap();
     app.patch(
         "/api/v1/projects/owned",
         json!({"repo_url": "https://github.com/Codertocat/Other"}),
@@ -301,13 +308,13 @@ async fn an_installation_links_the_project_that_names_its_repository() {
     )
     .await
     .expect(200);
-    assert_eq!(r.body["linked_projects"], json!([]));
+    assert_eq!(r.body["linked_projects"], json!([owned_id]));
     let other: Option<i64> = github_repositories::table
         .find(9_i64)
         .select(github_repositories::project_id)
         .first(&mut app.conn())
         .unwrap();
-    assert_eq!(other, None);
+    assert_eq!(other, Some(owned_id));
 }
 
 #[actix_web::test]

@@ -10,6 +10,7 @@ mod cli;
 mod errors;
 mod fake_github;
 mod github;
+mod github_oauth;
 mod inbound;
 mod jobs;
 mod jwt;

@@ -529,7 +529,9 @@ async fn real_money_waits_for_a_verified_project() {
     let admin = app.user("admin").await;
     app.project(&owner, "proj").await;
     app.approved_helper(&owner, &helper, "proj").await;
-    let id = app.open_ticket(&requester, "proj", "Live money", "public").await;
+    let id = app
+        .open_ticket(&requester, "proj", "Live money", "public")
+        .await;
 
     // The sandbox takes test money from an unverified project.
     app.post(
@@ -563,7 +565,11 @@ async fn real_money_waits_for_a_verified_project() {
         .as_i64()
         .unwrap();
     let r = app
-        .post(&format!("/api/v1/bids/{bid}/accept"), json!({}), Some(&requester.access))
+        .post(
+            &format!("/api/v1/bids/{bid}/accept"),
+            json!({}),
+            Some(&requester.access),
+        )
         .await
         .expect(409);
     assert_eq!(r.body["code"], "project_unverified");
@@ -579,22 +585,34 @@ async fn real_money_waits_for_a_verified_project() {
     // Only a platform admin vouches.
     let p = app.get("/api/v1/projects/proj", None).await.expect(200);
     assert_eq!(p.body["verified_at"], serde_json::Value::Null);
-    app.post("/api/v1/projects/proj/verification", json!({}), Some(&owner.access))
-        .await
-        .expect(403);
+    app.post(
+        "/api/v1/projects/proj/verification",
+        json!({}),
+        Some(&owner.access),
+    )
+    .await
+    .expect(403);
     app.post("/api/v1/projects/proj/verification", json!({}), None)
         .await
         .expect(401);
     assert!(guildhall::domain::users::grant_admin(&mut app.conn(), "ADMIN@example.com").unwrap());
     let v = app
-        .post("/api/v1/projects/proj/verification", json!({}), Some(&admin.access))
+        .post(
+            "/api/v1/projects/proj/verification",
+            json!({}),
+            Some(&admin.access),
+        )
         .await
         .expect(200);
     assert_eq!(v.body["verified_via"], "platform_admin");
     assert!(v.body["verified_at"].is_string());
-    app.post("/api/v1/projects/nope/verification", json!({}), Some(&admin.access))
-        .await
-        .expect(404);
+    app.post(
+        "/api/v1/projects/nope/verification",
+        json!({}),
+        Some(&admin.access),
+    )
+    .await
+    .expect(404);
 
     let r = app
         .post(

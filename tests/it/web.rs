@@ -7,10 +7,10 @@ use actix_web::test::TestRequest;
 use std::collections::HashMap;
 
 /// A cookie jar and the app's service: what a browser keeps between pages.
-struct Browser<'a, S> {
-    app: &'a TestApp,
-    svc: S,
-    jar: HashMap<String, String>,
+pub(crate) struct Browser<'a, S> {
+    pub(crate) app: &'a TestApp,
+    pub(crate) svc: S,
+    pub(crate) jar: HashMap<String, String>,
 }
 
 impl<'a, S, B> Browser<'a, S>
@@ -40,14 +40,14 @@ where
         }
     }
 
-    async fn get(&mut self, path: &str) -> Resp {
+    pub(crate) async fn get(&mut self, path: &str) -> Resp {
         let req = self.with_cookies(TestRequest::get().uri(path));
         let r = self.app.send(&self.svc, req).await;
         self.keep(&r);
         r
     }
 
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Resp {
+    pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Resp {
         let req = self.with_cookies(
             TestRequest::post()
                 .uri(path)
@@ -61,7 +61,7 @@ where
 }
 
 /// The CSRF token the page's forms carry.
-fn csrf(page: &Resp) -> String {
+pub(crate) fn csrf(page: &Resp) -> String {
     let at = page
         .text
         .find("name=\"csrf\" value=\"")
@@ -276,7 +276,7 @@ async fn pages_forms_sessions_and_their_protections() {
 }
 
 /// Signs `email` in through the form in a fresh browser.
-async fn signed_in<'a, S, B>(app: &'a TestApp, svc: S, email: &str) -> Browser<'a, S>
+pub(crate) async fn signed_in<'a, S, B>(app: &'a TestApp, svc: S, email: &str) -> Browser<'a, S>
 where
     S: actix_web::dev::Service<
         actix_http::Request,

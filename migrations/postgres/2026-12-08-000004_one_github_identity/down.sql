@@ -1,0 +1,1 @@
+DROP INDEX user_identities_one_per_user;
