@@ -70,6 +70,13 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "GUILDHALL_GITHUB_CLIENT_ID", key: "github_client_id", default: "(none)", doc: "OAuth client id of the GitHub App, for Sign in with GitHub." },
     Setting { env: "GUILDHALL_GITHUB_CLIENT_SECRET", key: "github_client_secret", default: "(none)", doc: "OAuth client secret of the GitHub App. Never logged." },
     Setting { env: "GUILDHALL_GITHUB_API_BASE", key: "github_api_base", default: "https://api.github.com", doc: "GitHub's REST API (GitHub Enterprise: `https://host/api/v3`); tests point it at a local fake." },
+    Setting { env: "GUILDHALL_DISCORD_PUBLIC_KEY", key: "discord_public_key", default: "(none)", doc: "The Discord application's public key (64 hex digits): `POST /api/v1/webhooks/discord` checks each interaction's Ed25519 signature with it. Unset: that endpoint answers 404." },
+    Setting { env: "GUILDHALL_DISCORD_APP_ID", key: "discord_app_id", default: "(none)", doc: "The Discord application's id (needed with the public key): deferred answers are completed through its interaction webhooks." },
+    Setting { env: "GUILDHALL_DISCORD_BOT_TOKEN", key: "discord_bot_token", default: "(none)", doc: "The Discord bot's token, to send updates on tickets opened from Discord to their asker by direct message. Unset: no updates go back to Discord. Never logged." },
+    Setting { env: "GUILDHALL_DISCORD_API_BASE", key: "discord_api_base", default: "https://discord.com/api/v10", doc: "Discord's REST API; tests point it at a local fake." },
+    Setting { env: "GUILDHALL_SLACK_SIGNING_SECRET", key: "slack_signing_secret", default: "(none)", doc: "The Slack app's signing secret: `POST /api/v1/webhooks/slack/commands` and `/slack/interactions` check `X-Slack-Signature` (v0, 5 minutes) with it. Unset: those endpoints answer 404. Never logged." },
+    Setting { env: "GUILDHALL_SLACK_BOT_TOKEN", key: "slack_bot_token", default: "(none)", doc: "The Slack bot token (`xoxb-…`), to send updates on tickets opened from Slack to their asker by direct message. Unset: no updates go back to Slack. Never logged." },
+    Setting { env: "GUILDHALL_SLACK_API_BASE", key: "slack_api_base", default: "https://slack.com/api", doc: "Slack's Web API; tests point it at a local fake." },
     Setting { env: "GUILDHALL_LOG", key: "log", default: "info", doc: "Log filter (tracing EnvFilter syntax, e.g. `guildhall=debug,info`)." },
 ];
 
@@ -135,6 +142,10 @@ pub struct Config {
     pub github_oauth: Option<(String, Secret)>,
     /// See [`SETTINGS`].
     pub github_api_base: String,
+    /// Discord, when its public key is set.
+    pub discord: Option<DiscordSettings>,
+    /// Slack, when its signing secret is set.
+    pub slack: Option<SlackSettings>,
     /// Stripe.js for the web app's card form (publishable key and script
     /// URL); set when the gateway is Stripe and a publishable key is given.
     pub stripe_js: Option<StripeJs>,
@@ -169,6 +180,39 @@ impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(<redacted>)")
     }
+}
+
+/// Discord's interactions endpoint and REST API.
+#[derive(Debug, Clone)]
+pub struct DiscordSettings {
+    /// The application's Ed25519 public key.
+    pub public_key: [u8; 32],
+    /// The application's id.
+    pub app_id: String,
+    /// The bot's token, for direct messages.
+    pub bot_token: Option<Secret>,
+    /// REST API base.
+    pub api_base: String,
+}
+
+/// Slack's slash commands, interactivity and Web API.
+#[derive(Debug, Clone)]
+pub struct SlackSettings {
+    /// The signing secret.
+    pub signing_secret: Secret,
+    /// The bot token, for direct messages.
+    pub bot_token: Option<Secret>,
+    /// Web API base.
+    pub api_base: String,
+}
+
+/// An http(s) base URL without its trailing slash.
+fn http_base(raw: &str, name: &str) -> anyhow::Result<String> {
+    let base = raw.trim().trim_end_matches('/').to_owned();
+    if !(base.starts_with("https://") || base.starts_with("http://")) {
+        bail!("{name}: expected an http(s) URL, got {base:?}");
+    }
+    Ok(base)
 }
 
 impl std::fmt::Debug for Config {
@@ -417,6 +461,39 @@ impl Config {
                     Some((id.trim().to_owned(), Secret(secret.trim().as_bytes().to_vec())))
                 }
                 _ => bail!("GUILDHALL_GITHUB_CLIENT_ID and GUILDHALL_GITHUB_CLIENT_SECRET go together: set both or neither"),
+            },
+            discord: match get("GUILDHALL_DISCORD_PUBLIC_KEY").filter(|(v, _)| !v.trim().is_empty()) {
+                None => None,
+                Some((key, _)) => {
+                    let bytes = hex::decode(key.trim())
+                        .ok()
+                        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                        .context("GUILDHALL_DISCORD_PUBLIC_KEY: expected 64 hex digits")?;
+                    let app_id = get("GUILDHALL_DISCORD_APP_ID")
+                        .map(|(v, _)| v.trim().to_owned())
+                        .filter(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_digit()))
+                        .context("GUILDHALL_DISCORD_APP_ID: the application's id (digits) goes with the public key")?;
+                    Some(DiscordSettings {
+                        public_key: bytes,
+                        app_id,
+                        bot_token: get("GUILDHALL_DISCORD_BOT_TOKEN")
+                            .map(|(v, _)| v.trim().to_owned())
+                            .filter(|v| !v.is_empty())
+                            .map(|v| Secret(v.into_bytes())),
+                        api_base: http_base(&text("GUILDHALL_DISCORD_API_BASE"), "GUILDHALL_DISCORD_API_BASE")?,
+                    })
+                }
+            },
+            slack: match get("GUILDHALL_SLACK_SIGNING_SECRET").filter(|(v, _)| !v.trim().is_empty()) {
+                None => None,
+                Some((secret, _)) => Some(SlackSettings {
+                    signing_secret: Secret(secret.trim().as_bytes().to_vec()),
+                    bot_token: get("GUILDHALL_SLACK_BOT_TOKEN")
+                        .map(|(v, _)| v.trim().to_owned())
+                        .filter(|v| !v.is_empty())
+                        .map(|v| Secret(v.into_bytes())),
+                    api_base: http_base(&text("GUILDHALL_SLACK_API_BASE"), "GUILDHALL_SLACK_API_BASE")?,
+                }),
             },
             github_api_base: {
                 let base = text("GUILDHALL_GITHUB_API_BASE").trim().trim_end_matches('/').to_owned();

@@ -80,3 +80,41 @@ pub struct GithubSupport {
     #[serde(default)]
     pub private: bool,
 }
+
+/// Answers a question asked in Discord or Slack (`jobs::chat_answer`): the
+/// AI lane's answer from the project's solved tickets, with its buttons,
+/// completing Discord's deferred response or through Slack's
+/// `response_url`. Queued by the command, which was acknowledged at once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChatAnswer {
+    /// `discord` or `slack`.
+    pub provider: String,
+    /// The recorded question.
+    pub question_id: i64,
+    /// Discord: the interaction token; Slack: the `response_url`.
+    pub target: String,
+    /// The question's text.
+    pub question: String,
+    /// The project's name.
+    pub project: String,
+    /// The grounding, read when the question was asked (the search index
+    /// lives in the serving process): confidence, and the solved tickets
+    /// to quote as (id, title, accepted answer) — none when nothing is
+    /// close enough, with `note` saying why.
+    pub confidence: f64,
+    /// See `confidence`.
+    pub sources: Vec<(i64, String, String)>,
+    /// See `confidence`.
+    pub note: Option<String>,
+}
+
+/// Sends a short private reply through Slack's `response_url`
+/// (`jobs::chat_answer`): a button's outcome, after the press was
+/// acknowledged.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChatReply {
+    /// The `response_url`.
+    pub target: String,
+    /// The text.
+    pub text: String,
+}

@@ -2,6 +2,7 @@
 //! health and metrics.
 
 pub mod auth;
+pub mod chat;
 pub mod idempotency;
 pub mod inbound;
 pub mod matching;
@@ -43,6 +44,7 @@ use utoipa::{Modify, OpenApi};
         reputation::user_reputation, reputation::leaderboard, matching::matches, matching::route,
         notifications::get_settings, notifications::put_settings, notifications::put_ticket_level,
         notifications::put_project_level, inbound::email, webhooks::github,
+        chat::discord, chat::slack_commands, chat::slack_interactions,
     ),
     components(schemas(
         Problem, crate::error::FieldError, views::Money,
@@ -201,6 +203,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/webhooks/stripe", web::post().to(webhooks::stripe))
                 .route("/inbound/email", web::post().to(inbound::email))
                 .route("/webhooks/github", web::post().to(webhooks::github))
+                .route("/webhooks/discord", web::post().to(chat::discord))
+                .route(
+                    "/webhooks/slack/commands",
+                    web::post().to(chat::slack_commands),
+                )
+                .route(
+                    "/webhooks/slack/interactions",
+                    web::post().to(chat::slack_interactions),
+                )
                 .route(
                     "/projects/{slug}/statement",
                     web::get().to(money::statement),

@@ -81,7 +81,10 @@ pub struct GithubResult {
 }
 
 /// Reads a request body up to `limit` bytes (413 beyond).
-async fn read_limited(mut payload: web::Payload, limit: usize) -> AppResult<web::BytesMut> {
+pub(crate) async fn read_limited(
+    mut payload: web::Payload,
+    limit: usize,
+) -> AppResult<web::BytesMut> {
     use futures_util::StreamExt as _;
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {

@@ -3,6 +3,7 @@
 //! raw bytes) before parsing, deduplicates deliveries, and then calls the
 //! same domain functions as the API.
 
+pub mod chat;
 pub mod email;
 pub mod github;
 pub mod github_export;

@@ -187,6 +187,9 @@ diesel::joinable!(ticket_messages -> tickets (ticket_id));
 diesel::joinable!(ticket_messages -> users (author_id));
 diesel::joinable!(response_templates -> projects (project_id));
 diesel::allow_tables_to_appear_in_same_query!(
+    chat_deliveries,
+    chat_questions,
+    chat_link_tokens,
     users,
     refresh_tokens,
     projects,
@@ -519,5 +522,39 @@ diesel::table! {
         user_id -> BigInt,
         local_date -> Date,
         created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    chat_deliveries (provider, delivery_id) {
+        provider -> Text,
+        delivery_id -> Text,
+        received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    chat_questions (id) {
+        id -> BigInt,
+        provider -> Text,
+        external_user -> Text,
+        login -> Text,
+        project_id -> BigInt,
+        question -> Text,
+        ticket_id -> Nullable<BigInt>,
+        user_id -> Nullable<BigInt>,
+        solved_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    chat_link_tokens (token_hash) {
+        token_hash -> Text,
+        provider -> Text,
+        external_user -> Text,
+        login -> Text,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
     }
 }

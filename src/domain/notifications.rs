@@ -24,6 +24,9 @@ use std::collections::{BTreeSet, HashMap};
 
 /// The email channel.
 pub const EMAIL: &str = "email";
+/// The chat channel: updates on tickets posted from Discord or Slack, to
+/// the account that posted them, by direct message.
+pub const CHAT: &str = "chat";
 /// How many log entries one dispatch reads per source.
 const BATCH: i64 = 500;
 
@@ -459,6 +462,14 @@ pub fn dispatch(conn: &mut DbConnection, channel: &str) -> AppResult<usize> {
         });
     }
 
+    // The chat channel tells only the person who posted a ticket from a
+    // chat, about that ticket.
+    let chat_people = if channel == CHAT {
+        let tickets: Vec<i64> = happenings.iter().map(|h| h.ticket).collect();
+        Some(crate::channels::chat::chat_recipients(conn, &tickets)?)
+    } else {
+        None
+    };
     // Who is told what, worked out before the write transaction (SQLite
     // has one writer: keep its lock short).
     let mut planned: Vec<(i64, &Happening, &'static str, bool)> = Vec::new();
@@ -492,10 +503,15 @@ pub fn dispatch(conn: &mut DbConnection, channel: &str) -> AppResult<usize> {
         if let Some(actor) = h.actor {
             to.remove(&actor);
         }
+        if let Some(chat) = &chat_people {
+            to.retain(|u| chat.get(&h.ticket) == Some(u));
+        }
         for user in to {
             let status = match effective(conn, user, h.ticket, *project)? {
                 Level::Mute => continue,
                 Level::All => "pending",
+                // A chat has no digest: an update comes at once.
+                Level::Digest if channel == CHAT => "pending",
                 Level::Digest => "digest",
             };
             planned.push((user, h, status, mentioned.contains(&user)));

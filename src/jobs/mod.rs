@@ -6,6 +6,7 @@
 
 mod auto_accept_resolutions;
 mod auto_close_tickets;
+pub mod chat_answer;
 mod expire_bounties;
 mod github_support;
 mod purge_expired_refresh_tokens;
@@ -20,8 +21,8 @@ mod send_verification_email;
 pub mod sync_index;
 
 pub use crate::job_payloads::{
-    GithubSupport, RefundPayment, SendDigests, SendInboundRefusal, SendNotifications,
-    SendVerificationEmail, SyncIndex,
+    ChatAnswer, ChatReply, GithubSupport, RefundPayment, SendDigests, SendInboundRefusal,
+    SendNotifications, SendVerificationEmail, SyncIndex,
 };
 pub use auto_accept_resolutions::AutoAcceptResolutions;
 pub use auto_close_tickets::AutoCloseTickets;
@@ -56,6 +57,12 @@ pub struct JobContext {
     pub mail: Arc<crate::mail::Mail>,
     /// The GitHub App, when configured.
     pub github: Option<Arc<crate::integrations::github::GithubApp>>,
+    /// Discord and Slack, as configured.
+    pub chat: Arc<crate::integrations::chat::Chat>,
+    /// The AI lane's language model, if configured.
+    pub ai: Option<crate::domain::ai::LlmSettings>,
+    /// Where the web app is, for links.
+    pub public_url: String,
 }
 
 /// The GitHub App `config` describes, if any.
@@ -88,10 +95,15 @@ pub fn runner(pool: DbPool, config: &Config) -> anyhow::Result<Runner<JobContext
         reputation: config.reputation,
         mail: Arc::new(crate::mail::Mail::from_config(config)?),
         github: github_app(config)?,
+        chat: Arc::new(crate::integrations::chat::Chat::from_config(config)),
+        ai: config.ai.clone(),
+        public_url: config.public_url.clone(),
     };
     Runner::new(pool, ctx, runner_config)
         .register::<RefundPayment>()
         .register::<GithubSupport>()
+        .register::<ChatAnswer>()
+        .register::<ChatReply>()
         .register::<SendVerificationEmail>()
         .register::<SendInboundRefusal>()
         .schedule(
@@ -136,6 +148,9 @@ pub fn index_runner(
         reputation: config.reputation,
         mail: Arc::new(crate::mail::Mail::from_config(config)?),
         github: None,
+        chat: Arc::new(crate::integrations::chat::Chat::from_config(config)),
+        ai: None,
+        public_url: config.public_url.clone(),
     };
     Ok(Runner::new(pool, ctx, runner_config).register::<SyncIndex>())
 }

@@ -1,6 +1,7 @@
 //! Forgets old records of inbound deliveries: reply mail after 90 days,
 //! GitHub deliveries after 30 (GitHub redelivers within days, and a reply
-//! delivered twice is delivered within hours). Nothing but the
+//! delivered twice is delivered within hours), chat interactions after a
+//! day. Nothing but the
 //! deduplication reads them.
 
 use super::JobContext;
@@ -23,7 +24,11 @@ impl BackgroundJob for PurgeInboundRecords {
             crate::channels::email::purge_records(&mut conn, now - chrono::Duration::days(90))?;
         let deliveries =
             crate::channels::github::purge_deliveries(&mut conn, now - chrono::Duration::days(30))?;
-        tracing::info!(mails, deliveries, "purged inbound delivery records");
+        // Chat interactions older than their five-minute window cannot be
+        // replayed; a day is plenty.
+        let chat =
+            crate::channels::chat::purge_deliveries(&mut conn, now - chrono::Duration::days(1))?;
+        tracing::info!(mails, deliveries, chat, "purged inbound delivery records");
         Ok(())
     }
 }

@@ -39,6 +39,7 @@ impl BackgroundJob for SendNotifications {
     type Context = JobContext;
 
     fn run(&self, ctx: &JobContext) -> anyhow::Result<()> {
+        send_chat_updates(ctx)?;
         let list = {
             let mut conn = ctx.pool.get()?;
             notifications::reap(&mut conn, chrono::Duration::minutes(10))?;
@@ -126,4 +127,58 @@ impl BackgroundJob for SendNotifications {
         }
         Ok(())
     }
+}
+
+/// Updates on tickets posted from Discord or Slack go back to the chat, to
+/// the person who posted them, by direct message (when the provider's bot
+/// token is configured; otherwise they are skipped).
+fn send_chat_updates(ctx: &JobContext) -> anyhow::Result<()> {
+    use crate::domain::notifications::CHAT;
+    let list = {
+        let mut conn = ctx.pool.get()?;
+        notifications::dispatch(&mut conn, CHAT)
+            .map_err(|e| anyhow::anyhow!("dispatching chat updates: {e}"))?;
+        notifications::pending(&mut conn, CHAT, PER_RUN)?
+    };
+    for n in list {
+        let target = {
+            let mut conn = ctx.pool.get()?;
+            if !notifications::claim(&mut conn, n.id)? {
+                continue;
+            }
+            let may_see = notifications::still_may_see(&mut conn, &n)
+                .map_err(|e| anyhow::anyhow!("notification {}: {e}", n.id))?;
+            let origin = crate::channels::chat::origin(&mut conn, n.ticket_id, n.user_id)?;
+            match origin.filter(|_| may_see) {
+                Some(o) => {
+                    let (title, _) = notifications::subject_of(&mut conn, n.ticket_id)?;
+                    Some((o, title))
+                }
+                None => {
+                    notifications::finish(&mut conn, n.id, "skipped")?;
+                    None
+                }
+            }
+        };
+        let Some(((provider, external), title)) = target else {
+            continue;
+        };
+        let text = format!(
+            "Ticket #{} “{title}”: {}\n{}",
+            n.ticket_id,
+            n.summary,
+            ctx.mail.ticket_url(n.ticket_id)
+        );
+        match ctx.chat.direct_message(&provider, &external, &text) {
+            Ok(sent) => {
+                let mut conn = ctx.pool.get()?;
+                notifications::finish(&mut conn, n.id, if sent { "sent" } else { "skipped" })?;
+            }
+            Err(e) => {
+                tracing::warn!(notification = n.id, error = %e, "a chat update failed; it will be retried");
+                notifications::release(&mut *ctx.pool.get()?, n.id)?;
+            }
+        }
+    }
+    Ok(())
 }

@@ -6,6 +6,7 @@
 //! with JavaScript off.
 
 pub mod answers;
+pub mod chat;
 pub mod github;
 pub mod pages;
 pub mod session;
@@ -30,6 +31,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/register", web::get().to(pages::register_form))
                 .route("/register", web::post().to(pages::register))
                 .route("/logout", web::post().to(pages::logout))
+                .route("/chat/link", web::get().to(chat::link_form))
+                .route("/chat/link", web::post().to(chat::link))
                 .route("/auth/github", web::get().to(github::start))
                 .route("/auth/github/callback", web::get().to(github::callback))
                 .route(

@@ -6,6 +6,7 @@
 mod audit;
 mod auth;
 mod browser;
+mod chat;
 mod cli;
 mod errors;
 mod fake_github;

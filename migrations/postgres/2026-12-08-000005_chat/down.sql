@@ -1,0 +1,3 @@
+DROP TABLE chat_link_tokens;
+DROP TABLE chat_questions;
+DROP TABLE chat_deliveries;
