@@ -117,4 +117,9 @@ pub struct ChatReply {
     pub target: String,
     /// The text.
     pub text: String,
+    /// Instead of the text: a one-time link to tie this Slack user (id,
+    /// name) to an account, made when the job runs (so the token is never
+    /// stored in the payload).
+    #[serde(default)]
+    pub link_for: Option<(String, String)>,
 }

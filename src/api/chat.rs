@@ -113,29 +113,51 @@ async fn run_command(
         .await
 }
 
+/// What a press answers: text now, or a one-time link to send.
+enum PressReply {
+    Text(String),
+    NeedsLink,
+}
+
 async fn run_button(
     state: &AppState,
     user: ChatUser,
     custom_id: &str,
-) -> AppResult<(String, &'static str)> {
+) -> AppResult<(PressReply, &'static str)> {
     let mut parts = custom_id.splitn(3, ':');
     let parsed = match (parts.next(), parts.next(), parts.next()) {
         (Some("gh"), Some(action), Some(id)) => Button::parse(action).zip(id.parse::<i64>().ok()),
         _ => None,
     };
     let Some((button, question)) = parsed else {
-        return Ok(("That button is not Guildhall's.".into(), "unknown_button"));
+        return Ok((
+            PressReply::Text("That button is not Guildhall's.".into()),
+            "unknown_button",
+        ));
     };
     let public_url = state.config.public_url.clone();
-    let text = state
+    let reply = state
         .db(move |conn| chat::press(conn, &user, button, question, &public_url))
         .await
+        .map(|p| match p {
+            chat::Pressed::Text(t) => PressReply::Text(t),
+            chat::Pressed::NeedsLink => PressReply::NeedsLink,
+        })
         .or_else(|e| match e {
-            AppError::Conflict { detail, .. } => Ok(detail.into_owned()),
+            // Told in the chat: the press is answered, not failed.
+            AppError::Conflict { detail, .. } => Ok(PressReply::Text(detail.into_owned())),
+            AppError::Validation(errors) => Ok(PressReply::Text(format!(
+                "The question cannot be posted as it is: {}",
+                errors
+                    .iter()
+                    .map(|e| e.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))),
             other => Err(other),
         })?;
     Ok((
-        text,
+        reply,
         match button {
             Button::Solved => "solved",
             Button::Post => "post",
@@ -210,6 +232,7 @@ pub async fn discord(
         return Err(replayed(&state, CHANNEL));
     }
     let private = |text: String| {
+        let text = crate::integrations::chat::cut(&text, 1900);
         HttpResponse::Ok().json(json!({"type": 4, "data": {"content": text, "flags": 64, "allowed_mentions": {"parse": []}}}))
     };
     match kind {
@@ -253,8 +276,18 @@ pub async fn discord(
                 .as_str()
                 .unwrap_or_default()
                 .to_owned();
-            let (text, name) = run_button(&state, user, &custom).await?;
+            let (reply, name) = run_button(&state, user.clone(), &custom).await?;
             state.metrics.inbound(CHANNEL, name);
+            let text = match reply {
+                PressReply::Text(t) => t,
+                PressReply::NeedsLink => {
+                    let public_url = state.config.public_url.clone();
+                    let url = state
+                        .db(move |conn| chat::link_url(conn, &user, &public_url))
+                        .await?;
+                    chat::needs_link_text(&url)
+                }
+            };
             Ok(private(text))
         }
         _ => Err(malformed(&state, CHANNEL, "unknown interaction type")),
@@ -340,13 +373,11 @@ pub async fn slack_commands(
         return Ok(HttpResponse::Ok().finish());
     };
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let (Some(team), Some(user_id), Some(response_url)) =
-        (field("team_id"), field("user_id"), field("response_url"))
-    else {
+    let (Some(user_id), Some(response_url)) = (field("user_id"), field("response_url")) else {
         return Err(malformed(
             &state,
             "slack",
-            "team_id, user_id and response_url are required",
+            "user_id and response_url are required",
         ));
     };
     let api_base = state
@@ -358,9 +389,11 @@ pub async fn slack_commands(
     if !crate::integrations::chat::slack_url_ok(&response_url, &api_base) {
         return Err(malformed(&state, "slack", "response_url is not Slack's"));
     }
+    // Slack's user ids are unique across workspaces (and the same in a
+    // command and in a button press, where team ids may differ).
     let user = ChatUser {
         provider: "slack",
-        external: format!("{team}:{user_id}"),
+        external: user_id.clone(),
         login: field("user_name").unwrap_or_else(|| user_id.clone()),
     };
     let command = chat::parse_text(&field("text").unwrap_or_default());
@@ -395,15 +428,13 @@ pub async fn slack_interactions(
         .find(|(k, _)| k == "payload")
         .and_then(|(_, p)| serde_json::from_str(p).ok())
         .ok_or_else(|| malformed(&state, "slack", "no payload"))?;
-    let (Some(team), Some(user_id), Some(response_url)) = (
-        v["team"]["id"].as_str().or(v["user"]["team_id"].as_str()),
-        v["user"]["id"].as_str(),
-        v["response_url"].as_str(),
-    ) else {
+    let (Some(user_id), Some(response_url)) =
+        (v["user"]["id"].as_str(), v["response_url"].as_str())
+    else {
         return Err(malformed(
             &state,
             "slack",
-            "team, user and response_url are required",
+            "user and response_url are required",
         ));
     };
     let api_base = state
@@ -417,7 +448,7 @@ pub async fn slack_interactions(
     }
     let user = ChatUser {
         provider: "slack",
-        external: format!("{team}:{user_id}"),
+        external: user_id.to_owned(),
         login: v["user"]["username"]
             .as_str()
             .or(v["user"]["name"].as_str())
@@ -429,12 +460,25 @@ pub async fn slack_interactions(
         (Some(a), Some(value)) => format!("{a}:{value}"),
         _ => String::new(),
     };
-    let (text, name) = run_button(&state, user, &custom).await?;
+    let (reply, name) = run_button(&state, user.clone(), &custom).await?;
     state.metrics.inbound("slack", name);
     let target = response_url.to_owned();
+    let job = match reply {
+        PressReply::Text(text) => ChatReply {
+            target,
+            text,
+            link_for: None,
+        },
+        // The job makes the link, so its token never sits in a payload.
+        PressReply::NeedsLink => ChatReply {
+            target,
+            text: String::new(),
+            link_for: Some((user.external.clone(), user.login.clone())),
+        },
+    };
     state
         .db(move |conn| {
-            ChatReply { target, text }.enqueue(conn)?;
+            job.enqueue(conn)?;
             Ok(())
         })
         .await?;

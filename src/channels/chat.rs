@@ -115,9 +115,24 @@ pub fn first_delivery(conn: &mut DbConnection, provider: &str, id: &str) -> AppR
 }
 
 /// Forgets interaction records older than `before` (only replays inside
-/// the five-minute window need them).
-pub fn purge_deliveries(conn: &mut DbConnection, before: NaiveDateTime) -> QueryResult<usize> {
-    diesel::delete(cd::table.filter(cd::received_at.lt(before))).execute(conn)
+/// the five-minute window need them), link tokens that expired before it,
+/// and questions that never became tickets and are older than
+/// `questions_before` (their buttons are stale).
+pub fn purge(
+    conn: &mut DbConnection,
+    before: NaiveDateTime,
+    questions_before: NaiveDateTime,
+) -> QueryResult<usize> {
+    Ok(
+        diesel::delete(cd::table.filter(cd::received_at.lt(before))).execute(conn)?
+            + diesel::delete(clt::table.filter(clt::expires_at.lt(before))).execute(conn)?
+            + diesel::delete(
+                cq::table
+                    .filter(cq::ticket_id.is_null())
+                    .filter(cq::created_at.lt(questions_before)),
+            )
+            .execute(conn)?,
+    )
 }
 
 /// Who pressed or typed: `discord` or `slack`, their id there (Slack:
@@ -224,13 +239,14 @@ pub fn link_url(conn: &mut DbConnection, user: &ChatUser, public_url: &str) -> A
     ))
 }
 
-/// What a link would tie: (provider, chat name), if it is still good.
-pub fn peek_link(conn: &mut DbConnection, token: &str) -> AppResult<(String, String)> {
+/// What a link would tie: (provider, chat name, chat id), if it is still
+/// good.
+pub fn peek_link(conn: &mut DbConnection, token: &str) -> AppResult<(String, String, String)> {
     clt::table
         .find(hash(token))
         .filter(clt::used_at.is_null())
         .filter(clt::expires_at.gt(Utc::now().naive_utc()))
-        .select((clt::provider, clt::login))
+        .select((clt::provider, clt::login, clt::external_user))
         .first(conn)
         .optional()?
         .ok_or_else(|| {
@@ -241,14 +257,32 @@ pub fn peek_link(conn: &mut DbConnection, token: &str) -> AppResult<(String, Str
         })
 }
 
+/// The chat accounts linked to `user`: (provider, chat name).
+pub fn linked_accounts(conn: &mut DbConnection, user: i64) -> QueryResult<Vec<(String, String)>> {
+    ui::table
+        .filter(ui::user_id.eq(user))
+        .filter(ui::provider.eq_any(["discord", "slack"]))
+        .select((ui::provider, ui::login))
+        .order(ui::provider)
+        .load(conn)
+}
+
+/// Unties `user`'s account of chat `provider`; false when there was none.
+pub fn unlink(conn: &mut DbConnection, user: i64, provider: &str) -> QueryResult<bool> {
+    Ok(diesel::delete(
+        ui::table
+            .filter(ui::user_id.eq(user))
+            .filter(ui::provider.eq(provider))
+            .filter(ui::provider.eq_any(["discord", "slack"])),
+    )
+    .execute(conn)?
+        > 0)
+}
+
 /// Spends the link for `user`: the chat account is theirs from now on.
 pub fn redeem_link(conn: &mut DbConnection, token: &str, user: i64) -> AppResult<(String, String)> {
     write_tx(conn, |conn| {
-        let (provider, login) = peek_link(conn, token)?;
-        let external: String = clt::table
-            .find(hash(token))
-            .select(clt::external_user)
-            .first(conn)?;
+        let (provider, login, external) = peek_link(conn, token)?;
         let spent = diesel::update(clt::table.find(hash(token)).filter(clt::used_at.is_null()))
             .set(clt::used_at.eq(Some(Utc::now().naive_utc())))
             .execute(conn)?;
@@ -467,6 +501,24 @@ impl Button {
     }
 }
 
+/// What a button press comes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pressed {
+    /// Tell them this.
+    Text(String),
+    /// They must tie their chat account to an account first: send them a
+    /// one-time link ([`link_url`], made by whoever sends it, so the token
+    /// is never kept in a job's payload) with [`needs_link_text`].
+    NeedsLink,
+}
+
+/// The reply to a press that needs a linked account.
+pub fn needs_link_text(url: &str) -> String {
+    format!(
+        "To post a ticket, first tie this chat account to your Guildhall account (the link works once, for 30 minutes): {url}\nThen press the button again."
+    )
+}
+
 /// Applies a button press by `user` on question `question`; returns what
 /// to tell them.
 pub fn press(
@@ -475,7 +527,7 @@ pub fn press(
     button: Button,
     question: i64,
     public_url: &str,
-) -> AppResult<String> {
+) -> AppResult<Pressed> {
     let base = public_url.trim_end_matches('/').to_owned();
     let row: Option<(String, String, i64, String, Option<i64>)> = cq::table
         .find(question)
@@ -489,32 +541,33 @@ pub fn press(
         .first(conn)
         .optional()?;
     let Some((provider, external, project, text, ticket)) = row else {
-        return Ok("That question is no longer here; ask it again.".into());
+        return Ok(Pressed::Text(
+            "That question is no longer here; ask it again.".into(),
+        ));
     };
     if provider != user.provider || external != user.external {
-        return Ok("Only the person who asked can use these buttons.".into());
+        return Ok(Pressed::Text(
+            "Only the person who asked can use these buttons.".into(),
+        ));
     }
     if button == Button::Solved {
         diesel::update(cq::table.find(question).filter(cq::solved_at.is_null()))
             .set(cq::solved_at.eq(Some(Utc::now().naive_utc())))
             .execute(conn)?;
-        return Ok("Glad it helped! Nothing was posted.".into());
+        return Ok(Pressed::Text("Glad it helped! Nothing was posted.".into()));
     }
     let Some(account) = linked(conn, user)? else {
-        let url = link_url(conn, user, &base)?;
-        return Ok(format!(
-            "To post a ticket, first tie this chat account to your Guildhall account (the link works once, for 30 minutes): {url}\nThen press the button again."
-        ));
+        return Ok(Pressed::NeedsLink);
     };
     let fund = |id: i64| format!("{base}/t/{id}#fund");
     if let Some(id) = ticket {
-        return Ok(match button {
+        return Ok(Pressed::Text(match button {
             Button::Expert => format!(
                 "It is ticket #{id}. Fund it for a paid expert: {}",
                 fund(id)
             ),
             _ => format!("It is ticket #{id} already: {base}/t/{id}"),
-        });
+        }));
     }
     let slug: String = projects::table
         .find(project)
@@ -560,7 +613,7 @@ pub fn press(
         Ok((t.id, accepted))
     })?;
     let url = format!("{base}/t/{id}");
-    Ok(match (button, open) {
+    Ok(Pressed::Text(match (button, open) {
         (Button::Expert, true) => format!(
             "Posted as ticket #{id}. Fund it for a paid expert: {}\nUpdates on it come here.",
             fund(id)
@@ -569,7 +622,7 @@ pub fn press(
         (_, false) => format!(
             "Saved as draft ticket #{id}: accept the project's code of conduct and submit it at {url}"
         ),
-    })
+    }))
 }
 
 /// Where ticket `id` stands, as `user` may see it.

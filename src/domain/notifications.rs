@@ -466,7 +466,11 @@ pub fn dispatch(conn: &mut DbConnection, channel: &str) -> AppResult<usize> {
     // chat, about that ticket.
     let chat_people = if channel == CHAT {
         let tickets: Vec<i64> = happenings.iter().map(|h| h.ticket).collect();
-        Some(crate::channels::chat::chat_recipients(conn, &tickets)?)
+        let chat = crate::channels::chat::chat_recipients(conn, &tickets)?;
+        // Only tickets posted from a chat concern it (the cursors above
+        // still move past the rest).
+        happenings.retain(|h| chat.contains_key(&h.ticket));
+        Some(chat)
     } else {
         None
     };

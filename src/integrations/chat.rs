@@ -76,7 +76,8 @@ pub fn slack_message(m: &Message) -> Value {
     body
 }
 
-fn cut(text: &str, max: usize) -> String {
+/// `text` cut to `max` characters.
+pub fn cut(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         text.to_owned()
     } else {
@@ -134,7 +135,7 @@ impl Chat {
         provider: &str,
         external: &str,
         text: &str,
-    ) -> anyhow::Result<bool> {
+    ) -> anyhow::Result<Delivery> {
         match provider {
             "discord" => {
                 let Some((d, token)) = self
@@ -142,27 +143,42 @@ impl Chat {
                     .as_ref()
                     .and_then(|d| d.bot_token.as_ref().map(|t| (d, t)))
                 else {
-                    return Ok(false);
+                    return Ok(Delivery::NotConfigured);
                 };
                 let auth = format!("Bot {}", std::str::from_utf8(&token.0)?);
-                let channel: Value = self
+                let refused = |code: u16| code < 500 && code != 429;
+                let channel = self
                     .agent
                     .post(&format!("{}/users/@me/channels", d.api_base))
                     .set("authorization", &auth)
-                    .send_json(json!({"recipient_id": external}))
-                    .map_err(|e| call_error("Discord DM channel", e))?
-                    .into_json()?;
+                    .send_json(json!({"recipient_id": external}));
+                let channel: Value = match channel {
+                    Ok(r) => r.into_json()?,
+                    Err(ureq::Error::Status(code, _)) if refused(code) => {
+                        return Ok(Delivery::Refused(format!("Discord DM channel: {code}")))
+                    }
+                    Err(e) => return Err(call_error("Discord DM channel", e)),
+                };
                 let id = channel["id"]
                     .as_str()
                     .context("Discord DM channel: no id")?;
-                self.agent
+                // No masked links in the bot's messages.
+                let text = text.replace("](", "]\u{200b}(");
+                let sent = self
+                    .agent
                     .post(&format!("{}/channels/{id}/messages", d.api_base))
                     .set("authorization", &auth)
                     .send_json(
-                        json!({"content": cut(text, 1900), "allowed_mentions": {"parse": []}}),
-                    )
-                    .map_err(|e| call_error("Discord message", e))?;
-                Ok(true)
+                        json!({"content": cut(&text, 1900), "allowed_mentions": {"parse": []}}),
+                    );
+                match sent {
+                    Ok(_) => Ok(Delivery::Sent),
+                    // Direct messages turned off, or the user gone.
+                    Err(ureq::Error::Status(code, _)) if refused(code) => {
+                        Ok(Delivery::Refused(format!("Discord message: {code}")))
+                    }
+                    Err(e) => Err(call_error("Discord message", e)),
+                }
             }
             "slack" => {
                 let Some((s, token)) = self
@@ -170,10 +186,14 @@ impl Chat {
                     .as_ref()
                     .and_then(|s| s.bot_token.as_ref().map(|t| (s, t)))
                 else {
-                    return Ok(false);
+                    return Ok(Delivery::NotConfigured);
                 };
-                // team:user — a DM goes to the user id.
-                let user = external.rsplit(':').next().unwrap_or(external);
+                let user = external;
+                // Slack reads <…> as links and mentions.
+                let text = text
+                    .replace('&', "&amp;")
+                    .replace('<', "&lt;")
+                    .replace('>', "&gt;");
                 let answer: Value = self
                     .agent
                     .post(&format!("{}/chat.postMessage", s.api_base))
@@ -181,20 +201,44 @@ impl Chat {
                         "authorization",
                         &format!("Bearer {}", std::str::from_utf8(&token.0)?),
                     )
-                    .send_json(json!({"channel": user, "text": cut(text, 2900)}))
+                    .send_json(json!({"channel": user, "text": cut(&text, 2900)}))
                     .map_err(|e| call_error("Slack chat.postMessage", e))?
                     .into_json()?;
-                if answer["ok"] != true {
-                    return Err(anyhow!(
+                match (answer["ok"] == true, answer["error"].as_str()) {
+                    (true, _) => Ok(Delivery::Sent),
+                    (
+                        false,
+                        Some(
+                            "ratelimited"
+                            | "internal_error"
+                            | "fatal_error"
+                            | "service_unavailable"
+                            | "request_timeout",
+                        ),
+                    ) => Err(anyhow!(
                         "Slack chat.postMessage: {}",
-                        answer["error"].as_str().unwrap_or("not ok")
-                    ));
+                        answer["error"].as_str().unwrap_or_default()
+                    )),
+                    (false, error) => Ok(Delivery::Refused(format!(
+                        "Slack chat.postMessage: {}",
+                        error.unwrap_or("not ok")
+                    ))),
                 }
-                Ok(true)
             }
             other => Err(anyhow!("unknown chat provider {other}")),
         }
     }
+}
+
+/// What became of a direct message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Sent.
+    Sent,
+    /// The provider's bot token is not configured.
+    NotConfigured,
+    /// Refused for good (direct messages off, user gone, bad token).
+    Refused(String),
 }
 
 /// Whether `url` is one Slack gives as `response_url` (https on

@@ -45,10 +45,24 @@ impl BackgroundJob for ChatReply {
     type Context = JobContext;
 
     fn run(&self, ctx: &JobContext) -> anyhow::Result<()> {
+        let text = match &self.link_for {
+            Some((external, login)) => {
+                let user = crate::channels::chat::ChatUser {
+                    provider: "slack",
+                    external: external.clone(),
+                    login: login.clone(),
+                };
+                let url =
+                    crate::channels::chat::link_url(&mut *ctx.pool.get()?, &user, &ctx.public_url)
+                        .map_err(|e| anyhow::anyhow!("link: {e}"))?;
+                crate::channels::chat::needs_link_text(&url)
+            }
+            None => self.text.clone(),
+        };
         ctx.chat.slack_respond(
             &self.target,
             &Message {
-                text: self.text.clone(),
+                text,
                 buttons: None,
             },
         )

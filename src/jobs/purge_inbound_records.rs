@@ -1,7 +1,8 @@
 //! Forgets old records of inbound deliveries: reply mail after 90 days,
 //! GitHub deliveries after 30 (GitHub redelivers within days, and a reply
-//! delivered twice is delivered within hours), chat interactions after a
-//! day. Nothing but the
+//! delivered twice is delivered within hours), chat interactions and
+//! expired chat link tokens after a day, chat questions that never became
+//! tickets after 30 days. Nothing but the
 //! deduplication reads them.
 
 use super::JobContext;
@@ -26,8 +27,11 @@ impl BackgroundJob for PurgeInboundRecords {
             crate::channels::github::purge_deliveries(&mut conn, now - chrono::Duration::days(30))?;
         // Chat interactions older than their five-minute window cannot be
         // replayed; a day is plenty.
-        let chat =
-            crate::channels::chat::purge_deliveries(&mut conn, now - chrono::Duration::days(1))?;
+        let chat = crate::channels::chat::purge(
+            &mut conn,
+            now - chrono::Duration::days(1),
+            now - chrono::Duration::days(30),
+        )?;
         tracing::info!(mails, deliveries, chat, "purged inbound delivery records");
         Ok(())
     }

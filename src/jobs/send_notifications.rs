@@ -39,7 +39,6 @@ impl BackgroundJob for SendNotifications {
     type Context = JobContext;
 
     fn run(&self, ctx: &JobContext) -> anyhow::Result<()> {
-        send_chat_updates(ctx)?;
         let list = {
             let mut conn = ctx.pool.get()?;
             notifications::reap(&mut conn, chrono::Duration::minutes(10))?;
@@ -125,6 +124,10 @@ impl BackgroundJob for SendNotifications {
                 }
             }
         }
+        // Chat after mail, and a chat failure never holds mail up.
+        if let Err(e) = send_chat_updates(ctx) {
+            tracing::warn!(error = %format!("{e:#}"), "sending chat updates failed; next run retries");
+        }
         Ok(())
     }
 }
@@ -169,10 +172,19 @@ fn send_chat_updates(ctx: &JobContext) -> anyhow::Result<()> {
             n.summary,
             ctx.mail.ticket_url(n.ticket_id)
         );
+        use crate::integrations::chat::Delivery;
         match ctx.chat.direct_message(&provider, &external, &text) {
-            Ok(sent) => {
+            Ok(delivery) => {
+                let status = match delivery {
+                    Delivery::Sent => "sent",
+                    Delivery::NotConfigured => "skipped",
+                    Delivery::Refused(why) => {
+                        tracing::info!(notification = n.id, why = %why, "a chat update was refused");
+                        "failed"
+                    }
+                };
                 let mut conn = ctx.pool.get()?;
-                notifications::finish(&mut conn, n.id, if sent { "sent" } else { "skipped" })?;
+                notifications::finish(&mut conn, n.id, status)?;
             }
             Err(e) => {
                 tracing::warn!(notification = n.id, error = %e, "a chat update failed; it will be retried");

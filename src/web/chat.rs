@@ -21,6 +21,8 @@ struct ChatLinkPage {
     state: &'static str,
     provider: String,
     login: String,
+    /// The chat account's id there, shown so nobody confirms a stranger's.
+    external: String,
     token: String,
     problem: String,
 }
@@ -44,16 +46,17 @@ async fn page(
     state: &AppState,
     req: &HttpRequest,
     status: StatusCode,
-    result: Result<(&'static str, String, String), String>,
+    result: Result<(&'static str, String, String, String), String>,
     token: String,
 ) -> Page {
     let l = Layout::of(state, req).await?;
     let page = match result {
-        Ok((s, provider, login)) => ChatLinkPage {
+        Ok((s, provider, login, external)) => ChatLinkPage {
             l,
             state: s,
             provider: provider_name(&provider),
             login,
+            external,
             token,
             problem: String::new(),
         },
@@ -62,6 +65,7 @@ async fn page(
             state: "invalid",
             provider: String::new(),
             login: String::new(),
+            external: String::new(),
             token: String::new(),
             problem,
         },
@@ -82,12 +86,12 @@ pub async fn link_form(
     }
     let t = token.clone();
     match state.db(move |conn| chat::peek_link(conn, &t)).await {
-        Ok((provider, login)) => {
+        Ok((provider, login, external)) => {
             page(
                 &state,
                 &req,
                 StatusCode::OK,
-                Ok(("confirm", provider, login)),
+                Ok(("confirm", provider, login, external)),
                 token,
             )
             .await
@@ -131,7 +135,7 @@ pub async fn link(state: web::Data<AppState>, req: HttpRequest, form: web::Form<
                 &state,
                 &req,
                 StatusCode::OK,
-                Ok(("done", provider, login)),
+                Ok(("done", provider, login, String::new())),
                 String::new(),
             )
             .await
@@ -142,6 +146,32 @@ pub async fn link(state: web::Data<AppState>, req: HttpRequest, form: web::Form<
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Which chat account to untie.
+#[derive(Debug, Deserialize)]
+pub struct UnlinkForm {
+    csrf: String,
+    provider: String,
+}
+
+/// `POST /me/chat/unlink`: unties the signed-in user's Discord or Slack
+/// account.
+pub async fn unlink(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<UnlinkForm>,
+) -> Page {
+    let form = form.into_inner();
+    session::check_form(&req, &form.csrf)?;
+    let Some(user) = Session::of(&req).user_id else {
+        return Ok(redirect("/login?next=/me"));
+    };
+    let provider = form.provider;
+    state
+        .db(move |conn| Ok(chat::unlink(conn, user, &provider)?))
+        .await?;
+    Ok(redirect("/me"))
 }
 
 fn urlencode(s: &str) -> String {

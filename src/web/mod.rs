@@ -33,6 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/logout", web::post().to(pages::logout))
                 .route("/chat/link", web::get().to(chat::link_form))
                 .route("/chat/link", web::post().to(chat::link))
+                .route("/me/chat/unlink", web::post().to(chat::unlink))
                 .route("/auth/github", web::get().to(github::start))
                 .route("/auth/github/callback", web::get().to(github::callback))
                 .route(

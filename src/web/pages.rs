@@ -1735,6 +1735,8 @@ struct MePage {
     email_verified: bool,
     /// The linked GitHub login.
     github_login: Option<String>,
+    /// Linked chat accounts: (provider, name there).
+    chat_accounts: Vec<(String, String)>,
     /// Whether Sign in with GitHub is offered.
     github: bool,
 }
@@ -1757,7 +1759,7 @@ pub async fn me(state: web::Data<AppState>, req: HttpRequest, q: web::Query<MeQu
         balances,
         helping,
         tickets,
-        (claims, bids, transfers, payouts_ready, email_verified, github_login),
+        (claims, bids, transfers, payouts_ready, email_verified, (github_login, chat_accounts)),
     ) = state
         .db(move |conn| {
             let balances =
@@ -1833,11 +1835,19 @@ pub async fn me(state: web::Data<AppState>, req: HttpRequest, q: web::Query<MeQu
             )?;
             let verified = users::get(conn, user)?.email_verified_at.is_some();
             let github_login = crate::channels::github_identity::login_of(conn, user)?;
+            let chat_accounts = crate::channels::chat::linked_accounts(conn, user)?;
             Ok((
                 balances,
                 helping,
                 tickets,
-                (claims, bids, transfers, ready, verified, github_login),
+                (
+                    claims,
+                    bids,
+                    transfers,
+                    ready,
+                    verified,
+                    (github_login, chat_accounts),
+                ),
             ))
         })
         .await?;
@@ -1862,6 +1872,7 @@ pub async fn me(state: web::Data<AppState>, req: HttpRequest, q: web::Query<MeQu
             notice: notice.to_owned(),
             email_verified,
             github_login,
+            chat_accounts,
             github: state.github_oauth.is_some(),
         },
     )

@@ -295,6 +295,11 @@ async fn a_discord_question_gets_an_answer_and_becomes_a_ticket() {
     let mut b = crate::web::signed_in(&app, svc, &ada.email).await;
     let page = b.get(&path).await.expect(200);
     assert!(page.text.contains("u1-name"), "{}", page.text);
+    assert!(
+        page.text.contains("<code>u1</code>"),
+        "the chat id is shown"
+    );
+    assert!(page.text.contains("Never confirm a link someone sent you"));
     let token = path.split("token=").nth(1).unwrap().to_owned();
     let csrf = crate::web::csrf(&page);
     b.post(
@@ -406,6 +411,23 @@ async fn a_discord_question_gets_an_answer_and_becomes_a_ticket() {
         "{}",
         dms[0]
     );
+
+    // Ada unties the Discord account from her page.
+    let me = b.get("/me").await.expect(200);
+    assert!(me.text.contains("Unlink discord"), "{}", me.text);
+    let csrf = crate::web::csrf(&me);
+    b.post(
+        "/me/chat/unlink",
+        &[("csrf", csrf.as_str()), ("provider", "discord")],
+    )
+    .await
+    .expect(303);
+    let left: i64 = ui::table
+        .filter(ui::provider.eq("discord"))
+        .count()
+        .get_result(&mut app.conn())
+        .unwrap();
+    assert_eq!(left, 0);
 }
 
 // ------------------------------------------------------------------ Slack

@@ -35,3 +35,10 @@ CREATE TABLE chat_link_tokens (
     expires_at TIMESTAMP NOT NULL,
     used_at TIMESTAMP
 );
+-- The chat channel's cursors start at what exists: history is not news.
+INSERT INTO notification_cursors (channel, source, last_id)
+    SELECT 'chat', 'event', COALESCE(MAX(id), 0) FROM ticket_events;
+INSERT INTO notification_cursors (channel, source, last_id)
+    SELECT 'chat', 'message', COALESCE(MAX(id), 0) FROM ticket_messages;
+INSERT INTO notification_cursors (channel, source, last_id)
+    SELECT 'chat', 'bid', COALESCE(MAX(id), 0) FROM bids;
