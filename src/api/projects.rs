@@ -74,6 +74,10 @@ pub struct PatchProjectBody {
     /// people until they choose for themselves.
     #[schema(pattern = "^(all|digest|mute)$")]
     pub notification_default: Option<String>,
+    /// What issues imported from GitHub by `+support` become: `public` or
+    /// `private` (an issue of a private repository is always private).
+    #[schema(pattern = "^(public|private)$")]
+    pub github_import_visibility: Option<String>,
     /// Support guidelines, at most 20,000 characters.
     #[schema(max_length = 20000)]
     pub guidelines: Option<String>,
@@ -309,6 +313,7 @@ pub async fn patch(
         legal_entity: b.legal_entity,
         acceptance_days: b.acceptance_days,
         notification_default: b.notification_default,
+        github_import_visibility: b.github_import_visibility,
     };
     state
         .db(move |conn| {

@@ -198,6 +198,8 @@ pub struct ProjectView {
     pub verified_at: Option<DateTime<Utc>>,
     /// How: `github_app`, `github_admin` or `platform_admin`.
     pub verified_via: Option<String>,
+    /// What issues imported from GitHub become: `public` or `private`.
+    pub github_import_visibility: String,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last settings change.
@@ -227,6 +229,7 @@ impl ProjectView {
             maintainers,
             verified_at: p.verified_at.map(utc),
             verified_via: p.verified_via.clone(),
+            github_import_visibility: p.github_import_visibility.clone(),
             created_at: utc(p.created_at),
             updated_at: utc(p.updated_at),
         }

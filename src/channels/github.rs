@@ -732,7 +732,10 @@ pub fn import_issue(
 ) -> AppResult<i64> {
     use crate::db::schema::github_issue_links as gl;
     use crate::domain::tickets::{self, Kind, NewTicket, Visibility};
-    let slug = crate::domain::projects::by_id(conn, project)?.slug;
+    let p = crate::domain::projects::by_id(conn, project)?;
+    let slug = p.slug;
+    // A private repository's issue stays private; otherwise the project says.
+    let private = private || p.github_import_visibility == "private";
     let mut title = title.trim().chars().take(200).collect::<String>();
     if title.chars().count() < 3 {
         title = format!("Issue #{issue_number}");

@@ -53,6 +53,7 @@ diesel::table! {
         notification_default -> Text,
         verified_at -> Nullable<Timestamp>,
         verified_via -> Nullable<Text>,
+        github_import_visibility -> Text,
     }
 }
 

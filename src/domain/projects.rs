@@ -63,6 +63,9 @@ pub struct Project {
     pub verified_at: Option<NaiveDateTime>,
     /// How: `github_app`, `github_admin` or `platform_admin`.
     pub verified_via: Option<String>,
+    /// `public` or `private`: what issues imported by `+support` become
+    /// (an issue of a private repository is always private).
+    pub github_import_visibility: String,
 }
 
 impl Project {
@@ -120,6 +123,8 @@ pub struct ProjectPatch {
     pub acceptance_days: Option<i32>,
     /// See [`Project`]: `all`, `digest` or `mute`.
     pub notification_default: Option<String>,
+    /// See [`Project`]: `public` or `private`.
+    pub github_import_visibility: Option<String>,
 }
 
 /// Whether `slug` is 2–64 characters of a-z, 0-9 and '-'.
@@ -403,6 +408,14 @@ pub fn update(
     if let Some(Some(l)) = &patch.legal_entity {
         check_text(&mut errors, "legal_entity", l, 1, 300);
     }
+    if let Some(v) = &patch.github_import_visibility {
+        if v != "public" && v != "private" {
+            errors.push(FieldError::new(
+                "github_import_visibility",
+                "must be public or private",
+            ));
+        }
+    }
     if let Some(level) = &patch.notification_default {
         if super::notifications::Level::parse(level).is_none() {
             errors.push(FieldError::new(
@@ -466,6 +479,9 @@ pub fn update(
         }
         if let Some(v) = &patch.notification_default {
             set!(notification_default, v);
+        }
+        if let Some(v) = &patch.github_import_visibility {
+            set!(github_import_visibility, v);
         }
         set!(updated_at, super::now());
         Ok(projects::table

@@ -328,6 +328,8 @@ pub struct SettingsForm {
     legal_entity: String,
     #[serde(default)]
     notification_default: String,
+    #[serde(default)]
+    github_import_visibility: String,
 }
 
 impl SettingsForm {
@@ -347,6 +349,7 @@ impl SettingsForm {
             code_of_conduct: p.code_of_conduct.clone(),
             legal_entity: p.legal_entity.clone().unwrap_or_default(),
             notification_default: p.notification_default.clone(),
+            github_import_visibility: p.github_import_visibility.clone(),
         }
     }
 
@@ -409,6 +412,8 @@ impl SettingsForm {
             acceptance_days,
             notification_default: (!self.notification_default.is_empty())
                 .then(|| self.notification_default.clone()),
+            github_import_visibility: (!self.github_import_visibility.is_empty())
+                .then(|| self.github_import_visibility.clone()),
         })
     }
 }
@@ -759,6 +764,7 @@ impl DashboardPage {
             acceptance_days: 7,
             verified_at: None,
             verified_via: None,
+            github_import_visibility: "public".into(),
         };
         let bucket = dashboard::Bucket::Month;
         let mut start = bucket.start_of(at.date());

@@ -364,6 +364,18 @@ async fn whole_loop(javascript: bool) {
     helper.goto(&format!("{base}/me"));
     helper.wait_for_text(&format!("{helper_money} available"));
     checks.page(&helper, "me");
+    // The confirmation a chat's `link` command leads to.
+    let chat_user = guildhall::channels::chat::ChatUser {
+        provider: "discord",
+        external: "80351110224678912".into(),
+        login: "helper-on-discord".into(),
+    };
+    let link =
+        guildhall::channels::chat::link_url(&mut app.conn(), &chat_user, &base).expect("a link");
+    let at = link.find("/chat/link").expect("path");
+    helper.goto(&format!("{base}{}", &link[at..]));
+    helper.wait_for_text("Never confirm a link someone sent you");
+    checks.page(&helper, "chat-link");
     helper.goto(&format!("{base}/u/{}", ticket_helper_id(&app, id)));
     helper.wait_for_text("Solved");
     checks.page(&helper, "profile");

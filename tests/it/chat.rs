@@ -45,6 +45,10 @@ async fn record(req: HttpRequest, body: web::Bytes, calls: web::Data<Calls>) -> 
         let who = value["recipient_id"].as_str().unwrap_or("");
         return HttpResponse::Ok().json(json!({"id": format!("dm-{who}"), "type": 1}));
     }
+    if path == "/channels/dm-u-nodm/messages" {
+        // Discord: "Cannot send messages to this user".
+        return HttpResponse::Forbidden().json(json!({"code": 50007}));
+    }
     if path == "/chat.postMessage" {
         if auth != "Bearer xoxb-test" {
             return HttpResponse::Ok().json(json!({"ok": false, "error": "invalid_auth"}));
@@ -638,4 +642,53 @@ async fn chat_endpoints_answer_404_until_configured() {
     ] {
         app.post(path, json!({}), None).await.expect(404);
     }
+}
+
+/// A direct message the provider refuses for good (Discord 403: direct
+/// messages off; Slack `channel_not_found`) is a refusal, not an error to
+/// retry for ever; without a bot token nothing is sent.
+#[actix_web::test]
+async fn refused_direct_messages_are_not_retried() {
+    use guildhall::integrations::chat::{Chat, Delivery};
+    let fake = actix_web::rt::task::spawn_blocking(FakeChat::start)
+        .await
+        .unwrap();
+    let d = Discord::new();
+    let app = TestApp::builder()
+        .env("GUILDHALL_DISCORD_PUBLIC_KEY", &d.public_hex())
+        .env("GUILDHALL_DISCORD_APP_ID", "1234")
+        .env("GUILDHALL_DISCORD_BOT_TOKEN", "test-bot-token")
+        .env("GUILDHALL_DISCORD_API_BASE", &fake.base)
+        .env("GUILDHALL_SLACK_SIGNING_SECRET", SLACK_SECRET)
+        .env("GUILDHALL_SLACK_BOT_TOKEN", "xoxb-wrong")
+        .env("GUILDHALL_SLACK_API_BASE", &fake.base)
+        .build();
+    let chat = Chat::from_config(&app.state.config);
+    let outcomes = actix_web::rt::task::spawn_blocking(move || {
+        (
+            chat.direct_message("discord", "u1", "hello").unwrap(),
+            chat.direct_message("discord", "u-nodm", "hello").unwrap(),
+            chat.direct_message("slack", "U1", "hello").unwrap(),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(outcomes.0, Delivery::Sent);
+    assert!(
+        matches!(outcomes.1, Delivery::Refused(_)),
+        "{:?}",
+        outcomes.1
+    );
+    assert!(
+        matches!(outcomes.2, Delivery::Refused(_)),
+        "{:?}",
+        outcomes.2
+    );
+    let bare = Chat::from_config(&TestApp::new().state.config);
+    let none = actix_web::rt::task::spawn_blocking(move || {
+        bare.direct_message("slack", "U1", "x").unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(none, Delivery::NotConfigured);
 }

@@ -118,6 +118,23 @@ async fn sign_in_with_github_gives_the_author_their_draft() {
     deliver(&app, "installation", "i1", &payload("installation.created"))
         .await
         .expect(200);
+    // The project keeps what it imports private.
+    app.patch(
+        "/api/v1/projects/hello",
+        json!({"github_import_visibility": "secret"}),
+        Some(&owner.access),
+    )
+    .await
+    .expect(422);
+    let p = app
+        .patch(
+            "/api/v1/projects/hello",
+            json!({"github_import_visibility": "private"}),
+            Some(&owner.access),
+        )
+        .await
+        .expect(200);
+    assert_eq!(p.body["github_import_visibility"], "private");
     // Codertocat's issue becomes a draft ticket on a maintainer's +support.
     let mut event = payload("issue_comment.created");
     gh.add_issue(
@@ -141,11 +158,12 @@ async fn sign_in_with_github_gives_the_author_their_draft() {
         .await
         .expect(200);
     app.run_jobs();
-    let (ticket, placeholder): (i64, i64) = tickets::table
+    let (ticket, placeholder, visibility): (i64, i64, String) = tickets::table
         .filter(tickets::status.eq("draft"))
-        .select((tickets::id, tickets::requester_id))
+        .select((tickets::id, tickets::requester_id, tickets::visibility))
         .first(&mut app.conn())
         .unwrap();
+    assert_eq!(visibility, "private", "as the project says");
 
     let svc = actix_web::test::init_service(guildhall::app::build(app.state.clone())).await;
     let mut b = Browser {
