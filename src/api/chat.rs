@@ -225,12 +225,7 @@ pub async fn discord(
             .to_owned(),
         login: who["username"].as_str().unwrap_or("someone").to_owned(),
     };
-    let first = state
-        .db(move |conn| chat::first_delivery(conn, CHANNEL, &id))
-        .await?;
-    if !first {
-        return Err(replayed(&state, CHANNEL));
-    }
+    once(&state, CHANNEL, id).await?;
     let private = |text: String| {
         let text = crate::integrations::chat::cut(&text, 1900);
         HttpResponse::Ok().json(json!({"type": 4, "data": {"content": text, "flags": 64, "allowed_mentions": {"parse": []}}}))
@@ -294,13 +289,21 @@ pub async fn discord(
     }
 }
 
-/// Checks a Slack request: configured, within size, signed, fresh, not a
-/// retry (`None`: acknowledge and do nothing), not a replay.
+/// A Slack request that passed its checks: the form, and the key that
+/// identifies it for replay protection ([`once`], called once the request
+/// is known to be well formed, so a malformed one writes nothing).
+struct SlackRequest {
+    form: Vec<(String, String)>,
+    key: String,
+}
+
+/// Checks a Slack request: configured, within size, signed, fresh, a form,
+/// not a retry (`None`: acknowledge and do nothing).
 async fn slack_request(
     state: &AppState,
     req: &HttpRequest,
     payload: web::Payload,
-) -> AppResult<Option<Vec<(String, String)>>> {
+) -> AppResult<Option<SlackRequest>> {
     const CHANNEL: &str = "slack";
     let Some(settings) = state.config.slack.clone() else {
         return Err(AppError::not_found("slack endpoint"));
@@ -338,13 +341,34 @@ async fn slack_request(
         })
         .or_else(|| header(req, "x-slack-signature"))
         .unwrap_or_default();
+    Ok(Some(SlackRequest { form, key }))
+}
+
+/// Records interaction `key` of `channel`; a replay is 401.
+async fn once(state: &AppState, channel: &'static str, key: String) -> AppResult<()> {
     let first = state
-        .db(move |conn| chat::first_delivery(conn, CHANNEL, &key))
+        .db(move |conn| chat::first_delivery(conn, channel, &key))
         .await?;
-    if !first {
-        return Err(replayed(state, CHANNEL));
+    if first {
+        Ok(())
+    } else {
+        Err(replayed(state, channel))
     }
-    Ok(Some(form))
+}
+
+/// Refuses a `response_url` that is not Slack's (answers go only there).
+fn check_response_url(state: &AppState, url: &str) -> AppResult<()> {
+    let api_base = state
+        .config
+        .slack
+        .as_ref()
+        .map(|s| s.api_base.as_str())
+        .unwrap_or_default();
+    if crate::integrations::chat::slack_url_ok(url, api_base) {
+        Ok(())
+    } else {
+        Err(malformed(state, "slack", "response_url is not Slack's"))
+    }
 }
 
 fn slack_private(text: &str) -> HttpResponse {
@@ -369,7 +393,7 @@ pub async fn slack_commands(
     req: HttpRequest,
     payload: web::Payload,
 ) -> AppResult<HttpResponse> {
-    let Some(form) = slack_request(&state, &req, payload).await? else {
+    let Some(SlackRequest { form, key }) = slack_request(&state, &req, payload).await? else {
         return Ok(HttpResponse::Ok().finish());
     };
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
@@ -380,15 +404,8 @@ pub async fn slack_commands(
             "user_id and response_url are required",
         ));
     };
-    let api_base = state
-        .config
-        .slack
-        .as_ref()
-        .map(|s| s.api_base.clone())
-        .unwrap_or_default();
-    if !crate::integrations::chat::slack_url_ok(&response_url, &api_base) {
-        return Err(malformed(&state, "slack", "response_url is not Slack's"));
-    }
+    check_response_url(&state, &response_url)?;
+    once(&state, "slack", key).await?;
     // Slack's user ids are unique across workspaces (and the same in a
     // command and in a button press, where team ids may differ).
     let user = ChatUser {
@@ -420,7 +437,7 @@ pub async fn slack_interactions(
     req: HttpRequest,
     payload: web::Payload,
 ) -> AppResult<HttpResponse> {
-    let Some(form) = slack_request(&state, &req, payload).await? else {
+    let Some(SlackRequest { form, key }) = slack_request(&state, &req, payload).await? else {
         return Ok(HttpResponse::Ok().finish());
     };
     let v: Value = form
@@ -437,15 +454,8 @@ pub async fn slack_interactions(
             "user and response_url are required",
         ));
     };
-    let api_base = state
-        .config
-        .slack
-        .as_ref()
-        .map(|s| s.api_base.clone())
-        .unwrap_or_default();
-    if !crate::integrations::chat::slack_url_ok(response_url, &api_base) {
-        return Err(malformed(&state, "slack", "response_url is not Slack's"));
-    }
+    check_response_url(&state, response_url)?;
+    once(&state, "slack", key).await?;
     let user = ChatUser {
         provider: "slack",
         external: user_id.to_owned(),

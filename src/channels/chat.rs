@@ -29,6 +29,11 @@ pub const MAX_BYTES: usize = 256 * 1024;
 pub const WINDOW_SECS: i64 = 300;
 /// How long a link to tie a chat user to an account lasts.
 const LINK_MINUTES: i64 = 30;
+/// How many links of one chat user are good at once.
+const LIVE_LINKS: i64 = 3;
+/// How many questions one chat user may ask in an hour (each may ask the
+/// language model).
+pub const QUESTIONS_PER_HOUR: i64 = 30;
 
 /// Why a request was refused before it was read.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -224,6 +229,22 @@ fn hash(token: &str) -> String {
 /// whoever opens it signed in.
 pub fn link_url(conn: &mut DbConnection, user: &ChatUser, public_url: &str) -> AppResult<String> {
     let token = crate::auth::tokens::random_token(32);
+    // Only the newest few links of a chat user stay good: asking again and
+    // again never piles up live tokens.
+    let keep: Vec<String> = clt::table
+        .filter(clt::provider.eq(user.provider))
+        .filter(clt::external_user.eq(&user.external))
+        .order(clt::expires_at.desc())
+        .limit(LIVE_LINKS - 1)
+        .select(clt::token_hash)
+        .load(conn)?;
+    diesel::delete(
+        clt::table
+            .filter(clt::provider.eq(user.provider))
+            .filter(clt::external_user.eq(&user.external))
+            .filter(clt::token_hash.ne_all(keep)),
+    )
+    .execute(conn)?;
     diesel::insert_into(clt::table)
         .values((
             clt::token_hash.eq(hash(&token)),
@@ -357,6 +378,17 @@ pub fn ask(
             "Ask a question of 3 to 2000 characters, e.g. `ask tantivy: how do I merge segments?`"
                 .into(),
         ));
+    }
+    let asked_lately: i64 = cq::table
+        .filter(cq::provider.eq(user.provider))
+        .filter(cq::external_user.eq(&user.external))
+        .filter(cq::created_at.gt(Utc::now().naive_utc() - chrono::Duration::hours(1)))
+        .count()
+        .get_result(conn)?;
+    if asked_lately >= QUESTIONS_PER_HOUR {
+        return Ok(Err(format!(
+            "You have asked {QUESTIONS_PER_HOUR} questions in the last hour; please try again later."
+        )));
     }
     let viewer = linked(conn, user)?;
     let found: Option<(i64, String)> = match project {

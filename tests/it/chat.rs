@@ -10,7 +10,9 @@ use actix_web::test::TestRequest;
 use actix_web::{web, HttpRequest, HttpResponse};
 use diesel::prelude::*;
 use ed25519_dalek::Signer;
-use guildhall::db::schema::{chat_deliveries, chat_questions, tickets, user_identities as ui};
+use guildhall::db::schema::{
+    chat_deliveries, chat_link_tokens, chat_questions, tickets, user_identities as ui,
+};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -468,6 +470,26 @@ fn slash(base: &str, text: &str, trigger: &str, response: &str) -> String {
     .unwrap()
 }
 
+/// Bob presses `action` under question `q`; the reply goes to
+/// `/response/{n}` (trigger `t{n}`), sent by the job that is then run.
+async fn press_slack(app: &TestApp, base: &str, action: &str, q: &str, n: u32) {
+    let payload = json!({"type": "block_actions", "user": {"id": "U1", "username": "bob", "team_id": "T1"},
+        "team": {"id": "T1"}, "trigger_id": format!("t{n}"), "response_url": format!("{base}/response/{n}"),
+        "actions": [{"action_id": format!("gh:{action}"), "value": q}]});
+    let form = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
+    slack(
+        app,
+        "/api/v1/webhooks/slack/interactions",
+        &form,
+        now(),
+        SLACK_SECRET,
+        false,
+    )
+    .await
+    .expect(200);
+    app.run_jobs();
+}
+
 #[actix_web::test]
 async fn a_slack_question_gets_an_answer_and_its_buttons_work() {
     let fake = actix_web::rt::task::spawn_blocking(FakeChat::start)
@@ -541,21 +563,7 @@ async fn a_slack_question_gets_an_answer_and_its_buttons_work() {
     assert_eq!(actions[2]["action_id"], "gh:expert");
 
     // Solved: acknowledged, the outcome through response_url.
-    let payload = json!({"type": "block_actions", "user": {"id": "U1", "username": "bob", "team_id": "T1"},
-        "team": {"id": "T1"}, "trigger_id": "t2", "response_url": format!("{}/response/2", fake.base),
-        "actions": [{"action_id": "gh:solved", "value": q}]});
-    let form = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
-    slack(
-        &app,
-        "/api/v1/webhooks/slack/interactions",
-        &form,
-        now(),
-        SLACK_SECRET,
-        false,
-    )
-    .await
-    .expect(200);
-    app.run_jobs();
+    press_slack(&app, &fake.base, "solved", &q, 2).await;
     let replies = fake.calls("POST /response/2");
     assert!(
         replies[0]["text"]
@@ -571,21 +579,7 @@ async fn a_slack_question_gets_an_answer_and_its_buttons_work() {
     assert!(solved.is_some());
 
     // Post as ticket, not linked: the link comes back.
-    let payload = json!({"type": "block_actions", "user": {"id": "U1", "username": "bob", "team_id": "T1"},
-        "team": {"id": "T1"}, "trigger_id": "t3", "response_url": format!("{}/response/3", fake.base),
-        "actions": [{"action_id": "gh:post", "value": q}]});
-    let form = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
-    slack(
-        &app,
-        "/api/v1/webhooks/slack/interactions",
-        &form,
-        now(),
-        SLACK_SECRET,
-        false,
-    )
-    .await
-    .expect(200);
-    app.run_jobs();
+    press_slack(&app, &fake.base, "post", &q, 3).await;
     let replies = fake.calls("POST /response/3");
     assert!(
         replies[0]["text"]
@@ -630,6 +624,136 @@ async fn a_slack_question_gets_an_answer_and_its_buttons_work() {
     slack(&app, commands, &evil, now(), SLACK_SECRET, false)
         .await
         .expect(400);
+}
+
+/// Bad input on both: a body over the limit is 413 unread, a signed body
+/// that is not an interaction 400; nothing written, each counted.
+#[actix_web::test]
+async fn oversize_and_malformed_chat_requests_are_refused() {
+    let d = Discord::new();
+    let app = TestApp::builder()
+        .env("GUILDHALL_DISCORD_PUBLIC_KEY", &d.public_hex())
+        .env("GUILDHALL_DISCORD_APP_ID", "1234")
+        .env("GUILDHALL_SLACK_SIGNING_SECRET", SLACK_SECRET)
+        .build();
+    let huge = json!({"id": "x", "type": 2, "pad": "a".repeat(300 * 1024)});
+    d.send(&app, &huge, now(), None).await.expect(413);
+    assert_eq!(metric(&app, "discord", "oversize").await, 1);
+    // Signed, but no user: 400.
+    d.send(
+        &app,
+        &json!({"id": "x1", "type": 2, "data": {"name": "ask"}}),
+        now(),
+        None,
+    )
+    .await
+    .expect(400);
+    // Signed, but not JSON.
+    let svc = actix_web::test::init_service(guildhall::app::build(app.state.clone())).await;
+    let ts = now();
+    let mut signed = ts.to_string().into_bytes();
+    signed.extend_from_slice(b"not json");
+    let sig = d.key.sign(&signed);
+    app.send(
+        &svc,
+        TestRequest::post()
+            .uri("/api/v1/webhooks/discord")
+            .insert_header(("x-signature-ed25519", hex::encode(sig.to_bytes())))
+            .insert_header(("x-signature-timestamp", ts.to_string()))
+            .set_payload("not json"),
+    )
+    .await
+    .expect(400);
+    assert_eq!(metric(&app, "discord", "malformed").await, 2);
+    // Slack: a signed command without its user or response_url.
+    slack(
+        &app,
+        "/api/v1/webhooks/slack/commands",
+        "team_id=T1&text=help&trigger_id=t9",
+        now(),
+        SLACK_SECRET,
+        false,
+    )
+    .await
+    .expect(400);
+    slack(
+        &app,
+        "/api/v1/webhooks/slack/interactions",
+        "payload=%7Bnot-json",
+        now(),
+        SLACK_SECRET,
+        false,
+    )
+    .await
+    .expect(400);
+    assert_eq!(metric(&app, "slack", "malformed").await, 2);
+    assert_eq!(count!(app, chat_questions), 0);
+    assert_eq!(count!(app, chat_link_tokens), 0);
+    assert_eq!(count!(app, chat_deliveries), 0, "not even a replay record");
+}
+
+/// One chat user cannot flood: 30 questions an hour, and only their
+/// newest three link tokens stay good.
+#[actix_web::test]
+async fn a_chat_user_cannot_flood() {
+    let app = TestApp::builder()
+        .env("GUILDHALL_SLACK_SIGNING_SECRET", SLACK_SECRET)
+        .env("GUILDHALL_SLACK_API_BASE", "http://127.0.0.1:9")
+        .build();
+    let owner = app.user("owner").await;
+    app.project(&owner, "proj").await;
+    let base = "http://127.0.0.1:9";
+    for i in 0..guildhall::channels::chat::QUESTIONS_PER_HOUR {
+        let r = slack(
+            &app,
+            "/api/v1/webhooks/slack/commands",
+            &slash(
+                base,
+                &format!("ask proj: question number {i}"),
+                &format!("q{i}"),
+                "r",
+            ),
+            now(),
+            SLACK_SECRET,
+            false,
+        )
+        .await
+        .expect(200);
+        assert!(
+            r.body["text"].as_str().unwrap().starts_with("Looking"),
+            "{}",
+            r.body
+        );
+    }
+    let r = slack(
+        &app,
+        "/api/v1/webhooks/slack/commands",
+        &slash(base, "ask proj: one more question", "q-last", "r"),
+        now(),
+        SLACK_SECRET,
+        false,
+    )
+    .await
+    .expect(200);
+    assert!(
+        r.body["text"].as_str().unwrap().contains("try again later"),
+        "{}",
+        r.body
+    );
+    assert_eq!(count!(app, chat_questions), 30);
+    for i in 0..5 {
+        slack(
+            &app,
+            "/api/v1/webhooks/slack/commands",
+            &slash(base, "link", &format!("l{i}"), "r"),
+            now(),
+            SLACK_SECRET,
+            false,
+        )
+        .await
+        .expect(200);
+    }
+    assert_eq!(count!(app, chat_link_tokens), 3);
 }
 
 #[actix_web::test]
