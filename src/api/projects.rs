@@ -326,6 +326,96 @@ pub async fn patch(
         .await
 }
 
+/// A business calendar.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CalendarBody {
+    /// IANA time zone, e.g. `Europe/Berlin`.
+    pub time_zone: String,
+    /// Working days, ISO numbers: 1 = Monday … 7 = Sunday.
+    pub working_days: Vec<u32>,
+    /// Working hours, local.
+    pub hours: HoursBody,
+    /// Days off (`YYYY-MM-DD`, local), at most 400.
+    #[serde(default)]
+    pub holidays: Vec<String>,
+}
+
+/// Working hours.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct HoursBody {
+    /// `HH:MM`.
+    #[schema(example = "09:00")]
+    pub start: String,
+    /// `HH:MM`, after the start (`24:00` = midnight).
+    #[schema(example = "17:00")]
+    pub end: String,
+}
+
+fn calendar_body(c: &crate::domain::calendar::Calendar) -> CalendarBody {
+    use crate::domain::calendar::clock;
+    CalendarBody {
+        time_zone: c.zone.name().to_owned(),
+        working_days: c.working_days.clone(),
+        hours: HoursBody {
+            start: clock(c.start_minute),
+            end: clock(c.end_minute),
+        },
+        holidays: c.holidays.iter().map(|d| d.to_string()).collect(),
+    }
+}
+
+/// The project's business calendar, which service-level clocks run on
+/// (Monday–Friday 09:00–17:00 UTC until a maintainer sets one).
+#[utoipa::path(get, path = "/api/v1/projects/{slug}/calendar", tag = "projects",
+    params(("slug" = String, Path, description = "project slug")),
+    responses((status = 200, body = CalendarBody), (status = 404, body = Problem)))]
+pub async fn get_calendar(
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+) -> AppResult<web::Json<CalendarBody>> {
+    let slug = slug.into_inner();
+    state
+        .db(move |conn| {
+            let p = projects::by_slug(conn, &slug)?;
+            Ok(web::Json(calendar_body(
+                &crate::domain::calendar::of_project(conn, p.id)?,
+            )))
+        })
+        .await
+}
+
+/// Set the project's business calendar (maintainers): time zone, working
+/// days and hours, holidays; every field checked, 422 naming the bad ones.
+#[utoipa::path(put, path = "/api/v1/projects/{slug}/calendar", tag = "projects", security(("bearer" = [])),
+    params(("slug" = String, Path, description = "project slug")), request_body = CalendarBody,
+    responses((status = 200, body = CalendarBody), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn put_calendar(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    slug: web::Path<String>,
+    body: web::Json<CalendarBody>,
+) -> AppResult<web::Json<CalendarBody>> {
+    let slug = slug.into_inner();
+    let b = body.into_inner();
+    state
+        .db(move |conn| {
+            let p = projects::by_slug(conn, &slug)?;
+            projects::require_maintainer(conn, p.id, user.id)?;
+            let c = crate::domain::calendar::Calendar::parse(
+                &b.time_zone,
+                &b.working_days,
+                &b.hours.start,
+                &b.hours.end,
+                &b.holidays,
+            )?;
+            crate::domain::calendar::set_for_project(conn, p.id, &c)?;
+            tracing::info!(project = %p.slug, user_id = user.id, "business calendar set");
+            Ok(web::Json(calendar_body(&c)))
+        })
+        .await
+}
+
 /// Vouch that the project controls its repository (platform admins only),
 /// for projects that cannot link it through GitHub.
 #[utoipa::path(post, path = "/api/v1/projects/{slug}/verification", tag = "projects", security(("bearer" = [])),

@@ -188,6 +188,7 @@ diesel::joinable!(ticket_messages -> tickets (ticket_id));
 diesel::joinable!(ticket_messages -> users (author_id));
 diesel::joinable!(response_templates -> projects (project_id));
 diesel::allow_tables_to_appear_in_same_query!(
+    project_calendars,
     chat_deliveries,
     chat_questions,
     chat_link_tokens,
@@ -557,5 +558,17 @@ diesel::table! {
         login -> Text,
         expires_at -> Timestamp,
         used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    project_calendars (project_id) {
+        project_id -> BigInt,
+        time_zone -> Text,
+        working_days -> Text,
+        start_minute -> Integer,
+        end_minute -> Integer,
+        holidays -> Text,
+        updated_at -> Timestamp,
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod ai;
 pub mod bids;
+pub mod calendar;
 pub mod dashboard;
 pub mod digest;
 pub mod helpers;

@@ -79,6 +79,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/p/{slug}/settings", web::get().to(team::settings))
                 .route("/p/{slug}/settings", web::post().to(team::save_settings))
                 .route("/p/{slug}/templates", web::post().to(team::add_template))
+                .route("/p/{slug}/calendar", web::post().to(team::save_calendar))
                 .route("/p/{slug}/dashboard", web::get().to(team::dashboard_page))
                 .route(
                     "/p/{slug}/statement.{format}",

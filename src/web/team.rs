@@ -437,6 +437,10 @@ struct SettingsPage {
     template_body: String,
     notice: String,
     errors: Vec<String>,
+    /// The business calendar form.
+    cal: CalendarForm,
+    /// (number, name) of the days of the week.
+    weekdays: Vec<(u32, &'static str)>,
     /// How the project proved control of its repository, if it did.
     verified_via: Option<String>,
     /// The GitHub repository linked, if any.
@@ -449,8 +453,76 @@ struct SettingsPage {
 struct SettingsView {
     form: Option<SettingsForm>,
     template: (String, String),
+    calendar: Option<CalendarForm>,
     notice: String,
     errors: Vec<String>,
+}
+
+/// The business calendar form.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CalendarForm {
+    #[serde(default)]
+    csrf: String,
+    time_zone: String,
+    /// Checked days, "1" … "7" (the form sends each as `day=N`).
+    #[serde(default)]
+    days: String,
+    start: String,
+    end: String,
+    /// One date per line.
+    #[serde(default)]
+    holidays: String,
+}
+
+impl CalendarForm {
+    fn of(c: &crate::domain::calendar::Calendar) -> CalendarForm {
+        use crate::domain::calendar::clock;
+        CalendarForm {
+            csrf: String::new(),
+            time_zone: c.zone.name().to_owned(),
+            days: c
+                .working_days
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            start: clock(c.start_minute),
+            end: clock(c.end_minute),
+            holidays: c
+                .holidays
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
+    }
+
+    /// Whether day `d` is checked.
+    pub fn has(&self, d: &u32) -> bool {
+        self.days.split(',').any(|x| x.trim() == d.to_string())
+    }
+
+    fn calendar(&self) -> Result<crate::domain::calendar::Calendar, AppError> {
+        let days: Vec<u32> = self
+            .days
+            .split(',')
+            .filter_map(|d| d.trim().parse().ok())
+            .collect();
+        let holidays: Vec<String> = self
+            .holidays
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        crate::domain::calendar::Calendar::parse(
+            &self.time_zone,
+            &days,
+            &self.start,
+            &self.end,
+            &holidays,
+        )
+    }
 }
 
 impl SettingsView {
@@ -458,6 +530,7 @@ impl SettingsView {
         SettingsView {
             form: None,
             template: (String::new(), String::new()),
+            calendar: None,
             notice: String::new(),
             errors: Vec::new(),
         }
@@ -502,10 +575,11 @@ async fn settings_page(
         return Ok(r);
     }
     let user = l.user.as_ref().map(|u| u.id);
-    let (p, templates, linked_repository) = state
+    let (p, templates, linked_repository, calendar) = state
         .db(move |conn| {
             let (p, _) = project_for(conn, &slug, user, true)?;
             let linked = crate::channels::github::linked_repository(conn, p.id)?;
+            let calendar = crate::domain::calendar::of_project(conn, p.id)?;
             let templates = ticket_domain::list_templates(conn, p.id, user.unwrap_or_default())?
                 .into_iter()
                 .map(|t| TemplateRow {
@@ -514,11 +588,21 @@ async fn settings_page(
                     body: t.body,
                 })
                 .collect();
-            Ok((p, templates, linked))
+            Ok((p, templates, linked, calendar))
         })
         .await?;
     let page = SettingsPage {
         l,
+        cal: view.calendar.unwrap_or_else(|| CalendarForm::of(&calendar)),
+        weekdays: vec![
+            (1, "Monday"),
+            (2, "Tuesday"),
+            (3, "Wednesday"),
+            (4, "Thursday"),
+            (5, "Friday"),
+            (6, "Saturday"),
+            (7, "Sunday"),
+        ],
         verified_via: p.verified_via.clone(),
         linked_repository,
         github: state.github_oauth.is_some(),
@@ -618,6 +702,54 @@ pub async fn add_template(
         v.template = (form.name, form.body)
     })
     .await
+}
+
+/// `POST /p/{slug}/calendar`: the business calendar, checked like the
+/// API's PUT; errors inline with what was typed kept.
+pub async fn save_calendar(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    slug: web::Path<String>,
+    body: web::Bytes,
+) -> Page {
+    // Checkboxes repeat `day`: read the form as pairs.
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+        .map_err(|_| WebError(AppError::field("calendar", "not a form")))?;
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let form = CalendarForm {
+        csrf: get("csrf"),
+        time_zone: get("time_zone"),
+        days: pairs
+            .iter()
+            .filter(|(n, _)| n == "day")
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<_>>()
+            .join(","),
+        start: get("start"),
+        end: get("end"),
+        holidays: get("holidays"),
+    };
+    session::check_form(&req, &form.csrf)?;
+    let slug = slug.into_inner();
+    let Some(user) = Session::of(&req).user_id else {
+        return Ok(redirect(&format!("/login?next=/p/{slug}/settings")));
+    };
+    let (f, s) = (form.clone(), slug.clone());
+    let done = state
+        .db(move |conn| {
+            let (p, _) = project_for(conn, &s, Some(user), true)?;
+            let c = f.calendar()?;
+            crate::domain::calendar::set_for_project(conn, p.id, &c)?;
+            Ok("Business calendar saved.".to_owned())
+        })
+        .await;
+    settings_after(&state, &req, slug, done, |v| v.calendar = Some(form)).await
 }
 
 // ---------------------------------------------------------------------------

@@ -190,6 +190,8 @@ async fn openapi_covers_every_route_and_metrics_count_requests() {
         ("/api/v1/projects/{slug}/verification", "post"),
         ("/api/v1/tickets/{id}/github-issue", "post"),
         ("/api/v1/webhooks/discord", "post"),
+        ("/api/v1/projects/{slug}/calendar", "get"),
+        ("/api/v1/projects/{slug}/calendar", "put"),
         ("/api/v1/webhooks/slack/commands", "post"),
         ("/api/v1/webhooks/slack/interactions", "post"),
     ] {
@@ -203,7 +205,7 @@ async fn openapi_covers_every_route_and_metrics_count_requests() {
             .values()
             .map(|p| p.as_object().unwrap().len())
             .sum::<usize>(),
-        68,
+        70,
         "document and routes in step"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());

@@ -644,3 +644,111 @@ async fn real_money_waits_for_a_verified_project() {
         .expect(409);
     assert_eq!(r.body["code"], "project_unverified");
 }
+
+/// Issue 13 §2: a project's business calendar through the API and the
+/// settings page; every field checked.
+#[actix_web::test]
+async fn the_business_calendar_is_set_and_checked() {
+    let app = TestApp::new();
+    let owner = app.user("owner").await;
+    let other = app.user("other").await;
+    app.project(&owner, "proj").await;
+    let c = app
+        .get("/api/v1/projects/proj/calendar", None)
+        .await
+        .expect(200);
+    assert_eq!(
+        c.body,
+        json!({"time_zone": "UTC", "working_days": [1, 2, 3, 4, 5],
+               "hours": {"start": "09:00", "end": "17:00"}, "holidays": []})
+    );
+    let good = json!({"time_zone": "Europe/Berlin", "working_days": [1, 2, 3, 4],
+                      "hours": {"start": "08:30", "end": "16:00"},
+                      "holidays": ["2026-12-25", "2026-12-24"]});
+    app.put_json(
+        "/api/v1/projects/proj/calendar",
+        good.clone(),
+        Some(&other.access),
+    )
+    .await
+    .expect(403);
+    app.put_json("/api/v1/projects/proj/calendar", good.clone(), None)
+        .await
+        .expect(401);
+    let r = app
+        .put_json(
+            "/api/v1/projects/proj/calendar",
+            json!({"time_zone": "Mars/Olympus", "working_days": [8],
+                   "hours": {"start": "18:00", "end": "09:00"}, "holidays": ["2026-13-01"]}),
+            Some(&owner.access),
+        )
+        .await
+        .expect(422);
+    let fields: Vec<&str> = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        ["time_zone", "working_days", "hours.end", "holidays[0]"]
+    );
+    let r = app
+        .put_json("/api/v1/projects/proj/calendar", good, Some(&owner.access))
+        .await
+        .expect(200);
+    assert_eq!(r.body["holidays"], json!(["2026-12-24", "2026-12-25"]));
+    let c = app
+        .get("/api/v1/projects/proj/calendar", None)
+        .await
+        .expect(200);
+    assert_eq!(c.body["time_zone"], "Europe/Berlin");
+    assert_eq!(c.body["hours"]["start"], "08:30");
+
+    // The settings page: the same checks, what was typed kept on an error.
+    let svc = actix_web::test::init_service(guildhall::app::build(app.state.clone())).await;
+    let mut b = crate::web::signed_in(&app, svc, &owner.email).await;
+    let page = b.get("/p/proj/settings").await.expect(200);
+    assert!(page.text.contains("value=\"Europe/Berlin\""));
+    let token = crate::web::csrf(&page);
+    let r = b
+        .post(
+            "/p/proj/calendar",
+            &[
+                ("csrf", token.as_str()),
+                ("time_zone", "Nowhere/Atlantis"),
+                ("start", "09:00"),
+                ("end", "17:00"),
+                ("holidays", ""),
+            ],
+        )
+        .await
+        .expect(422);
+    assert!(r.text.contains("must be an IANA time zone"), "{}", r.text);
+    assert!(r.text.contains("value=\"Nowhere/Atlantis\""));
+    let c = app
+        .get("/api/v1/projects/proj/calendar", None)
+        .await
+        .expect(200);
+    assert_eq!(c.body["time_zone"], "Europe/Berlin", "nothing saved");
+    // A good form, its checkboxes repeated as a browser sends them.
+    let req = actix_web::test::TestRequest::post()
+        .uri("/p/proj/calendar")
+        .insert_header(("origin", "http://127.0.0.1:8080"))
+        .insert_header(("content-type", "application/x-www-form-urlencoded"))
+        .set_payload(format!(
+            "csrf={token}&time_zone=America%2FNew_York&day=1&day=3&day=5&start=10%3A00&end=18%3A00&holidays=2026-11-26%0D%0A2026-12-25"
+        ));
+    let r = b.app.send(&b.svc, b.with_cookies(req)).await.expect(200);
+    assert!(r.text.contains("Business calendar saved."), "{}", r.text);
+    let c = app
+        .get("/api/v1/projects/proj/calendar", None)
+        .await
+        .expect(200);
+    assert_eq!(
+        c.body,
+        json!({"time_zone": "America/New_York", "working_days": [1, 3, 5],
+               "hours": {"start": "10:00", "end": "18:00"}, "holidays": ["2026-11-26", "2026-12-25"]})
+    );
+}

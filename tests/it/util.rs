@@ -467,6 +467,10 @@ impl TestApp {
         self.request(Method::PATCH, path, Some(body), token).await
     }
 
+    pub async fn put_json(&self, path: &str, body: Value, token: Option<&str>) -> Resp {
+        self.request(Method::PUT, path, Some(body), token).await
+    }
+
     /// Registers and logs in a user.
     pub async fn user(&self, name: &str) -> User {
         let email = format!("{name}@example.com");

@@ -22,7 +22,7 @@ where
     >,
     B: actix_web::body::MessageBody,
 {
-    fn with_cookies(&self, mut req: TestRequest) -> TestRequest {
+    pub(crate) fn with_cookies(&self, mut req: TestRequest) -> TestRequest {
         for (k, v) in &self.jar {
             req = req.cookie(actix_web::cookie::Cookie::new(k.clone(), v.clone()));
         }
