@@ -31,7 +31,7 @@ use utoipa::{Modify, OpenApi};
     info(title = "Guildhall API", description = "Marketplace and reputation engine for the open-source helper economy."),
     paths(
         auth::register, auth::login, auth::refresh, auth::logout, auth::me,
-        projects::create, projects::list, projects::get, projects::patch, projects::verify, projects::get_calendar, projects::put_calendar, projects::add_maintainer,
+        projects::create, projects::list, projects::get, projects::patch, projects::verify, projects::get_calendar, projects::put_calendar, projects::audit, projects::add_maintainer,
         projects::apply, projects::approve, projects::revoke, projects::list_helpers, projects::endorse,
         projects::accept_coc, healthz, metrics, openapi_json,
         tickets::create, tickets::list, tickets::get, tickets::patch, tickets::submit, tickets::github_issue, tickets::claim,
@@ -94,6 +94,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     "/projects/{slug}/verification",
                     web::post().to(projects::verify),
                 )
+                .route("/admin/audit", web::get().to(projects::audit))
                 .route(
                     "/projects/{slug}/calendar",
                     web::get().to(projects::get_calendar),

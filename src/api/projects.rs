@@ -416,6 +416,76 @@ pub async fn put_calendar(
         .await
 }
 
+/// A line of the audit log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditView {
+    /// Id.
+    pub id: i64,
+    /// Who; null for the command line.
+    pub actor_id: Option<i64>,
+    /// What, e.g. `admin.grant`, `project.verify`.
+    pub action: String,
+    /// `user`, `project`, …
+    pub target_type: String,
+    /// Which one.
+    pub target_id: Option<i64>,
+    /// Details.
+    pub detail: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// `?limit=&cursor=`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct AuditQuery {
+    /// Page size, 1–100, default 20.
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+    /// From the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+/// The audit log of moderation and admin actions, newest first (platform
+/// admins only).
+#[utoipa::path(get, path = "/api/v1/admin/audit", tag = "projects", security(("bearer" = [])), params(AuditQuery),
+    responses((status = 200, body = Page<AuditView>), (status = 400, body = Problem), (status = 401, body = Problem),
+              (status = 403, body = Problem)))]
+pub async fn audit(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: web::Query<AuditQuery>,
+) -> AppResult<web::Json<Page<AuditView>>> {
+    let q = query.into_inner();
+    let paging = Paging::parse(q.limit, q.cursor.as_deref())?;
+    state
+        .db(move |conn| {
+            if !crate::domain::users::get(conn, user.id)?.is_admin {
+                return Err(AppError::forbidden(
+                    "only a platform admin may read the audit log",
+                ));
+            }
+            let rows = crate::domain::audit::list(conn, paging.cursor, paging.fetch())?;
+            Page::from_rows(
+                rows,
+                &paging,
+                |e| e.id,
+                |e| {
+                    Ok(AuditView {
+                        id: e.id,
+                        actor_id: e.actor_id,
+                        action: e.action,
+                        target_type: e.target_type,
+                        target_id: e.target_id,
+                        detail: e.detail,
+                        created_at: super::views::utc(e.created_at),
+                    })
+                },
+            )
+            .map(web::Json)
+        })
+        .await
+}
+
 /// Vouch that the project controls its repository (platform admins only),
 /// for projects that cannot link it through GitHub.
 #[utoipa::path(post, path = "/api/v1/projects/{slug}/verification", tag = "projects", security(("bearer" = [])),
@@ -434,9 +504,20 @@ pub async fn verify(
                 return Err(AppError::forbidden("only a platform admin may verify a project"));
             }
             let p = projects::by_slug(conn, &slug)?;
-            if projects::verify(conn, p.id, "platform_admin")? > 0 {
-                tracing::info!(project = %p.slug, admin = user.id, "project verified by a platform admin");
-            }
+            crate::db::write_tx(conn, |conn| {
+                if projects::verify(conn, p.id, "platform_admin")? > 0 {
+                    crate::domain::audit::record(
+                        conn,
+                        Some(user.id),
+                        "project.verify",
+                        "project",
+                        Some(p.id),
+                        &format!("{} ({})", p.slug, p.repo_url),
+                    )?;
+                    tracing::info!(project = %p.slug, admin = user.id, "project verified by a platform admin");
+                }
+                Ok::<_, AppError>(())
+            })?;
             let p = projects::by_slug(conn, &slug)?;
             project_view(conn, &p).map(web::Json)
         })

@@ -188,6 +188,7 @@ diesel::joinable!(ticket_messages -> tickets (ticket_id));
 diesel::joinable!(ticket_messages -> users (author_id));
 diesel::joinable!(response_templates -> projects (project_id));
 diesel::allow_tables_to_appear_in_same_query!(
+    audit_log,
     project_calendars,
     chat_deliveries,
     chat_questions,
@@ -570,5 +571,17 @@ diesel::table! {
         end_minute -> Integer,
         holidays -> Text,
         updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> BigInt,
+        actor_id -> Nullable<BigInt>,
+        action -> Text,
+        target_type -> Text,
+        target_id -> Nullable<BigInt>,
+        detail -> Text,
+        created_at -> Timestamp,
     }
 }

@@ -92,15 +92,31 @@ pub fn validate_registration(
     }
 }
 
-/// Makes the account with `email` a platform admin; false when there is
-/// none.
+/// Makes the account with `email` a platform admin (from the command line)
+/// and records it in the audit log; false when there is no such account.
 pub fn grant_admin(conn: &mut DbConnection, email: &str) -> QueryResult<bool> {
-    Ok(
-        diesel::update(users::table.filter(users::email_normalized.eq(normalize_email(email))))
+    crate::db::write_tx(conn, |conn| {
+        let id: Option<i64> = users::table
+            .filter(users::email_normalized.eq(normalize_email(email)))
+            .select(users::id)
+            .first(conn)
+            .optional()?;
+        let Some(id) = id else {
+            return Ok(false);
+        };
+        diesel::update(users::table.find(id))
             .set(users::is_admin.eq(true))
-            .execute(conn)?
-            > 0,
-    )
+            .execute(conn)?;
+        super::audit::record(
+            conn,
+            None,
+            "admin.grant",
+            "user",
+            Some(id),
+            "from the command line",
+        )?;
+        Ok(true)
+    })
 }
 
 /// Inserts a user. A taken email (case-insensitively) is 409 `email_taken`.

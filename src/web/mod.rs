@@ -5,6 +5,7 @@
 //! functions as the API, so authorization is written once; every page works
 //! with JavaScript off.
 
+pub mod admin;
 pub mod answers;
 pub mod chat;
 pub mod github;
@@ -31,6 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/register", web::get().to(pages::register_form))
                 .route("/register", web::post().to(pages::register))
                 .route("/logout", web::post().to(pages::logout))
+                .route("/admin/audit", web::get().to(admin::audit))
                 .route("/chat/link", web::get().to(chat::link_form))
                 .route("/chat/link", web::post().to(chat::link))
                 .route("/me/chat/unlink", web::post().to(chat::unlink))

@@ -613,6 +613,54 @@ async fn real_money_waits_for_a_verified_project() {
     )
     .await
     .expect(404);
+    // Vouching again changes nothing and logs nothing more.
+    app.post(
+        "/api/v1/projects/proj/verification",
+        json!({}),
+        Some(&admin.access),
+    )
+    .await
+    .expect(200);
+    // Both admin actions are in the audit log, newest first; only admins
+    // read it.
+    app.get("/api/v1/admin/audit", Some(&owner.access))
+        .await
+        .expect(403);
+    app.get("/api/v1/admin/audit", None).await.expect(401);
+    let log = app
+        .get("/api/v1/admin/audit?limit=1", Some(&admin.access))
+        .await
+        .expect(200);
+    assert_eq!(log.body["items"][0]["action"], "project.verify");
+    assert_eq!(log.body["items"][0]["actor_id"], admin.id);
+    assert_eq!(log.body["items"][0]["target_type"], "project");
+    let cursor = log.body["next_cursor"]
+        .as_str()
+        .expect("a second page")
+        .to_owned();
+    let log = app
+        .get(
+            &format!("/api/v1/admin/audit?limit=1&cursor={cursor}"),
+            Some(&admin.access),
+        )
+        .await
+        .expect(200);
+    assert_eq!(log.body["items"][0]["action"], "admin.grant");
+    assert_eq!(log.body["items"][0]["actor_id"], serde_json::Value::Null);
+    assert_eq!(log.body["items"][0]["target_id"], admin.id);
+    assert_eq!(log.body["next_cursor"], serde_json::Value::Null);
+    // The same log as a page for admins.
+    let svc = actix_web::test::init_service(guildhall::app::build(app.state.clone())).await;
+    let mut b = crate::web::signed_in(&app, svc, &admin.email).await;
+    let page = b.get("/admin/audit").await.expect(200);
+    assert!(
+        page.text.contains("project.verify") && page.text.contains("command line"),
+        "{}",
+        page.text
+    );
+    let svc = actix_web::test::init_service(guildhall::app::build(app.state.clone())).await;
+    let mut o = crate::web::signed_in(&app, svc, &owner.email).await;
+    o.get("/admin/audit").await.expect(403);
 
     let r = app
         .post(
