@@ -437,6 +437,7 @@ pub struct AuditView {
 
 /// `?limit=&cursor=`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Page size, 1–100, default 20.
     #[param(minimum = 1, maximum = 100)]
