@@ -460,11 +460,11 @@ pub async fn audit(
     let paging = Paging::parse(q.limit, q.cursor.as_deref())?;
     state
         .db(move |conn| {
-            if !crate::domain::users::get(conn, user.id)?.is_admin {
-                return Err(AppError::forbidden(
-                    "only a platform admin may read the audit log",
-                ));
-            }
+            crate::domain::users::require_admin(
+                conn,
+                user.id,
+                "only a platform admin may read the audit log",
+            )?;
             let rows = crate::domain::audit::list(conn, paging.cursor, paging.fetch())?;
             Page::from_rows(
                 rows,
@@ -501,9 +501,11 @@ pub async fn verify(
     let slug = slug.into_inner();
     state
         .db(move |conn| {
-            if !crate::domain::users::get(conn, user.id)?.is_admin {
-                return Err(AppError::forbidden("only a platform admin may verify a project"));
-            }
+            crate::domain::users::require_admin(
+                conn,
+                user.id,
+                "only a platform admin may verify a project",
+            )?;
             let p = projects::by_slug(conn, &slug)?;
             crate::db::write_tx(conn, |conn| {
                 if projects::verify(conn, p.id, "platform_admin")? > 0 {

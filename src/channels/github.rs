@@ -639,13 +639,7 @@ fn sole_claimant(conn: &mut DbConnection, full_name: &str) -> AppResult<Option<i
 /// linked it, or an account made for them that cannot sign in until they
 /// sign in with GitHub.
 pub fn user_for_account(conn: &mut DbConnection, id: i64, login: &str) -> AppResult<i64> {
-    let known: Option<i64> = ui::table
-        .filter(ui::provider.eq("github"))
-        .filter(ui::external_id.eq(id.to_string()))
-        .select(ui::user_id)
-        .first(conn)
-        .optional()?;
-    if let Some(user) = known {
+    if let Some(user) = super::github_identity::linked_user(conn, id)? {
         return Ok(user);
     }
     write_tx(conn, |conn| {

@@ -113,11 +113,7 @@ pub fn reserve(
                 "a private ticket does not become a public GitHub issue",
             ));
         }
-        let verified: Option<chrono::NaiveDateTime> = crate::db::schema::projects::table
-            .find(t.project_id)
-            .select(crate::db::schema::projects::verified_at)
-            .first(conn)?;
-        if verified.is_none() {
+        if !crate::domain::projects::is_verified(conn, t.project_id)? {
             return Err(AppError::conflict(
                 ErrorCode::ProjectUnverified,
                 "the project has not proved it controls its repository, so the bot does not post there for it",

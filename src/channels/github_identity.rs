@@ -296,12 +296,7 @@ pub fn link_by_admin(
         if let Some(Some(other)) = current {
             if other != project_id {
                 // A link by name alone gives way to a proof of control.
-                let other_verified: Option<chrono::NaiveDateTime> =
-                    crate::db::schema::projects::table
-                        .find(other)
-                        .select(crate::db::schema::projects::verified_at)
-                        .first(conn)?;
-                if other_verified.is_some() {
+                if crate::domain::projects::is_verified(conn, other)? {
                     return Err(refused(
                         "This repository is linked to another, verified project.",
                     ));

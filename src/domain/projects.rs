@@ -522,6 +522,15 @@ fn unverify(conn: &mut DbConnection, project_id: i64) -> QueryResult<()> {
     Ok(())
 }
 
+/// Whether the project has proved control of its repository.
+pub fn is_verified(conn: &mut DbConnection, project_id: i64) -> QueryResult<bool> {
+    projects::table
+        .find(project_id)
+        .select(projects::verified_at)
+        .first::<Option<NaiveDateTime>>(conn)
+        .map(|v| v.is_some())
+}
+
 /// Refuses real money (`live`: the gateway does not deal in test money)
 /// for a project that has not proved control of its repository.
 pub fn require_verified_for_live(
@@ -529,14 +538,7 @@ pub fn require_verified_for_live(
     live: bool,
     project_id: i64,
 ) -> AppResult<()> {
-    if !live {
-        return Ok(());
-    }
-    let verified: Option<NaiveDateTime> = projects::table
-        .find(project_id)
-        .select(projects::verified_at)
-        .first(conn)?;
-    if verified.is_none() {
+    if live && !is_verified(conn, project_id)? {
         return Err(AppError::conflict(
             ErrorCode::ProjectUnverified,
             "this project has not proved it controls its repository yet, so it cannot take payments; its maintainers can link the repository (install the GitHub App or link it as a repository admin)",

@@ -92,6 +92,15 @@ pub fn validate_registration(
     }
 }
 
+/// 403 with `why` unless `user` is a platform admin.
+pub fn require_admin(conn: &mut DbConnection, user: i64, why: &'static str) -> AppResult<()> {
+    if get(conn, user)?.is_admin {
+        Ok(())
+    } else {
+        Err(AppError::forbidden(why))
+    }
+}
+
 /// Makes the account with `email` a platform admin (from the command line)
 /// and records it in the audit log; false when there is no such account.
 pub fn grant_admin(conn: &mut DbConnection, email: &str) -> QueryResult<bool> {

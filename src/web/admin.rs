@@ -40,11 +40,11 @@ pub async fn audit(
     let before = q.before;
     let (rows, next) = state
         .db(move |conn| {
-            if !crate::domain::users::get(conn, user)?.is_admin {
-                return Err(crate::error::AppError::forbidden(
-                    "only a platform admin may read the audit log",
-                ));
-            }
+            crate::domain::users::require_admin(
+                conn,
+                user,
+                "only a platform admin may read the audit log",
+            )?;
             let mut entries = crate::domain::audit::list(conn, before, PER_PAGE + 1)?;
             let next = (entries.len() > PER_PAGE as usize).then(|| {
                 entries.truncate(PER_PAGE as usize);
