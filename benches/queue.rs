@@ -28,6 +28,7 @@ fn tickets(n: usize) -> Vec<QueueItem> {
                     0
                 },
                 waiting_since: base + chrono::Duration::seconds((next() % 5_000_000) as i64),
+                entitlement: 0,
             }
         })
         .collect()

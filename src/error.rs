@@ -77,6 +77,8 @@ error_codes!(
         AlreadyRated = "already_rated",
         /// `bid_not_open`.
         BidNotOpen = "bid_not_open",
+        /// `already_subscribed`.
+        AlreadySubscribed = "already_subscribed",
         /// `bidder_not_approved`.
         BidderNotApproved = "bidder_not_approved",
         /// `code_of_conduct_not_accepted`.
@@ -87,6 +89,8 @@ error_codes!(
         DuplicateDelivery = "duplicate_delivery",
         /// `email_taken`.
         EmailTaken = "email_taken",
+        /// `floss_proof_required`.
+        FlossProofRequired = "floss_proof_required",
         /// `hold_already_resolved`.
         HoldAlreadyResolved = "hold_already_resolved",
         /// `insufficient_funds`.

@@ -23,6 +23,14 @@ pub struct RefundPayment {
     pub amount: Option<i64>,
 }
 
+/// Returns through the gateway a subscription period paid after its
+/// subscription ended (`jobs::refund_subscription_period`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefundSubscriptionPeriod {
+    /// The period.
+    pub period_id: i64,
+}
+
 /// Mails a user the link that verifies their address
 /// (`jobs::send_verification_email`). Queued at registration and when they
 /// ask again; deduplicated while one waits.

@@ -9,6 +9,7 @@ pub mod matching;
 pub mod money;
 pub mod notifications;
 pub mod openapi;
+pub mod plans;
 pub mod projects;
 pub mod queue;
 pub mod reputation;
@@ -45,6 +46,7 @@ use utoipa::{Modify, OpenApi};
         notifications::get_settings, notifications::put_settings, notifications::put_ticket_level,
         notifications::put_project_level, inbound::email, webhooks::github,
         chat::discord, chat::slack_commands, chat::slack_interactions,
+        plans::create_plan, plans::list_plans, plans::subscribe, plans::my_subscriptions, plans::cancel, plans::upgrade,
     ),
     components(schemas(
         Problem, crate::error::FieldError, views::Money,
@@ -52,7 +54,7 @@ use utoipa::{Modify, OpenApi};
         money::StatementFormat,
     )),
     modifiers(&BearerAuth, &ProblemResponses),
-    tags((name = "accounts"), (name = "projects"), (name = "helpers"), (name = "tickets"), (name = "search"), (name = "money"), (name = "reputation"), (name = "matching"), (name = "operations")),
+    tags((name = "accounts"), (name = "projects"), (name = "helpers"), (name = "tickets"), (name = "search"), (name = "money"), (name = "plans"), (name = "reputation"), (name = "matching"), (name = "operations")),
 )]
 pub struct ApiDoc;
 
@@ -99,6 +101,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     "/projects/{slug}/calendar",
                     web::get().to(projects::get_calendar),
                 )
+                .route("/projects/{slug}/plans", web::post().to(plans::create_plan))
+                .route("/projects/{slug}/plans", web::get().to(plans::list_plans))
+                .route(
+                    "/projects/{slug}/subscriptions",
+                    web::post().to(plans::subscribe),
+                )
+                .route("/me/subscriptions", web::get().to(plans::my_subscriptions))
+                .route("/subscriptions/{id}/cancel", web::post().to(plans::cancel))
+                .route("/tickets/{id}/upgrade", web::post().to(plans::upgrade))
                 .route(
                     "/projects/{slug}/calendar",
                     web::put().to(projects::put_calendar),

@@ -537,6 +537,30 @@ pub struct Statement {
     pub total_platform_fee: i64,
     /// Sum of `helper_amount`.
     pub total_helpers: i64,
+    /// Paid subscription periods in the range, oldest first: the project
+    /// is the seller and keeps all but the platform's fee.
+    pub subscription_lines: Vec<SubscriptionLine>,
+    /// Sum of the subscription lines' `project_amount`.
+    pub total_subscription_revenue: i64,
+}
+
+/// A paid subscription period in a statement.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionLine {
+    /// Subscription.
+    pub subscription_id: i64,
+    /// Its period, 1-based.
+    pub period: i32,
+    /// The plan's name.
+    pub plan: String,
+    /// When it was paid.
+    pub paid_at: Option<DateTime<Utc>>,
+    /// Charged, minor units.
+    pub amount: i64,
+    /// The project's part.
+    pub project_amount: i64,
+    /// The platform's fee.
+    pub platform_fee: i64,
 }
 
 pub fn parse_bound(field: &str, raw: &str) -> AppResult<chrono::NaiveDateTime> {
@@ -649,6 +673,19 @@ pub fn load_statement(
             platform_bps: rel.platform_bps,
         })
         .collect();
+    let subscription_lines: Vec<SubscriptionLine> =
+        crate::domain::plans::paid_periods(conn, p.id, from, to)?
+            .into_iter()
+            .map(|(period, plan)| SubscriptionLine {
+                subscription_id: period.subscription_id,
+                period: period.number,
+                plan,
+                paid_at: period.paid_at.map(utc),
+                amount: period.amount,
+                project_amount: period.project_amount,
+                platform_fee: period.platform_amount,
+            })
+            .collect();
     Ok(Statement {
         project: p.slug,
         currency: p.currency,
@@ -659,6 +696,8 @@ pub fn load_statement(
         total_platform_fee: lines.iter().map(|l| l.platform_fee).sum(),
         total_helpers: lines.iter().map(|l| l.helper_amount).sum(),
         lines,
+        total_subscription_revenue: subscription_lines.iter().map(|l| l.project_amount).sum(),
+        subscription_lines,
     })
 }
 

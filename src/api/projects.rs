@@ -78,6 +78,10 @@ pub struct PatchProjectBody {
     /// `private` (an issue of a private repository is always private).
     #[schema(pattern = "^(public|private)$")]
     pub github_import_visibility: Option<String>,
+    /// Pay as you go: the price of moving one ticket up the queue, minor
+    /// units (100–10,000,000).
+    #[schema(minimum = 100, maximum = 10000000)]
+    pub upgrade_price: Option<i64>,
     /// Support guidelines, at most 20,000 characters.
     #[schema(max_length = 20000)]
     pub guidelines: Option<String>,
@@ -314,6 +318,7 @@ pub async fn patch(
         acceptance_days: b.acceptance_days,
         notification_default: b.notification_default,
         github_import_visibility: b.github_import_visibility,
+        upgrade_price: b.upgrade_price,
     };
     state
         .db(move |conn| {

@@ -33,7 +33,8 @@ pub struct QueueEntryView {
     /// The ticket, or null when the caller may not see it (a private ticket
     /// of someone else): its place still counts.
     pub ticket: Option<TicketView>,
-    /// Whether money is attached to it.
+    /// Whether money is attached to it, or the requester's plan entitles it
+    /// (an included upgrade, an enterprise plan).
     pub paid: bool,
     /// Estimated hours until a helper takes it up (see README: queue ETA).
     pub eta_hours: i64,
@@ -50,7 +51,8 @@ pub struct QueuePage {
     pub next_cursor: Option<String>,
 }
 
-/// Open tickets in serving order: paid first by amount, then longest waiting,
+/// Open tickets in serving order: paid first (plan entitlements, then by
+/// amount), then longest waiting,
 /// with the project's free share of places guaranteed to unpaid tickets.
 #[utoipa::path(get, path = "/api/v1/projects/{slug}/queue", tag = "tickets", security((), ("bearer" = [])),
     params(("slug" = String, Path, description = "project slug"), QueueQuery),

@@ -200,6 +200,8 @@ pub struct ProjectView {
     pub verified_via: Option<String>,
     /// What issues imported from GitHub become: `public` or `private`.
     pub github_import_visibility: String,
+    /// Pay as you go: the price of moving one ticket up the queue.
+    pub upgrade_price: Money,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last settings change.
@@ -230,6 +232,10 @@ impl ProjectView {
             verified_at: p.verified_at.map(utc),
             verified_via: p.verified_via.clone(),
             github_import_visibility: p.github_import_visibility.clone(),
+            upgrade_price: Money {
+                amount: p.upgrade_price,
+                currency: p.currency.clone(),
+            },
             created_at: utc(p.created_at),
             updated_at: utc(p.updated_at),
         }

@@ -54,6 +54,7 @@ diesel::table! {
         verified_at -> Nullable<Timestamp>,
         verified_via -> Nullable<Text>,
         github_import_visibility -> Text,
+        upgrade_price -> BigInt,
     }
 }
 
@@ -139,6 +140,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         round -> Integer,
+        upgraded_at -> Nullable<Timestamp>,
     }
 }
 
@@ -188,6 +190,10 @@ diesel::joinable!(ticket_messages -> tickets (ticket_id));
 diesel::joinable!(ticket_messages -> users (author_id));
 diesel::joinable!(response_templates -> projects (project_id));
 diesel::allow_tables_to_appear_in_same_query!(
+    plans,
+    floss_proofs,
+    subscriptions,
+    subscription_periods,
     audit_log,
     project_calendars,
     chat_deliveries,
@@ -583,5 +589,81 @@ diesel::table! {
         target_id -> Nullable<BigInt>,
         detail -> Text,
         created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    plans (id) {
+        id -> BigInt,
+        project_id -> BigInt,
+        kind -> Text,
+        name -> Text,
+        price -> BigInt,
+        currency -> Text,
+        included_upgrades -> Integer,
+        upgrade_price -> Nullable<BigInt>,
+        consulting_hours -> Integer,
+        response_hours -> Nullable<Integer>,
+        term_months -> Integer,
+        floss_discount_pct -> Integer,
+        service_credit_pct -> Integer,
+        created_by -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    subscriptions (id) {
+        id -> BigInt,
+        plan_id -> BigInt,
+        project_id -> BigInt,
+        subscriber_id -> BigInt,
+        context -> Text,
+        monthly_price -> BigInt,
+        currency -> Text,
+        discount_pct -> Integer,
+        platform_bps -> Integer,
+        status -> Text,
+        gateway -> Text,
+        current_period -> Integer,
+        period_start -> Nullable<Timestamp>,
+        period_end -> Nullable<Timestamp>,
+        grace_until -> Nullable<Timestamp>,
+        cancel_at_period_end -> Bool,
+        request_key -> Nullable<Text>,
+        created_at -> Timestamp,
+        ended_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    subscription_periods (id) {
+        id -> BigInt,
+        subscription_id -> BigInt,
+        number -> Integer,
+        starts_at -> Timestamp,
+        ends_at -> Timestamp,
+        amount -> BigInt,
+        status -> Text,
+        payment_id -> Nullable<Text>,
+        project_amount -> BigInt,
+        platform_amount -> BigInt,
+        upgrades_granted -> Integer,
+        consulting_minutes_granted -> Integer,
+        created_at -> Timestamp,
+        paid_at -> Nullable<Timestamp>,
+        refund_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    floss_proofs (user_id) {
+        user_id -> BigInt,
+        github_login -> Text,
+        repository -> Text,
+        license -> Text,
+        permission -> Text,
+        verified_at -> Timestamp,
+        checked_at -> Timestamp,
     }
 }

@@ -11,6 +11,7 @@ pub mod matching;
 pub mod money;
 pub mod notifications;
 pub mod payouts;
+pub mod plans;
 pub mod projects;
 pub mod queue;
 pub mod reputation;

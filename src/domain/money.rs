@@ -796,6 +796,8 @@ fn apply_event(
         PaymentEvent::Succeeded { payment_id } => {
             if settle_payment(conn, gateway, payment_id)? {
                 "bounty funded"
+            } else if crate::domain::plans::settle_period(conn, gateway, payment_id)? {
+                "subscription period paid"
             } else {
                 "nothing to fund"
             }
@@ -803,6 +805,8 @@ fn apply_event(
         PaymentEvent::Failed { payment_id } => {
             if payment_failed(conn, gateway, payment_id)? {
                 "bounty payment failed"
+            } else if crate::domain::plans::period_payment_failed(conn, gateway, payment_id)? {
+                "subscription payment failed"
             } else {
                 "nothing pending"
             }

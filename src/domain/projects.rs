@@ -66,6 +66,9 @@ pub struct Project {
     /// `public` or `private`: what issues imported by `+support` become
     /// (an issue of a private repository is always private).
     pub github_import_visibility: String,
+    /// Pay as you go: the price of moving one ticket up the queue, minor
+    /// units.
+    pub upgrade_price: i64,
 }
 
 impl Project {
@@ -125,6 +128,8 @@ pub struct ProjectPatch {
     pub notification_default: Option<String>,
     /// See [`Project`]: `public` or `private`.
     pub github_import_visibility: Option<String>,
+    /// See [`Project`]: 100–10,000,000 minor units.
+    pub upgrade_price: Option<i64>,
 }
 
 /// Whether `slug` is 2–64 characters of a-z, 0-9 and '-'.
@@ -408,6 +413,19 @@ pub fn update(
     if let Some(Some(l)) = &patch.legal_entity {
         check_text(&mut errors, "legal_entity", l, 1, 300);
     }
+    if let Some(v) = patch.upgrade_price {
+        let range = crate::domain::plans::MIN_PRICE..=crate::domain::plans::MAX_PRICE;
+        if !range.contains(&v) {
+            errors.push(FieldError::new(
+                "upgrade_price",
+                format!(
+                    "must be between {} and {} minor units",
+                    range.start(),
+                    range.end()
+                ),
+            ));
+        }
+    }
     if let Some(v) = &patch.github_import_visibility {
         if v != "public" && v != "private" {
             errors.push(FieldError::new(
@@ -467,6 +485,9 @@ pub fn update(
         }
         if let Some(v) = patch.acceptance_days {
             set!(acceptance_days, v);
+        }
+        if let Some(v) = patch.upgrade_price {
+            set!(upgrade_price, v);
         }
         if let Some(v) = &patch.guidelines {
             set!(guidelines, v);

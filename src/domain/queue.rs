@@ -6,9 +6,11 @@
 //!
 //! # Priority order
 //!
-//! * A ticket is **paid** when `paid_amount > 0`. A zero or negative amount
-//!   counts as **unpaid**.
-//! * Paid tickets are ordered by `paid_amount` descending, then by
+//! * A ticket is **paid** when `paid_amount > 0` or its requester's plan
+//!   entitles it (an included upgrade spent on it, or an enterprise plan).
+//!   Otherwise it counts as **unpaid**.
+//! * Paid tickets are ordered by entitlement (enterprise, then upgraded,
+//!   then none), then `paid_amount` descending, then by
 //!   `waiting_since` ascending (the ticket that has waited longest since the
 //!   requester's last message comes first), then by `ticket_id` ascending.
 //! * Unpaid tickets are ordered by `waiting_since` ascending, then by
@@ -140,13 +142,18 @@ pub struct QueueItem {
     pub paid_amount: i64,
     /// Time of the requester's last message. Older means waiting longer.
     pub waiting_since: NaiveDateTime,
+    /// What the requester's plan entitles the ticket to: `0` nothing, `1`
+    /// an upgrade spent on it, `2` the requester's enterprise plan. Ranks
+    /// before the amount among paid tickets.
+    pub entitlement: u8,
 }
 
 impl QueueItem {
-    /// Whether the ticket counts as paid (`paid_amount > 0`).
+    /// Whether the ticket counts as paid: money on it, or a plan's
+    /// entitlement (the unpaid share guarantee counts it as paid).
     #[must_use]
     pub fn is_paid(&self) -> bool {
-        self.paid_amount > 0
+        self.paid_amount > 0 || self.entitlement > 0
     }
 }
 
@@ -313,11 +320,12 @@ pub fn build(items: Vec<QueueItem>, free_share_pct: i32, t: &Throughput) -> Vec<
         .collect()
 }
 
-/// Priority among paid tickets: amount descending, then waiting longest,
-/// then id.
+/// Priority among paid tickets: entitlement descending, then amount
+/// descending, then waiting longest, then id.
 fn paid_priority(a: &QueueItem, b: &QueueItem) -> Ordering {
-    b.paid_amount
-        .cmp(&a.paid_amount)
+    b.entitlement
+        .cmp(&a.entitlement)
+        .then_with(|| b.paid_amount.cmp(&a.paid_amount))
         .then_with(|| a.waiting_since.cmp(&b.waiting_since))
         .then_with(|| a.ticket_id.cmp(&b.ticket_id))
 }
@@ -390,19 +398,37 @@ pub fn entries(
 ) -> diesel::QueryResult<Vec<QueueEntry>> {
     use crate::db::schema::tickets;
     use diesel::prelude::*;
-    let open: Vec<(i64, i64, chrono::NaiveDateTime)> = tickets::table
+    type Row = (i64, i64, chrono::NaiveDateTime, i64, bool);
+    let open: Vec<Row> = tickets::table
         .filter(tickets::project_id.eq(p.id))
         .filter(tickets::status.eq("open"))
-        .select((tickets::id, tickets::paid_amount, tickets::waiting_since))
+        .select((
+            tickets::id,
+            tickets::paid_amount,
+            tickets::waiting_since,
+            tickets::requester_id,
+            tickets::upgraded_at.is_not_null(),
+        ))
         .load(conn)?;
+    let enterprise: std::collections::HashSet<i64> =
+        crate::domain::plans::enterprise_subscribers(conn, p.id)?
+            .into_iter()
+            .collect();
     let throughput = throughput(conn, p)?;
     let items = open
         .into_iter()
-        .map(|(ticket_id, paid_amount, waiting_since)| QueueItem {
-            ticket_id,
-            paid_amount,
-            waiting_since,
-        })
+        .map(
+            |(ticket_id, paid_amount, waiting_since, requester, upgraded)| QueueItem {
+                ticket_id,
+                paid_amount,
+                waiting_since,
+                entitlement: if enterprise.contains(&requester) {
+                    2
+                } else {
+                    u8::from(upgraded)
+                },
+            },
+        )
         .collect();
     Ok(build(items, p.free_share_pct, &throughput))
 }
@@ -429,6 +455,7 @@ mod tests {
             ticket_id,
             paid_amount,
             waiting_since: at(minutes),
+            entitlement: 0,
         }
     }
 

@@ -13,6 +13,8 @@ mod purge_expired_refresh_tokens;
 mod purge_inbound_records;
 mod recompute_reputation;
 mod refund_payment;
+mod refund_subscription_period;
+mod renew_subscriptions;
 mod run_payouts;
 pub mod send_digests;
 mod send_inbound_refusal;
@@ -21,8 +23,8 @@ mod send_verification_email;
 pub mod sync_index;
 
 pub use crate::job_payloads::{
-    ChatAnswer, ChatReply, GithubSupport, RefundPayment, SendDigests, SendInboundRefusal,
-    SendNotifications, SendVerificationEmail, SyncIndex,
+    ChatAnswer, ChatReply, GithubSupport, RefundPayment, RefundSubscriptionPeriod, SendDigests,
+    SendInboundRefusal, SendNotifications, SendVerificationEmail, SyncIndex,
 };
 pub use auto_accept_resolutions::AutoAcceptResolutions;
 pub use auto_close_tickets::AutoCloseTickets;
@@ -30,6 +32,7 @@ pub use expire_bounties::ExpireBounties;
 pub use purge_expired_refresh_tokens::PurgeExpiredRefreshTokens;
 pub use purge_inbound_records::PurgeInboundRecords;
 pub use recompute_reputation::RecomputeReputation;
+pub use renew_subscriptions::RenewSubscriptions;
 pub use run_payouts::RunPayouts;
 
 use crate::config::Config;
@@ -101,6 +104,7 @@ pub fn runner(pool: DbPool, config: &Config) -> anyhow::Result<Runner<JobContext
     };
     Runner::new(pool, ctx, runner_config)
         .register::<RefundPayment>()
+        .register::<RefundSubscriptionPeriod>()
         .register::<GithubSupport>()
         .register::<ChatAnswer>()
         .register::<ChatReply>()
@@ -119,6 +123,7 @@ pub fn runner(pool: DbPool, config: &Config) -> anyhow::Result<Runner<JobContext
             AutoAcceptResolutions,
         )?
         .schedule("expire-bounties", "0 45 * * * *", ExpireBounties)?
+        .schedule("renew-subscriptions", "0 */5 * * * *", RenewSubscriptions)?
         .schedule("run-payouts", "0 */15 * * * *", RunPayouts)?
         .schedule("recompute-reputation", "0 25 * * * *", RecomputeReputation)?
         .schedule("send-notifications", "*/5 * * * * *", SendNotifications)?

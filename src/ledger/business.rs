@@ -174,6 +174,8 @@ pub fn check(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
         }
     }
 
+    violations.extend(subscriptions(conn)?);
+
     // Payouts never exceed what their account earned.
     let payouts: Vec<(i64, i64)> = po::table
         .filter(po::status.ne("failed"))
@@ -197,6 +199,124 @@ pub fn check(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
             None => violations.push(format!(
                 "payouts refer to account {account}, which does not exist"
             )),
+        }
+    }
+    Ok(violations)
+}
+
+/// Subscription periods against their ledger lines: a paid period's
+/// revenue and fee lines add up to its amount and to its recorded split,
+/// and its credits were issued; a refunded one was booked back in full; an
+/// unpaid one has no lines. A ticket marked upgraded spent exactly one
+/// credit, and no credit was spent on a ticket not marked. An ended
+/// subscription holds no credits.
+fn subscriptions(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
+    use crate::db::schema::{subscription_periods as sp, subscriptions as s};
+    let mut violations = Vec::new();
+    let lines: Vec<(String, i64)> = lt::table
+        .filter(lt::transfer_key.like("subscription_period:%"))
+        .select((lt::transfer_key, lt::amount))
+        .load(conn)?;
+    // period → (suffix → amount)
+    let mut by_period: HashMap<i64, BTreeMap<String, i64>> = HashMap::new();
+    for (key, amount) in lines {
+        let mut parts = key.splitn(3, ':');
+        let (_, id, what) = (parts.next(), parts.next(), parts.next().unwrap_or(""));
+        if let Some(id) = id.and_then(|i| i.parse::<i64>().ok()) {
+            *by_period
+                .entry(id)
+                .or_default()
+                .entry(what.to_owned())
+                .or_default() += amount;
+        }
+    }
+    type Row = (i64, String, i64, i64, i64, i32);
+    let periods: Vec<Row> = sp::table
+        .select((
+            sp::id,
+            sp::status,
+            sp::amount,
+            sp::project_amount,
+            sp::platform_amount,
+            sp::upgrades_granted,
+        ))
+        .load(conn)?;
+    for (id, status, amount, project, platform, upgrades) in periods {
+        let l = by_period.remove(&id).unwrap_or_default();
+        let get = |k: &str| l.get(k).copied().unwrap_or(0);
+        let (p_line, f_line) = (get("project"), get("platform"));
+        let refunded = get("refund:project") + get("refund:platform");
+        let ok = match status.as_str() {
+            "paid" => {
+                p_line + f_line == amount
+                    && p_line == project
+                    && f_line == platform
+                    && refunded == 0
+                    && get(&format!("grant:{}", crate::ledger::CREDIT_UPGRADES))
+                        == i64::from(upgrades)
+            }
+            "refunded" => p_line + f_line == amount && refunded == amount,
+            "pending_payment" | "failed" => l.is_empty(),
+            _ => false,
+        };
+        if !ok {
+            violations.push(format!(
+                "subscription period {id} is {status} ({amount}; project {project}, platform {platform}) but its ledger lines are {l:?}"
+            ));
+        }
+    }
+    for (id, l) in by_period {
+        violations.push(format!(
+            "ledger lines {l:?} refer to subscription period {id}, which does not exist"
+        ));
+    }
+    // Upgrades: one credit per ticket marked upgraded, none elsewhere.
+    let spent: Vec<(String, i64)> = lt::table
+        .filter(lt::transfer_key.like("ticket:%:upgrade"))
+        .select((lt::transfer_key, lt::amount))
+        .load(conn)?;
+    let mut spent_on: HashMap<i64, i64> = HashMap::new();
+    for (key, amount) in spent {
+        if let Some(id) = key.split(':').nth(1).and_then(|i| i.parse::<i64>().ok()) {
+            *spent_on.entry(id).or_default() += amount;
+        }
+    }
+    let upgraded: Vec<i64> = t::table
+        .filter(t::upgraded_at.is_not_null())
+        .select(t::id)
+        .load(conn)?;
+    for id in upgraded {
+        match spent_on.remove(&id) {
+            Some(1) => {}
+            other => violations.push(format!(
+                "ticket {id} is upgraded but spent {} included upgrades",
+                other.unwrap_or(0)
+            )),
+        }
+    }
+    for (id, n) in spent_on {
+        violations.push(format!(
+            "{n} included upgrades were spent on ticket {id}, which is not marked upgraded"
+        ));
+    }
+    // An ended subscription keeps no credits.
+    let ended: Vec<i64> = s::table
+        .filter(s::status.eq_any(["cancelled", "lapsed", "failed"]))
+        .select(s::id)
+        .load(conn)?;
+    let ended: std::collections::HashSet<i64> = ended.into_iter().collect();
+    let credits: Vec<Account> = la::table
+        .filter(la::kind.eq(AccountKind::PlanCredits.as_str()))
+        .select(Account::as_select())
+        .load(conn)?;
+    for a in credits {
+        if a.owner_id.is_some_and(|o| ended.contains(&o)) && a.balance() != 0 {
+            violations.push(format!(
+                "subscription {} ended but still holds {} {}",
+                a.owner_id.unwrap_or(0),
+                a.balance(),
+                a.currency
+            ));
         }
     }
     Ok(violations)

@@ -46,7 +46,19 @@ pub enum AccountKind {
     TicketEscrow,
     /// The mirror of money inside a payment gateway (may go negative).
     GatewayClearing,
+    /// What a subscription may still spend of its period's credits
+    /// (included upgrades, consulting minutes); the currency names the
+    /// unit (see [`CREDIT_UPGRADES`]).
+    PlanCredits,
+    /// Where a project's plan credits come from and go back to when spent
+    /// or expired (may go negative: it issues them).
+    CreditIssuer,
 }
+
+/// Unit of the credit accounts that count included ticket upgrades.
+pub const CREDIT_UPGRADES: &str = "x-upgrades";
+/// Unit of the credit accounts that count included consulting minutes.
+pub const CREDIT_CONSULTING_MINUTES: &str = "x-consulting-minutes";
 
 impl AccountKind {
     /// Stored form.
@@ -57,6 +69,8 @@ impl AccountKind {
             AccountKind::PlatformRevenue => "platform_revenue",
             AccountKind::TicketEscrow => "ticket_escrow",
             AccountKind::GatewayClearing => "gateway_clearing",
+            AccountKind::PlanCredits => "plan_credits",
+            AccountKind::CreditIssuer => "credit_issuer",
         }
     }
 }
@@ -305,7 +319,10 @@ fn account_with_code(
             la::kind.eq(kind.as_str()),
             la::owner_id.eq(owner),
             la::currency.eq(currency),
-            la::allow_negative.eq(kind == AccountKind::GatewayClearing),
+            la::allow_negative.eq(matches!(
+                kind,
+                AccountKind::GatewayClearing | AccountKind::CreditIssuer
+            )),
             la::created_at.eq(crate::domain::now()),
         ))
         .on_conflict_do_nothing()

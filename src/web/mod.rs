@@ -10,6 +10,7 @@ pub mod answers;
 pub mod chat;
 pub mod github;
 pub mod pages;
+pub mod plans;
 pub mod session;
 pub mod team;
 
@@ -82,6 +83,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/p/{slug}/settings", web::post().to(team::save_settings))
                 .route("/p/{slug}/templates", web::post().to(team::add_template))
                 .route("/p/{slug}/calendar", web::post().to(team::save_calendar))
+                .route("/p/{slug}/plans", web::get().to(plans::plans_index))
+                .route("/p/{slug}/plans", web::post().to(plans::publish))
+                .route(
+                    "/p/{slug}/upgrade-price",
+                    web::post().to(plans::set_upgrade_price),
+                )
+                .route("/p/{slug}/subscribe", web::post().to(plans::subscribe))
+                .route("/me/subscriptions", web::get().to(plans::mine))
+                .route(
+                    "/me/subscriptions/{id}/cancel",
+                    web::post().to(plans::cancel),
+                )
                 .route("/p/{slug}/dashboard", web::get().to(team::dashboard_page))
                 .route(
                     "/p/{slug}/statement.{format}",

@@ -699,6 +699,7 @@ fn actions_for(
                 out.push(("claim", "Claim", false));
             }
             if a.requester {
+                out.push(("upgrade", "Move up the queue", false));
                 out.push(("cancel", "Cancel ticket", true));
             }
             if a.team() && !a.requester && t.paid_amount == 0 {
@@ -708,6 +709,9 @@ fn actions_for(
         Status::Claimed => {
             if holds && !a.requester {
                 out.push(("resolve", "Resolve", false));
+            }
+            if a.requester {
+                out.push(("upgrade", "Move up the queue", false));
             }
             if holds || a.maintainer {
                 out.push(("unclaim", "Give back to the queue", true));
@@ -1147,6 +1151,30 @@ pub async fn ticket_action(
                         request_key.as_deref(),
                     )
                     .map(|(b, payment)| PayNeeded::of(b.amount, &b.currency, payment))
+                })
+                .await
+        }
+        "upgrade" => {
+            let gateway = state.gateway.clone();
+            let request_key = form
+                .request_key
+                .filter(|k| !k.is_empty() && k.len() <= 64)
+                .map(|k| format!("web:{k}"));
+            state
+                .blocking(move |pool| {
+                    match crate::domain::plans::upgrade(
+                        pool,
+                        gateway.as_ref(),
+                        id,
+                        user,
+                        request_key.as_deref(),
+                    )? {
+                        crate::domain::plans::Upgrade::Included { .. } => Ok(None),
+                        crate::domain::plans::Upgrade::Paid(paid) => {
+                            let (b, payment) = *paid;
+                            Ok(PayNeeded::of(b.amount, &b.currency, payment))
+                        }
+                    }
                 })
                 .await
         }

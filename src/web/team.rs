@@ -414,6 +414,7 @@ impl SettingsForm {
                 .then(|| self.notification_default.clone()),
             github_import_visibility: (!self.github_import_visibility.is_empty())
                 .then(|| self.github_import_visibility.clone()),
+            upgrade_price: None,
         })
     }
 }
@@ -897,6 +898,7 @@ impl DashboardPage {
             verified_at: None,
             verified_via: None,
             github_import_visibility: "public".into(),
+            upgrade_price: 2500,
         };
         let bucket = dashboard::Bucket::Month;
         let mut start = bucket.start_of(at.date());

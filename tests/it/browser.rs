@@ -214,6 +214,20 @@ async fn whole_loop(javascript: bool) {
     maintainer.fill("#acceptance_days", "7");
     maintainer.click("form[action$='/settings'] button[type=submit]");
     maintainer.wait_for_text("Settings saved.");
+    // Plans: a price under the minimum is refused inline (what was typed
+    // kept), then a monthly plan is published.
+    maintainer.goto(&format!("{base}/p/{slug}/plans"));
+    checks.page(&maintainer, "plans-maintainer");
+    maintainer.fill("#name", "Team");
+    maintainer.fill("#price", "0.50");
+    maintainer.fill("#included_upgrades", "2");
+    maintainer.click("form[action$='/plans'] button[type=submit]");
+    maintainer.wait_for_text("Please correct the following");
+    checks.refused(&maintainer, 422);
+    assert!(maintainer.source().contains("value=\"Team\""));
+    maintainer.fill("#price", "49");
+    maintainer.click("form[action$='/plans'] button[type=submit]");
+    maintainer.wait_for_text("The plan is published.");
 
     // History to be suggested: a solved ticket, through the API.
     let old_helper = app.user("oldhelper").await;
@@ -279,6 +293,13 @@ async fn whole_loop(javascript: bool) {
     requester.fill("#time_zone", "Europe/Berlin");
     requester.click("form[action='/me/notifications'] button");
     requester.wait_for_text("Saved.");
+    // The requester subscribes to the monthly plan (sandbox money).
+    requester.goto(&format!("{base}/p/{slug}/plans"));
+    checks.page(&requester, "plans");
+    requester.click("form[action$='/subscribe'] button");
+    requester.wait_for_text("You are subscribed.");
+    requester.wait_for_text("2 upgrades and 0 consulting hours left");
+    checks.page(&requester, "subscriptions");
     requester.goto(&format!("{base}/new?project={slug}"));
     checks.page(&requester, "new-ticket");
     requester.fill("#title", "Index segments merging after bulk load");
@@ -310,6 +331,12 @@ async fn whole_loop(javascript: bool) {
     requester.fill("#amount", "50.00");
     requester.click("form[action$='/fund'] button");
     requester.wait_for_text("50.00 USD in escrow");
+    // An included upgrade moves it up the queue.
+    requester.click(&format!("form[action='/t/{id}/upgrade'] button"));
+    requester.wait_for_text("50.00 USD in escrow");
+    requester.goto(&format!("{base}/me/subscriptions"));
+    requester.wait_for_text("1 upgrade and 0 consulting hours left");
+    requester.goto(&format!("{base}/t/{id}"));
     requester.goto(&format!("{base}/search?q=segments+merge"));
     requester.wait_for_text("matching ticket");
     checks.page(&requester, "search");

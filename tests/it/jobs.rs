@@ -340,6 +340,7 @@ fn app_jobs_are_registered_and_scheduled() {
                 "purge-expired-refresh-tokens",
                 "purge-inbound-records",
                 "recompute-reputation",
+                "renew-subscriptions",
                 "run-payouts",
                 "send-digests",
                 "send-notifications"

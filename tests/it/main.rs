@@ -22,6 +22,7 @@ mod model;
 mod money;
 mod notifications;
 mod openapi;
+mod plans;
 mod projects;
 mod reputation;
 mod search;

@@ -38,6 +38,12 @@
 //!   to look past a known defect;
 //! - `GUILDHALL_MODEL_MODE=sandbox` or `webhook`: only cases of that mode.
 //!
+//! Sandbox cases also subscribe to the project's monthly plan, cancel,
+//! renew (paid or declined), lapse after the grace, and upgrade tickets
+//! (spending an included upgrade, or paying the upgrade price as a bounty);
+//! the model keeps each subscription's state and credits, and its revenue
+//! in the project's and the platform's balances.
+//!
 //! To add an operation: a variant of [`Op`], a line in [`generate`], its
 //! prediction and effect in [`Model::predict`] / [`Model::apply`], and how it
 //! is sent in [`Harness::send`].
@@ -75,6 +81,12 @@ const COMMISSION_BPS: i64 = 1000;
 const ACCEPTANCE_DAYS: i64 = 7;
 /// The project's inactivity window, days.
 const AUTO_CLOSE_DAYS: i64 = 30;
+/// The case's monthly plan: price, included upgrades, further upgrade price.
+const PLAN_PRICE: i64 = 4_900;
+const PLAN_UPGRADES: i64 = 2;
+const PLAN_UPGRADE_PRICE: i64 = 1_500;
+/// The project's pay-as-you-go upgrade price (the default).
+const PAYG_UPGRADE_PRICE: i64 = 2_500;
 
 // ---------------------------------------------------------------------------
 // Actors, operations
@@ -189,6 +201,17 @@ pub enum Op {
     Expire { bounty: usize },
     /// The payout run.
     Payouts,
+    /// POST /projects/{slug}/subscriptions to the case's monthly plan.
+    Subscribe { actor: Actor },
+    /// POST /subscriptions/{id}/cancel of `of`'s latest subscription.
+    CancelSub { actor: Actor, of: Actor },
+    /// `of`'s paid period ended; the renewal job runs (its card refused
+    /// when `declined`).
+    Renew { of: Actor, declined: bool },
+    /// The grace after `of`'s refused renewal ran out; the renewal job runs.
+    Lapse { of: Actor },
+    /// POST /tickets/{id}/upgrade.
+    Upgrade { actor: Actor, ticket: usize },
 }
 
 impl Op {
@@ -218,6 +241,14 @@ impl Op {
             Op::AutoClose { .. } => "auto-close job",
             Op::Expire { .. } => "expiry job",
             Op::Payouts => "payout job",
+            Op::Subscribe { .. } => "subscribe",
+            Op::CancelSub { .. } => "cancel subscription",
+            Op::Renew {
+                declined: false, ..
+            } => "renewal job",
+            Op::Renew { declined: true, .. } => "renewal job (declined)",
+            Op::Lapse { .. } => "lapse job",
+            Op::Upgrade { .. } => "upgrade",
         }
     }
 }
@@ -276,6 +307,38 @@ pub struct TicketM {
     pub accept_due: bool,
     /// The last activity was backdated beyond the inactivity window.
     pub stale: bool,
+    /// An included upgrade was spent on it.
+    pub upgraded: bool,
+}
+
+/// A subscription's state in the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubSt {
+    /// Paid for the current period.
+    Active,
+    /// Its renewal was refused; the plan holds through the grace.
+    PastDue,
+    /// Cancelled or lapsed.
+    Ended,
+}
+
+/// What the model knows of an actor's latest subscription.
+#[derive(Clone, Debug)]
+pub struct SubM {
+    /// Server id.
+    pub id: i64,
+    /// State.
+    pub status: SubSt,
+    /// Included upgrades left this period.
+    pub credits: i64,
+    /// Ends at the end of the paid period.
+    pub cancel_at_end: bool,
+}
+
+impl SubM {
+    fn live(&self) -> bool {
+        self.status != SubSt::Ended
+    }
 }
 
 /// A bounty's state in the model.
@@ -383,6 +446,8 @@ pub struct Model {
     pub onboarded: Vec<Payee>,
     /// Events sent so far (for redelivery).
     pub events: Vec<Value>,
+    /// Each actor's latest subscription to the case's plan.
+    pub subs: BTreeMap<Actor, SubM>,
 }
 
 /// A predicted response status.
@@ -417,6 +482,12 @@ fn split(amount: i64) -> (i64, i64, i64) {
     let platform = amount * PLATFORM_BPS / 10_000;
     let project = amount * COMMISSION_BPS / 10_000;
     (amount - platform - project, project, platform)
+}
+
+/// How a paid subscription period splits: (project, platform).
+fn period_split(amount: i64) -> (i64, i64) {
+    let platform = amount * PLATFORM_BPS / 10_000;
+    (amount - platform, platform)
 }
 
 impl Model {
@@ -472,6 +543,14 @@ impl Model {
                 }
             }
             Op::Expire { bounty: i } => bounty(i).is_some_and(|b| b.has_expiry),
+            // Plans are exercised on the sandbox, where payments settle.
+            Op::Subscribe { .. } | Op::Upgrade { .. } => !self.webhook_mode,
+            Op::CancelSub { of, .. } => !self.webhook_mode && self.subs.contains_key(of),
+            Op::Renew { of, .. } => self.subs.get(of).is_some_and(|s| s.status == SubSt::Active),
+            Op::Lapse { of } => self
+                .subs
+                .get(of)
+                .is_some_and(|s| s.status == SubSt::PastDue),
             _ => true,
         }
     }
@@ -656,6 +735,33 @@ impl Model {
                 }
             }
             Op::Reinstate { .. } => Is(200),
+            Op::Subscribe { actor } => {
+                if self.subs.get(actor).is_some_and(SubM::live) {
+                    Is(409)
+                } else {
+                    Is(201)
+                }
+            }
+            Op::CancelSub { actor, of } => {
+                if actor != of {
+                    Is(404)
+                } else if self.subs[of].live() {
+                    Is(200)
+                } else {
+                    Is(409)
+                }
+            }
+            Op::Renew { .. } | Op::Lapse { .. } => Is(200),
+            Op::Upgrade { actor, ticket } => {
+                let t = &self.tickets[*ticket];
+                if *actor != t.requester {
+                    Is(403)
+                } else if !matches!(t.status, St::Open | St::Claimed) || t.upgraded {
+                    Is(409)
+                } else {
+                    Is(200)
+                }
+            }
             Op::Webhook(_) => Is(200),
             Op::AutoAccept { .. } | Op::AutoClose { .. } | Op::Expire { .. } | Op::Payouts => {
                 Is(200)
@@ -860,6 +966,32 @@ impl Model {
                     }
                 }
             }
+            Op::CancelSub { of, .. } if ok => {
+                let s = self.subs.get_mut(of).expect("applicable");
+                if s.status == SubSt::Active {
+                    s.cancel_at_end = true;
+                } else {
+                    s.status = SubSt::Ended;
+                    s.credits = 0;
+                }
+            }
+            Op::Renew { of, declined } => {
+                let s = self.subs.get_mut(of).expect("applicable");
+                if s.cancel_at_end {
+                    s.status = SubSt::Ended;
+                    s.credits = 0;
+                } else if *declined {
+                    s.status = SubSt::PastDue;
+                } else {
+                    s.credits = PLAN_UPGRADES;
+                    self.period_paid();
+                }
+            }
+            Op::Lapse { of } => {
+                let s = self.subs.get_mut(of).expect("applicable");
+                s.status = SubSt::Ended;
+                s.credits = 0;
+            }
             Op::Payouts => {
                 for p in self.onboarded.clone() {
                     if let Some(v) = self.payable.get_mut(&p) {
@@ -871,6 +1003,13 @@ impl Model {
             }
             _ => {}
         }
+    }
+
+    /// A subscription period was paid: the project and the platform earn.
+    fn period_paid(&mut self) {
+        let (project, platform) = period_split(PLAN_PRICE);
+        *self.payable.entry(Payee::Project).or_default() += project;
+        *self.payable.entry(Payee::Platform).or_default() += platform;
     }
 
     fn apply_hook(&mut self, h: &Hook) {
@@ -994,6 +1133,14 @@ pub fn generate(rng: &mut StdRng, m: &Model) -> Op {
     ];
     if m.webhook_mode {
         weights.push((16, 13));
+    } else {
+        weights.extend([
+            (3, 18), // subscribe
+            (2, 19), // cancel a subscription
+            (3, 20), // renewal
+            (2, 21), // lapse
+            (4, 22), // upgrade
+        ]);
     }
     let total: u32 = weights.iter().map(|w| w.0).sum();
     let mut roll = rng.gen_range(0..total);
@@ -1105,7 +1252,41 @@ pub fn generate(rng: &mut StdRng, m: &Model) -> Op {
         16 => Op::Expire {
             bounty: pick_bounty(rng, m, |b| b.has_expiry && b.status == BSt::Funded),
         },
-        _ => Op::Payouts,
+        17 => Op::Payouts,
+        18 => {
+            let likely = REQUESTERS[rng.gen_range(0..TICKETS)];
+            Op::Subscribe {
+                actor: actor_or(rng, Some(likely)),
+            }
+        }
+        19 => {
+            let of = subscriber(rng, m);
+            Op::CancelSub {
+                actor: actor_or(rng, Some(of)),
+                of,
+            }
+        }
+        20 => Op::Renew {
+            of: subscriber(rng, m),
+            declined: rng.gen_bool(0.3),
+        },
+        21 => Op::Lapse {
+            of: subscriber(rng, m),
+        },
+        _ => Op::Upgrade {
+            actor: actor_or(rng, Some(t.requester)),
+            ticket,
+        },
+    }
+}
+
+/// Someone who subscribed, when anyone did.
+fn subscriber(rng: &mut StdRng, m: &Model) -> Actor {
+    let who: Vec<Actor> = m.subs.keys().copied().collect();
+    if who.is_empty() {
+        Actor::Requester
+    } else {
+        who[rng.gen_range(0..who.len())]
     }
 }
 
@@ -1212,6 +1393,7 @@ struct Failure {
 struct CaseCtx {
     slug: String,
     project_id: i64,
+    plan_id: i64,
 }
 
 impl Harness {
@@ -1313,9 +1495,28 @@ impl Harness {
                 resolver: None,
                 accept_due: false,
                 stale: false,
+                upgraded: false,
             });
         }
-        let ctx = CaseCtx { slug, project_id };
+        let plan_id = self
+            .app
+            .post(
+                &format!("/api/v1/projects/{slug}/plans"),
+                json!({"kind": "monthly", "name": "Team", "price": {"amount": PLAN_PRICE, "currency": "usd"},
+                       "included_upgrades": PLAN_UPGRADES,
+                       "upgrade_price": {"amount": PLAN_UPGRADE_PRICE, "currency": "usd"}}),
+                Some(&owner.access),
+            )
+            .await
+            .expect(201)
+            .body["id"]
+            .as_i64()
+            .expect("plan id");
+        let ctx = CaseCtx {
+            slug,
+            project_id,
+            plan_id,
+        };
         let mut model = Model {
             webhook_mode: self.webhook_mode,
             tickets: tickets_m,
@@ -1325,6 +1526,7 @@ impl Harness {
             payable: BTreeMap::new(),
             onboarded: vec![Payee::User(Actor::H1), Payee::Project],
             events: Vec::new(),
+            subs: BTreeMap::new(),
         };
         for p in self.payees() {
             let v = self.payee_available(&ctx, p);
@@ -1635,6 +1837,50 @@ impl Harness {
                 self.run_general_jobs()?;
                 return Ok((200, Value::Null));
             }
+            Op::Subscribe { actor } => post(
+                format!("/api/v1/projects/{}/subscriptions", ctx.slug),
+                json!({"plan_id": ctx.plan_id, "context": "professional"}),
+                *actor,
+            ),
+            Op::CancelSub { actor, of } => post(
+                format!("/api/v1/subscriptions/{}/cancel", m.subs[of].id),
+                json!({}),
+                *actor,
+            ),
+            Op::Renew { of, declined } => {
+                use guildhall::db::schema::subscriptions as su;
+                let past = chrono::Utc::now().naive_utc() - chrono::Duration::minutes(1);
+                diesel::update(su::table.find(m.subs[of].id))
+                    .set(su::period_end.eq(Some(past)))
+                    .execute(&mut *self.app.conn())
+                    .map_err(|e| format!("backdate: {e}"))?;
+                let done = if *declined {
+                    guildhall::domain::plans::renew_due(&self.app.pool, &crate::util::Declining)
+                } else {
+                    guildhall::domain::plans::renew_due(
+                        &self.app.pool,
+                        &guildhall::payments::Sandbox,
+                    )
+                };
+                done.map_err(|e| format!("renewal job: {e}"))?;
+                return Ok((200, Value::Null));
+            }
+            Op::Lapse { of } => {
+                use guildhall::db::schema::subscriptions as su;
+                let past = chrono::Utc::now().naive_utc() - chrono::Duration::minutes(1);
+                diesel::update(su::table.find(m.subs[of].id))
+                    .set(su::grace_until.eq(Some(past)))
+                    .execute(&mut *self.app.conn())
+                    .map_err(|e| format!("backdate: {e}"))?;
+                guildhall::domain::plans::renew_due(&self.app.pool, &guildhall::payments::Sandbox)
+                    .map_err(|e| format!("renewal job: {e}"))?;
+                return Ok((200, Value::Null));
+            }
+            Op::Upgrade { actor, ticket } => post(
+                format!("/api/v1/tickets/{}/upgrade", tid(ticket)),
+                json!({}),
+                *actor,
+            ),
             Op::Payouts => {
                 let gateway = self.app.state.gateway.clone();
                 guildhall::domain::payouts::run(&self.app.pool, gateway.as_ref(), 1)
@@ -1683,6 +1929,64 @@ impl Harness {
                     payment_id: if m.webhook_mode { payment_id } else { None },
                 });
                 if !m.webhook_mode {
+                    let i = m.bounties.len() - 1;
+                    m.arrived(i);
+                }
+            }
+            Op::Subscribe { actor } => {
+                let id = body["subscription"]["id"]
+                    .as_i64()
+                    .ok_or_else(|| format!("no subscription id in {body}"))?;
+                m.subs.insert(
+                    *actor,
+                    SubM {
+                        id,
+                        status: SubSt::Active,
+                        credits: PLAN_UPGRADES,
+                        cancel_at_end: false,
+                    },
+                );
+                m.period_paid();
+            }
+            Op::Upgrade { actor, ticket } => {
+                let live = m.subs.get(actor).filter(|s| s.live()).cloned();
+                let included = live.as_ref().is_some_and(|s| s.credits > 0);
+                let via = body["via"].as_str().unwrap_or("?");
+                if via != if included { "included" } else { "paid" } {
+                    return Err(format!(
+                        "upgrade went {via}, the model expected included: {included}"
+                    ));
+                }
+                if included {
+                    if let Some(s) = m.subs.get_mut(actor) {
+                        s.credits -= 1;
+                    }
+                    m.tickets[*ticket].upgraded = true;
+                } else {
+                    let amount = if live.is_some() {
+                        PLAN_UPGRADE_PRICE
+                    } else {
+                        PAYG_UPGRADE_PRICE
+                    };
+                    let id = body["bounty"]["id"]
+                        .as_i64()
+                        .ok_or_else(|| format!("no bounty id in {body}"))?;
+                    if body["bounty"]["amount"]["amount"].as_i64() != Some(amount) {
+                        return Err(format!("upgrade bounty {body}, expected {amount}"));
+                    }
+                    m.bounties.push(BountyM {
+                        id,
+                        ticket: *ticket,
+                        amount,
+                        status: BSt::Pending,
+                        held: 0,
+                        refunded: 0,
+                        dispute: None,
+                        has_expiry: false,
+                        expired: false,
+                        bid: None,
+                        payment_id: None,
+                    });
                     let i = m.bounties.len() - 1;
                     m.arrived(i);
                 }
@@ -1866,6 +2170,52 @@ impl Harness {
                 "GET /me/balance differs from the model",
                 format!("H1 sees available {shown}, model {want}"),
             );
+        }
+        // Subscriptions: state and credits as the model says.
+        for (who, sm) in &m.subs {
+            let mut conn = self.app.conn();
+            let row = guildhall::domain::plans::get_subscription(&mut conn, sm.id)
+                .map_err(|e| ("subscription read".to_owned(), e.to_string()))?;
+            let credits = guildhall::domain::plans::credits_left(&mut conn, &row)
+                .map_err(|e| ("subscription read".to_owned(), e.to_string()))?
+                .0;
+            let status_ok = match sm.status {
+                SubSt::Active => row.status == "active",
+                SubSt::PastDue => row.status == "past_due",
+                SubSt::Ended => matches!(row.status.as_str(), "cancelled" | "lapsed"),
+            };
+            if !status_ok || row.cancel_at_period_end != sm.cancel_at_end {
+                bad!(
+                    "subscription state differs from the model",
+                    format!(
+                        "{who:?}'s subscription: server {} (cancel at end: {}), model {sm:?}",
+                        row.status, row.cancel_at_period_end
+                    ),
+                );
+            }
+            if credits != sm.credits {
+                bad!(
+                    "subscription credits differ from the model",
+                    format!("{who:?}: {credits} upgrades left, model {}", sm.credits),
+                );
+            }
+        }
+        for (i, tm) in m.tickets.iter().enumerate() {
+            let upgraded: Option<chrono::NaiveDateTime> = tickets::table
+                .find(tm.id)
+                .select(tickets::upgraded_at)
+                .first(&mut *self.app.conn())
+                .map_err(|e| ("ticket read".to_owned(), e.to_string()))?;
+            if upgraded.is_some() != tm.upgraded {
+                bad!(
+                    "upgrade differs from the model",
+                    format!(
+                        "ticket {i}: upgraded {}, model {}",
+                        upgraded.is_some(),
+                        tm.upgraded
+                    ),
+                );
+            }
         }
         // Bounties: none unknown, each in the predicted state.
         let mut conn = self.app.conn();

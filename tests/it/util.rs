@@ -6,7 +6,7 @@ use diesel::connection::SimpleConnection;
 use diesel::Connection;
 use guildhall::config::{Config, Secret};
 use guildhall::db::{self, DbPool};
-use guildhall::payments::{Payment, PaymentGateway, PaymentRequest, PaymentStatus};
+use guildhall::payments::{Payment, PaymentGateway, PaymentRequest, PaymentStatus, Sandbox};
 use guildhall::state::AppState;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -599,6 +599,41 @@ impl PaymentGateway for AwaitingWebhook {
         key: &str,
     ) -> anyhow::Result<String> {
         Ok(format!("tr_{destination}_{key}"))
+    }
+}
+
+/// A gateway whose charges are refused, as a card is declined: the
+/// sandbox's name, so what it refused can succeed later through it.
+pub struct Declining;
+
+impl PaymentGateway for Declining {
+    fn name(&self) -> &'static str {
+        "sandbox"
+    }
+    fn test_money(&self) -> bool {
+        true
+    }
+    fn create_payment(&self, req: &PaymentRequest) -> anyhow::Result<Payment> {
+        let p = Sandbox.create_payment(req)?;
+        Ok(Payment {
+            status: PaymentStatus::Failed,
+            ..p
+        })
+    }
+    fn refund(&self, p: &str, a: Option<i64>, k: &str) -> anyhow::Result<String> {
+        Sandbox.refund(p, a, k)
+    }
+    fn create_payout_account(&self, k: &str) -> anyhow::Result<String> {
+        Sandbox.create_payout_account(k)
+    }
+    fn onboarding_link(&self, a: &str) -> anyhow::Result<String> {
+        Sandbox.onboarding_link(a)
+    }
+    fn payout_account_ready(&self, a: &str) -> anyhow::Result<bool> {
+        Sandbox.payout_account_ready(a)
+    }
+    fn transfer(&self, a: i64, c: &str, d: &str, g: &str, k: &str) -> anyhow::Result<String> {
+        Sandbox.transfer(a, c, d, g, k)
     }
 }
 

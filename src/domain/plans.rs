@@ -1,0 +1,1365 @@
+//! What a project sells: plans, the subscriptions to them and their paid
+//! periods, and the credits a period includes.
+//!
+//! * **Pay as you go** is always offered and is no row: a ticket is moved up
+//!   the queue by a bounty of the project's `upgrade_price`.
+//! * A **monthly** plan has a minimum price (a subscriber may pay more),
+//!   included ticket upgrades and consulting hours per month, and a price for
+//!   further upgrades. An **enterprise** plan is booked in terms of 6 (or 12)
+//!   months, paid at the start of each term, with a guaranteed first
+//!   response in business hours and a service credit per breach.
+//! * A subscription keeps the terms it was taken at (price, discount,
+//!   platform fee); a plan's later change applies from the next period.
+//! * Each period is charged through the payment gateway (idempotency key
+//!   `subscription_period:{id}`) and booked exactly once however often the
+//!   gateway reports it: gateway clearing → the project's revenue and the
+//!   platform's fee, and the period's credits issued to the subscription's
+//!   credit accounts (units [`ledger::CREDIT_UPGRADES`] and
+//!   [`ledger::CREDIT_CONSULTING_MINUTES`]). What is left of a period's
+//!   credits expires when the next begins or the subscription ends.
+//! * A failed renewal leaves the subscription `past_due` with the plan kept
+//!   for [`GRACE_DAYS`]; then it lapses to pay as you go. Money that arrives
+//!   for a subscription that already ended is booked and returned at once.
+//!   Nothing already paid is taken back by a cancellation: the plan runs to
+//!   the end of the paid period.
+
+use crate::db::schema::{
+    floss_proofs, plans, subscription_periods as periods, subscriptions as subs, tickets,
+};
+use crate::db::{write_tx, DbConnection, DbPool};
+use crate::domain::money::CollectError;
+use crate::domain::now;
+use crate::domain::projects::{self as project_domain, Project};
+use crate::error::{AppError, AppResult, ErrorCode, FieldError};
+use crate::ledger::{self, AccountKind, NewTransfer, TransferKind};
+use crate::payments::{Payment, PaymentGateway, PaymentRequest, PaymentStatus};
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use guildhall_jobs::BackgroundJob as _;
+
+/// Smallest monthly price and upgrade price, minor units.
+pub const MIN_PRICE: i64 = 100;
+/// Largest monthly price and upgrade price, minor units.
+pub const MAX_PRICE: i64 = 10_000_000;
+/// Plans one project may offer.
+pub const MAX_PLANS: i64 = 20;
+/// Days a subscription whose renewal failed keeps its plan.
+pub const GRACE_DAYS: i64 = 7;
+/// How long a FLOSS proof holds before it is checked again.
+pub const PROOF_VALID_DAYS: i64 = 365;
+/// The contexts a requester subscribes in.
+pub const CONTEXTS: [&str; 3] = ["professional", "personal", "floss"];
+/// Subscription states in which the plan applies.
+pub const LIVE: [&str; 2] = ["active", "past_due"];
+
+/// A row of `plans`.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = plans)]
+pub struct Plan {
+    /// Id.
+    pub id: i64,
+    /// Project.
+    pub project_id: i64,
+    /// `monthly` or `enterprise`.
+    pub kind: String,
+    /// Shown to buyers.
+    pub name: String,
+    /// Smallest monthly price, minor units.
+    pub price: i64,
+    /// The project's currency.
+    pub currency: String,
+    /// Ticket upgrades included per month.
+    pub included_upgrades: i32,
+    /// Price of a further upgrade; `None`: the project's.
+    pub upgrade_price: Option<i64>,
+    /// Consulting hours included per month.
+    pub consulting_hours: i32,
+    /// Enterprise: first response guaranteed within, business hours.
+    pub response_hours: Option<i32>,
+    /// Months booked and paid at a time.
+    pub term_months: i32,
+    /// Discount for requesters working for another open-source project.
+    pub floss_discount_pct: i32,
+    /// Enterprise: share of a month's fee credited per breached ticket.
+    pub service_credit_pct: i32,
+    /// Maintainer who made it.
+    pub created_by: i64,
+    /// Created.
+    pub created_at: NaiveDateTime,
+}
+
+/// A plan as a maintainer asks for it; absent values take the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct NewPlan {
+    /// `monthly` or `enterprise`.
+    pub kind: String,
+    /// Shown to buyers, 1–80 characters.
+    pub name: String,
+    /// Smallest monthly price, minor units.
+    pub price: i64,
+    /// Must be the project's.
+    pub currency: String,
+    /// 0–1000 per month (default 0).
+    pub included_upgrades: Option<i32>,
+    /// Price and currency of a further upgrade.
+    pub upgrade_price: Option<(i64, String)>,
+    /// 0–160 per month (default 0).
+    pub consulting_hours: Option<i32>,
+    /// Enterprise only, required: 1–720 business hours.
+    pub response_hours: Option<i32>,
+    /// Monthly: 1; enterprise: 6 (default) or 12.
+    pub term_months: Option<i32>,
+    /// 0–90 (default 0).
+    pub floss_discount_pct: Option<i32>,
+    /// Enterprise only: 0–100 (default 10).
+    pub service_credit_pct: Option<i32>,
+}
+
+fn check_range<T: PartialOrd + std::fmt::Display + Copy>(
+    errors: &mut Vec<FieldError>,
+    field: &str,
+    value: Option<T>,
+    range: std::ops::RangeInclusive<T>,
+) {
+    if let Some(v) = value {
+        if !range.contains(&v) {
+            errors.push(FieldError::new(
+                field,
+                format!(
+                    "must be between {} and {} (got {v})",
+                    range.start(),
+                    range.end()
+                ),
+            ));
+        }
+    }
+}
+
+/// Checks every field of `new` for `project`, naming each bad one.
+fn validate(new: &NewPlan, project: &Project) -> Result<(), AppError> {
+    let mut errors = Vec::new();
+    let enterprise = match new.kind.as_str() {
+        "monthly" => false,
+        "enterprise" => true,
+        _ => {
+            errors.push(FieldError::new(
+                "kind",
+                "must be monthly or enterprise (pay as you go is always offered)",
+            ));
+            false
+        }
+    };
+    let name = new.name.trim();
+    if name.is_empty() || name.chars().count() > 80 || name.chars().any(char::is_control) {
+        errors.push(FieldError::new(
+            "name",
+            "must be 1 to 80 characters without control characters",
+        ));
+    }
+    check_range(
+        &mut errors,
+        "price.amount",
+        Some(new.price),
+        MIN_PRICE..=MAX_PRICE,
+    );
+    if new.currency != project.currency {
+        errors.push(FieldError::new(
+            "price.currency",
+            format!("this project is paid in {}", project.currency),
+        ));
+    }
+    check_range(
+        &mut errors,
+        "included_upgrades",
+        new.included_upgrades,
+        0..=1000,
+    );
+    if let Some((amount, currency)) = &new.upgrade_price {
+        check_range(
+            &mut errors,
+            "upgrade_price.amount",
+            Some(*amount),
+            MIN_PRICE..=MAX_PRICE,
+        );
+        if *currency != project.currency {
+            errors.push(FieldError::new(
+                "upgrade_price.currency",
+                format!("this project is paid in {}", project.currency),
+            ));
+        }
+    }
+    check_range(
+        &mut errors,
+        "consulting_hours",
+        new.consulting_hours,
+        0..=160,
+    );
+    check_range(
+        &mut errors,
+        "floss_discount_pct",
+        new.floss_discount_pct,
+        0..=90,
+    );
+    if enterprise {
+        match new.response_hours {
+            None => errors.push(FieldError::new(
+                "response_hours",
+                "an enterprise plan guarantees a first response: 1 to 720 business hours",
+            )),
+            r => check_range(&mut errors, "response_hours", r, 1..=720),
+        }
+        if new.term_months.is_some_and(|m| m != 6 && m != 12) {
+            errors.push(FieldError::new(
+                "term_months",
+                "an enterprise plan is booked in terms of 6 or 12 months",
+            ));
+        }
+        check_range(
+            &mut errors,
+            "service_credit_pct",
+            new.service_credit_pct,
+            0..=100,
+        );
+    } else if new.kind == "monthly" {
+        if new.response_hours.is_some() {
+            errors.push(FieldError::new(
+                "response_hours",
+                "only an enterprise plan guarantees a response time",
+            ));
+        }
+        if new.term_months.is_some_and(|m| m != 1) {
+            errors.push(FieldError::new(
+                "term_months",
+                "a monthly plan is booked a month at a time",
+            ));
+        }
+        if new.service_credit_pct.is_some_and(|p| p != 0) {
+            errors.push(FieldError::new(
+                "service_credit_pct",
+                "only an enterprise plan has service credits",
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::Validation(errors))
+    }
+}
+
+/// Publishes a plan of `project` (its maintainers only). 422 names every bad
+/// field; 409 for a second plan of the same name or past [`MAX_PLANS`].
+pub fn create_plan(
+    conn: &mut DbConnection,
+    project: &Project,
+    user: i64,
+    new: &NewPlan,
+) -> AppResult<Plan> {
+    project_domain::require_maintainer(conn, project.id, user)?;
+    validate(new, project)?;
+    let enterprise = new.kind == "enterprise";
+    write_tx(conn, |conn| {
+        let count: i64 = plans::table
+            .filter(plans::project_id.eq(project.id))
+            .count()
+            .get_result(conn)?;
+        if count >= MAX_PLANS {
+            return Err(AppError::conflict(
+                ErrorCode::Conflict,
+                format!("a project offers at most {MAX_PLANS} plans"),
+            ));
+        }
+        let id: i64 = diesel::insert_into(plans::table)
+            .values((
+                plans::project_id.eq(project.id),
+                plans::kind.eq(&new.kind),
+                plans::name.eq(new.name.trim()),
+                plans::price.eq(new.price),
+                plans::currency.eq(&new.currency),
+                plans::included_upgrades.eq(new.included_upgrades.unwrap_or(0)),
+                plans::upgrade_price.eq(new.upgrade_price.as_ref().map(|(a, _)| *a)),
+                plans::consulting_hours.eq(new.consulting_hours.unwrap_or(0)),
+                plans::response_hours.eq(new.response_hours),
+                plans::term_months.eq(new.term_months.unwrap_or(if enterprise { 6 } else { 1 })),
+                plans::floss_discount_pct.eq(new.floss_discount_pct.unwrap_or(0)),
+                plans::service_credit_pct.eq(new.service_credit_pct.unwrap_or(if enterprise {
+                    10
+                } else {
+                    0
+                })),
+                plans::created_by.eq(user),
+                plans::created_at.eq(now()),
+            ))
+            .returning(plans::id)
+            .get_result(conn)
+            .map_err(|e| match e {
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                ) => AppError::conflict(
+                    ErrorCode::Conflict,
+                    "the project already has a plan of this name",
+                ),
+                e => e.into(),
+            })?;
+        Ok(get_plan(conn, id)?)
+    })
+}
+
+/// A plan by id.
+pub fn get_plan(conn: &mut DbConnection, id: i64) -> QueryResult<Plan> {
+    plans::table.find(id).select(Plan::as_select()).first(conn)
+}
+
+/// The project's plans: monthly ones first, then enterprise, each cheapest
+/// first.
+pub fn list_plans(conn: &mut DbConnection, project_id: i64) -> QueryResult<Vec<Plan>> {
+    plans::table
+        .filter(plans::project_id.eq(project_id))
+        .order((plans::kind.desc(), plans::price, plans::id))
+        .select(Plan::as_select())
+        .load(conn)
+}
+
+/// A row of `subscriptions`.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = subs)]
+pub struct Subscription {
+    /// Id.
+    pub id: i64,
+    /// Plan.
+    pub plan_id: i64,
+    /// Project.
+    pub project_id: i64,
+    /// Who pays.
+    pub subscriber_id: i64,
+    /// `professional`, `personal` or `floss`.
+    pub context: String,
+    /// Monthly price chosen (before the discount), minor units.
+    pub monthly_price: i64,
+    /// Currency.
+    pub currency: String,
+    /// FLOSS discount, percent.
+    pub discount_pct: i32,
+    /// Platform fee, basis points.
+    pub platform_bps: i32,
+    /// `pending_payment`, `active`, `past_due`, `cancelled`, `lapsed` or
+    /// `failed`.
+    pub status: String,
+    /// Gateway name.
+    pub gateway: String,
+    /// The period being served (0 before the first is paid).
+    pub current_period: i32,
+    /// Start of the period being served.
+    pub period_start: Option<NaiveDateTime>,
+    /// End of the period being served.
+    pub period_end: Option<NaiveDateTime>,
+    /// A `past_due` subscription lapses then.
+    pub grace_until: Option<NaiveDateTime>,
+    /// Ends when the paid period ends.
+    pub cancel_at_period_end: bool,
+    /// The request that made it.
+    pub request_key: Option<String>,
+    /// Created.
+    pub created_at: NaiveDateTime,
+    /// Ended (cancelled, lapsed or failed).
+    pub ended_at: Option<NaiveDateTime>,
+}
+
+impl Subscription {
+    /// Whether the plan applies now.
+    pub fn is_live(&self) -> bool {
+        LIVE.contains(&self.status.as_str())
+    }
+}
+
+/// A row of `subscription_periods`.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = periods)]
+pub struct Period {
+    /// Id.
+    pub id: i64,
+    /// Subscription.
+    pub subscription_id: i64,
+    /// 1, 2, …
+    pub number: i32,
+    /// Starts.
+    pub starts_at: NaiveDateTime,
+    /// Ends.
+    pub ends_at: NaiveDateTime,
+    /// Charged for it, minor units.
+    pub amount: i64,
+    /// `pending_payment`, `paid`, `failed` or `refunded`.
+    pub status: String,
+    /// Gateway's payment id.
+    pub payment_id: Option<String>,
+    /// The project's part of a paid period.
+    pub project_amount: i64,
+    /// The platform's fee.
+    pub platform_amount: i64,
+    /// Upgrades included.
+    pub upgrades_granted: i32,
+    /// Consulting minutes included.
+    pub consulting_minutes_granted: i32,
+    /// Created.
+    pub created_at: NaiveDateTime,
+    /// Paid.
+    pub paid_at: Option<NaiveDateTime>,
+    /// The gateway's refund id (a period paid after its subscription ended).
+    pub refund_id: Option<String>,
+}
+
+/// What a period costs: the monthly price for each month of the term, less
+/// the discount (floored).
+pub fn period_amount(monthly_price: i64, term_months: i32, discount_pct: i32) -> Option<i64> {
+    let gross = i128::from(monthly_price) * i128::from(term_months);
+    i64::try_from(gross * i128::from(100 - discount_pct) / 100).ok()
+}
+
+/// `at` plus `months` calendar months (the last day of a shorter month when
+/// the day does not exist).
+pub fn add_months(at: NaiveDateTime, months: i32) -> NaiveDateTime {
+    at.checked_add_months(chrono::Months::new(months.unsigned_abs()))
+        .unwrap_or(at)
+}
+
+/// Whether `user` holds a FLOSS proof checked within the last year.
+pub fn has_floss_proof(conn: &mut DbConnection, user: i64) -> QueryResult<bool> {
+    let since = now() - chrono::Duration::days(PROOF_VALID_DAYS);
+    let n: i64 = floss_proofs::table
+        .filter(floss_proofs::user_id.eq(user))
+        .filter(floss_proofs::checked_at.ge(since))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+/// A subscription by id.
+pub fn get_subscription(conn: &mut DbConnection, id: i64) -> QueryResult<Subscription> {
+    subs::table
+        .find(id)
+        .select(Subscription::as_select())
+        .first(conn)
+}
+
+/// A period by subscription and number.
+pub fn period(conn: &mut DbConnection, sub: i64, number: i32) -> QueryResult<Option<Period>> {
+    periods::table
+        .filter(periods::subscription_id.eq(sub))
+        .filter(periods::number.eq(number))
+        .select(Period::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// What a subscriber asks for.
+#[derive(Debug, Clone)]
+pub struct SubscribeRequest {
+    /// Plan.
+    pub plan_id: i64,
+    /// `professional`, `personal` or `floss`.
+    pub context: String,
+    /// A monthly price above the plan's minimum, if they wish.
+    pub price: Option<i64>,
+}
+
+/// Subscribes `user` to a plan and charges its first period. With a gateway
+/// that settles at once (the sandbox) it is active on return. The request
+/// key makes a retry carry on with the same subscription and payment.
+pub fn subscribe(
+    pool: &DbPool,
+    gateway: &dyn PaymentGateway,
+    platform_bps: i32,
+    user: i64,
+    req: &SubscribeRequest,
+    request_key: Option<&str>,
+) -> AppResult<(Subscription, Payment)> {
+    let period_id = {
+        let mut conn = pool.get()?;
+        let conn = &mut *conn;
+        let existing = match request_key {
+            Some(key) => subs::table
+                .filter(subs::subscriber_id.eq(user))
+                .filter(subs::request_key.eq(key))
+                .select(Subscription::as_select())
+                .first(conn)
+                .optional()?,
+            None => None,
+        };
+        match existing {
+            Some(s) if s.plan_id == req.plan_id && s.context == req.context => {
+                project_domain::require_verified_for_live(
+                    conn,
+                    !gateway.test_money(),
+                    s.project_id,
+                )?;
+                period(conn, s.id, 1)?
+                    .ok_or_else(|| AppError::internal(anyhow::anyhow!("no first period")))?
+                    .id
+            }
+            Some(_) => return Err(crate::domain::money::key_reused()),
+            None => create_subscription(conn, gateway, platform_bps, user, req, request_key)?,
+        }
+    };
+    collect_period(pool, gateway, period_id).map_err(|e| match e {
+        CollectError::Gateway(e) => {
+            tracing::warn!(period = period_id, error = %e, "payment gateway refused a subscription");
+            AppError::conflict(ErrorCode::PaymentFailed, "the payment could not be created")
+        }
+        CollectError::App(e) => e,
+    })
+}
+
+fn create_subscription(
+    conn: &mut DbConnection,
+    gateway: &dyn PaymentGateway,
+    platform_bps: i32,
+    user: i64,
+    req: &SubscribeRequest,
+    request_key: Option<&str>,
+) -> AppResult<i64> {
+    let plan = match get_plan(conn, req.plan_id).optional()? {
+        Some(p) => p,
+        None => return Err(AppError::field("plan_id", "no such plan")),
+    };
+    project_domain::require_verified_for_live(conn, !gateway.test_money(), plan.project_id)?;
+    if !CONTEXTS.contains(&req.context.as_str()) {
+        return Err(AppError::field(
+            "context",
+            "must be professional, personal or floss",
+        ));
+    }
+    let floss = req.context == "floss";
+    if floss && !has_floss_proof(conn, user)? {
+        return Err(AppError::conflict(
+            ErrorCode::FlossProofRequired,
+            "the FLOSS discount needs proof through GitHub that you maintain a public repository under an OSI licence: prove it at /me/floss",
+        ));
+    }
+    let monthly = req.price.unwrap_or(plan.price);
+    if monthly < plan.price || monthly > MAX_PRICE {
+        return Err(AppError::field(
+            "price",
+            format!(
+                "must be between the plan's price of {} and {MAX_PRICE} minor units",
+                plan.price
+            ),
+        ));
+    }
+    let discount = if floss { plan.floss_discount_pct } else { 0 };
+    let amount = period_amount(monthly, plan.term_months, discount)
+        .filter(|a| *a > 0)
+        .ok_or_else(|| AppError::field("price", "is out of range"))?;
+    let start = now();
+    write_tx(conn, |conn| {
+        let id: i64 = diesel::insert_into(subs::table)
+            .values((
+                subs::plan_id.eq(plan.id),
+                subs::project_id.eq(plan.project_id),
+                subs::subscriber_id.eq(user),
+                subs::context.eq(&req.context),
+                subs::monthly_price.eq(monthly),
+                subs::currency.eq(&plan.currency),
+                subs::discount_pct.eq(discount),
+                subs::platform_bps.eq(platform_bps),
+                subs::status.eq("pending_payment"),
+                subs::gateway.eq(gateway.name()),
+                subs::current_period.eq(0),
+                subs::cancel_at_period_end.eq(false),
+                subs::request_key.eq(request_key),
+                subs::created_at.eq(start),
+            ))
+            .returning(subs::id)
+            .get_result(conn)
+            .map_err(|e| match e {
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                ) => AppError::conflict(
+                    ErrorCode::AlreadySubscribed,
+                    "you already have a subscription to this project; cancel it first",
+                ),
+                e => e.into(),
+            })?;
+        Ok(insert_period(conn, id, 1, start, &plan, amount)?)
+    })
+}
+
+fn insert_period(
+    conn: &mut DbConnection,
+    sub: i64,
+    number: i32,
+    starts_at: NaiveDateTime,
+    plan: &Plan,
+    amount: i64,
+) -> QueryResult<i64> {
+    diesel::insert_into(periods::table)
+        .values((
+            periods::subscription_id.eq(sub),
+            periods::number.eq(number),
+            periods::starts_at.eq(starts_at),
+            periods::ends_at.eq(add_months(starts_at, plan.term_months)),
+            periods::amount.eq(amount),
+            periods::status.eq("pending_payment"),
+            periods::upgrades_granted.eq(plan.included_upgrades * plan.term_months),
+            periods::consulting_minutes_granted.eq(plan.consulting_hours * 60 * plan.term_months),
+            periods::created_at.eq(now()),
+        ))
+        .returning(periods::id)
+        .get_result(conn)
+}
+
+/// Asks the gateway to collect a `pending_payment` period (idempotency key
+/// `subscription_period:{id}`), records the payment, and books it at once
+/// when it already succeeded; a refusal marks it failed. No connection is
+/// held during the gateway call.
+pub fn collect_period(
+    pool: &DbPool,
+    gateway: &dyn PaymentGateway,
+    period_id: i64,
+) -> Result<(Subscription, Payment), CollectError> {
+    let (p, sub) = {
+        let mut conn = pool.get()?;
+        let p: Period = periods::table
+            .find(period_id)
+            .select(Period::as_select())
+            .first(&mut *conn)
+            .map_err(AppError::from)?;
+        let sub = get_subscription(&mut conn, p.subscription_id).map_err(AppError::from)?;
+        (p, sub)
+    };
+    if p.status != "pending_payment" {
+        let status = if p.status == "failed" {
+            PaymentStatus::Failed
+        } else {
+            PaymentStatus::Succeeded
+        };
+        if status == PaymentStatus::Failed {
+            return Err(CollectError::Gateway(anyhow::anyhow!(
+                "payment of period {period_id} failed"
+            )));
+        }
+        let payment = Payment {
+            id: p.payment_id.unwrap_or_default(),
+            status,
+            client_secret: None,
+        };
+        return Ok((sub, payment));
+    }
+    let result = gateway.create_payment(&PaymentRequest {
+        amount: p.amount,
+        currency: sub.currency.clone(),
+        description: format!(
+            "Subscription #{} to project {}, period {}",
+            sub.id, sub.project_id, p.number
+        ),
+        metadata: vec![
+            ("subscription_id".into(), sub.id.to_string()),
+            ("subscription_period_id".into(), p.id.to_string()),
+        ],
+        idempotency_key: format!("subscription_period:{period_id}"),
+    });
+    let mut conn = pool.get()?;
+    let conn = &mut *conn;
+    let payment = match result {
+        Ok(p) => p,
+        Err(e) => {
+            mark_period_failed(conn, period_id)?;
+            return Err(CollectError::Gateway(e));
+        }
+    };
+    diesel::update(periods::table.find(period_id))
+        .set(periods::payment_id.eq(&payment.id))
+        .execute(conn)
+        .map_err(AppError::from)?;
+    match payment.status {
+        PaymentStatus::Succeeded => {
+            settle_period(conn, gateway.name(), &payment.id)?;
+        }
+        PaymentStatus::Failed => {
+            mark_period_failed(conn, period_id)?;
+            return Err(CollectError::Gateway(anyhow::anyhow!(
+                "payment {} failed",
+                payment.id
+            )));
+        }
+        PaymentStatus::RequiresAction | PaymentStatus::Processing => {}
+    }
+    let sub = get_subscription(conn, sub.id).map_err(AppError::from)?;
+    Ok((sub, payment))
+}
+
+fn lock_subscription(conn: &mut DbConnection, id: i64) -> QueryResult<Subscription> {
+    if let DbConnection::Pg(pg) = conn {
+        subs::table
+            .find(id)
+            .select(subs::id)
+            .for_update()
+            .first::<i64>(pg)?;
+    }
+    get_subscription(conn, id)
+}
+
+fn period_by_payment(
+    conn: &mut DbConnection,
+    gateway: &str,
+    payment_id: &str,
+) -> QueryResult<Option<Period>> {
+    periods::table
+        .inner_join(subs::table.on(subs::id.eq(periods::subscription_id)))
+        .filter(periods::payment_id.eq(payment_id))
+        .filter(subs::gateway.eq(gateway))
+        .select(Period::as_select())
+        .first(conn)
+        .optional()
+}
+
+fn credit_accounts(
+    conn: &mut DbConnection,
+    sub: &Subscription,
+    unit: &str,
+) -> QueryResult<(ledger::Account, ledger::Account)> {
+    Ok((
+        ledger::account(conn, AccountKind::CreditIssuer, Some(sub.project_id), unit)?,
+        ledger::account(conn, AccountKind::PlanCredits, Some(sub.id), unit)?,
+    ))
+}
+
+/// Returns what is left of the subscription's credits to the issuer
+/// (the period `period_id` ended, or the subscription did).
+fn expire_credits(conn: &mut DbConnection, sub: &Subscription, period_id: i64) -> AppResult<()> {
+    for unit in [ledger::CREDIT_UPGRADES, ledger::CREDIT_CONSULTING_MINUTES] {
+        let (issuer, credits) = credit_accounts(conn, sub, unit)?;
+        let left = credits.available();
+        if left > 0 {
+            ledger::apply(
+                conn,
+                &[NewTransfer {
+                    key: format!("subscription_period:{period_id}:expire:{unit}"),
+                    kind: TransferKind::Posted,
+                    debit: credits.id,
+                    credit: issuer.id,
+                    amount: left,
+                    pending_id: None,
+                    ticket_id: None,
+                    memo: format!("unused {unit} of subscription {} expired", sub.id),
+                }],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Books a succeeded period payment exactly once however often it is
+/// reported: gateway clearing → project revenue and platform fee, the
+/// period's credits issued (what was left of the previous period's
+/// expires) and the subscription active for the period. Money for a
+/// subscription that ended meanwhile is booked and returned at once.
+/// Returns whether this call did the booking.
+pub fn settle_period(conn: &mut DbConnection, gateway: &str, payment_id: &str) -> AppResult<bool> {
+    write_tx(conn, |conn| {
+        let Some(p) = period_by_payment(conn, gateway, payment_id)? else {
+            return Ok(false);
+        };
+        let sub = lock_subscription(conn, p.subscription_id)?;
+        let n = diesel::update(
+            periods::table
+                .find(p.id)
+                .filter(periods::status.eq_any(["pending_payment", "failed"])),
+        )
+        .set((periods::status.eq("paid"), periods::paid_at.eq(Some(now()))))
+        .execute(conn)?;
+        if n == 0 {
+            return Ok(false);
+        }
+        let split = ledger::split(p.amount, sub.platform_bps, 0).ok_or_else(|| {
+            AppError::internal(anyhow::anyhow!("invalid fee rate {}", sub.platform_bps))
+        })?;
+        // The project is the seller: it keeps everything but the fee.
+        let (project_part, platform_part) = (split.helper, split.platform);
+        let clearing = ledger::clearing_account(conn, gateway, &sub.currency)?;
+        let project_acct = ledger::account(
+            conn,
+            AccountKind::ProjectRevenue,
+            Some(sub.project_id),
+            &sub.currency,
+        )?;
+        let platform_acct =
+            ledger::account(conn, AccountKind::PlatformRevenue, None, &sub.currency)?;
+        let revenue: Vec<NewTransfer> = [
+            ("project", project_acct.id, project_part),
+            ("platform", platform_acct.id, platform_part),
+        ]
+        .into_iter()
+        .filter(|(_, _, part)| *part > 0)
+        .map(|(who, account, part)| NewTransfer {
+            key: format!("subscription_period:{}:{who}", p.id),
+            kind: TransferKind::Posted,
+            debit: clearing.id,
+            credit: account,
+            amount: part,
+            pending_id: None,
+            ticket_id: None,
+            memo: format!(
+                "subscription {} period {} paid: the {who}'s part",
+                sub.id, p.number
+            ),
+        })
+        .collect();
+        ledger::apply(conn, &revenue)?;
+        diesel::update(periods::table.find(p.id))
+            .set((
+                periods::project_amount.eq(project_part),
+                periods::platform_amount.eq(platform_part),
+            ))
+            .execute(conn)?;
+        let serves = matches!(
+            sub.status.as_str(),
+            "pending_payment" | "active" | "past_due"
+        ) && p.number == sub.current_period + 1;
+        if !serves {
+            tracing::warn!(
+                subscription = sub.id,
+                period = p.id,
+                status = %sub.status,
+                "payment arrived for a subscription period that no longer runs; refunding at once"
+            );
+            refund_period(
+                conn,
+                &sub,
+                &p,
+                clearing.id,
+                project_acct.id,
+                platform_acct.id,
+            )?;
+            return Ok(true);
+        }
+        if let Some(previous) = period(conn, sub.id, sub.current_period)? {
+            expire_credits(conn, &sub, previous.id)?;
+        }
+        let mut grants = Vec::new();
+        for (unit, amount) in [
+            (ledger::CREDIT_UPGRADES, i64::from(p.upgrades_granted)),
+            (
+                ledger::CREDIT_CONSULTING_MINUTES,
+                i64::from(p.consulting_minutes_granted),
+            ),
+        ] {
+            if amount > 0 {
+                let (issuer, credits) = credit_accounts(conn, &sub, unit)?;
+                grants.push(NewTransfer {
+                    key: format!("subscription_period:{}:grant:{unit}", p.id),
+                    kind: TransferKind::Posted,
+                    debit: issuer.id,
+                    credit: credits.id,
+                    amount,
+                    pending_id: None,
+                    ticket_id: None,
+                    memo: format!(
+                        "{unit} included in period {} of subscription {}",
+                        p.number, sub.id
+                    ),
+                });
+            }
+        }
+        if !grants.is_empty() {
+            ledger::apply(conn, &grants)?;
+        }
+        diesel::update(subs::table.find(sub.id))
+            .set((
+                subs::status.eq("active"),
+                subs::current_period.eq(p.number),
+                subs::period_start.eq(Some(p.starts_at)),
+                subs::period_end.eq(Some(p.ends_at)),
+                subs::grace_until.eq(None::<NaiveDateTime>),
+            ))
+            .execute(conn)?;
+        Ok(true)
+    })
+}
+
+/// Books a paid period back (revenue and fee → clearing) and queues the
+/// refund through the gateway, in the caller's transaction.
+fn refund_period(
+    conn: &mut DbConnection,
+    sub: &Subscription,
+    p: &Period,
+    clearing: i64,
+    project_acct: i64,
+    platform_acct: i64,
+) -> AppResult<()> {
+    let (project_part, platform_part): (i64, i64) = periods::table
+        .find(p.id)
+        .select((periods::project_amount, periods::platform_amount))
+        .first(conn)?;
+    let back: Vec<NewTransfer> = [
+        ("project", project_acct, project_part),
+        ("platform", platform_acct, platform_part),
+    ]
+    .into_iter()
+    .filter(|(_, _, part)| *part > 0)
+    .map(|(who, account, part)| NewTransfer {
+        key: format!("subscription_period:{}:refund:{who}", p.id),
+        kind: TransferKind::Posted,
+        debit: account,
+        credit: clearing,
+        amount: part,
+        pending_id: None,
+        ticket_id: None,
+        memo: format!(
+            "subscription {} period {} returned: it was paid after the subscription ended",
+            sub.id, p.number
+        ),
+    })
+    .collect();
+    ledger::apply(conn, &back)?;
+    diesel::update(periods::table.find(p.id))
+        .set(periods::status.eq("refunded"))
+        .execute(conn)?;
+    crate::job_payloads::RefundSubscriptionPeriod { period_id: p.id }
+        .enqueue(conn)
+        .map_err(AppError::internal)?;
+    Ok(())
+}
+
+/// Records the gateway's refund of a period.
+pub fn record_period_refund(
+    conn: &mut DbConnection,
+    period_id: i64,
+    refund_id: &str,
+) -> QueryResult<usize> {
+    diesel::update(
+        periods::table
+            .find(period_id)
+            .filter(periods::refund_id.is_null()),
+    )
+    .set(periods::refund_id.eq(refund_id))
+    .execute(conn)
+}
+
+fn mark_period_failed(conn: &mut DbConnection, period_id: i64) -> AppResult<bool> {
+    write_tx(conn, |conn| {
+        let p: Period = periods::table
+            .find(period_id)
+            .select(Period::as_select())
+            .first(conn)?;
+        let sub = lock_subscription(conn, p.subscription_id)?;
+        let n = diesel::update(
+            periods::table
+                .find(p.id)
+                .filter(periods::status.eq("pending_payment")),
+        )
+        .set(periods::status.eq("failed"))
+        .execute(conn)?;
+        if n == 0 {
+            return Ok(false);
+        }
+        if sub.status == "pending_payment" && p.number == 1 {
+            diesel::update(subs::table.find(sub.id))
+                .set((subs::status.eq("failed"), subs::ended_at.eq(Some(now()))))
+                .execute(conn)?;
+        } else if sub.status == "active" && p.number == sub.current_period + 1 {
+            // The plan holds for the grace period, then lapses.
+            diesel::update(subs::table.find(sub.id))
+                .set((
+                    subs::status.eq("past_due"),
+                    subs::grace_until.eq(Some(p.starts_at + chrono::Duration::days(GRACE_DAYS))),
+                ))
+                .execute(conn)?;
+        }
+        Ok(true)
+    })
+}
+
+/// A period's payment was refused (a webhook). Returns whether this call
+/// marked it.
+pub fn period_payment_failed(
+    conn: &mut DbConnection,
+    gateway: &str,
+    payment_id: &str,
+) -> AppResult<bool> {
+    match period_by_payment(conn, gateway, payment_id)? {
+        Some(p) => mark_period_failed(conn, p.id),
+        None => Ok(false),
+    }
+}
+
+/// Ends a live subscription (`cancelled` or `lapsed`) and expires its
+/// credits. Returns whether this call ended it.
+fn end(conn: &mut DbConnection, sub_id: i64, status: &'static str) -> AppResult<bool> {
+    write_tx(conn, |conn| {
+        let sub = lock_subscription(conn, sub_id)?;
+        let n = diesel::update(subs::table.find(sub.id).filter(subs::status.eq_any([
+            "pending_payment",
+            "active",
+            "past_due",
+        ])))
+        .set((subs::status.eq(status), subs::ended_at.eq(Some(now()))))
+        .execute(conn)?;
+        if n == 0 {
+            return Ok(false);
+        }
+        if let Some(current) = period(conn, sub.id, sub.current_period)? {
+            expire_credits(conn, &sub, current.id)?;
+        }
+        Ok(true)
+    })
+}
+
+/// The subscriber cancels: a subscription not paid yet ends now (a payment
+/// that still arrives is returned); a paid one runs to the end of its paid
+/// period and is not renewed (nothing paid is refunded); one past due ends
+/// now. 404 for anyone else's; 409 when it already ended.
+pub fn cancel(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Subscription> {
+    let sub = get_subscription(conn, id)
+        .optional()?
+        .filter(|s| s.subscriber_id == user)
+        .ok_or_else(|| AppError::not_found("subscription"))?;
+    match sub.status.as_str() {
+        "pending_payment" | "past_due" => {
+            end(conn, sub.id, "cancelled")?;
+        }
+        "active" => {
+            diesel::update(subs::table.find(sub.id).filter(subs::status.eq("active")))
+                .set(subs::cancel_at_period_end.eq(true))
+                .execute(conn)?;
+        }
+        other => {
+            return Err(AppError::conflict(
+                ErrorCode::InvalidTransition,
+                format!("a {other} subscription cannot be cancelled"),
+            ))
+        }
+    }
+    Ok(get_subscription(conn, sub.id)?)
+}
+
+/// The scheduled renewal: subscriptions whose paid period ended are renewed
+/// (a new period charged at the plan's current terms — never less than the
+/// price the subscriber chose), or end when cancelled; past-due ones whose
+/// grace ended lapse to pay as you go. Returns how many it changed.
+pub fn renew_due(pool: &DbPool, gateway: &dyn PaymentGateway) -> AppResult<usize> {
+    let t = now();
+    let due: Vec<Subscription> = {
+        let mut conn = pool.get()?;
+        subs::table
+            .filter(
+                subs::status
+                    .eq("active")
+                    .and(subs::period_end.le(t))
+                    .or(subs::status.eq("past_due").and(subs::grace_until.le(t))),
+            )
+            .order(subs::id)
+            .limit(1000)
+            .select(Subscription::as_select())
+            .load(&mut *conn)?
+    };
+    Ok(crate::domain::each_row("renew_subscriptions", due, |sub| {
+        renew_one(pool, gateway, sub)
+    }))
+}
+
+fn renew_one(pool: &DbPool, gateway: &dyn PaymentGateway, sub: &Subscription) -> AppResult<bool> {
+    let next = {
+        let mut conn = pool.get()?;
+        let conn = &mut *conn;
+        if sub.status == "past_due" {
+            return end(conn, sub.id, "lapsed");
+        }
+        if sub.cancel_at_period_end {
+            return end(conn, sub.id, "cancelled");
+        }
+        if sub.gateway != gateway.name() {
+            return Err(AppError::internal(anyhow::anyhow!(
+                "subscription {} is paid through {}, this process runs {}",
+                sub.id,
+                sub.gateway,
+                gateway.name()
+            )));
+        }
+        let plan = get_plan(conn, sub.plan_id)?;
+        let number = sub.current_period + 1;
+        match period(conn, sub.id, number)? {
+            Some(p) => p.id,
+            None => {
+                let monthly = sub.monthly_price.max(plan.price);
+                let amount = period_amount(monthly, plan.term_months, sub.discount_pct)
+                    .filter(|a| *a > 0)
+                    .ok_or_else(|| AppError::internal(anyhow::anyhow!("period out of range")))?;
+                let starts = sub.period_end.unwrap_or_else(now);
+                crate::per_backend!(conn, |c| diesel::insert_into(periods::table)
+                    .values((
+                        periods::subscription_id.eq(sub.id),
+                        periods::number.eq(number),
+                        periods::starts_at.eq(starts),
+                        periods::ends_at.eq(add_months(starts, plan.term_months)),
+                        periods::amount.eq(amount),
+                        periods::status.eq("pending_payment"),
+                        periods::upgrades_granted.eq(plan.included_upgrades * plan.term_months),
+                        periods::consulting_minutes_granted
+                            .eq(plan.consulting_hours * 60 * plan.term_months),
+                        periods::created_at.eq(now()),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(c))?;
+                period(conn, sub.id, number)?
+                    .ok_or_else(|| AppError::internal(anyhow::anyhow!("period vanished")))?
+                    .id
+            }
+        }
+    };
+    match collect_period(pool, gateway, next) {
+        Ok(_) => Ok(true),
+        // Marked failed: the subscription is past due, the grace runs.
+        Err(CollectError::Gateway(e)) => {
+            tracing::warn!(subscription = sub.id, error = %e, "renewal payment refused");
+            Ok(true)
+        }
+        Err(CollectError::App(e)) => Err(e),
+    }
+}
+
+/// The subscription of `user` to `project` whose plan applies now.
+pub fn live_subscription(
+    conn: &mut DbConnection,
+    user: i64,
+    project: i64,
+) -> QueryResult<Option<Subscription>> {
+    subs::table
+        .filter(subs::subscriber_id.eq(user))
+        .filter(subs::project_id.eq(project))
+        .filter(subs::status.eq_any(LIVE))
+        .select(Subscription::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The user's subscriptions, newest first.
+pub fn of_user(conn: &mut DbConnection, user: i64) -> QueryResult<Vec<Subscription>> {
+    subs::table
+        .filter(subs::subscriber_id.eq(user))
+        .order(subs::id.desc())
+        .limit(200)
+        .select(Subscription::as_select())
+        .load(conn)
+}
+
+/// What is left of a subscription's credits this period: (upgrades,
+/// consulting minutes).
+pub fn credits_left(conn: &mut DbConnection, sub: &Subscription) -> QueryResult<(i64, i64)> {
+    use crate::db::schema::ledger_accounts as la;
+    let codes = [ledger::CREDIT_UPGRADES, ledger::CREDIT_CONSULTING_MINUTES]
+        .map(|unit| ledger::account_code(AccountKind::PlanCredits, Some(sub.id), unit));
+    let rows: Vec<(String, i64, i64, i64)> = la::table
+        .filter(la::code.eq_any(&codes))
+        .select((
+            la::currency,
+            la::credits_posted,
+            la::debits_posted,
+            la::debits_pending,
+        ))
+        .load(conn)?;
+    let left = |unit: &str| {
+        rows.iter()
+            .find(|r| r.0 == unit)
+            .map_or(0, |r| r.1 - r.2 - r.3)
+    };
+    Ok((
+        left(ledger::CREDIT_UPGRADES),
+        left(ledger::CREDIT_CONSULTING_MINUTES),
+    ))
+}
+
+/// Subscribers whose enterprise plan with `project` applies now.
+pub fn enterprise_subscribers(conn: &mut DbConnection, project: i64) -> QueryResult<Vec<i64>> {
+    subs::table
+        .inner_join(plans::table.on(plans::id.eq(subs::plan_id)))
+        .filter(subs::project_id.eq(project))
+        .filter(subs::status.eq_any(LIVE))
+        .filter(plans::kind.eq("enterprise"))
+        .select(subs::subscriber_id)
+        .load(conn)
+}
+
+/// How a ticket was moved up the queue.
+#[derive(Debug)]
+pub enum Upgrade {
+    /// An included upgrade of the requester's plan was spent.
+    Included {
+        /// Upgrades left this period.
+        upgrades_left: i64,
+    },
+    /// The requester paid the upgrade price as a bounty.
+    Paid(Box<(crate::domain::money::Bounty, Payment)>),
+}
+
+/// The requester moves their ticket up the queue: with an included upgrade
+/// of their live plan when one is left, otherwise by paying the plan's (or
+/// the project's pay-as-you-go) upgrade price as a bounty on the ticket.
+/// 403 for anyone but the requester; 409 for a ticket that is not open or
+/// claimed, or was upgraded already.
+pub fn upgrade(
+    pool: &DbPool,
+    gateway: &dyn PaymentGateway,
+    ticket_id: i64,
+    user: i64,
+    request_key: Option<&str>,
+) -> AppResult<Upgrade> {
+    let (price, currency) = {
+        let mut conn = pool.get()?;
+        let conn = &mut *conn;
+        let (t, _) = crate::domain::tickets::load_visible(conn, ticket_id, Some(user))?;
+        if t.requester_id != user {
+            return Err(AppError::forbidden(
+                "only the requester can upgrade their ticket",
+            ));
+        }
+        // A retry of a paid upgrade finds its bounty and carries on.
+        let retry = crate::domain::money::bounty_by_request(conn, user, request_key)?.is_some();
+        if !retry {
+            use crate::domain::tickets::Status;
+            if !matches!(t.status(), Status::Open | Status::Claimed) {
+                return Err(AppError::conflict(
+                    ErrorCode::TicketNotOpen,
+                    format!("a {} ticket cannot be upgraded", t.status),
+                ));
+            }
+            let upgraded: Option<NaiveDateTime> = tickets::table
+                .find(t.id)
+                .select(tickets::upgraded_at)
+                .first(conn)?;
+            if upgraded.is_some() {
+                return Err(AppError::conflict(
+                    ErrorCode::Conflict,
+                    "the ticket was upgraded already",
+                ));
+            }
+        }
+        let project = project_domain::by_id(conn, t.project_id)?;
+        let sub = live_subscription(conn, user, t.project_id)?;
+        if let (Some(sub), false) = (&sub, retry) {
+            if credits_left(conn, sub)?.0 > 0 {
+                // None: another request spent the last one meanwhile.
+                if let Some(done) = spend_upgrade(conn, sub, t.id)? {
+                    return Ok(done);
+                }
+            }
+        }
+        let plan_price = match &sub {
+            Some(s) => get_plan(conn, s.plan_id)?.upgrade_price,
+            None => None,
+        };
+        (
+            plan_price.unwrap_or(project.upgrade_price),
+            project.currency,
+        )
+    };
+    let (b, p) = crate::domain::money::fund_bounty(
+        pool,
+        gateway,
+        ticket_id,
+        user,
+        price,
+        &currency,
+        None,
+        request_key,
+    )?;
+    Ok(Upgrade::Paid(Box::new((b, p))))
+}
+
+/// Spends one included upgrade on `ticket`; `None` when none is left.
+fn spend_upgrade(
+    conn: &mut DbConnection,
+    sub: &Subscription,
+    ticket: i64,
+) -> AppResult<Option<Upgrade>> {
+    let spent = write_tx(conn, |conn| {
+        let n = diesel::update(
+            tickets::table
+                .find(ticket)
+                .filter(tickets::upgraded_at.is_null()),
+        )
+        .set((
+            tickets::upgraded_at.eq(Some(now())),
+            tickets::index_version.eq(tickets::index_version + 1),
+        ))
+        .execute(conn)?;
+        if n == 0 {
+            return Err(SpendError::App(AppError::conflict(
+                ErrorCode::Conflict,
+                "the ticket was upgraded already",
+            )));
+        }
+        let (issuer, credits) = credit_accounts(conn, sub, ledger::CREDIT_UPGRADES)?;
+        ledger::apply(
+            conn,
+            &[NewTransfer {
+                key: format!("ticket:{ticket}:upgrade"),
+                kind: TransferKind::Posted,
+                debit: credits.id,
+                credit: issuer.id,
+                amount: 1,
+                pending_id: None,
+                ticket_id: Some(ticket),
+                memo: format!("an included upgrade of subscription {} spent", sub.id),
+            }],
+        )
+        .map_err(|e| match e {
+            // Rolls back the mark; the caller pays instead.
+            ledger::LedgerError::InsufficientFunds(_) => SpendError::NoneLeft,
+            e => SpendError::App(e.into()),
+        })?;
+        let left = credits_left(conn, sub)?.0;
+        Ok(Upgrade::Included {
+            upgrades_left: left,
+        })
+    });
+    match spent {
+        Ok(u) => Ok(Some(u)),
+        Err(SpendError::NoneLeft) => Ok(None),
+        Err(SpendError::App(e)) => Err(e),
+    }
+}
+
+/// Why an included upgrade was not spent.
+enum SpendError {
+    /// None is left this period.
+    NoneLeft,
+    /// Anything else.
+    App(AppError),
+}
+
+impl From<diesel::result::Error> for SpendError {
+    fn from(e: diesel::result::Error) -> Self {
+        SpendError::App(e.into())
+    }
+}
+
+impl From<AppError> for SpendError {
+    fn from(e: AppError) -> Self {
+        SpendError::App(e)
+    }
+}
+
+/// The paid periods of the project's subscriptions in `[from, to)`, oldest
+/// first, with their plan's name: the subscription lines of its statement.
+pub fn paid_periods(
+    conn: &mut DbConnection,
+    project: i64,
+    from: Option<NaiveDateTime>,
+    to: NaiveDateTime,
+) -> QueryResult<Vec<(Period, String)>> {
+    let mut q = periods::table
+        .inner_join(subs::table.on(subs::id.eq(periods::subscription_id)))
+        .inner_join(plans::table.on(plans::id.eq(subs::plan_id)))
+        .filter(subs::project_id.eq(project))
+        .filter(periods::status.eq("paid"))
+        .filter(periods::paid_at.lt(to))
+        .order(periods::paid_at)
+        .select((Period::as_select(), plans::name))
+        .into_boxed();
+    if let Some(f) = from {
+        q = q.filter(periods::paid_at.ge(f));
+    }
+    q.load(conn)
+}
