@@ -6,6 +6,7 @@ pub mod bids;
 pub mod calendar;
 pub mod dashboard;
 pub mod digest;
+pub mod floss;
 pub mod helpers;
 pub mod matching;
 pub mod money;

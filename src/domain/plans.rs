@@ -1083,7 +1083,22 @@ fn renew_one(pool: &DbPool, gateway: &dyn PaymentGateway, sub: &Subscription) ->
             Some(p) => p.id,
             None => {
                 let monthly = sub.monthly_price.max(plan.price);
-                let amount = period_amount(monthly, plan.term_months, sub.discount_pct)
+                // The FLOSS proof is re-checked at each renewal: once it is
+                // a year old the period is charged in full, until it is
+                // proved again.
+                let discount = if sub.context == "floss"
+                    && sub.discount_pct > 0
+                    && !has_floss_proof(conn, sub.subscriber_id)?
+                {
+                    tracing::info!(
+                        subscription = sub.id,
+                        "FLOSS proof older than a year: this period is charged without the discount"
+                    );
+                    0
+                } else {
+                    sub.discount_pct
+                };
+                let amount = period_amount(monthly, plan.term_months, discount)
                     .filter(|a| *a > 0)
                     .ok_or_else(|| AppError::internal(anyhow::anyhow!("period out of range")))?;
                 let starts = sub.period_end.unwrap_or_else(now);

@@ -361,6 +361,12 @@ pub struct UserRepository {
     pub full_name: String,
     /// Whether the user administers it.
     pub admin: bool,
+    /// Whether the user maintains it (GitHub's `maintain` role).
+    pub maintain: bool,
+    /// Whether it is private.
+    pub private: bool,
+    /// The SPDX id of the licence GitHub detected, if any.
+    pub license: Option<String>,
 }
 
 /// Where GitHub's web pages are for API `api_base`: github.com for the
@@ -481,6 +487,12 @@ impl OAuthApp {
             node_id: v["node_id"].as_str().unwrap_or_default().to_owned(),
             full_name: v["full_name"].as_str().unwrap_or(full_name).to_owned(),
             admin: v["permissions"]["admin"] == true,
+            maintain: v["permissions"]["maintain"] == true,
+            private: v["private"] != false,
+            license: v["license"]["spdx_id"]
+                .as_str()
+                .filter(|id| *id != "NOASSERTION")
+                .map(str::to_owned),
         }))
     }
 }

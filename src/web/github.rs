@@ -101,6 +101,35 @@ pub async fn link_repository(
     )
 }
 
+/// `?repo=&csrf=`.
+#[derive(Debug, Deserialize)]
+pub struct FlossQuery {
+    #[serde(default)]
+    repo: String,
+    csrf: Option<String>,
+}
+
+/// `GET /me/floss/github`: the signed-in person proves, with their own
+/// GitHub token, that they maintain the public repository `repo`.
+pub async fn floss_start(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<FlossQuery>,
+) -> Page {
+    if Session::of(&req).user_id.is_none() {
+        return Ok(redirect("/login?next=/me/floss"));
+    }
+    session::check_form(&req, q.csrf.as_deref().unwrap_or_default())?;
+    let repo = q.repo.trim();
+    if !crate::domain::floss::valid_repository(repo) {
+        return Err(WebError(AppError::field(
+            "repo",
+            "Name the repository as owner/name, e.g. rust-lang/rust.",
+        )));
+    }
+    begin(&state, &format!("floss:{repo}"), "/me/floss")
+}
+
 /// What GitHub sends back.
 #[derive(Debug, Deserialize)]
 pub struct CallbackQuery {
@@ -169,18 +198,21 @@ async fn finish(
     let code = q.code.filter(|c| !c.is_empty()).ok_or_else(stale)?;
     let redirect_uri = callback_uri(state);
     let session_user = Session::of(req).user_id;
+    let floss_repo = purpose.strip_prefix("floss:").map(str::to_owned);
     let link_project = match purpose.as_str() {
         "in" => None,
+        _ if floss_repo.is_some() => None,
         p => Some(
             p.strip_prefix("link:")
                 .and_then(|id| id.parse::<i64>().ok())
                 .ok_or_else(stale)?,
         ),
     };
-    if link_project.is_some() && session_user.is_none() {
+    if (link_project.is_some() || floss_repo.is_some()) && session_user.is_none() {
         return Ok(redirect(&format!("/login?next={next}")));
     }
     let repo_name = match link_project {
+        None if floss_repo.is_some() => floss_repo.clone(),
         Some(p) => {
             let project = state
                 .db(move |conn| crate::domain::projects::by_id(conn, p))
@@ -215,6 +247,19 @@ async fn finish(
             ));
         }
     };
+    if let (Some(name), Some(user)) = (floss_repo, session_user) {
+        let repo =
+            repo.ok_or_else(|| refused(format!("GitHub did not show you the repository {name}.")))?;
+        let login = who.login.clone();
+        state
+            .db(move |conn| crate::domain::floss::record(conn, user, &login, &repo))
+            .await
+            .map_err(|e| match e {
+                AppError::Conflict { detail, .. } => refused(detail),
+                other => WebError(other),
+            })?;
+        return Ok(redirect("/me/floss?notice=proved"));
+    }
     if let (Some(project), Some(user)) = (link_project, session_user) {
         // The proof is the maintainer's own token; nothing else of theirs
         // changes (linking their GitHub account is a separate choice).

@@ -91,6 +91,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .route("/p/{slug}/subscribe", web::post().to(plans::subscribe))
                 .route("/me/subscriptions", web::get().to(plans::mine))
+                .route("/me/floss", web::get().to(plans::floss))
+                .route("/me/floss/github", web::get().to(github::floss_start))
                 .route(
                     "/me/subscriptions/{id}/cancel",
                     web::post().to(plans::cancel),

@@ -580,3 +580,57 @@ pub async fn cancel(
     state.db(move |conn| plans::cancel(conn, id, user)).await?;
     Ok(redirect("/me/subscriptions?notice=cancelled"))
 }
+
+#[derive(Template)]
+#[template(path = "floss.html", config = "src/web/askama.toml")]
+struct FlossPage {
+    l: Layout,
+    /// (repository, licence, permission, proved, valid until, still valid).
+    proof: Option<(String, String, String, String, String, bool)>,
+    /// Whether Sign in with GitHub is configured.
+    github: bool,
+    notice: String,
+}
+
+/// `GET /me/floss`: the caller's proof of open-source work (for FLOSS
+/// discounts) and the way to prove it through GitHub.
+pub async fn floss(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<NoticeQuery>,
+) -> Page {
+    let l = Layout::of(&state, &req).await?;
+    let Some(user) = l.user.as_ref().map(|u| u.id) else {
+        return Ok(redirect("/login?next=/me/floss"));
+    };
+    let proof = state
+        .db(move |conn| Ok(crate::domain::floss::of_user(conn, user)?))
+        .await?;
+    let proof = proof.map(|p| {
+        let until = p.checked_at + chrono::Duration::days(plans::PROOF_VALID_DAYS);
+        (
+            p.repository,
+            p.license,
+            p.permission,
+            when(p.checked_at),
+            when(until),
+            until > crate::domain::now(),
+        )
+    });
+    let notice = if q.notice == "proved" {
+        "Proved: FLOSS discounts apply to your subscriptions for a year."
+    } else {
+        ""
+    }
+    .to_owned();
+    let github = state.github_oauth.is_some();
+    render(
+        StatusCode::OK,
+        &FlossPage {
+            l,
+            proof,
+            github,
+            notice,
+        },
+    )
+}

@@ -65,6 +65,9 @@ pub struct State {
     user_tokens: HashMap<String, Person>,
     /// Repositories by owner/name: (id, node id).
     pub repos: HashMap<String, (i64, String)>,
+    /// Repositories that are private, or whose licence is not MIT (None:
+    /// no licence found), by owner/name.
+    pub repo_meta: HashMap<String, (bool, Option<String>)>,
 }
 
 /// The OAuth client the fake knows.
@@ -390,7 +393,14 @@ async fn get_repo(
         return not_found();
     };
     let admin = p.admin_of.iter().any(|r| r.eq_ignore_ascii_case(key));
+    let (private, license) = s
+        .repo_meta
+        .get(key)
+        .cloned()
+        .unwrap_or((false, Some("MIT".into())));
+    let license = license.map(|l| json!({"key": l.to_lowercase(), "spdx_id": l, "name": l}));
     HttpResponse::Ok().json(json!({"id": id, "node_id": node, "full_name": key,
+        "private": private, "license": license,
         "permissions": {"admin": admin, "maintain": admin, "push": admin, "pull": true}}))
 }
 
@@ -489,6 +499,15 @@ impl FakeGithub {
             .unwrap()
             .repos
             .insert(full_name.to_owned(), (id, format!("R_fake{id}")));
+    }
+
+    /// Makes a repository private, or licensed otherwise than MIT.
+    pub fn set_repo_meta(&self, full_name: &str, private: bool, license: Option<&str>) {
+        self.state
+            .lock()
+            .unwrap()
+            .repo_meta
+            .insert(full_name.to_owned(), (private, license.map(str::to_owned)));
     }
 
     /// Adds an issue (and comments by `(login, body)`).

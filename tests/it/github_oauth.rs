@@ -616,3 +616,143 @@ async fn a_maintainer_turns_a_ticket_into_a_github_issue() {
         .await
         .expect(404);
 }
+
+#[actix_web::test]
+async fn a_floss_maintainer_proves_a_repository_and_gets_the_discount() {
+    let gh = actix_web::rt::task::spawn_blocking(FakeGithub::start)
+        .await
+        .unwrap();
+    gh.add_repo("oss/tool", 5001);
+    gh.add_repo("oss/secret", 5002);
+    gh.set_repo_meta("oss/secret", true, Some("MIT"));
+    gh.add_repo("oss/closed", 5003);
+    gh.set_repo_meta("oss/closed", false, Some("BUSL-1.1"));
+    let app = app_with(&gh);
+    let owner = app.user("owner").await;
+    let dev = app.user("dev").await;
+    app.project(&owner, "proj").await;
+    let plan = app
+        .post(
+            "/api/v1/projects/proj/plans",
+            json!({"kind": "monthly", "name": "Team", "price": {"amount": 4900, "currency": "usd"},
+                   "floss_discount_pct": 50}),
+            Some(&owner.access),
+        )
+        .await
+        .expect(201)
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    let floss = json!({"plan_id": plan, "context": "floss"});
+    let r = app
+        .post(
+            "/api/v1/projects/proj/subscriptions",
+            floss.clone(),
+            Some(&dev.access),
+        )
+        .await
+        .expect(409);
+    assert_eq!(r.body["code"], "floss_proof_required");
+
+    let svc =
+        || async { actix_web::test::init_service(guildhall::app::build(app.state.clone())).await };
+    let mut b = crate::web::signed_in(&app, svc().await, &dev.email).await;
+    let page = b.get("/me/floss").await.expect(200);
+    assert!(page.text.contains("not proved any open-source work"));
+    // Without the page's token no flow starts; a malformed name is refused.
+    b.get("/me/floss/github?repo=oss/tool").await.expect(403);
+    let token = csrf(&page);
+    b.get(&format!(
+        "/me/floss/github?repo=not%20a%20repo&csrf={token}"
+    ))
+    .await
+    .expect(422);
+    let proofs = |app: &TestApp| -> i64 {
+        guildhall::db::schema::floss_proofs::table
+            .count()
+            .get_result(&mut app.conn())
+            .unwrap()
+    };
+    // Refused: not theirs, private, not an OSI licence.
+    let me = |admin_of: &[&str]| person(950, "dev-gh", Some("dev@oss.example"), admin_of);
+    for (repo, admin_of, why) in [
+        ("oss/tool", &[][..], "admin or maintainer"),
+        ("oss/secret", &["oss/secret"][..], "private"),
+        (
+            "oss/closed",
+            &["oss/closed"][..],
+            "not an OSI-approved licence",
+        ),
+    ] {
+        let r = sign_in_flow(
+            &mut b,
+            &gh,
+            me(admin_of),
+            &format!("/me/floss/github?repo={repo}"),
+        )
+        .await
+        .expect(400);
+        assert!(r.text.contains(why), "{repo}: {}", r.text);
+        assert_eq!(proofs(&app), 0, "{repo}: nothing is stored");
+    }
+    // Proved.
+    let back = sign_in_flow(
+        &mut b,
+        &gh,
+        me(&["oss/tool"]),
+        "/me/floss/github?repo=oss/tool",
+    )
+    .await
+    .expect(303);
+    assert_eq!(
+        back.header("location").as_deref(),
+        Some("/me/floss?notice=proved")
+    );
+    let page = b.get("/me/floss?notice=proved").await.expect(200);
+    assert!(page.text.contains("oss/tool (MIT, admin)"), "{}", page.text);
+    assert_eq!(identity(&app, 950), None, "proving links no account");
+
+    // The discount applies: half of 49.00.
+    let s = app
+        .post(
+            "/api/v1/projects/proj/subscriptions",
+            floss,
+            Some(&dev.access),
+        )
+        .await
+        .expect(201);
+    assert_eq!(s.body["subscription"]["discount_pct"], 50);
+    let amount: i64 = guildhall::db::schema::subscription_periods::table
+        .select(guildhall::db::schema::subscription_periods::amount)
+        .first(&mut app.conn())
+        .unwrap();
+    assert_eq!(amount, 2450);
+
+    // A year later the proof has lapsed: the renewal is charged in full.
+    {
+        use guildhall::db::schema::{floss_proofs as fp, subscriptions as su};
+        let old = guildhall::domain::now() - chrono::Duration::days(366);
+        diesel::update(fp::table)
+            .set(fp::checked_at.eq(old))
+            .execute(&mut app.conn())
+            .unwrap();
+        let past = guildhall::domain::now() - chrono::Duration::minutes(1);
+        diesel::update(su::table)
+            .set(su::period_end.eq(Some(past)))
+            .execute(&mut app.conn())
+            .unwrap();
+    }
+    let page = b.get("/me/floss").await.expect(200);
+    assert!(page.text.contains("Expired"));
+    guildhall::domain::plans::renew_due(&app.pool, &guildhall::payments::Sandbox).unwrap();
+    let amounts: Vec<i64> = guildhall::db::schema::subscription_periods::table
+        .order(guildhall::db::schema::subscription_periods::number)
+        .select(guildhall::db::schema::subscription_periods::amount)
+        .load(&mut app.conn())
+        .unwrap();
+    assert_eq!(amounts, [2450, 4900]);
+    assert_eq!(
+        guildhall::ledger::check(&mut app.conn()).unwrap(),
+        Vec::<String>::new()
+    );
+}
