@@ -819,7 +819,7 @@ fn apply_event(
             total_refunded,
             refund_id,
         } => match locked_bounty_by_payment(conn, gateway, payment_id)? {
-            None => "nothing to refund",
+            None => crate::domain::plans::gateway_refund_outcome(conn, gateway, payment_id)?,
             Some(b) if matches!(b.status.as_str(), "pending_payment" | "failed") => {
                 // Its success has not reached us yet: refuse, so the gateway
                 // delivers this again after the success is booked.
@@ -882,7 +882,7 @@ fn apply_event(
                         "dispute recorded; nothing in escrow to freeze"
                     }
                 }
-                None => "no matching bounty",
+                None => crate::domain::plans::gateway_dispute_outcome(conn, gateway, payment_id)?,
             }
         }
         PaymentEvent::DisputeClosed {
@@ -894,7 +894,7 @@ fn apply_event(
                 return Err(not_yet_funded(&b));
             }
             Some(b) => close_dispute(conn, &b, *amount, *won)?,
-            None => "no matching bounty",
+            None => crate::domain::plans::gateway_dispute_outcome(conn, gateway, payment_id)?,
         },
         PaymentEvent::PayoutAccountUpdated { account_id, ready } => {
             if crate::domain::payouts::set_ready(conn, gateway, account_id, *ready)? == 0 {

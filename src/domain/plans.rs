@@ -487,7 +487,11 @@ pub fn subscribe(
             None => None,
         };
         match existing {
-            Some(s) if s.plan_id == req.plan_id && s.context == req.context => {
+            Some(s)
+                if s.plan_id == req.plan_id
+                    && s.context == req.context
+                    && req.price.is_none_or(|p| p == s.monthly_price) =>
+            {
                 project_domain::require_verified_for_live(
                     conn,
                     !gateway.test_money(),
@@ -730,7 +734,17 @@ fn credit_accounts(
 fn expire_credits(conn: &mut DbConnection, sub: &Subscription, period_id: i64) -> AppResult<()> {
     for unit in [ledger::CREDIT_UPGRADES, ledger::CREDIT_CONSULTING_MINUTES] {
         let (issuer, credits) = credit_accounts(conn, sub, unit)?;
-        let left = credits.available();
+        // What is left, read under the account's lock: an upgrade spending
+        // one meanwhile is waited for, not raced.
+        if let DbConnection::Pg(pg) = conn {
+            use crate::db::schema::ledger_accounts as la;
+            la::table
+                .find(credits.id)
+                .select(la::id)
+                .for_update()
+                .first::<i64>(pg)?;
+        }
+        let left = ledger::get_account(conn, credits.id)?.available();
         if left > 0 {
             ledger::apply(
                 conn,
@@ -971,6 +985,50 @@ fn mark_period_failed(conn: &mut DbConnection, period_id: i64) -> AppResult<bool
     })
 }
 
+/// What a refund made at the gateway means for a subscription period's
+/// payment: ours (a late payment returned) is confirmed; any other (the
+/// gateway's dashboard) is recorded for a person to review — `ledger
+/// check` reports it until then — since the revenue was booked and may be
+/// paid out. Not a period's payment: nothing to refund.
+pub fn gateway_refund_outcome(
+    conn: &mut DbConnection,
+    gateway: &str,
+    payment_id: &str,
+) -> AppResult<&'static str> {
+    Ok(match period_by_payment(conn, gateway, payment_id)? {
+        None => "nothing to refund",
+        Some(p) if p.status == "refunded" => "subscription period refund confirmed",
+        Some(p) => {
+            tracing::error!(
+                period = p.id,
+                subscription = p.subscription_id,
+                "a subscription payment was refunded at the gateway; needs review"
+            );
+            "subscription payment refunded at the gateway; needs review"
+        }
+    })
+}
+
+/// A dispute over a subscription period's payment: recorded for a person
+/// to review (`ledger check` reports it).
+pub fn gateway_dispute_outcome(
+    conn: &mut DbConnection,
+    gateway: &str,
+    payment_id: &str,
+) -> AppResult<&'static str> {
+    Ok(match period_by_payment(conn, gateway, payment_id)? {
+        None => "no matching bounty",
+        Some(p) => {
+            tracing::error!(
+                period = p.id,
+                subscription = p.subscription_id,
+                "a subscription payment is disputed; needs review"
+            );
+            "subscription payment disputed; needs review"
+        }
+    })
+}
+
 /// A period's payment was refused (a webhook). Returns whether this call
 /// marked it.
 pub fn period_payment_failed(
@@ -984,154 +1042,204 @@ pub fn period_payment_failed(
     }
 }
 
-/// Ends a live subscription (`cancelled` or `lapsed`) and expires its
-/// credits. Returns whether this call ended it.
-fn end(conn: &mut DbConnection, sub_id: i64, status: &'static str) -> AppResult<bool> {
-    write_tx(conn, |conn| {
-        let sub = lock_subscription(conn, sub_id)?;
-        let n = diesel::update(subs::table.find(sub.id).filter(subs::status.eq_any([
-            "pending_payment",
-            "active",
-            "past_due",
-        ])))
+/// Ends the subscription (locked by the caller, in its transaction) as
+/// `status` and expires what is left of its credits.
+fn end_locked(conn: &mut DbConnection, sub: &Subscription, status: &'static str) -> AppResult<()> {
+    diesel::update(subs::table.find(sub.id))
         .set((subs::status.eq(status), subs::ended_at.eq(Some(now()))))
         .execute(conn)?;
-        if n == 0 {
-            return Ok(false);
+    if let Some(current) = period(conn, sub.id, sub.current_period)? {
+        expire_credits(conn, sub, current.id)?;
+    }
+    Ok(())
+}
+
+/// The subscriber cancels: a subscription not paid yet, or past due, ends
+/// now (a payment that still arrives is returned); a paid one runs to the
+/// end of its paid period and is not renewed (nothing paid is refunded).
+/// Decided on the row as it is under its lock. 404 for anyone else's; 409
+/// when it already ended.
+pub fn cancel(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Subscription> {
+    write_tx(conn, |conn| {
+        let sub = get_subscription(conn, id)
+            .optional()?
+            .filter(|s| s.subscriber_id == user)
+            .ok_or_else(|| AppError::not_found("subscription"))?;
+        let sub = lock_subscription(conn, sub.id)?;
+        match sub.status.as_str() {
+            "pending_payment" | "past_due" => end_locked(conn, &sub, "cancelled")?,
+            "active" => {
+                diesel::update(subs::table.find(sub.id))
+                    .set(subs::cancel_at_period_end.eq(true))
+                    .execute(conn)?;
+            }
+            other => {
+                return Err(AppError::conflict(
+                    ErrorCode::InvalidTransition,
+                    format!("a {other} subscription cannot be cancelled"),
+                ))
+            }
         }
-        if let Some(current) = period(conn, sub.id, sub.current_period)? {
-            expire_credits(conn, &sub, current.id)?;
-        }
-        Ok(true)
+        Ok(get_subscription(conn, sub.id)?)
     })
 }
 
-/// The subscriber cancels: a subscription not paid yet ends now (a payment
-/// that still arrives is returned); a paid one runs to the end of its paid
-/// period and is not renewed (nothing paid is refunded); one past due ends
-/// now. 404 for anyone else's; 409 when it already ended.
-pub fn cancel(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Subscription> {
-    let sub = get_subscription(conn, id)
-        .optional()?
-        .filter(|s| s.subscriber_id == user)
-        .ok_or_else(|| AppError::not_found("subscription"))?;
-    match sub.status.as_str() {
-        "pending_payment" | "past_due" => {
-            end(conn, sub.id, "cancelled")?;
-        }
-        "active" => {
-            diesel::update(subs::table.find(sub.id).filter(subs::status.eq("active")))
-                .set(subs::cancel_at_period_end.eq(true))
-                .execute(conn)?;
-        }
-        other => {
-            return Err(AppError::conflict(
-                ErrorCode::InvalidTransition,
-                format!("a {other} subscription cannot be cancelled"),
-            ))
-        }
-    }
-    Ok(get_subscription(conn, sub.id)?)
-}
+/// How long a first payment may wait for the payer before the
+/// subscription is given up (a payment that still arrives is returned).
+pub const PENDING_FIRST_PAYMENT_HOURS: i64 = 24;
 
 /// The scheduled renewal: subscriptions whose paid period ended are renewed
 /// (a new period charged at the plan's current terms — never less than the
 /// price the subscriber chose), or end when cancelled; past-due ones whose
-/// grace ended lapse to pay as you go. Returns how many it changed.
+/// grace ended lapse to pay as you go; a first payment that waited a day
+/// fails. Each is decided again on its row under its lock. Returns how many
+/// it changed.
 pub fn renew_due(pool: &DbPool, gateway: &dyn PaymentGateway) -> AppResult<usize> {
     let t = now();
-    let due: Vec<Subscription> = {
+    let due: Vec<i64> = {
         let mut conn = pool.get()?;
         subs::table
             .filter(
                 subs::status
                     .eq("active")
                     .and(subs::period_end.le(t))
-                    .or(subs::status.eq("past_due").and(subs::grace_until.le(t))),
+                    .or(subs::status.eq("past_due").and(subs::grace_until.le(t)))
+                    .or(subs::status.eq("pending_payment").and(
+                        subs::created_at
+                            .le(t - chrono::Duration::hours(PENDING_FIRST_PAYMENT_HOURS)),
+                    )),
             )
             .order(subs::id)
             .limit(1000)
-            .select(Subscription::as_select())
+            .select(subs::id)
             .load(&mut *conn)?
     };
-    Ok(crate::domain::each_row("renew_subscriptions", due, |sub| {
-        renew_one(pool, gateway, sub)
+    Ok(crate::domain::each_row("renew_subscriptions", due, |id| {
+        renew_one(pool, gateway, *id)
     }))
 }
 
-fn renew_one(pool: &DbPool, gateway: &dyn PaymentGateway, sub: &Subscription) -> AppResult<bool> {
-    let next = {
+/// What the renewal does with one subscription.
+enum Step {
+    /// Nothing is due (any more).
+    Nothing,
+    /// It ended or lapsed.
+    Ended,
+    /// Charge this period.
+    Charge(i64),
+}
+
+fn renew_one(pool: &DbPool, gateway: &dyn PaymentGateway, id: i64) -> AppResult<bool> {
+    let step = {
         let mut conn = pool.get()?;
-        let conn = &mut *conn;
-        if sub.status == "past_due" {
-            return end(conn, sub.id, "lapsed");
-        }
-        if sub.cancel_at_period_end {
-            return end(conn, sub.id, "cancelled");
-        }
-        if sub.gateway != gateway.name() {
-            return Err(AppError::internal(anyhow::anyhow!(
-                "subscription {} is paid through {}, this process runs {}",
-                sub.id,
-                sub.gateway,
-                gateway.name()
-            )));
-        }
-        let plan = get_plan(conn, sub.plan_id)?;
-        let number = sub.current_period + 1;
-        match period(conn, sub.id, number)? {
-            Some(p) => p.id,
-            None => {
-                let monthly = sub.monthly_price.max(plan.price);
-                // The FLOSS proof is re-checked at each renewal: once it is
-                // a year old the period is charged in full, until it is
-                // proved again.
-                let discount = if sub.context == "floss"
-                    && sub.discount_pct > 0
-                    && !has_floss_proof(conn, sub.subscriber_id)?
+        write_tx(&mut conn, |conn| -> AppResult<Step> {
+            let t = now();
+            let sub = lock_subscription(conn, id)?;
+            match sub.status.as_str() {
+                "past_due" if sub.grace_until.is_some_and(|g| g <= t) => {
+                    end_locked(conn, &sub, "lapsed")?;
+                    Ok(Step::Ended)
+                }
+                "pending_payment"
+                    if sub.created_at
+                        <= t - chrono::Duration::hours(PENDING_FIRST_PAYMENT_HOURS) =>
                 {
-                    tracing::info!(
-                        subscription = sub.id,
-                        "FLOSS proof older than a year: this period is charged without the discount"
-                    );
-                    0
-                } else {
-                    sub.discount_pct
-                };
-                let amount = period_amount(monthly, plan.term_months, discount)
-                    .filter(|a| *a > 0)
-                    .ok_or_else(|| AppError::internal(anyhow::anyhow!("period out of range")))?;
-                let starts = sub.period_end.unwrap_or_else(now);
-                crate::per_backend!(conn, |c| diesel::insert_into(periods::table)
-                    .values((
-                        periods::subscription_id.eq(sub.id),
-                        periods::number.eq(number),
-                        periods::starts_at.eq(starts),
-                        periods::ends_at.eq(add_months(starts, plan.term_months)),
-                        periods::amount.eq(amount),
-                        periods::status.eq("pending_payment"),
-                        periods::upgrades_granted.eq(plan.included_upgrades * plan.term_months),
-                        periods::consulting_minutes_granted
-                            .eq(plan.consulting_hours * 60 * plan.term_months),
-                        periods::created_at.eq(now()),
-                    ))
-                    .on_conflict_do_nothing()
-                    .execute(c))?;
-                period(conn, sub.id, number)?
-                    .ok_or_else(|| AppError::internal(anyhow::anyhow!("period vanished")))?
-                    .id
+                    end_locked(conn, &sub, "failed")?;
+                    Ok(Step::Ended)
+                }
+                "active" if sub.period_end.is_some_and(|e| e <= t) => {
+                    if sub.cancel_at_period_end {
+                        end_locked(conn, &sub, "cancelled")?;
+                        return Ok(Step::Ended);
+                    }
+                    if sub.gateway != gateway.name() {
+                        return Err(AppError::internal(anyhow::anyhow!(
+                            "subscription {} is paid through {}, this process runs {}",
+                            sub.id,
+                            sub.gateway,
+                            gateway.name()
+                        )));
+                    }
+                    Ok(Step::Charge(next_period(conn, &sub)?))
+                }
+                _ => Ok(Step::Nothing),
             }
-        }
+        })?
+    };
+    let next = match step {
+        Step::Nothing => return Ok(false),
+        Step::Ended => return Ok(true),
+        Step::Charge(p) => p,
     };
     match collect_period(pool, gateway, next) {
+        Ok((_, payment)) if payment.status != PaymentStatus::Succeeded => {
+            // The payer must act (or the payment is processing): the plan
+            // holds through the grace meanwhile, then lapses.
+            past_due(&mut *pool.get()?, next)?;
+            Ok(true)
+        }
         Ok(_) => Ok(true),
         // Marked failed: the subscription is past due, the grace runs.
         Err(CollectError::Gateway(e)) => {
-            tracing::warn!(subscription = sub.id, error = %e, "renewal payment refused");
+            tracing::warn!(subscription = id, error = %e, "renewal payment refused");
             Ok(true)
         }
         Err(CollectError::App(e)) => Err(e),
     }
+}
+
+/// The subscription's next period, made on first need (the plan's terms
+/// now; the FLOSS discount only while the proof holds).
+fn next_period(conn: &mut DbConnection, sub: &Subscription) -> AppResult<i64> {
+    let number = sub.current_period + 1;
+    if let Some(p) = period(conn, sub.id, number)? {
+        return Ok(p.id);
+    }
+    let plan = get_plan(conn, sub.plan_id)?;
+    let monthly = sub.monthly_price.max(plan.price);
+    // The FLOSS proof is re-checked at each renewal: once it is a year old
+    // the period is charged in full, until it is proved again.
+    let discount = if sub.context == "floss"
+        && sub.discount_pct > 0
+        && !has_floss_proof(conn, sub.subscriber_id)?
+    {
+        tracing::info!(
+            subscription = sub.id,
+            "FLOSS proof older than a year: this period is charged without the discount"
+        );
+        0
+    } else {
+        sub.discount_pct
+    };
+    let amount = period_amount(monthly, plan.term_months, discount)
+        .filter(|a| *a > 0)
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("period out of range")))?;
+    let starts = sub.period_end.unwrap_or_else(now);
+    Ok(insert_period(conn, sub.id, number, starts, &plan, amount)?)
+}
+
+/// A renewal waits for its payer: the subscription is past due, its plan
+/// holding through the grace.
+fn past_due(conn: &mut DbConnection, period_id: i64) -> AppResult<()> {
+    write_tx(conn, |conn| {
+        let p: Period = periods::table
+            .find(period_id)
+            .select(Period::as_select())
+            .first(conn)?;
+        let sub = lock_subscription(conn, p.subscription_id)?;
+        if sub.status == "active"
+            && p.number == sub.current_period + 1
+            && p.status == "pending_payment"
+        {
+            diesel::update(subs::table.find(sub.id))
+                .set((
+                    subs::status.eq("past_due"),
+                    subs::grace_until.eq(Some(p.starts_at + chrono::Duration::days(GRACE_DAYS))),
+                ))
+                .execute(conn)?;
+        }
+        Ok(())
+    })
 }
 
 /// The subscription of `user` to `project` whose plan applies now.
@@ -1230,7 +1338,8 @@ pub fn upgrade(
             ));
         }
         // A retry of a paid upgrade finds its bounty and carries on.
-        let retry = crate::domain::money::bounty_by_request(conn, user, request_key)?.is_some();
+        let retry = crate::domain::money::bounty_by_request(conn, user, request_key)?
+            .is_some_and(|b| b.ticket_id == t.id);
         if !retry {
             use crate::domain::tickets::Status;
             if !matches!(t.status(), Status::Open | Status::Claimed) {
@@ -1289,6 +1398,25 @@ fn spend_upgrade(
     ticket: i64,
 ) -> AppResult<Option<Upgrade>> {
     let spent = write_tx(conn, |conn| {
+        // The ticket as it is now, under its lock: closed meanwhile, it
+        // takes no upgrade.
+        if let DbConnection::Pg(pg) = conn {
+            tickets::table
+                .find(ticket)
+                .select(tickets::id)
+                .for_update()
+                .first::<i64>(pg)?;
+        }
+        let status: String = tickets::table
+            .find(ticket)
+            .select(tickets::status)
+            .first(conn)?;
+        if status != "open" && status != "claimed" {
+            return Err(SpendError::App(AppError::conflict(
+                ErrorCode::TicketNotOpen,
+                format!("a {status} ticket cannot be upgraded"),
+            )));
+        }
         let n = diesel::update(
             tickets::table
                 .find(ticket)

@@ -230,7 +230,7 @@ fn subscriptions(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
                 .or_default() += amount;
         }
     }
-    type Row = (i64, String, i64, i64, i64, i32);
+    type Row = (i64, String, i64, i64, i64, (i32, i32), bool);
     let periods: Vec<Row> = sp::table
         .select((
             sp::id,
@@ -238,10 +238,11 @@ fn subscriptions(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
             sp::amount,
             sp::project_amount,
             sp::platform_amount,
-            sp::upgrades_granted,
+            (sp::upgrades_granted, sp::consulting_minutes_granted),
+            sp::payment_id.is_not_null().and(sp::paid_at.is_not_null()),
         ))
         .load(conn)?;
-    for (id, status, amount, project, platform, upgrades) in periods {
+    for (id, status, amount, project, platform, (upgrades, minutes), has_payment) in periods {
         let l = by_period.remove(&id).unwrap_or_default();
         let get = |k: &str| l.get(k).copied().unwrap_or(0);
         let (p_line, f_line) = (get("project"), get("platform"));
@@ -254,8 +255,13 @@ fn subscriptions(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
                     && refunded == 0
                     && get(&format!("grant:{}", crate::ledger::CREDIT_UPGRADES))
                         == i64::from(upgrades)
+                    && get(&format!(
+                        "grant:{}",
+                        crate::ledger::CREDIT_CONSULTING_MINUTES
+                    )) == i64::from(minutes)
+                    && has_payment
             }
-            "refunded" => p_line + f_line == amount && refunded == amount,
+            "refunded" => p_line + f_line == amount && refunded == amount && has_payment,
             "pending_payment" | "failed" => l.is_empty(),
             _ => false,
         };
@@ -299,21 +305,54 @@ fn subscriptions(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
             "{n} included upgrades were spent on ticket {id}, which is not marked upgraded"
         ));
     }
-    // An ended subscription keeps no credits.
-    let ended: Vec<i64> = s::table
-        .filter(s::status.eq_any(["cancelled", "lapsed", "failed"]))
-        .select(s::id)
+    // An ended subscription keeps no credits; a live one no more than its
+    // current period granted.
+    let subs: Vec<(i64, String, i32)> = s::table
+        .select((s::id, s::status, s::current_period))
         .load(conn)?;
-    let ended: std::collections::HashSet<i64> = ended.into_iter().collect();
+    let ended: std::collections::HashSet<i64> = subs
+        .iter()
+        .filter(|(_, st, _)| matches!(st.as_str(), "cancelled" | "lapsed" | "failed"))
+        .map(|(id, _, _)| *id)
+        .collect();
+    let grants: HashMap<(i64, i32), (i32, i32)> = sp::table
+        .select((
+            sp::subscription_id,
+            sp::number,
+            sp::upgrades_granted,
+            sp::consulting_minutes_granted,
+        ))
+        .load::<(i64, i32, i32, i32)>(conn)?
+        .into_iter()
+        .map(|(sub, n, u, m)| ((sub, n), (u, m)))
+        .collect();
+    let current: HashMap<i64, i32> = subs.iter().map(|(id, _, n)| (*id, *n)).collect();
     let credits: Vec<Account> = la::table
         .filter(la::kind.eq(AccountKind::PlanCredits.as_str()))
         .select(Account::as_select())
         .load(conn)?;
     for a in credits {
-        if a.owner_id.is_some_and(|o| ended.contains(&o)) && a.balance() != 0 {
+        let Some(owner) = a.owner_id else { continue };
+        if ended.contains(&owner) && a.balance() != 0 {
             violations.push(format!(
-                "subscription {} ended but still holds {} {}",
-                a.owner_id.unwrap_or(0),
+                "subscription {owner} ended but still holds {} {}",
+                a.balance(),
+                a.currency
+            ));
+        }
+        let granted = current
+            .get(&owner)
+            .and_then(|n| grants.get(&(owner, *n)))
+            .map_or(0, |(u, m)| {
+                if a.currency == crate::ledger::CREDIT_UPGRADES {
+                    i64::from(*u)
+                } else {
+                    i64::from(*m)
+                }
+            });
+        if a.balance() > granted {
+            violations.push(format!(
+                "subscription {owner} holds {} {}, more than its current period granted ({granted})",
                 a.balance(),
                 a.currency
             ));

@@ -895,7 +895,9 @@ async fn ticket_page(
                 matches,
                 templates,
                 queue_place,
-                fund_key: String::new(),
+                // One key per rendered page: a double submit of its forms
+                // pays once.
+                fund_key: crate::auth::tokens::random_token(16),
                 notify_level: match user {
                     Some(u) => crate::domain::notifications::override_of(conn, u, "ticket", id)?
                         .map(|l| l.as_str().to_owned())
@@ -1221,7 +1223,11 @@ pub struct PayNeeded {
 }
 
 impl PayNeeded {
-    fn of(amount: i64, currency: &str, p: crate::payments::Payment) -> Option<PayNeeded> {
+    pub(super) fn of(
+        amount: i64,
+        currency: &str,
+        p: crate::payments::Payment,
+    ) -> Option<PayNeeded> {
         match (p.status, p.client_secret) {
             (crate::payments::PaymentStatus::RequiresAction, Some(secret)) => Some(PayNeeded {
                 amount: money(amount, currency),
@@ -1236,7 +1242,11 @@ impl PayNeeded {
 #[template(path = "pay.html", config = "src/web/askama.toml")]
 struct PayPage {
     l: Layout,
-    ticket: i64,
+    /// Where the payer goes back to, and its link text.
+    back: String,
+    back_label: String,
+    /// What happens to the money.
+    explain: &'static str,
     amount: String,
     client_secret: String,
     stripe: Option<crate::config::StripeJs>,
@@ -1247,6 +1257,27 @@ struct PayPage {
 /// `payment_intent.succeeded` webhook then books the money into escrow.
 /// The page's Content-Security-Policy allows Stripe.js's origin.
 async fn pay_page(state: &AppState, req: &HttpRequest, ticket: i64, pay: PayNeeded) -> Page {
+    card_page(
+        state,
+        req,
+        format!("/t/{ticket}"),
+        format!("Back to ticket #{ticket}"),
+        "Your card is charged by Stripe; the money waits in escrow until you accept the resolution, and comes back to you if the ticket is cancelled.",
+        pay,
+    )
+    .await
+}
+
+/// The card form for a payment the payer must confirm, coming back to
+/// `back`.
+pub(super) async fn card_page(
+    state: &AppState,
+    req: &HttpRequest,
+    back: String,
+    back_label: String,
+    explain: &'static str,
+    pay: PayNeeded,
+) -> Page {
     let l = Layout::of(state, req).await?;
     let stripe = state.config.stripe_js.clone();
     let csp = match &stripe {
@@ -1260,7 +1291,9 @@ async fn pay_page(state: &AppState, req: &HttpRequest, ticket: i64, pay: PayNeed
     };
     let page = PayPage {
         l,
-        ticket,
+        back,
+        back_label,
+        explain,
         amount: pay.amount,
         client_secret: pay.client_secret,
         stripe,

@@ -394,7 +394,8 @@ pub async fn set_upgrade_price(
 pub struct SubscribeForm {
     #[serde(default)]
     csrf: String,
-    plan_id: i64,
+    #[serde(default)]
+    plan_id: String,
     #[serde(default)]
     context: String,
     /// Optional, major units.
@@ -421,10 +422,14 @@ pub async fn subscribe(
     let s = slug.clone();
     let done = state
         .blocking(move |pool| {
+            let plan_id: i64 = form
+                .plan_id
+                .parse()
+                .map_err(|_| AppError::field("plan_id", "choose one of the plans"))?;
             let price = {
                 let mut conn = pool.get()?;
                 let p = projects::by_slug(&mut conn, &s)?;
-                let plan = plans::get_plan(&mut conn, form.plan_id)
+                let plan = plans::get_plan(&mut conn, plan_id)
                     .ok()
                     .filter(|pl| pl.project_id == p.id)
                     .ok_or_else(|| AppError::field("plan_id", "not a plan of this project"))?;
@@ -441,15 +446,39 @@ pub async fn subscribe(
                 bps,
                 user,
                 &plans::SubscribeRequest {
-                    plan_id: form.plan_id,
+                    plan_id,
                     context: form.context.clone(),
                     price,
                 },
                 None,
             )
+            .and_then(|(sub, payment)| {
+                let first = plans::period(&mut *pool.get()?, sub.id, 1)?;
+                Ok((first, payment))
+            })
         })
         .await;
     match done {
+        // Stripe: the payer confirms the first payment with their card.
+        Ok((Some(first), payment)) => {
+            let currency = state
+                .db(move |conn| Ok(plans::get_subscription(conn, first.subscription_id)?.currency))
+                .await?;
+            match super::pages::PayNeeded::of(first.amount, &currency, payment) {
+                Some(pay) => {
+                    super::pages::card_page(
+                        &state,
+                        &req,
+                        "/me/subscriptions".into(),
+                        "Back to your subscriptions".into(),
+                        "Your card is charged by Stripe for the first period; the subscription starts when the payment succeeds.",
+                        pay,
+                    )
+                    .await
+                }
+                None => Ok(redirect("/me/subscriptions?notice=subscribed")),
+            }
+        }
         Ok(_) => Ok(redirect("/me/subscriptions?notice=subscribed")),
         Err(e @ (AppError::Validation(_) | AppError::Conflict { .. })) => {
             let status = e.status_code();

@@ -658,3 +658,146 @@ async fn concurrent_upgrades_never_spend_more_than_the_period_included() {
         .any(|o| matches!(o, Err(e) if e.to_string().contains("already have a subscription"))));
     assert_ledger_clean(&app);
 }
+
+/// A subscription event as the Stripe webhook delivers it, applied once
+/// per event id.
+fn event(app: &TestApp, id: &str, e: guildhall::payments::PaymentEvent) -> String {
+    guildhall::domain::money::apply_payment_event(&mut app.conn(), "stripe", id, "event", &e)
+        .unwrap()
+}
+
+fn payment_of(app: &TestApp, sub: i64, n: i32) -> String {
+    plans::period(&mut app.conn(), sub, n)
+        .unwrap()
+        .unwrap()
+        .payment_id
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn payments_that_wait_for_the_payer_never_renew_for_free() {
+    use crate::util::AwaitingWebhook;
+    use guildhall::payments::PaymentEvent::{DisputeOpened, Refunded, Succeeded};
+    let app = TestApp::new();
+    let owner = app.user("owner").await;
+    let biz = app.user("biz").await;
+    let late = app.user("late").await;
+    app.project(&owner, "proj").await;
+    app.verify_project("proj");
+    let team = monthly(&app, &owner, "proj").await;
+    let req = plans::SubscribeRequest {
+        plan_id: team,
+        context: "professional".into(),
+        price: None,
+    };
+    // The first payment waits for the payer's card; its webhook activates.
+    let (sub, payment) =
+        plans::subscribe(&app.pool, &AwaitingWebhook, 500, biz.id, &req, None).unwrap();
+    assert_eq!(sub.status, "pending_payment");
+    assert!(payment.client_secret.is_some());
+    assert_eq!(
+        event(
+            &app,
+            "evt_1",
+            Succeeded {
+                payment_id: payment.id.clone()
+            }
+        ),
+        "subscription period paid"
+    );
+    assert_eq!(sub_row(&app, sub.id).status, "active");
+
+    // The renewal, too, waits for the payer: past due at once, the plan
+    // holding through the grace, and not charged again meanwhile.
+    expire_period(&app, sub.id);
+    assert_eq!(plans::renew_due(&app.pool, &AwaitingWebhook).unwrap(), 1);
+    let s = sub_row(&app, sub.id);
+    assert_eq!((s.status.as_str(), s.current_period), ("past_due", 1));
+    assert!(s.grace_until.is_some());
+    assert_eq!(plans::renew_due(&app.pool, &AwaitingWebhook).unwrap(), 0);
+    // The payer pays: active for period 2, with its credits.
+    let p2 = payment_of(&app, sub.id, 2);
+    assert_eq!(
+        event(
+            &app,
+            "evt_2",
+            Succeeded {
+                payment_id: p2.clone()
+            }
+        ),
+        "subscription period paid"
+    );
+    let s = sub_row(&app, sub.id);
+    assert_eq!((s.status.as_str(), s.current_period), ("active", 2));
+    assert_eq!(plans::credits_left(&mut app.conn(), &s).unwrap().0, 2);
+    assert_ledger_clean(&app);
+
+    // A first payment nobody completes gives the subscription up after a
+    // day; paid later, it is booked and returned.
+    let (pending, payment) =
+        plans::subscribe(&app.pool, &AwaitingWebhook, 500, late.id, &req, None).unwrap();
+    {
+        use guildhall::db::schema::subscriptions as su;
+        let old = guildhall::domain::now() - chrono::Duration::hours(25);
+        diesel::update(su::table.find(pending.id))
+            .set(su::created_at.eq(old))
+            .execute(&mut app.conn())
+            .unwrap();
+    }
+    assert_eq!(plans::renew_due(&app.pool, &AwaitingWebhook).unwrap(), 1);
+    assert_eq!(sub_row(&app, pending.id).status, "failed");
+    assert_eq!(
+        event(
+            &app,
+            "evt_3",
+            Succeeded {
+                payment_id: payment.id.clone()
+            }
+        ),
+        "subscription period paid"
+    );
+    assert_eq!(
+        plans::period(&mut app.conn(), pending.id, 1)
+            .unwrap()
+            .unwrap()
+            .status,
+        "refunded"
+    );
+    // Stripe reports our own refund back: confirmed, nothing to review.
+    assert_eq!(
+        event(
+            &app,
+            "evt_4",
+            Refunded {
+                payment_id: payment.id,
+                total_refunded: 4900,
+                refund_id: None
+            }
+        ),
+        "subscription period refund confirmed"
+    );
+    assert_ledger_clean(&app);
+    // Someone can subscribe again once the stale attempt failed.
+    plans::subscribe(&app.pool, &AwaitingWebhook, 500, late.id, &req, None).unwrap();
+
+    // A refund or dispute made at the gateway on paid revenue is left for a
+    // person: ledger check reports it.
+    assert_eq!(
+        event(
+            &app,
+            "evt_5",
+            DisputeOpened {
+                payment_id: p2.clone(),
+                amount: 4900
+            }
+        ),
+        "subscription payment disputed; needs review"
+    );
+    let violations = ledger::check(&mut app.conn()).unwrap();
+    assert!(
+        violations
+            .iter()
+            .any(|v| v.contains("evt_5") && v.contains("needs review")),
+        "{violations:?}"
+    );
+}
