@@ -219,6 +219,8 @@ pub struct SubscriptionView {
     pub upgrades_left: i64,
     /// Included consulting minutes left this period.
     pub consulting_minutes_left: i64,
+    /// Service credit for missed response times, taken off the next charges.
+    pub service_credit: Money,
     /// Ended.
     pub ended_at: Option<DateTime<Utc>>,
 }
@@ -251,6 +253,10 @@ pub fn subscription_view(
         cancel_at_period_end: sub.cancel_at_period_end,
         upgrades_left,
         consulting_minutes_left,
+        service_credit: Money {
+            amount: plans::service_credit_left(conn, sub)?,
+            currency: sub.currency.clone(),
+        },
         ended_at: sub.ended_at.map(utc),
     })
 }

@@ -191,6 +191,7 @@ diesel::joinable!(ticket_messages -> users (author_id));
 diesel::joinable!(response_templates -> projects (project_id));
 diesel::allow_tables_to_appear_in_same_query!(
     plans,
+    sla_clocks,
     floss_proofs,
     subscriptions,
     subscription_periods,
@@ -653,6 +654,7 @@ diesel::table! {
         created_at -> Timestamp,
         paid_at -> Nullable<Timestamp>,
         refund_id -> Nullable<Text>,
+        credit_applied -> BigInt,
     }
 }
 
@@ -665,5 +667,23 @@ diesel::table! {
         permission -> Text,
         verified_at -> Timestamp,
         checked_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sla_clocks (id) {
+        id -> BigInt,
+        ticket_id -> BigInt,
+        subscription_id -> BigInt,
+        kind -> Text,
+        started_at -> Timestamp,
+        warn_at -> Timestamp,
+        due_at -> Timestamp,
+        warned_at -> Nullable<Timestamp>,
+        breached_at -> Nullable<Timestamp>,
+        closed_at -> Nullable<Timestamp>,
+        closed_reason -> Nullable<Text>,
+        credit_amount -> BigInt,
+        currency -> Text,
     }
 }

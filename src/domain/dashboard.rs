@@ -78,6 +78,10 @@ pub struct Period {
     pub released: i64,
     /// The project's commission on it.
     pub commission: i64,
+    /// Guaranteed responses (enterprise plans) whose wait began in it, decided.
+    pub sla_decided: i64,
+    /// Of those, met.
+    pub sla_met: i64,
 }
 
 /// The dashboard's figures.
@@ -118,6 +122,9 @@ pub struct Dashboard {
     pub helpers: Vec<(i64, String, i64, i64)>,
     /// The series for the charts, oldest first, one per bucket.
     pub series: Vec<Period>,
+    /// Guaranteed responses (enterprise plans) decided in the period, and
+    /// of those met.
+    pub sla: (i64, i64),
 }
 
 impl Dashboard {
@@ -227,6 +234,7 @@ pub fn load(
         median_resolution: None,
         helpers: Vec::new(),
         series: Vec::new(),
+        sla: (0, 0),
         project: p.clone(),
     };
     let mut resolution = Vec::new();
@@ -262,6 +270,15 @@ pub fn load(
         if let Some(b) = series.get_mut(&bucket.start_of(at.date())) {
             b.released += amount;
             b.commission += project;
+        }
+    }
+    // Guaranteed responses, by when the wait began.
+    for (began, met) in crate::domain::sla::decided(conn, p.id, from, to)? {
+        d.sla.0 += 1;
+        d.sla.1 += i64::from(met);
+        if let Some(b) = series.get_mut(&bucket.start_of(began.date())) {
+            b.sla_decided += 1;
+            b.sla_met += i64::from(met);
         }
     }
     d.series = series.into_values().collect();

@@ -19,6 +19,7 @@ pub mod reputation;
 pub mod routing;
 pub mod search;
 pub mod sessions;
+pub mod sla;
 pub mod text;
 pub mod tickets;
 pub mod users;

@@ -315,6 +315,8 @@ fn event_summary(action: &str, actor: &str, reason: Option<&str>) -> Option<Stri
         "close" => format!("{actor} closed the ticket{why}"),
         "auto_close" => format!("The ticket was closed for inactivity{why}"),
         "cancel" => format!("{actor} cancelled the ticket"),
+        "sla_warning" => format!("The guaranteed response time runs out soon{why}"),
+        "sla_breach" => format!("The guaranteed response time was missed{why}"),
         _ => return None,
     })
 }
@@ -378,7 +380,8 @@ pub fn dispatch(conn: &mut DbConnection, channel: &str) -> AppResult<usize> {
             id,
             ticket,
             actor,
-            team_only: false,
+            // Warnings are for the team; a breach is for everyone on it.
+            team_only: action == "sla_warning",
             also: if assigned { claimed_by } else { None },
             only: None,
             summary,

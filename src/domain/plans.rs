@@ -407,6 +407,8 @@ pub struct Period {
     pub paid_at: Option<NaiveDateTime>,
     /// The gateway's refund id (a period paid after its subscription ended).
     pub refund_id: Option<String>,
+    /// Service credit taken off its charge (`amount` is what was charged).
+    pub credit_applied: i64,
 }
 
 /// What a period costs: the monthly price for each month of the term, less
@@ -585,7 +587,7 @@ fn create_subscription(
                 ),
                 e => e.into(),
             })?;
-        Ok(insert_period(conn, id, 1, start, &plan, amount)?)
+        Ok(insert_period(conn, id, 1, start, &plan, amount, 0)?)
     })
 }
 
@@ -596,9 +598,11 @@ fn insert_period(
     starts_at: NaiveDateTime,
     plan: &Plan,
     amount: i64,
+    credit_applied: i64,
 ) -> QueryResult<i64> {
     diesel::insert_into(periods::table)
         .values((
+            periods::credit_applied.eq(credit_applied),
             periods::subscription_id.eq(sub),
             periods::number.eq(number),
             periods::starts_at.eq(starts_at),
@@ -851,6 +855,35 @@ pub fn settle_period(conn: &mut DbConnection, gateway: &str, payment_id: &str) -
         if let Some(previous) = period(conn, sub.id, sub.current_period)? {
             expire_credits(conn, &sub, previous.id)?;
         }
+        if p.credit_applied > 0 {
+            // The service credit it used settles that much of the
+            // project's debt.
+            let (owed, held) = service_credit_accounts(conn, &sub)?;
+            let applied = p.credit_applied.min(held.available());
+            if applied > 0 {
+                ledger::apply(
+                    conn,
+                    &[NewTransfer {
+                        key: format!("subscription_period:{}:credit", p.id),
+                        kind: TransferKind::Posted,
+                        debit: held.id,
+                        credit: owed.id,
+                        amount: applied,
+                        pending_id: None,
+                        ticket_id: None,
+                        memo: format!(
+                            "service credit taken off period {} of subscription {}",
+                            p.number, sub.id
+                        ),
+                    }],
+                )?;
+            }
+            if applied != p.credit_applied {
+                diesel::update(periods::table.find(p.id))
+                    .set(periods::credit_applied.eq(applied))
+                    .execute(conn)?;
+            }
+        }
         let mut grants = Vec::new();
         for (unit, amount) in [
             (ledger::CREDIT_UPGRADES, i64::from(p.upgrades_granted)),
@@ -1051,7 +1084,60 @@ fn end_locked(conn: &mut DbConnection, sub: &Subscription, status: &'static str)
     if let Some(current) = period(conn, sub.id, sub.current_period)? {
         expire_credits(conn, sub, current.id)?;
     }
+    // Unused service credit lapses with the subscription (it is taken off
+    // charges, never paid out): the project's debt for it goes too.
+    let (owed, held) = service_credit_accounts(conn, sub)?;
+    let left = held.available();
+    if left > 0 {
+        ledger::apply(
+            conn,
+            &[NewTransfer {
+                key: format!("subscription:{}:service_credit_lapse", sub.id),
+                kind: TransferKind::Posted,
+                debit: held.id,
+                credit: owed.id,
+                amount: left,
+                pending_id: None,
+                ticket_id: None,
+                memo: format!("unused service credit of subscription {} lapsed", sub.id),
+            }],
+        )?;
+    }
     Ok(())
+}
+
+/// The project's service-credit debt account and the subscription's
+/// service credit.
+fn service_credit_accounts(
+    conn: &mut DbConnection,
+    sub: &Subscription,
+) -> QueryResult<(ledger::Account, ledger::Account)> {
+    Ok((
+        ledger::account(
+            conn,
+            AccountKind::ServiceCreditsOwed,
+            Some(sub.project_id),
+            &sub.currency,
+        )?,
+        ledger::account(
+            conn,
+            AccountKind::ServiceCredit,
+            Some(sub.id),
+            &sub.currency,
+        )?,
+    ))
+}
+
+/// Service credit the subscription holds, minor units.
+pub fn service_credit_left(conn: &mut DbConnection, sub: &Subscription) -> QueryResult<i64> {
+    use crate::db::schema::ledger_accounts as la;
+    let code = ledger::account_code(AccountKind::ServiceCredit, Some(sub.id), &sub.currency);
+    Ok(la::table
+        .filter(la::code.eq(code))
+        .select(la::credits_posted - la::debits_posted - la::debits_pending)
+        .first::<i64>(conn)
+        .optional()?
+        .unwrap_or(0))
 }
 
 /// The subscriber cancels: a subscription not paid yet, or past due, ends
@@ -1214,8 +1300,20 @@ fn next_period(conn: &mut DbConnection, sub: &Subscription) -> AppResult<i64> {
     let amount = period_amount(monthly, plan.term_months, discount)
         .filter(|a| *a > 0)
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("period out of range")))?;
+    // Service credit for missed response times comes off the charge (at
+    // least the smallest price is still charged).
+    let credit = service_credit_left(conn, sub)?;
+    let applied = credit.min(amount - MIN_PRICE).max(0);
     let starts = sub.period_end.unwrap_or_else(now);
-    Ok(insert_period(conn, sub.id, number, starts, &plan, amount)?)
+    Ok(insert_period(
+        conn,
+        sub.id,
+        number,
+        starts,
+        &plan,
+        amount - applied,
+        applied,
+    )?)
 }
 
 /// A renewal waits for its payer: the subscription is past due, its plan

@@ -382,6 +382,30 @@ fn record_event(
     Ok(())
 }
 
+/// Records a service-level event (`sla_warning`, `sla_breach`) on the
+/// ticket, its status unchanged; the notifications carry it.
+pub(crate) fn record_sla_event(
+    conn: &mut DbConnection,
+    ticket_id: i64,
+    action: &str,
+    reason: &str,
+) -> AppResult<()> {
+    let status: String = tickets::table
+        .find(ticket_id)
+        .select(tickets::status)
+        .first(conn)?;
+    let status = Status::parse(&status).unwrap_or(Status::Open);
+    record_event(
+        conn,
+        ticket_id,
+        None,
+        action,
+        Some(status),
+        status,
+        Some(reason),
+    )
+}
+
 /// Creates a draft. The project must exist.
 pub fn create(conn: &mut DbConnection, requester: i64, new: &NewTicket) -> AppResult<Ticket> {
     let mut errors = Vec::new();

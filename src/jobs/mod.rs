@@ -20,6 +20,7 @@ pub mod send_digests;
 mod send_inbound_refusal;
 mod send_notifications;
 mod send_verification_email;
+mod sla_sweep;
 pub mod sync_index;
 
 pub use crate::job_payloads::{
@@ -34,6 +35,7 @@ pub use purge_inbound_records::PurgeInboundRecords;
 pub use recompute_reputation::RecomputeReputation;
 pub use renew_subscriptions::RenewSubscriptions;
 pub use run_payouts::RunPayouts;
+pub use sla_sweep::SlaSweep;
 
 use crate::config::Config;
 use crate::db::DbPool;
@@ -124,6 +126,7 @@ pub fn runner(pool: DbPool, config: &Config) -> anyhow::Result<Runner<JobContext
         )?
         .schedule("expire-bounties", "0 45 * * * *", ExpireBounties)?
         .schedule("renew-subscriptions", "0 */5 * * * *", RenewSubscriptions)?
+        .schedule("sla-sweep", "15 * * * * *", SlaSweep)?
         .schedule("run-payouts", "0 */15 * * * *", RunPayouts)?
         .schedule("recompute-reputation", "0 25 * * * *", RecomputeReputation)?
         .schedule("send-notifications", "*/5 * * * * *", SendNotifications)?

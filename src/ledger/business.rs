@@ -230,7 +230,7 @@ fn subscriptions(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
                 .or_default() += amount;
         }
     }
-    type Row = (i64, String, i64, i64, i64, (i32, i32), bool);
+    type Row = (i64, String, i64, i64, i64, (i32, i32, i64), bool);
     let periods: Vec<Row> = sp::table
         .select((
             sp::id,
@@ -238,11 +238,16 @@ fn subscriptions(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
             sp::amount,
             sp::project_amount,
             sp::platform_amount,
-            (sp::upgrades_granted, sp::consulting_minutes_granted),
+            (
+                sp::upgrades_granted,
+                sp::consulting_minutes_granted,
+                sp::credit_applied,
+            ),
             sp::payment_id.is_not_null().and(sp::paid_at.is_not_null()),
         ))
         .load(conn)?;
-    for (id, status, amount, project, platform, (upgrades, minutes), has_payment) in periods {
+    for (id, status, amount, project, platform, (upgrades, minutes, credit), has_payment) in periods
+    {
         let l = by_period.remove(&id).unwrap_or_default();
         let get = |k: &str| l.get(k).copied().unwrap_or(0);
         let (p_line, f_line) = (get("project"), get("platform"));
@@ -259,9 +264,12 @@ fn subscriptions(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
                         "grant:{}",
                         crate::ledger::CREDIT_CONSULTING_MINUTES
                     )) == i64::from(minutes)
+                    && get("credit") == credit
                     && has_payment
             }
-            "refunded" => p_line + f_line == amount && refunded == amount && has_payment,
+            "refunded" => {
+                p_line + f_line == amount && refunded == amount && has_payment && get("credit") == 0
+            }
             "pending_payment" | "failed" => l.is_empty(),
             _ => false,
         };
@@ -305,6 +313,28 @@ fn subscriptions(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
             "{n} included upgrades were spent on ticket {id}, which is not marked upgraded"
         ));
     }
+    // Each breach's service credit is the one ledger line it booked.
+    let clocks: Vec<(i64, i64)> = crate::db::schema::sla_clocks::table
+        .select((
+            crate::db::schema::sla_clocks::id,
+            crate::db::schema::sla_clocks::credit_amount,
+        ))
+        .load(conn)?;
+    let credit_lines: HashMap<i64, i64> = lt::table
+        .filter(lt::transfer_key.like("sla_clock:%:credit"))
+        .select((lt::transfer_key, lt::amount))
+        .load::<(String, i64)>(conn)?
+        .into_iter()
+        .filter_map(|(k, a)| Some((k.split(':').nth(1)?.parse().ok()?, a)))
+        .collect();
+    for (id, credit) in clocks {
+        let line = credit_lines.get(&id).copied().unwrap_or(0);
+        if line != credit {
+            violations.push(format!(
+                "service-level clock {id} records a credit of {credit}, its ledger line {line}"
+            ));
+        }
+    }
     // An ended subscription keeps no credits; a live one no more than its
     // current period granted.
     let subs: Vec<(i64, String, i32)> = s::table
@@ -327,6 +357,19 @@ fn subscriptions(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
         .map(|(sub, n, u, m)| ((sub, n), (u, m)))
         .collect();
     let current: HashMap<i64, i32> = subs.iter().map(|(id, _, n)| (*id, *n)).collect();
+    let held: Vec<Account> = la::table
+        .filter(la::kind.eq(AccountKind::ServiceCredit.as_str()))
+        .select(Account::as_select())
+        .load(conn)?;
+    for a in held {
+        if a.owner_id.is_some_and(|o| ended.contains(&o)) && a.balance() != 0 {
+            violations.push(format!(
+                "subscription {} ended but still holds {} of service credit",
+                a.owner_id.unwrap_or(0),
+                a.balance()
+            ));
+        }
+    }
     let credits: Vec<Account> = la::table
         .filter(la::kind.eq(AccountKind::PlanCredits.as_str()))
         .select(Account::as_select())

@@ -53,6 +53,12 @@ pub enum AccountKind {
     /// Where a project's plan credits come from and go back to when spent
     /// or expired (may go negative: it issues them).
     CreditIssuer,
+    /// Service credit a subscription holds for missed response times,
+    /// taken off its next charges (in the project's currency).
+    ServiceCredit,
+    /// What a project owes its subscribers in service credit (may go
+    /// negative: that is the debt, settled as credit is applied or lapses).
+    ServiceCreditsOwed,
 }
 
 /// Unit of the credit accounts that count included ticket upgrades.
@@ -71,6 +77,8 @@ impl AccountKind {
             AccountKind::GatewayClearing => "gateway_clearing",
             AccountKind::PlanCredits => "plan_credits",
             AccountKind::CreditIssuer => "credit_issuer",
+            AccountKind::ServiceCredit => "service_credit",
+            AccountKind::ServiceCreditsOwed => "service_credits_owed",
         }
     }
 }
@@ -321,7 +329,9 @@ fn account_with_code(
             la::currency.eq(currency),
             la::allow_negative.eq(matches!(
                 kind,
-                AccountKind::GatewayClearing | AccountKind::CreditIssuer
+                AccountKind::GatewayClearing
+                    | AccountKind::CreditIssuer
+                    | AccountKind::ServiceCreditsOwed
             )),
             la::created_at.eq(crate::domain::now()),
         ))

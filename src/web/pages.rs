@@ -524,6 +524,8 @@ struct ProjectPage {
     resolved_30: i64,
     first_response_90: String,
     resolution_90: String,
+    /// Guaranteed responses (enterprise plans) decided in 90 days, and met.
+    sla_90: (i64, i64),
     /// The viewer's place: "maintainer", "helper" or "".
     role: &'static str,
 }
@@ -545,9 +547,11 @@ pub async fn project(
                 Some(u) if helpers::is_approved(conn, p.id, u)? => "helper",
                 _ => "",
             };
+            let now = crate::domain::now();
             let medians = (
                 ticket_domain::median_first_response(conn, p.id, 90)?,
                 ticket_domain::median_resolution(conn, p.id, 90)?,
+                crate::domain::sla::share_met(conn, p.id, now - chrono::Duration::days(90), now)?,
             );
             let rows = helpers::list(conn, p.id, helpers::HelperStatus::Approved, None, 100)?;
             let mut out = Vec::with_capacity(rows.len());
@@ -574,6 +578,7 @@ pub async fn project(
         helpers,
         first_response_90: wait(medians.0),
         resolution_90: wait(medians.1),
+        sla_90: medians.2,
         role,
         queue_length: figures.open,
         eta_hours: figures.new_ticket_eta_hours,
@@ -636,6 +641,8 @@ pub struct TicketPage {
     templates: Vec<(i64, String)>,
     /// (position, of, ETA in words) while the ticket waits in the queue.
     queue_place: Option<(usize, usize, String)>,
+    /// The running service-level clock, as the requester and team read it.
+    sla: Option<String>,
     /// A fresh key for the funding form (see `fund`).
     fund_key: String,
     /// The viewer's notification level for this ticket, "" when they
@@ -813,6 +820,25 @@ async fn ticket_page(
             } else {
                 Vec::new()
             };
+            let sla = if a.requester || a.team() {
+                crate::domain::sla::of_ticket(conn, id)?
+                    .into_iter()
+                    .rev()
+                    .find(|c| c.closed_at.is_none())
+                    .map(|c| match c.breached_at {
+                        None => format!(
+                            "Enterprise plan: a response is guaranteed by {} (business hours).",
+                            when(c.due_at)
+                        ),
+                        Some(_) => format!(
+                            "Enterprise plan: the guaranteed response time passed at {}; a service credit of {} was booked.",
+                            when(c.due_at),
+                            money(c.credit_amount, &c.currency)
+                        ),
+                    })
+            } else {
+                None
+            };
             let queue_place = if status == Status::Open {
                 let entries = queue::entries(conn, &p)?;
                 let total = entries.len();
@@ -895,6 +921,7 @@ async fn ticket_page(
                 matches,
                 templates,
                 queue_place,
+                sla,
                 // One key per rendered page: a double submit of its forms
                 // pays once.
                 fund_key: crate::auth::tokens::random_token(16),
@@ -1056,6 +1083,7 @@ impl TicketPage {
                 .collect(),
             templates: (0..5).map(|i| (i, format!("Template {i}"))).collect(),
             queue_place: None,
+            sla: None,
             fund_key: "k".repeat(22),
             notify_level: String::new(),
             t,

@@ -909,6 +909,8 @@ impl DashboardPage {
                 handled: 30 + i * 3,
                 released: 150_000 + i * 10_000,
                 commission: 15_000 + i * 1_000,
+                sla_decided: 4,
+                sla_met: 3,
             });
             start = bucket.start_of(start + chrono::Duration::days(32));
         }
@@ -931,6 +933,7 @@ impl DashboardPage {
                 .map(|i| (i, format!("helper {i}"), 100 - i, 50 - i / 2))
                 .collect(),
             series,
+            sla: (48, 36),
         };
         DashboardPage {
             l: Layout {

@@ -343,7 +343,8 @@ fn app_jobs_are_registered_and_scheduled() {
                 "renew-subscriptions",
                 "run-payouts",
                 "send-digests",
-                "send-notifications"
+                "send-notifications",
+                "sla-sweep"
             ]
         );
     }

@@ -26,6 +26,7 @@ mod plans;
 mod projects;
 mod reputation;
 mod search;
+mod sla;
 pub(crate) mod stripe;
 mod tickets;
 mod util;

@@ -1,0 +1,2 @@
+ALTER TABLE subscription_periods DROP COLUMN credit_applied;
+DROP TABLE sla_clocks;
