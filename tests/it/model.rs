@@ -42,7 +42,10 @@
 //! renew (paid or declined), lapse after the grace, and upgrade tickets
 //! (spending an included upgrade, or paying the upgrade price as a bounty);
 //! the model keeps each subscription's state and credits, and its revenue
-//! in the project's and the platform's balances.
+//! in the project's and the platform's balances. Enterprise subscribers'
+//! tickets miss their guaranteed response time (an SLA breach): the service
+//! credit is booked and taken off the next renewal's charge, or lapses
+//! with the subscription.
 //!
 //! To add an operation: a variant of [`Op`], a line in [`generate`], its
 //! prediction and effect in [`Model::predict`] / [`Model::apply`], and how it
@@ -87,6 +90,11 @@ const PLAN_UPGRADES: i64 = 2;
 const PLAN_UPGRADE_PRICE: i64 = 1_500;
 /// The project's pay-as-you-go upgrade price (the default).
 const PAYG_UPGRADE_PRICE: i64 = 2_500;
+/// The case's enterprise plan: monthly price, term, and the service credit
+/// one missed response earns (10% of a month).
+const ENT_PRICE: i64 = 10_000;
+const ENT_TERM: i64 = 6;
+const ENT_CREDIT: i64 = 1_000;
 
 // ---------------------------------------------------------------------------
 // Actors, operations
@@ -201,8 +209,12 @@ pub enum Op {
     Expire { bounty: usize },
     /// The payout run.
     Payouts,
-    /// POST /projects/{slug}/subscriptions to the case's monthly plan.
-    Subscribe { actor: Actor },
+    /// POST /projects/{slug}/subscriptions to the case's monthly (or
+    /// enterprise) plan.
+    Subscribe { actor: Actor, enterprise: bool },
+    /// `of` opens a ticket that waits past its guaranteed response time;
+    /// the service-level sweep runs.
+    SlaBreach { of: Actor },
     /// POST /subscriptions/{id}/cancel of `of`'s latest subscription.
     CancelSub { actor: Actor, of: Actor },
     /// `of`'s paid period ended; the renewal job runs (its card refused
@@ -249,6 +261,7 @@ impl Op {
             Op::Renew { declined: true, .. } => "renewal job (declined)",
             Op::Lapse { .. } => "lapse job",
             Op::Upgrade { .. } => "upgrade",
+            Op::SlaBreach { .. } => "SLA breach",
         }
     }
 }
@@ -333,11 +346,29 @@ pub struct SubM {
     pub credits: i64,
     /// Ends at the end of the paid period.
     pub cancel_at_end: bool,
+    /// On the enterprise plan.
+    pub enterprise: bool,
+    /// Service credit held, minor units.
+    pub service_credit: i64,
 }
 
 impl SubM {
     fn live(&self) -> bool {
         self.status != SubSt::Ended
+    }
+    /// Ended: its credits of every kind lapse.
+    fn end(&mut self) {
+        self.status = SubSt::Ended;
+        self.credits = 0;
+        self.service_credit = 0;
+    }
+    /// A period's full charge and included upgrades.
+    fn terms(&self) -> (i64, i64) {
+        if self.enterprise {
+            (ENT_PRICE * ENT_TERM, 0)
+        } else {
+            (PLAN_PRICE, PLAN_UPGRADES)
+        }
     }
 }
 
@@ -545,6 +576,7 @@ impl Model {
             Op::Expire { bounty: i } => bounty(i).is_some_and(|b| b.has_expiry),
             // Plans are exercised on the sandbox, where payments settle.
             Op::Subscribe { .. } | Op::Upgrade { .. } => !self.webhook_mode,
+            Op::SlaBreach { of } => !self.webhook_mode && self.subs.contains_key(of),
             Op::CancelSub { of, .. } => !self.webhook_mode && self.subs.contains_key(of),
             Op::Renew { of, .. } => self.subs.get(of).is_some_and(|s| s.status == SubSt::Active),
             Op::Lapse { of } => self
@@ -735,7 +767,8 @@ impl Model {
                 }
             }
             Op::Reinstate { .. } => Is(200),
-            Op::Subscribe { actor } => {
+            Op::SlaBreach { .. } => Is(200),
+            Op::Subscribe { actor, .. } => {
                 if self.subs.get(actor).is_some_and(SubM::live) {
                     Is(409)
                 } else {
@@ -971,26 +1004,33 @@ impl Model {
                 if s.status == SubSt::Active {
                     s.cancel_at_end = true;
                 } else {
-                    s.status = SubSt::Ended;
-                    s.credits = 0;
+                    s.end();
                 }
             }
             Op::Renew { of, declined } => {
                 let s = self.subs.get_mut(of).expect("applicable");
                 if s.cancel_at_end {
-                    s.status = SubSt::Ended;
-                    s.credits = 0;
+                    s.end();
                 } else if *declined {
                     s.status = SubSt::PastDue;
                 } else {
-                    s.credits = PLAN_UPGRADES;
-                    self.period_paid();
+                    let (full, upgrades) = s.terms();
+                    // Service credit comes off the charge; at least the
+                    // smallest price is still charged.
+                    let applied = s.service_credit.min(full - 100).max(0);
+                    s.service_credit -= applied;
+                    s.credits = upgrades;
+                    self.period_paid(full - applied);
                 }
             }
             Op::Lapse { of } => {
+                self.subs.get_mut(of).expect("applicable").end();
+            }
+            Op::SlaBreach { of } => {
                 let s = self.subs.get_mut(of).expect("applicable");
-                s.status = SubSt::Ended;
-                s.credits = 0;
+                if s.live() && s.enterprise {
+                    s.service_credit += ENT_CREDIT;
+                }
             }
             Op::Payouts => {
                 for p in self.onboarded.clone() {
@@ -1005,9 +1045,10 @@ impl Model {
         }
     }
 
-    /// A subscription period was paid: the project and the platform earn.
-    fn period_paid(&mut self) {
-        let (project, platform) = period_split(PLAN_PRICE);
+    /// A subscription period was charged `amount`: the project and the
+    /// platform earn.
+    fn period_paid(&mut self, amount: i64) {
+        let (project, platform) = period_split(amount);
         *self.payable.entry(Payee::Project).or_default() += project;
         *self.payable.entry(Payee::Platform).or_default() += platform;
     }
@@ -1140,6 +1181,7 @@ pub fn generate(rng: &mut StdRng, m: &Model) -> Op {
             (3, 20), // renewal
             (2, 21), // lapse
             (4, 22), // upgrade
+            (3, 23), // SLA breach
         ]);
     }
     let total: u32 = weights.iter().map(|w| w.0).sum();
@@ -1257,8 +1299,12 @@ pub fn generate(rng: &mut StdRng, m: &Model) -> Op {
             let likely = REQUESTERS[rng.gen_range(0..TICKETS)];
             Op::Subscribe {
                 actor: actor_or(rng, Some(likely)),
+                enterprise: rng.gen_bool(0.4),
             }
         }
+        23 => Op::SlaBreach {
+            of: subscriber(rng, m),
+        },
         19 => {
             let of = subscriber(rng, m);
             Op::CancelSub {
@@ -1394,6 +1440,7 @@ struct CaseCtx {
     slug: String,
     project_id: i64,
     plan_id: i64,
+    enterprise_plan_id: i64,
 }
 
 impl Harness {
@@ -1512,10 +1559,25 @@ impl Harness {
             .body["id"]
             .as_i64()
             .expect("plan id");
+        let enterprise_plan_id = self
+            .app
+            .post(
+                &format!("/api/v1/projects/{slug}/plans"),
+                json!({"kind": "enterprise", "name": "Enterprise",
+                       "price": {"amount": ENT_PRICE, "currency": "usd"},
+                       "term_months": ENT_TERM, "response_hours": 1, "service_credit_pct": 10}),
+                Some(&owner.access),
+            )
+            .await
+            .expect(201)
+            .body["id"]
+            .as_i64()
+            .expect("plan id");
         let ctx = CaseCtx {
             slug,
             project_id,
             plan_id,
+            enterprise_plan_id,
         };
         let mut model = Model {
             webhook_mode: self.webhook_mode,
@@ -1837,11 +1899,33 @@ impl Harness {
                 self.run_general_jobs()?;
                 return Ok((200, Value::Null));
             }
-            Op::Subscribe { actor } => post(
+            Op::Subscribe { actor, enterprise } => post(
                 format!("/api/v1/projects/{}/subscriptions", ctx.slug),
-                json!({"plan_id": ctx.plan_id, "context": "professional"}),
+                json!({"plan_id": if *enterprise { ctx.enterprise_plan_id } else { ctx.plan_id },
+                       "context": "professional"}),
                 *actor,
             ),
+            Op::SlaBreach { of } => {
+                use guildhall::db::schema::sla_clocks as sc;
+                let u = self.user(*of).clone();
+                let id = self
+                    .app
+                    .open_ticket(&u, &ctx.slug, "Waits past its guarantee", "public")
+                    .await;
+                let sweep = |h: &Self| {
+                    guildhall::domain::sla::sweep(&mut h.app.conn())
+                        .map(|_| ())
+                        .map_err(|e| format!("sla sweep: {e}"))
+                };
+                sweep(self)?;
+                let past = chrono::Utc::now().naive_utc() - chrono::Duration::minutes(1);
+                diesel::update(sc::table.filter(sc::ticket_id.eq(id)))
+                    .set((sc::due_at.eq(past), sc::warn_at.eq(past)))
+                    .execute(&mut *self.app.conn())
+                    .map_err(|e| format!("backdate: {e}"))?;
+                sweep(self)?;
+                return Ok((200, Value::Null));
+            }
             Op::CancelSub { actor, of } => post(
                 format!("/api/v1/subscriptions/{}/cancel", m.subs[of].id),
                 json!({}),
@@ -1933,20 +2017,27 @@ impl Harness {
                     m.arrived(i);
                 }
             }
-            Op::Subscribe { actor } => {
+            Op::Subscribe { actor, enterprise } => {
                 let id = body["subscription"]["id"]
                     .as_i64()
                     .ok_or_else(|| format!("no subscription id in {body}"))?;
+                let sub = SubM {
+                    id,
+                    status: SubSt::Active,
+                    credits: 0,
+                    cancel_at_end: false,
+                    enterprise: *enterprise,
+                    service_credit: 0,
+                };
+                let (full, upgrades) = sub.terms();
                 m.subs.insert(
                     *actor,
                     SubM {
-                        id,
-                        status: SubSt::Active,
-                        credits: PLAN_UPGRADES,
-                        cancel_at_end: false,
+                        credits: upgrades,
+                        ..sub
                     },
                 );
-                m.period_paid();
+                m.period_paid(full);
             }
             Op::Upgrade { actor, ticket } => {
                 let live = m.subs.get(actor).filter(|s| s.live()).cloned();
@@ -1963,7 +2054,9 @@ impl Harness {
                     }
                     m.tickets[*ticket].upgraded = true;
                 } else {
-                    let amount = if live.is_some() {
+                    // The monthly plan's upgrade price; the enterprise plan
+                    // (none set) and pay as you go use the project's.
+                    let amount = if live.as_ref().is_some_and(|s| !s.enterprise) {
                         PLAN_UPGRADE_PRICE
                     } else {
                         PAYG_UPGRADE_PRICE
@@ -2197,6 +2290,14 @@ impl Harness {
                 bad!(
                     "subscription credits differ from the model",
                     format!("{who:?}: {credits} upgrades left, model {}", sm.credits),
+                );
+            }
+            let service = guildhall::domain::plans::service_credit_left(&mut conn, &row)
+                .map_err(|e| ("subscription read".to_owned(), e.to_string()))?;
+            if service != sm.service_credit {
+                bad!(
+                    "service credit differs from the model",
+                    format!("{who:?}: {service} held, model {}", sm.service_credit),
                 );
             }
         }
