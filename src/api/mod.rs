@@ -5,6 +5,7 @@ pub mod auth;
 pub mod chat;
 pub mod idempotency;
 pub mod inbound;
+pub mod invoices;
 pub mod matching;
 pub mod money;
 pub mod notifications;
@@ -47,6 +48,7 @@ use utoipa::{Modify, OpenApi};
         notifications::put_project_level, inbound::email, webhooks::github,
         chat::discord, chat::slack_commands, chat::slack_interactions,
         plans::create_plan, plans::list_plans, plans::subscribe, plans::my_subscriptions, plans::cancel, plans::upgrade,
+        invoices::mine, invoices::get, invoices::pdf, invoices::get_billing, invoices::put_billing,
     ),
     components(schemas(
         Problem, crate::error::FieldError, views::Money,
@@ -110,6 +112,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/me/subscriptions", web::get().to(plans::my_subscriptions))
                 .route("/subscriptions/{id}/cancel", web::post().to(plans::cancel))
                 .route("/tickets/{id}/upgrade", web::post().to(plans::upgrade))
+                .route("/me/invoices", web::get().to(invoices::mine))
+                .route("/invoices/{id}", web::get().to(invoices::get))
+                .route("/invoices/{id}/pdf", web::get().to(invoices::pdf))
+                .route("/me/billing", web::get().to(invoices::get_billing))
+                .route("/me/billing", web::put().to(invoices::put_billing))
                 .route(
                     "/projects/{slug}/calendar",
                     web::put().to(projects::put_calendar),

@@ -192,6 +192,9 @@ diesel::joinable!(response_templates -> projects (project_id));
 diesel::allow_tables_to_appear_in_same_query!(
     plans,
     sla_clocks,
+    billing_details,
+    invoice_sequences,
+    invoices,
     floss_proofs,
     subscriptions,
     subscription_periods,
@@ -685,5 +688,41 @@ diesel::table! {
         closed_reason -> Nullable<Text>,
         credit_amount -> BigInt,
         currency -> Text,
+    }
+}
+
+diesel::table! {
+    billing_details (user_id) {
+        user_id -> BigInt,
+        name -> Text,
+        address -> Text,
+        vat_id -> Nullable<Text>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    invoice_sequences (project_id) {
+        project_id -> BigInt,
+        last_number -> BigInt,
+    }
+}
+
+diesel::table! {
+    invoices (id) {
+        id -> BigInt,
+        project_id -> BigInt,
+        number -> BigInt,
+        kind -> Text,
+        buyer_id -> BigInt,
+        seller -> Text,
+        buyer -> Text,
+        lines -> Text,
+        total -> BigInt,
+        currency -> Text,
+        origin -> Text,
+        source -> Text,
+        corrects_id -> Nullable<BigInt>,
+        issued_at -> Timestamp,
     }
 }

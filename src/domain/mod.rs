@@ -8,6 +8,7 @@ pub mod dashboard;
 pub mod digest;
 pub mod floss;
 pub mod helpers;
+pub mod invoices;
 pub mod matching;
 pub mod money;
 pub mod notifications;

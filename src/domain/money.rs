@@ -388,6 +388,7 @@ pub fn settle_payment(conn: &mut DbConnection, gateway: &str, payment_id: &str) 
                 tickets::index_version.eq(tickets::index_version + 1),
             ))
             .execute(conn)?;
+        crate::domain::invoices::bounty_paid(conn, &b)?;
         let t = ticket_domain::get(conn, b.ticket_id)?;
         let takes_money = match b.bid_id {
             None => !t.status().is_terminal(),
@@ -669,6 +670,7 @@ fn book_refund(conn: &mut DbConnection, b: &Bounty, amount: i64) -> AppResult<bo
     diesel::update(tickets::table.find(b.ticket_id))
         .set(tickets::paid_amount.eq(tickets::paid_amount - amount))
         .execute(conn)?;
+    crate::domain::invoices::bounty_refunded(conn, b, amount, total)?;
     Ok(true)
 }
 

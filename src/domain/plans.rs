@@ -831,6 +831,7 @@ pub fn settle_period(conn: &mut DbConnection, gateway: &str, payment_id: &str) -
                 periods::platform_amount.eq(platform_part),
             ))
             .execute(conn)?;
+        crate::domain::invoices::period_paid(conn, p.id)?;
         let serves = matches!(
             sub.status.as_str(),
             "pending_payment" | "active" | "past_due"
@@ -963,6 +964,7 @@ fn refund_period(
     diesel::update(periods::table.find(p.id))
         .set(periods::status.eq("refunded"))
         .execute(conn)?;
+    crate::domain::invoices::period_refunded(conn, p.id)?;
     crate::job_payloads::RefundSubscriptionPeriod { period_id: p.id }
         .enqueue(conn)
         .map_err(AppError::internal)?;
@@ -1087,7 +1089,15 @@ fn end_locked(conn: &mut DbConnection, sub: &Subscription, status: &'static str)
     // Unused service credit lapses with the subscription (it is taken off
     // charges, never paid out): the project's debt for it goes too.
     let (owed, held) = service_credit_accounts(conn, sub)?;
-    let left = held.available();
+    if let DbConnection::Pg(pg) = conn {
+        use crate::db::schema::ledger_accounts as la;
+        la::table
+            .find(held.id)
+            .select(la::id)
+            .for_update()
+            .first::<i64>(pg)?;
+    }
+    let left = ledger::get_account(conn, held.id)?.available();
     if left > 0 {
         ledger::apply(
             conn,

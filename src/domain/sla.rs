@@ -122,79 +122,136 @@ pub fn sweep(conn: &mut DbConnection) -> AppResult<Swept> {
             subs::created_at,
         ))
         .load(conn)?;
-    for e in &tickets {
-        if start_clock(conn, e)? {
-            out.started += 1;
-        }
-    }
-    // Stop, warn, breach: every running clock.
+    // Every running clock; a ticket that has one starts none (its wait is
+    // measured).
     let running: Vec<Clock> = sc::table
         .filter(sc::closed_at.is_null())
         .order(sc::id)
         .select(Clock::as_select())
         .load(conn)?;
+    let busy: std::collections::HashSet<i64> = running.iter().map(|c| c.ticket_id).collect();
+    // One failing row never stops the others.
+    out.started = crate::domain::each_row(
+        "sla_sweep",
+        tickets.iter().filter(|e| !busy.contains(&e.0)),
+        |e| start_clock(conn, e),
+    );
+    // The clocks just started are tended in the same sweep.
+    let running: Vec<Clock> = if out.started > 0 {
+        sc::table
+            .filter(sc::closed_at.is_null())
+            .order(sc::id)
+            .select(Clock::as_select())
+            .load(conn)?
+    } else {
+        running
+    };
     for c in running {
-        let (status, resolved_at): (String, Option<NaiveDateTime>) = t::table
-            .find(c.ticket_id)
-            .select((t::status, t::resolved_at))
-            .first(conn)?;
-        let requester: i64 = t::table
-            .find(c.ticket_id)
-            .select(t::requester_id)
-            .first(conn)?;
-        let reply: Option<NaiveDateTime> = tm::table
-            .filter(tm::ticket_id.eq(c.ticket_id))
-            .filter(tm::internal.eq(false))
-            .filter(tm::author_id.ne(requester))
-            .filter(tm::created_at.ge(c.started_at))
-            .select(diesel::dsl::min(tm::created_at))
-            .first(conn)?;
-        let response = [reply, resolved_at.filter(|r| *r >= c.started_at)]
-            .into_iter()
-            .flatten()
-            .min();
-        // A response after the deadline is a breach too.
-        if c.breached_at.is_none()
-            && response.map_or(at >= c.due_at, |r| r > c.due_at)
-            && breach(conn, &c)?
-        {
-            out.breached += 1;
+        let done = tend(conn, &c, at);
+        match done {
+            Ok((s, w, b)) => {
+                out.stopped += s;
+                out.warned += w;
+                out.breached += b;
+            }
+            Err(e) => {
+                tracing::error!(clock = c.id, error = %e, "service-level clock failed; going on");
+                crate::metrics::job_row_failed("sla_sweep");
+            }
         }
-        let stop = match response {
-            Some(r) => Some((r, "responded")),
-            None if status != "open" && status != "claimed" => Some((at, "ended")),
-            None => None,
-        };
-        if let Some((when, why)) = stop {
-            let n = diesel::update(sc::table.find(c.id).filter(sc::closed_at.is_null()))
-                .set((
-                    sc::closed_at.eq(Some(when)),
-                    sc::closed_reason.eq(Some(why)),
-                ))
+    }
+    Ok(out)
+}
+
+/// Stops, breaches or warns one running clock: how many it stopped,
+/// warned and breached (each 0 or 1).
+fn tend(conn: &mut DbConnection, c: &Clock, at: NaiveDateTime) -> AppResult<(usize, usize, usize)> {
+    let mut out = (0, 0, 0);
+    type TicketRow = (
+        String,
+        Option<NaiveDateTime>,
+        i64,
+        Option<NaiveDateTime>,
+        NaiveDateTime,
+    );
+    let (status, resolved_at, requester, closed_at, updated_at): TicketRow = t::table
+        .find(c.ticket_id)
+        .select((
+            t::status,
+            t::resolved_at,
+            t::requester_id,
+            t::closed_at,
+            t::updated_at,
+        ))
+        .first(conn)?;
+    let (sub_status, sub_ended): (String, Option<NaiveDateTime>) = subs::table
+        .find(c.subscription_id)
+        .select((subs::status, subs::ended_at))
+        .first(conn)?;
+    let sub_live = crate::domain::plans::LIVE.contains(&sub_status.as_str());
+    let reply: Option<NaiveDateTime> = tm::table
+        .filter(tm::ticket_id.eq(c.ticket_id))
+        .filter(tm::internal.eq(false))
+        .filter(tm::author_id.ne(requester))
+        .filter(tm::created_at.ge(c.started_at))
+        .select(diesel::dsl::min(tm::created_at))
+        .first(conn)?;
+    let response = [reply, resolved_at.filter(|r| *r >= c.started_at)]
+        .into_iter()
+        .flatten()
+        .min();
+    // When the ticket left the queue, if it did: the instant recorded, not
+    // the sweep's.
+    let left = (status != "open" && status != "claimed").then(|| closed_at.unwrap_or(updated_at));
+    // Missed: the ticket still waited at the deadline (answered after it,
+    // or left the queue after it, counts too) and the subscription still
+    // ran then.
+    let waited_until = response.or(left).unwrap_or(at);
+    let ended_by_deadline = match sub_ended {
+        Some(e) => e <= c.due_at,
+        None => !sub_live,
+    };
+    if c.breached_at.is_none()
+        && at >= c.due_at
+        && waited_until > c.due_at
+        && !ended_by_deadline
+        && breach(conn, c)?
+    {
+        out.2 = 1;
+    }
+    let stop = match (response, left) {
+        (Some(r), _) => Some((r, "responded")),
+        (None, Some(l)) => Some((l, "ended")),
+        (None, None) if !sub_live => Some((sub_ended.unwrap_or(at), "ended")),
+        (None, None) => None,
+    };
+    if let Some((when, why)) = stop {
+        out.0 = diesel::update(sc::table.find(c.id).filter(sc::closed_at.is_null()))
+            .set((
+                sc::closed_at.eq(Some(when)),
+                sc::closed_reason.eq(Some(why)),
+            ))
+            .execute(conn)?;
+        return Ok(out);
+    }
+    if c.warned_at.is_none() && c.breached_at.is_none() && at >= c.warn_at && at < c.due_at {
+        out.1 = write_tx(conn, |conn| -> AppResult<usize> {
+            let n = diesel::update(sc::table.find(c.id).filter(sc::warned_at.is_null()))
+                .set(sc::warned_at.eq(Some(at)))
                 .execute(conn)?;
-            out.stopped += n;
-            continue;
-        }
-        if c.warned_at.is_none() && c.breached_at.is_none() && at >= c.warn_at && at < c.due_at {
-            let n = write_tx(conn, |conn| -> AppResult<usize> {
-                let n = diesel::update(sc::table.find(c.id).filter(sc::warned_at.is_null()))
-                    .set(sc::warned_at.eq(Some(at)))
-                    .execute(conn)?;
-                if n == 1 {
-                    crate::domain::tickets::record_sla_event(
-                        conn,
-                        c.ticket_id,
-                        "sla_warning",
-                        &format!(
-                            "the response is due by {} UTC",
-                            c.due_at.format("%Y-%m-%d %H:%M")
-                        ),
-                    )?;
-                }
-                Ok(n)
-            })?;
-            out.warned += n;
-        }
+            if n == 1 {
+                crate::domain::tickets::record_sla_event(
+                    conn,
+                    c.ticket_id,
+                    "sla_warning",
+                    &format!(
+                        "the response is due by {} UTC",
+                        c.due_at.format("%Y-%m-%d %H:%M")
+                    ),
+                )?;
+            }
+            Ok(n)
+        })?;
     }
     Ok(out)
 }
@@ -214,16 +271,22 @@ fn start_clock(conn: &mut DbConnection, e: &Enterprise) -> AppResult<bool> {
         .order((tm::created_at, tm::id))
         .select((tm::author_id, tm::created_at))
         .load(conn)?;
+    // The team last spoke: its last public message, or a resolution.
+    let resolved: Option<NaiveDateTime> =
+        t::table.find(ticket).select(t::resolved_at).first(conn)?;
     let last_team = said
         .iter()
         .rev()
         .find(|(a, _)| *a != requester)
-        .map(|m| m.1);
+        .map(|m| m.1)
+        .into_iter()
+        .chain(resolved.filter(|r| *r >= submitted))
+        .max();
     // Waiting on the team since its submission, or since the requester's
     // first message after the team last spoke; no wait: nothing to start.
     let (since, kind) = match last_team {
         None => (submitted, "first_response"),
-        Some(team) => match said.iter().find(|(a, at)| *a == requester && *at > team) {
+        Some(team) => match said.iter().find(|(a, at)| *a == requester && *at >= team) {
             Some((_, at)) => (*at, "next_response"),
             None => return Ok(false),
         },
@@ -276,6 +339,22 @@ pub fn credit_for(monthly_price: i64, discount_pct: i32, service_credit_pct: i32
 fn breach(conn: &mut DbConnection, c: &Clock) -> AppResult<bool> {
     write_tx(conn, |conn| {
         let at = now();
+        // Under the subscription's lock: one that ended meanwhile earns no
+        // credit (its credit has lapsed).
+        if let DbConnection::Pg(pg) = conn {
+            subs::table
+                .find(c.subscription_id)
+                .select(subs::id)
+                .for_update()
+                .first::<i64>(pg)?;
+        }
+        let status: String = subs::table
+            .find(c.subscription_id)
+            .select(subs::status)
+            .first(conn)?;
+        if !crate::domain::plans::LIVE.contains(&status.as_str()) {
+            return Ok(false);
+        }
         let n = diesel::update(sc::table.find(c.id).filter(sc::breached_at.is_null()))
             .set(sc::breached_at.eq(Some(at)))
             .execute(conn)?;
@@ -331,9 +410,8 @@ fn breach(conn: &mut DbConnection, c: &Clock) -> AppResult<bool> {
             c.ticket_id,
             "sla_breach",
             &format!(
-                "the response was due by {} UTC; a service credit of {} is taken off the next charge",
-                c.due_at.format("%Y-%m-%d %H:%M"),
-                crate::web::money(credit, &c.currency)
+                "the response was due by {} UTC; a service credit is taken off the next charge",
+                c.due_at.format("%Y-%m-%d %H:%M")
             ),
         )?;
         tracing::warn!(

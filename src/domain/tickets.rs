@@ -1433,12 +1433,21 @@ pub struct Event {
 
 /// The event log of a ticket the caller may see.
 pub fn events(conn: &mut DbConnection, id: i64, user: Option<i64>) -> AppResult<Vec<Event>> {
-    load_visible(conn, id, user)?;
-    Ok(ticket_events::table
+    let (_, a) = load_visible(conn, id, user)?;
+    let mut q = ticket_events::table
         .filter(ticket_events::ticket_id.eq(id))
         .select(Event::as_select())
         .order(ticket_events::id.asc())
-        .load(conn)?)
+        .into_boxed();
+    // Service-level events are the plan's business: a breach for the
+    // requester and the team, a warning for the team only.
+    if !a.team() {
+        q = q.filter(ticket_events::action.ne("sla_warning"));
+        if !a.requester {
+            q = q.filter(ticket_events::action.ne("sla_breach"));
+        }
+    }
+    Ok(q.load(conn)?)
 }
 
 /// A row of `response_templates`.

@@ -175,6 +175,7 @@ pub fn check(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
     }
 
     violations.extend(subscriptions(conn)?);
+    violations.extend(invoices(conn)?);
 
     // Payouts never exceed what their account earned.
     let payouts: Vec<(i64, i64)> = po::table
@@ -361,6 +362,42 @@ fn subscriptions(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
         .filter(la::kind.eq(AccountKind::ServiceCredit.as_str()))
         .select(Account::as_select())
         .load(conn)?;
+    // Each project owes exactly the service credit its subscribers hold.
+    let project_of: HashMap<i64, i64> = s::table
+        .select((s::id, s::project_id))
+        .load::<(i64, i64)>(conn)?
+        .into_iter()
+        .collect();
+    let mut held_per_project: BTreeMap<(i64, String), i128> = BTreeMap::new();
+    for a in &held {
+        if let Some(p) = a.owner_id.and_then(|o| project_of.get(&o)) {
+            *held_per_project
+                .entry((*p, a.currency.clone()))
+                .or_default() += i128::from(a.balance());
+        }
+    }
+    let owed: Vec<Account> = la::table
+        .filter(la::kind.eq(AccountKind::ServiceCreditsOwed.as_str()))
+        .select(Account::as_select())
+        .load(conn)?;
+    for a in &owed {
+        let key = (a.owner_id.unwrap_or(0), a.currency.clone());
+        let held = held_per_project.remove(&key).unwrap_or(0);
+        if i128::from(a.balance()) + held != 0 {
+            violations.push(format!(
+                "project {} owes {} in service credit but its subscribers hold {held}",
+                key.0,
+                -a.balance()
+            ));
+        }
+    }
+    for ((project, _), held) in held_per_project {
+        if held != 0 {
+            violations.push(format!(
+                "subscribers of project {project} hold {held} in service credit nobody owes"
+            ));
+        }
+    }
     for a in held {
         if a.owner_id.is_some_and(|o| ended.contains(&o)) && a.balance() != 0 {
             violations.push(format!(
@@ -398,6 +435,117 @@ fn subscriptions(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
                 "subscription {owner} holds {} {}, more than its current period granted ({granted})",
                 a.balance(),
                 a.currency
+            ));
+        }
+    }
+    Ok(violations)
+}
+
+/// Invoices against the money: every funded bounty and every paid period
+/// has its invoice for what was charged; refunds of bounties add up to
+/// their credit notes, a returned period has one; a re-issue cancels
+/// exactly what it replaces; each seller's numbers run 1, 2, 3, … without
+/// a gap up to its sequence.
+fn invoices(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
+    use crate::db::schema::{
+        invoice_sequences as seq, invoices as inv, subscription_periods as sp,
+    };
+    let mut violations = Vec::new();
+    let docs: Vec<(i64, i64, i64, String, i64, String)> = inv::table
+        .select((
+            inv::id,
+            inv::project_id,
+            inv::number,
+            inv::kind,
+            inv::total,
+            inv::source,
+        ))
+        .order(inv::id)
+        .load(conn)?;
+    let by_source: HashMap<&str, (i64, &str, i64)> = docs
+        .iter()
+        .map(|(id, _, _, kind, total, source)| (source.as_str(), (*id, kind.as_str(), *total)))
+        .collect();
+    let total_of =
+        |source: &str, kind: &str| by_source.get(source).filter(|d| d.1 == kind).map(|d| d.2);
+    let funded: Vec<(i64, i64, i64)> = b::table
+        .filter(b::funded_at.is_not_null())
+        .select((b::id, b::amount, b::refunded_amount))
+        .load(conn)?;
+    let mut refund_notes: HashMap<i64, i64> = HashMap::new();
+    for (_, _, _, kind, total, source) in &docs {
+        if kind != "credit_note" {
+            continue;
+        }
+        if let Some(rest) = source.strip_prefix("bounty:") {
+            if let Some((id, _)) = rest.split_once(":refund:") {
+                if let Ok(id) = id.parse::<i64>() {
+                    *refund_notes.entry(id).or_default() += total;
+                }
+            }
+        }
+    }
+    for (id, amount, refunded) in funded {
+        if total_of(&format!("bounty:{id}"), "invoice") != Some(amount) {
+            violations.push(format!(
+                "bounty {id} was paid {amount} but has no invoice for it"
+            ));
+        }
+        let noted = refund_notes.get(&id).copied().unwrap_or(0);
+        if noted != refunded {
+            violations.push(format!(
+                "bounty {id} was refunded {refunded}, its credit notes give back {noted}"
+            ));
+        }
+    }
+    let periods: Vec<(i64, String, i64)> = sp::table
+        .filter(sp::status.eq_any(["paid", "refunded"]))
+        .select((sp::id, sp::status, sp::amount))
+        .load(conn)?;
+    for (id, status, amount) in periods {
+        if total_of(&format!("subscription_period:{id}"), "invoice") != Some(amount) {
+            violations.push(format!(
+                "subscription period {id} was charged {amount} but has no invoice for it"
+            ));
+        }
+        let note = total_of(&format!("subscription_period:{id}:refund"), "credit_note");
+        if (status == "refunded") != (note == Some(amount)) {
+            violations.push(format!(
+                "subscription period {id} is {status}; its refund credit note: {note:?}"
+            ));
+        }
+    }
+    for (id, _, _, kind, total, _) in &docs {
+        if kind != "invoice" {
+            continue;
+        }
+        let credit = total_of(&format!("reissue:{id}:credit"), "credit_note");
+        let again = total_of(&format!("reissue:{id}"), "invoice");
+        if credit.is_some() != again.is_some()
+            || credit.is_some_and(|c| c != *total)
+            || again.is_some_and(|a| a != *total)
+        {
+            violations.push(format!(
+                "invoice {id} of {total}: re-issue credit note {credit:?}, re-issued invoice {again:?}"
+            ));
+        }
+    }
+    let mut numbers: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for (_, project, number, _, _, _) in &docs {
+        numbers.entry(*project).or_default().push(*number);
+    }
+    let last: HashMap<i64, i64> = seq::table
+        .select((seq::project_id, seq::last_number))
+        .load::<(i64, i64)>(conn)?
+        .into_iter()
+        .collect();
+    for (project, mut ns) in numbers {
+        ns.sort_unstable();
+        let n = ns.len() as i64;
+        if ns.iter().copied().ne(1..=n) || last.get(&project) != Some(&n) {
+            violations.push(format!(
+                "project {project}'s document numbers are not 1..{n} without gaps (its sequence says {:?})",
+                last.get(&project)
             ));
         }
     }

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod answers;
 pub mod chat;
 pub mod github;
+pub mod invoices;
 pub mod pages;
 pub mod plans;
 pub mod session;
@@ -92,6 +93,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/p/{slug}/subscribe", web::post().to(plans::subscribe))
                 .route("/me/subscriptions", web::get().to(plans::mine))
                 .route("/me/floss", web::get().to(plans::floss))
+                .route("/me/invoices", web::get().to(invoices::mine))
+                .route("/me/billing", web::post().to(invoices::save_billing))
+                .route("/invoices/{id}", web::get().to(invoices::show))
+                .route("/invoices/{id}/pdf", web::get().to(invoices::pdf))
                 .route("/me/floss/github", web::get().to(github::floss_start))
                 .route(
                     "/me/subscriptions/{id}/cancel",

@@ -300,6 +300,13 @@ async fn whole_loop(javascript: bool) {
     requester.wait_for_text("You are subscribed.");
     requester.wait_for_text("2 upgrades and 0 consulting hours left");
     checks.page(&requester, "subscriptions");
+    // Its invoice: the list with the billing form, and the document.
+    requester.goto(&format!("{base}/me/invoices"));
+    requester.wait_for_text("-000001");
+    checks.page(&requester, "invoices");
+    requester.click("main table a[href^='/invoices/']");
+    requester.wait_for_text("Payment collected by Guildhall");
+    checks.page(&requester, "invoice");
     requester.goto(&format!("{base}/new?project={slug}"));
     checks.page(&requester, "new-ticket");
     requester.fill("#title", "Index segments merging after bulk load");

@@ -13,6 +13,7 @@ mod fake_github;
 mod github;
 mod github_oauth;
 mod inbound;
+mod invoices;
 mod jobs;
 mod jwt;
 mod ledger;

@@ -321,6 +321,18 @@ async fn unused_service_credit_lapses_with_the_subscription() {
         .execute(&mut app.conn())
         .unwrap();
     assert_eq!(sla::sweep(&mut app.conn()).unwrap().breached, 1);
+    // The breach is the requester's and the team's business, not the
+    // public's (the ticket is public).
+    let public = app
+        .get(&format!("/api/v1/tickets/{id}/events"), None)
+        .await
+        .expect(200);
+    assert!(!public.text.contains("sla_"), "{}", public.text);
+    let own = app
+        .get(&format!("/api/v1/tickets/{id}/events"), Some(&biz.access))
+        .await
+        .expect(200);
+    assert!(own.text.contains("sla_breach"));
     // Cancelled, then the paid term runs out: the credit lapses.
     app.post(
         &format!("/api/v1/subscriptions/{sub}/cancel"),
@@ -348,5 +360,91 @@ async fn unused_service_credit_lapses_with_the_subscription() {
     .expect(200);
     sla::sweep(&mut app.conn()).unwrap();
     assert_eq!(clocks(&app, id)[0].closed_reason.as_deref(), Some("ended"));
+    assert_ledger_clean(&app);
+}
+
+#[actix_web::test]
+async fn late_sweeps_and_ended_subscriptions_do_not_breach() {
+    let app = TestApp::new();
+    let owner = app.user("owner").await;
+    let biz = app.user("biz").await;
+    app.project(&owner, "proj").await;
+    let plan = app
+        .post(
+            "/api/v1/projects/proj/plans",
+            json!({"kind": "enterprise", "name": "Enterprise", "price": {"amount": 50000, "currency": "usd"},
+                   "response_hours": 8}),
+            Some(&owner.access),
+        )
+        .await
+        .expect(201)
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    let sub = app
+        .post(
+            "/api/v1/projects/proj/subscriptions",
+            json!({"plan_id": plan, "context": "personal"}),
+            Some(&biz.access),
+        )
+        .await
+        .expect(201)
+        .body["subscription"]["id"]
+        .as_i64()
+        .unwrap();
+    let a = app
+        .open_ticket(&biz, "proj", "Withdrawn in time", "public")
+        .await;
+    let b = app
+        .open_ticket(&biz, "proj", "Outlives the plan", "public")
+        .await;
+    assert_eq!(sla::sweep(&mut app.conn()).unwrap().started, 2);
+    // A is cancelled ten minutes ago, before its deadline five minutes ago;
+    // the sweep runs only now: no breach.
+    app.post(
+        &format!("/api/v1/tickets/{a}/cancel"),
+        json!({}),
+        Some(&biz.access),
+    )
+    .await
+    .expect(200);
+    {
+        let now = guildhall::domain::now();
+        let mut conn = app.conn();
+        diesel::update(t::table.find(a))
+            .set((
+                t::closed_at.eq(Some(now - chrono::Duration::minutes(10))),
+                t::updated_at.eq(now - chrono::Duration::minutes(10)),
+            ))
+            .execute(&mut conn)
+            .unwrap();
+        diesel::update(sc::table.filter(sc::ticket_id.eq(a)))
+            .set(sc::due_at.eq(now - chrono::Duration::minutes(5)))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    let s = sla::sweep(&mut app.conn()).unwrap();
+    assert_eq!((s.breached, s.stopped), (0, 1));
+    assert_eq!(clocks(&app, a)[0].closed_reason.as_deref(), Some("ended"));
+    // The subscription ends; B's guarantee ends with it, and its deadline
+    // passing later earns nothing.
+    app.post(
+        &format!("/api/v1/subscriptions/{sub}/cancel"),
+        json!({}),
+        Some(&biz.access),
+    )
+    .await
+    .expect(200);
+    let past = guildhall::domain::now() - chrono::Duration::minutes(1);
+    diesel::update(su::table.find(sub))
+        .set(su::period_end.eq(Some(past)))
+        .execute(&mut app.conn())
+        .unwrap();
+    plans::renew_due(&app.pool, &guildhall::payments::Sandbox).unwrap();
+    let s = sla::sweep(&mut app.conn()).unwrap();
+    assert_eq!((s.breached, s.stopped, s.started), (0, 1, 0));
+    let c = &clocks(&app, b)[0];
+    assert_eq!(c.closed_reason.as_deref(), Some("ended"));
+    assert_eq!(c.credit_amount, 0);
     assert_ledger_clean(&app);
 }
