@@ -7,6 +7,7 @@ pub mod idempotency;
 pub mod inbound;
 pub mod invoices;
 pub mod matching;
+pub mod moderation;
 pub mod money;
 pub mod notifications;
 pub mod openapi;
@@ -49,6 +50,8 @@ use utoipa::{Modify, OpenApi};
         chat::discord, chat::slack_commands, chat::slack_interactions,
         plans::create_plan, plans::list_plans, plans::subscribe, plans::my_subscriptions, plans::cancel, plans::upgrade,
         invoices::mine, invoices::get, invoices::pdf, invoices::get_billing, invoices::put_billing,
+        moderation::create, moderation::list, moderation::uphold, moderation::dismiss, moderation::ban_from_project,
+        moderation::lift_project_ban, moderation::ban_from_platform, moderation::lift_platform_ban,
     ),
     components(schemas(
         Problem, crate::error::FieldError, views::Money,
@@ -56,7 +59,7 @@ use utoipa::{Modify, OpenApi};
         money::StatementFormat,
     )),
     modifiers(&BearerAuth, &ProblemResponses),
-    tags((name = "accounts"), (name = "projects"), (name = "helpers"), (name = "tickets"), (name = "search"), (name = "money"), (name = "plans"), (name = "reputation"), (name = "matching"), (name = "operations")),
+    tags((name = "accounts"), (name = "projects"), (name = "helpers"), (name = "tickets"), (name = "search"), (name = "money"), (name = "plans"), (name = "moderation"), (name = "reputation"), (name = "matching"), (name = "operations")),
 )]
 pub struct ApiDoc;
 
@@ -117,6 +120,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/invoices/{id}/pdf", web::get().to(invoices::pdf))
                 .route("/me/billing", web::get().to(invoices::get_billing))
                 .route("/me/billing", web::put().to(invoices::put_billing))
+                .route("/flags", web::post().to(moderation::create))
+                .route("/projects/{slug}/flags", web::get().to(moderation::list))
+                .route("/flags/{id}/uphold", web::post().to(moderation::uphold))
+                .route("/flags/{id}/dismiss", web::post().to(moderation::dismiss))
+                .route(
+                    "/projects/{slug}/bans",
+                    web::post().to(moderation::ban_from_project),
+                )
+                .route(
+                    "/projects/{slug}/bans/{user_id}",
+                    web::delete().to(moderation::lift_project_ban),
+                )
+                .route("/admin/bans", web::post().to(moderation::ban_from_platform))
+                .route(
+                    "/admin/bans/{user_id}",
+                    web::delete().to(moderation::lift_platform_ban),
+                )
                 .route(
                     "/projects/{slug}/calendar",
                     web::put().to(projects::put_calendar),

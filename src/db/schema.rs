@@ -141,6 +141,7 @@ diesel::table! {
         updated_at -> Timestamp,
         round -> Integer,
         upgraded_at -> Nullable<Timestamp>,
+        hidden_at -> Nullable<Timestamp>,
     }
 }
 
@@ -169,6 +170,7 @@ diesel::table! {
         external_ref -> Nullable<Text>,
         created_at -> Timestamp,
         via -> Text,
+        hidden_at -> Nullable<Timestamp>,
     }
 }
 
@@ -191,6 +193,8 @@ diesel::joinable!(ticket_messages -> users (author_id));
 diesel::joinable!(response_templates -> projects (project_id));
 diesel::allow_tables_to_appear_in_same_query!(
     plans,
+    flags,
+    bans,
     sla_clocks,
     billing_details,
     invoice_sequences,
@@ -724,5 +728,36 @@ diesel::table! {
         source -> Text,
         corrects_id -> Nullable<BigInt>,
         issued_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    flags (id) {
+        id -> BigInt,
+        target_type -> Text,
+        target_id -> BigInt,
+        project_id -> BigInt,
+        flagger_id -> BigInt,
+        reason -> Text,
+        note -> Nullable<Text>,
+        weight -> Integer,
+        status -> Text,
+        reviewed_by -> Nullable<BigInt>,
+        reviewed_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    bans (id) {
+        id -> BigInt,
+        project_id -> Nullable<BigInt>,
+        user_id -> BigInt,
+        reason -> Text,
+        until -> Nullable<Timestamp>,
+        created_by -> BigInt,
+        created_at -> Timestamp,
+        lifted_at -> Nullable<Timestamp>,
+        lifted_by -> Nullable<BigInt>,
     }
 }

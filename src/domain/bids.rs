@@ -67,6 +67,7 @@ pub fn create(
     if a.requester {
         return Err(AppError::forbidden("you cannot bid on your own ticket"));
     }
+    crate::domain::moderation::require_not_banned(conn, t.project_id, helper)?;
     let slug: String = crate::db::schema::projects::table
         .find(t.project_id)
         .select(crate::db::schema::projects::slug)

@@ -10,6 +10,7 @@ pub mod floss;
 pub mod helpers;
 pub mod invoices;
 pub mod matching;
+pub mod moderation;
 pub mod money;
 pub mod notifications;
 pub mod payouts;

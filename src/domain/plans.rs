@@ -1116,6 +1116,26 @@ fn end_locked(conn: &mut DbConnection, sub: &Subscription, status: &'static str)
     Ok(())
 }
 
+/// Ends `user`'s subscriptions to `project` (all of them with `None`) that
+/// have not ended, without refund: they were banned. Call inside a
+/// transaction. Returns how many ended.
+pub fn end_for_ban(conn: &mut DbConnection, user: i64, project: Option<i64>) -> AppResult<usize> {
+    let mut q = subs::table
+        .filter(subs::subscriber_id.eq(user))
+        .filter(subs::status.eq_any(["pending_payment", "active", "past_due"]))
+        .select(subs::id)
+        .into_boxed();
+    if let Some(p) = project {
+        q = q.filter(subs::project_id.eq(p));
+    }
+    let ids: Vec<i64> = q.load(conn)?;
+    for id in &ids {
+        let sub = lock_subscription(conn, *id)?;
+        end_locked(conn, &sub, "cancelled")?;
+    }
+    Ok(ids.len())
+}
+
 /// The project's service-credit debt account and the subscription's
 /// service credit.
 fn service_credit_accounts(

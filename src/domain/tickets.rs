@@ -156,6 +156,9 @@ pub struct Ticket {
     pub created_at: NaiveDateTime,
     /// Updated.
     pub updated_at: NaiveDateTime,
+    /// Hidden by flags until reviewed (seen only by its requester and the
+    /// team meanwhile).
+    pub hidden_at: Option<NaiveDateTime>,
 }
 
 impl Ticket {
@@ -192,6 +195,7 @@ impl Ticket {
             version: 1,
             created_at: at,
             updated_at: at,
+            hidden_at: None,
         }
     }
 }
@@ -207,7 +211,8 @@ impl Ticket {
     }
     /// Whether only the requester and the team may see it.
     pub fn is_private(&self) -> bool {
-        self.visibility == Visibility::Private.as_str()
+        // A ticket hidden by flags is private until reviewed.
+        self.visibility == Visibility::Private.as_str() || self.hidden_at.is_some()
     }
 }
 
@@ -422,6 +427,7 @@ pub fn create(conn: &mut DbConnection, requester: i64, new: &NewTicket) -> AppRe
         AppError::NotFound(_) => AppError::field("project", "no such project"),
         other => other,
     })?;
+    crate::domain::moderation::require_not_banned(conn, project.id, requester)?;
     let at = now();
     write_tx(conn, |conn| {
         let id: i64 = diesel::insert_into(tickets::table)
@@ -594,6 +600,7 @@ pub fn submit(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Ticket> 
             "only the requester may submit a ticket",
         ));
     }
+    crate::domain::moderation::require_not_banned(conn, t.project_id, user)?;
     if project_domain::coc_accepted_at(conn, t.project_id, user)?.is_none() {
         return Err(AppError::conflict(
             ErrorCode::CodeOfConductNotAccepted,
@@ -629,6 +636,7 @@ pub fn claim(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Ticket> {
     if a.requester {
         return Err(AppError::forbidden("you cannot claim your own ticket"));
     }
+    crate::domain::moderation::require_not_banned(conn, t.project_id, user)?;
     transition(
         conn,
         &t,
@@ -1290,6 +1298,9 @@ pub struct Message {
     pub created_at: NaiveDateTime,
     /// Where it was written: `web` (the site or the API) or `email`.
     pub via: String,
+    /// Hidden by flags until reviewed (seen only by its author and the
+    /// team meanwhile).
+    pub hidden_at: Option<NaiveDateTime>,
 }
 
 /// Posts a message. Internal notes are for the team only; a template of the
@@ -1327,6 +1338,7 @@ pub fn post_message_via(
             "only the project's team may post internal notes",
         ));
     }
+    crate::domain::moderation::require_not_banned(conn, t.project_id, user)?;
     if matches!(t.status(), Status::Cancelled) {
         return Err(AppError::conflict(
             ErrorCode::TicketCancelled,
@@ -1402,6 +1414,15 @@ pub fn list_messages(
         .into_boxed();
     if !a.team() {
         q = q.filter(ticket_messages::internal.eq(false));
+        // Hidden by flags: only its author (and the team) still see it.
+        q = match user {
+            Some(u) => q.filter(
+                ticket_messages::hidden_at
+                    .is_null()
+                    .or(ticket_messages::author_id.eq(u)),
+            ),
+            None => q.filter(ticket_messages::hidden_at.is_null()),
+        };
     }
     if let Some(after) = after {
         q = q.filter(ticket_messages::id.gt(after));

@@ -10,6 +10,7 @@ pub mod answers;
 pub mod chat;
 pub mod github;
 pub mod invoices;
+pub mod moderation;
 pub mod pages;
 pub mod plans;
 pub mod session;
@@ -94,6 +95,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/me/subscriptions", web::get().to(plans::mine))
                 .route("/me/floss", web::get().to(plans::floss))
                 .route("/me/invoices", web::get().to(invoices::mine))
+                .route("/p/{slug}/flags", web::get().to(moderation::queue))
+                .route(
+                    "/p/{slug}/flags/{id}/{action}",
+                    web::post().to(moderation::review),
+                )
+                .route("/p/{slug}/bans", web::post().to(moderation::ban))
+                .route(
+                    "/p/{slug}/bans/{user_id}/lift",
+                    web::post().to(moderation::lift),
+                )
                 .route("/me/billing", web::post().to(invoices::save_billing))
                 .route("/invoices/{id}", web::get().to(invoices::show))
                 .route("/invoices/{id}/pdf", web::get().to(invoices::pdf))

@@ -594,6 +594,8 @@ pub async fn project(
 /// A message as the thread shows it.
 pub struct MessageRow {
     id: i64,
+    /// The viewer may report it (signed in, not its author).
+    reportable: bool,
     author: String,
     at: String,
     body: String,
@@ -643,6 +645,8 @@ pub struct TicketPage {
     queue_place: Option<(usize, usize, String)>,
     /// The running service-level clock, as the requester and team read it.
     sla: Option<String>,
+    /// The viewer may report the ticket (signed in, not its requester).
+    can_report: bool,
     /// A fresh key for the funding form (see `fund`).
     fund_key: String,
     /// The viewer's notification level for this ticket, "" when they
@@ -922,6 +926,7 @@ async fn ticket_page(
                 templates,
                 queue_place,
                 sla,
+                can_report: user.is_some() && !a.requester,
                 // One key per rendered page: a double submit of its forms
                 // pays once.
                 fund_key: crate::auth::tokens::random_token(16),
@@ -938,6 +943,7 @@ async fn ticket_page(
                     .into_iter()
                     .map(|m| MessageRow {
                         id: m.id,
+                        reportable: user.is_some_and(|u| u != m.author_id) && !m.internal,
                         author: name(m.author_id),
                         at: when(m.created_at),
                         resolution: t.resolution_message_id == Some(m.id),
@@ -1016,6 +1022,7 @@ impl TicketPage {
             requester: "requester".into(),
             messages: (0..messages)
                 .map(|i| MessageRow {
+                    reportable: false,
                     id: i as i64,
                     author: if i % 2 == 0 {
                         "helper".into()
@@ -1084,6 +1091,7 @@ impl TicketPage {
             templates: (0..5).map(|i| (i, format!("Template {i}"))).collect(),
             queue_place: None,
             sla: None,
+            can_report: false,
             fund_key: "k".repeat(22),
             notify_level: String::new(),
             t,
@@ -1131,6 +1139,11 @@ pub struct ActionForm {
     tags: Option<String>,
     /// `yes`: the project's code of conduct is accepted with this submit.
     coc: Option<String>,
+    /// A report: `ticket` or `message`, which one, why and a note.
+    target: Option<String>,
+    target_id: Option<i64>,
+    reason: Option<String>,
+    note: Option<String>,
 }
 
 /// `POST /t/{id}/{action}`: one of the ticket's actions through the same
@@ -1370,6 +1383,31 @@ fn ticket_other_action(
         {
             {
                 match action {
+                    "flag" => {
+                        let target = form.target.as_deref().unwrap_or("ticket");
+                        let target_id = form.target_id.unwrap_or(id);
+                        // A message reported here must be of this ticket.
+                        if target == "message" {
+                            use diesel::{OptionalExtension as _, QueryDsl as _, RunQueryDsl as _};
+                            let of: Option<i64> = crate::db::schema::ticket_messages::table
+                                .find(target_id)
+                                .select(crate::db::schema::ticket_messages::ticket_id)
+                                .first(conn)
+                                .optional()?;
+                            if of != Some(id) {
+                                return Err(AppError::not_found("message"));
+                            }
+                        }
+                        crate::domain::moderation::flag(
+                            conn,
+                            user,
+                            target,
+                            target_id,
+                            form.reason.as_deref().unwrap_or_default(),
+                            form.note.as_deref(),
+                        )
+                        .map(|_| ())
+                    }
                     "submit" => crate::db::write_tx(conn, |conn| {
                         if form.coc.as_deref() == Some("yes") {
                             let (t, a) = ticket_domain::load_visible(conn, id, Some(user))?;

@@ -421,6 +421,17 @@ async fn whole_loop(javascript: bool) {
         maintainer.text("main")
     );
     checks.page(&maintainer, "dashboard");
+    // The review queue, with one flag in it.
+    app.post(
+        "/api/v1/flags",
+        json!({"target": "ticket", "id": solved, "reason": "spam", "note": "looks like an ad"}),
+        Some(&old_helper.access),
+    )
+    .await
+    .expect(201);
+    maintainer.goto(&format!("{base}/p/{slug}/flags"));
+    maintainer.wait_for_text("looks like an ad");
+    checks.page(&maintainer, "flags");
     assert_eq!(
         guildhall::ledger::check(&mut app.conn()).unwrap(),
         Vec::<String>::new(),

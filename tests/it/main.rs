@@ -20,6 +20,7 @@ mod ledger;
 pub(crate) mod mail;
 mod matching;
 mod model;
+mod moderation;
 mod money;
 mod notifications;
 mod openapi;

@@ -1,0 +1,262 @@
+//! The project's review queue in the web app: open flags with their
+//! content, uphold / dismiss, and bans (impose and lift) — for the
+//! project's maintainers and platform admins.
+
+use super::pages::{redirect, when, Page};
+use super::session::{self, Session};
+use super::{render, Layout, WebError};
+use crate::db::schema::{bans, ticket_messages as tm, tickets as t};
+use crate::domain::{moderation, projects};
+use crate::error::AppError;
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest};
+use askama::Template;
+use diesel::prelude::*;
+use serde::Deserialize;
+
+/// One open flag as the queue shows it.
+pub struct FlagRow {
+    id: i64,
+    /// Where the item is.
+    link: String,
+    what: &'static str,
+    excerpt: String,
+    reason: String,
+    note: String,
+    weight: i32,
+    author_id: i64,
+    author: String,
+    hidden: bool,
+}
+
+#[derive(Template)]
+#[template(path = "flags.html", config = "src/web/askama.toml")]
+struct FlagsPage {
+    l: Layout,
+    slug: String,
+    project: String,
+    rows: Vec<FlagRow>,
+    /// Active bans: (user id, name, reason, until).
+    banned: Vec<(i64, String, String, String)>,
+    notice: String,
+}
+
+/// `?notice=`.
+#[derive(Debug, Deserialize)]
+pub struct NoticeQuery {
+    #[serde(default)]
+    notice: String,
+}
+
+fn excerpt(s: &str) -> String {
+    let one: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one.chars().count() > 200 {
+        format!("{}…", one.chars().take(200).collect::<String>())
+    } else {
+        one
+    }
+}
+
+/// `GET /p/{slug}/flags`.
+pub async fn queue(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    slug: web::Path<String>,
+    q: web::Query<NoticeQuery>,
+) -> Page {
+    let l = Layout::of(&state, &req).await?;
+    let slug = slug.into_inner();
+    let Some(user) = l.user.as_ref().map(|u| u.id) else {
+        return Ok(redirect(&format!("/login?next=/p/{slug}/flags")));
+    };
+    let (p, rows, banned) = state
+        .db(move |conn| {
+            let p = projects::by_slug(conn, &slug)?;
+            if !moderation::can_moderate(conn, p.id, user)? {
+                return Err(AppError::not_found("page"));
+            }
+            let flags = moderation::open_flags(conn, p.id)?;
+            let mut rows = Vec::with_capacity(flags.len());
+            for f in flags {
+                let (link, what, text, author, hidden) = if f.target_type == "ticket" {
+                    let (title, requester, hidden): (String, i64, Option<chrono::NaiveDateTime>) =
+                        t::table
+                            .find(f.target_id)
+                            .select((t::title, t::requester_id, t::hidden_at))
+                            .first(conn)?;
+                    (
+                        format!("/t/{}", f.target_id),
+                        "Ticket",
+                        title,
+                        requester,
+                        hidden.is_some(),
+                    )
+                } else {
+                    let (ticket, body, author, hidden): (
+                        i64,
+                        String,
+                        i64,
+                        Option<chrono::NaiveDateTime>,
+                    ) = tm::table
+                        .find(f.target_id)
+                        .select((tm::ticket_id, tm::body, tm::author_id, tm::hidden_at))
+                        .first(conn)?;
+                    (
+                        format!("/t/{ticket}#m{}", f.target_id),
+                        "Message",
+                        body,
+                        author,
+                        hidden.is_some(),
+                    )
+                };
+                rows.push(FlagRow {
+                    id: f.id,
+                    link,
+                    what,
+                    excerpt: excerpt(&text),
+                    reason: f.reason,
+                    note: f.note.unwrap_or_default(),
+                    weight: f.weight,
+                    author_id: author,
+                    author: crate::domain::users::get(conn, author)?.display_name,
+                    hidden,
+                });
+            }
+            let active: Vec<(i64, String, Option<chrono::NaiveDateTime>)> = bans::table
+                .filter(bans::project_id.eq(p.id))
+                .filter(bans::lifted_at.is_null())
+                .order(bans::id)
+                .select((bans::user_id, bans::reason, bans::until))
+                .load(conn)?;
+            let ids: Vec<i64> = active.iter().map(|b| b.0).collect();
+            let names = crate::domain::users::names(conn, &ids)?;
+            let banned = active
+                .into_iter()
+                .map(|(u, reason, until)| {
+                    (
+                        u,
+                        names.get(&u).cloned().unwrap_or_default(),
+                        reason,
+                        until.map(when).unwrap_or_else(|| "until lifted".into()),
+                    )
+                })
+                .collect();
+            Ok((p, rows, banned))
+        })
+        .await?;
+    let notice = match q.notice.as_str() {
+        "upheld" => "Upheld: the item stays hidden.",
+        "dismissed" => "Dismissed: the item shows again.",
+        "banned" => "Banned.",
+        "lifted" => "The ban is lifted.",
+        _ => "",
+    }
+    .to_owned();
+    render(
+        StatusCode::OK,
+        &FlagsPage {
+            l,
+            slug: p.slug,
+            project: p.name,
+            rows,
+            banned,
+            notice,
+        },
+    )
+}
+
+/// A bare form.
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /p/{slug}/flags/{id}/{uphold|dismiss}`.
+pub async fn review(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, i64, String)>,
+    form: web::Form<CsrfForm>,
+) -> Page {
+    session::check_form(&req, &form.csrf)?;
+    let (slug, id, action) = path.into_inner();
+    let Some(user) = Session::of(&req).user_id else {
+        return Ok(redirect(&format!("/login?next=/p/{slug}/flags")));
+    };
+    let uphold = match action.as_str() {
+        "uphold" => true,
+        "dismiss" => false,
+        _ => return Err(WebError(AppError::not_found("page"))),
+    };
+    state
+        .db(move |conn| moderation::review(conn, id, user, uphold))
+        .await?;
+    Ok(redirect(&format!(
+        "/p/{slug}/flags?notice={}",
+        if uphold { "upheld" } else { "dismissed" }
+    )))
+}
+
+/// The ban form.
+#[derive(Debug, Deserialize)]
+pub struct BanForm {
+    #[serde(default)]
+    csrf: String,
+    user_id: i64,
+    #[serde(default)]
+    reason: String,
+    /// A date (YYYY-MM-DD), or empty: until lifted.
+    #[serde(default)]
+    until: String,
+}
+
+/// `POST /p/{slug}/bans`.
+pub async fn ban(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    slug: web::Path<String>,
+    form: web::Form<BanForm>,
+) -> Page {
+    let form = form.into_inner();
+    session::check_form(&req, &form.csrf)?;
+    let slug = slug.into_inner();
+    let Some(user) = Session::of(&req).user_id else {
+        return Ok(redirect(&format!("/login?next=/p/{slug}/flags")));
+    };
+    let until = match form.until.trim() {
+        "" => None,
+        u => Some(crate::api::money::parse_bound("until", u)?),
+    };
+    let s = slug.clone();
+    state
+        .db(move |conn| {
+            let p = projects::by_slug(conn, &s)?;
+            moderation::ban(conn, user, Some(p.id), form.user_id, &form.reason, until)
+        })
+        .await?;
+    Ok(redirect(&format!("/p/{slug}/flags?notice=banned")))
+}
+
+/// `POST /p/{slug}/bans/{user_id}/lift`.
+pub async fn lift(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, i64)>,
+    form: web::Form<CsrfForm>,
+) -> Page {
+    session::check_form(&req, &form.csrf)?;
+    let (slug, banned) = path.into_inner();
+    let Some(user) = Session::of(&req).user_id else {
+        return Ok(redirect(&format!("/login?next=/p/{slug}/flags")));
+    };
+    let s = slug.clone();
+    state
+        .db(move |conn| {
+            let p = projects::by_slug(conn, &s)?;
+            moderation::lift(conn, user, Some(p.id), banned)
+        })
+        .await?;
+    Ok(redirect(&format!("/p/{slug}/flags?notice=lifted")))
+}
