@@ -202,6 +202,9 @@ pub struct ProjectView {
     pub github_import_visibility: String,
     /// Pay as you go: the price of moving one ticket up the queue.
     pub upgrade_price: Money,
+    /// The code of conduct's version (a change of its text makes the next;
+    /// posting, claiming and bidding need the current one accepted).
+    pub coc_version: i32,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last settings change.
@@ -236,6 +239,7 @@ impl ProjectView {
                 amount: p.upgrade_price,
                 currency: p.currency.clone(),
             },
+            coc_version: p.coc_version,
             created_at: utc(p.created_at),
             updated_at: utc(p.updated_at),
         }

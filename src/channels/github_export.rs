@@ -107,7 +107,7 @@ pub fn reserve(
                 "only the project's maintainers may open a GitHub issue for a ticket",
             ));
         }
-        if t.visibility == "private" {
+        if t.is_private() {
             return Err(AppError::conflict(
                 ErrorCode::Conflict,
                 "a private ticket does not become a public GitHub issue",

@@ -55,6 +55,7 @@ diesel::table! {
         verified_via -> Nullable<Text>,
         github_import_visibility -> Text,
         upgrade_price -> BigInt,
+        coc_version -> Integer,
     }
 }
 
@@ -89,6 +90,7 @@ diesel::table! {
         project_id -> BigInt,
         user_id -> BigInt,
         accepted_at -> Timestamp,
+        version -> Integer,
     }
 }
 

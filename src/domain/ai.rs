@@ -106,6 +106,7 @@ pub fn ground(
         let text: Option<String> = ticket_messages::table
             .find(mid)
             .filter(ticket_messages::internal.eq(false))
+            .filter(ticket_messages::hidden_at.is_null())
             .select(ticket_messages::body)
             .first(conn)
             .optional()?;

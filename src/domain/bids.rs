@@ -68,6 +68,7 @@ pub fn create(
         return Err(AppError::forbidden("you cannot bid on your own ticket"));
     }
     crate::domain::moderation::require_not_banned(conn, t.project_id, helper)?;
+    projects::require_coc(conn, t.project_id, helper)?;
     let slug: String = crate::db::schema::projects::table
         .find(t.project_id)
         .select(crate::db::schema::projects::slug)
@@ -308,6 +309,13 @@ fn start_acceptance(
             return Err(AppError::conflict(
                 ErrorCode::BidderNotApproved,
                 "the bidder is no longer an approved helper of this project",
+            ));
+        }
+        if crate::domain::moderation::active_ban(conn, Some(t.project_id), bid.helper_id)?.is_some()
+        {
+            return Err(AppError::conflict(
+                ErrorCode::BidderNotApproved,
+                "the bidder is banned from this project",
             ));
         }
         let n = diesel::update(bids::table.find(bid.id).filter(bids::status.eq("open")))

@@ -174,7 +174,21 @@ fn issue(conn: &mut DbConnection, d: NewDocument<'_>) -> AppResult<Invoice> {
     {
         return Ok(found);
     }
-    let seller = seller_of(conn, d.project)?;
+    // A credit note is the corrected invoice's seller's, whatever the
+    // project calls itself now.
+    let seller = match d.corrects {
+        Some(c) => inv::table
+            .find(c)
+            .select(inv::seller)
+            .first::<String>(conn)
+            .ok()
+            .and_then(|s| serde_json::from_str::<Party>(&s).ok()),
+        None => None,
+    };
+    let seller = match seller {
+        Some(s) => s,
+        None => seller_of(conn, d.project)?,
+    };
     let buyer = buyer_of(conn, d.buyer)?;
     let number = next_number(conn, d.project)?;
     let id: i64 = diesel::insert_into(inv::table)
@@ -446,6 +460,12 @@ pub fn set_billing(conn: &mut DbConnection, user: i64, b: &Billing) -> AppResult
         return Err(AppError::Validation(errors));
     }
     let address = address.replace("\r\n", "\n");
+    // The same details again change nothing (and re-issue nothing).
+    if let Some(old) = billing_of(conn, user)? {
+        if old.name == name && old.address == address && old.vat_id == vat {
+            return Ok(0);
+        }
+    }
     write_tx(conn, |conn| {
         crate::per_backend!(conn, |c| diesel::insert_into(bd::table)
             .values((
@@ -465,10 +485,12 @@ pub fn set_billing(conn: &mut DbConnection, user: i64, b: &Billing) -> AppResult
             ))
             .execute(c))?;
         // The buyer's current invoices: not yet corrected by a re-issue.
+        // In seller order, so two re-issues never wait on each other's
+        // sequence rows in opposite orders.
         let current: Vec<Invoice> = inv::table
             .filter(inv::buyer_id.eq(user))
             .filter(inv::kind.eq("invoice"))
-            .order(inv::id)
+            .order((inv::project_id, inv::id))
             .select(Invoice::as_select())
             .load(conn)?;
         let mut n = 0;
@@ -478,6 +500,17 @@ pub fn set_billing(conn: &mut DbConnection, user: i64, b: &Billing) -> AppResult
                 .count()
                 .get_result(conn)?;
             if replaced > 0 {
+                continue;
+            }
+            // Refunded in full: nothing is left to re-issue.
+            let refunded: i64 = inv::table
+                .filter(inv::corrects_id.eq(old.id))
+                .filter(inv::kind.eq("credit_note"))
+                .select(inv::total)
+                .load::<i64>(conn)?
+                .into_iter()
+                .sum();
+            if refunded >= old.total {
                 continue;
             }
             issue(

@@ -138,9 +138,15 @@ fn set_hidden(conn: &mut DbConnection, kind: &str, id: i64, hidden: bool) -> App
             .execute(conn)?;
         crate::job_payloads::SyncIndex.enqueue(conn)?;
     } else {
-        diesel::update(tm::table.find(id))
+        let ticket: i64 = diesel::update(tm::table.find(id))
             .set(tm::hidden_at.eq(at))
+            .returning(tm::ticket_id)
+            .get_result(conn)?;
+        // The ticket's indexed answer may be this message.
+        diesel::update(t::table.find(ticket))
+            .set(t::index_version.eq(t::index_version + 1))
             .execute(conn)?;
+        crate::job_payloads::SyncIndex.enqueue(conn)?;
     }
     Ok(())
 }
@@ -173,6 +179,7 @@ pub fn flag(
         return Err(AppError::Validation(errors));
     }
     let (project, author) = target_of(conn, kind, id, user)?;
+    require_not_banned(conn, project, user)?;
     if author == user {
         return Err(AppError::field("id", "you cannot flag what you wrote"));
     }
@@ -379,6 +386,23 @@ pub fn ban(
         }
     }
     write_tx(conn, |conn| {
+        // A ban that ran out is over: it does not block a new one.
+        let scope = bans::table
+            .filter(bans::user_id.eq(user))
+            .filter(bans::lifted_at.is_null())
+            .filter(bans::until.le(now()))
+            .select(bans::id)
+            .into_boxed();
+        let scope = match project {
+            Some(p) => scope.filter(bans::project_id.eq(p)),
+            None => scope.filter(bans::project_id.is_null()),
+        };
+        let expired: Vec<i64> = scope.load(conn)?;
+        for e in expired {
+            diesel::update(bans::table.find(e))
+                .set(bans::lifted_at.eq(bans::until))
+                .execute(conn)?;
+        }
         let id: i64 = diesel::insert_into(bans::table)
             .values((
                 bans::project_id.eq(project),
@@ -398,6 +422,19 @@ pub fn ban(
                 e => e.into(),
             })?;
         let ended = crate::domain::plans::end_for_ban(conn, user, project)?;
+        // What they hold there goes back: claims to the queue, open bids
+        // withdrawn (so nobody can still accept them).
+        let projects_of: Vec<i64> = match project {
+            Some(p) => vec![p],
+            None => crate::db::schema::project_helpers::table
+                .filter(crate::db::schema::project_helpers::user_id.eq(user))
+                .select(crate::db::schema::project_helpers::project_id)
+                .load(conn)?,
+        };
+        for p in projects_of {
+            crate::domain::tickets::release_claims_of(conn, p, user, actor)?;
+            crate::domain::bids::withdraw_open_of(conn, p, user)?;
+        }
         crate::domain::audit::record(
             conn,
             Some(actor),

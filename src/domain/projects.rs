@@ -69,6 +69,8 @@ pub struct Project {
     /// Pay as you go: the price of moving one ticket up the queue, minor
     /// units.
     pub upgrade_price: i64,
+    /// The code of conduct's version: a change of its text makes the next.
+    pub coc_version: i32,
 }
 
 impl Project {
@@ -493,7 +495,16 @@ pub fn update(
             set!(guidelines, v);
         }
         if let Some(v) = &patch.code_of_conduct {
-            set!(code_of_conduct, v);
+            let old: String = target.select(projects::code_of_conduct).first(conn)?;
+            if old != *v {
+                // A new text is a new version: everyone accepts it again.
+                diesel::update(target)
+                    .set((
+                        projects::code_of_conduct.eq(v),
+                        projects::coc_version.eq(projects::coc_version + 1),
+                    ))
+                    .execute(conn)?;
+            }
         }
         if let Some(v) = &patch.legal_entity {
             set!(legal_entity, v.as_deref().map(str::trim));
@@ -625,13 +636,29 @@ pub fn accept_coc(
     project_id: i64,
     user_id: i64,
 ) -> AppResult<NaiveDateTime> {
+    let version: i32 = projects::table
+        .find(project_id)
+        .select(projects::coc_version)
+        .first(conn)?;
+    // Accepting the version already accepted keeps the first time;
+    // accepting a new version records it and when.
+    if let Some(at) = coc_accepted_at(conn, project_id, user_id)? {
+        return Ok(at);
+    }
+    let at = super::now();
     crate::per_backend!(conn, |c| diesel::insert_into(coc_acceptances::table)
         .values((
             coc_acceptances::project_id.eq(project_id),
             coc_acceptances::user_id.eq(user_id),
-            coc_acceptances::accepted_at.eq(super::now()),
+            coc_acceptances::accepted_at.eq(at),
+            coc_acceptances::version.eq(version),
         ))
-        .on_conflict_do_nothing()
+        .on_conflict((coc_acceptances::project_id, coc_acceptances::user_id))
+        .do_update()
+        .set((
+            coc_acceptances::accepted_at.eq(at),
+            coc_acceptances::version.eq(version),
+        ))
         .execute(c))?;
     Ok(coc_acceptances::table
         .find((project_id, user_id))
@@ -645,9 +672,25 @@ pub fn coc_accepted_at(
     project_id: i64,
     user_id: i64,
 ) -> QueryResult<Option<NaiveDateTime>> {
+    // Only an acceptance of the current version counts.
     coc_acceptances::table
-        .find((project_id, user_id))
+        .inner_join(projects::table.on(projects::id.eq(coc_acceptances::project_id)))
+        .filter(coc_acceptances::project_id.eq(project_id))
+        .filter(coc_acceptances::user_id.eq(user_id))
+        .filter(coc_acceptances::version.eq(projects::coc_version))
         .select(coc_acceptances::accepted_at)
         .first(conn)
         .optional()
+}
+
+/// 409 `code_of_conduct_not_accepted` unless `user` accepted the current
+/// version of the project's code of conduct.
+pub fn require_coc(conn: &mut DbConnection, project_id: i64, user_id: i64) -> AppResult<()> {
+    if coc_accepted_at(conn, project_id, user_id)?.is_none() {
+        return Err(AppError::conflict(
+            ErrorCode::CodeOfConductNotAccepted,
+            "accept the current version of the project's code of conduct first (POST /projects/{slug}/coc/accept)",
+        ));
+    }
+    Ok(())
 }

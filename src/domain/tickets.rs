@@ -472,6 +472,7 @@ pub fn update(
     if !a.requester {
         return Err(AppError::forbidden("only the requester may edit a ticket"));
     }
+    crate::domain::moderation::require_not_banned(conn, t.project_id, user)?;
     if !matches!(t.status(), Status::Draft | Status::Open) {
         return Err(AppError::conflict(
             ErrorCode::NotEditable,
@@ -601,12 +602,7 @@ pub fn submit(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Ticket> 
         ));
     }
     crate::domain::moderation::require_not_banned(conn, t.project_id, user)?;
-    if project_domain::coc_accepted_at(conn, t.project_id, user)?.is_none() {
-        return Err(AppError::conflict(
-            ErrorCode::CodeOfConductNotAccepted,
-            "accept the project's code of conduct first (POST /projects/{slug}/coc/accept)",
-        ));
-    }
+    project_domain::require_coc(conn, t.project_id, user)?;
     transition(
         conn,
         &t,
@@ -637,6 +633,7 @@ pub fn claim(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Ticket> {
         return Err(AppError::forbidden("you cannot claim your own ticket"));
     }
     crate::domain::moderation::require_not_banned(conn, t.project_id, user)?;
+    project_domain::require_coc(conn, t.project_id, user)?;
     transition(
         conn,
         &t,
@@ -753,6 +750,8 @@ pub fn transfer(conn: &mut DbConnection, id: i64, user: i64, to: i64) -> AppResu
             "a ticket cannot be handed to its own requester",
         ));
     }
+    // Not to someone banned there.
+    crate::domain::moderation::require_not_banned(conn, t.project_id, to)?;
     let reason = format!("transferred to user {to}");
     transition(
         conn,
@@ -782,6 +781,7 @@ pub fn resolve(
     message_id: Option<i64>,
 ) -> AppResult<Ticket> {
     let (t, a) = load_visible(conn, id, Some(user))?;
+    crate::domain::moderation::require_not_banned(conn, t.project_id, user)?;
     if t.claimed_by != Some(user) || !a.helper {
         return Err(AppError::forbidden(
             "only the helper who claimed the ticket may resolve it",
@@ -909,6 +909,7 @@ pub fn reopen(
 ) -> AppResult<Ticket> {
     check_reason(reason)?;
     let (t, a) = load_visible(conn, id, Some(user))?;
+    crate::domain::moderation::require_not_banned(conn, t.project_id, user)?;
     if !may_undo_resolution(&t, &a) {
         return Err(AppError::forbidden(
             "only the requester, the helper who had it and the project's maintainers may reopen",
@@ -1065,6 +1066,7 @@ pub fn rate(
     comment: Option<&str>,
 ) -> AppResult<Ticket> {
     let (t, a) = load_visible(conn, id, Some(user))?;
+    crate::domain::moderation::require_not_banned(conn, t.project_id, user)?;
     if !a.requester {
         return Err(AppError::forbidden("only the requester may rate"));
     }
@@ -1634,6 +1636,8 @@ pub fn list(
     let visible = tickets::requester_id.eq(me).or(not_draft.and(
         tickets::visibility
             .eq(Visibility::Public.as_str())
+            // Hidden by flags: private until reviewed.
+            .and(tickets::hidden_at.is_null())
             .or(tickets::project_id.eq_any(team)),
     ));
     let mut q = tickets::table
@@ -1675,6 +1679,7 @@ pub fn solved_by(conn: &mut DbConnection, user: i64, limit: i64) -> QueryResult<
         .filter(tickets::resolved_by.eq(user))
         .filter(tickets::status.eq(Status::Closed.as_str()))
         .filter(tickets::visibility.eq(Visibility::Public.as_str()))
+        .filter(tickets::hidden_at.is_null())
         .filter(tickets::submitted_at.is_not_null())
         .order(tickets::closed_at.desc())
         .limit(limit)

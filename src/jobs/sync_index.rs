@@ -53,8 +53,10 @@ pub fn ticket_doc(
     project: &str,
 ) -> QueryResult<TicketDoc> {
     let answer: Option<String> = match t.resolution_message_id {
+        // A resolution hidden by flags is not indexed.
         Some(mid) => ticket_messages::table
             .find(mid)
+            .filter(ticket_messages::hidden_at.is_null())
             .select(ticket_messages::body)
             .first(conn)
             .optional()?,

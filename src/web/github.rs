@@ -328,7 +328,7 @@ pub fn export_for(
         prefilled: None,
         why_not: Some(why),
     };
-    if t.visibility == "private" {
+    if t.is_private() {
         return Ok(none("Private tickets do not become public GitHub issues."));
     }
     let target = crate::channels::github_export::issue_target(conn, p.id)?;

@@ -899,6 +899,7 @@ impl DashboardPage {
             verified_via: None,
             github_import_visibility: "public".into(),
             upgrade_price: 2500,
+            coc_version: 1,
         };
         let bucket = dashboard::Bucket::Month;
         let mut start = bucket.start_of(at.date());

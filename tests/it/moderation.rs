@@ -253,6 +253,15 @@ async fn a_flagged_ticket_hides_until_dismissed_and_platform_bans_reach_everywhe
     app.get(&format!("/api/v1/tickets/{t}"), None)
         .await
         .expect(404);
+    let listed = app
+        .get("/api/v1/tickets?project=proj", None)
+        .await
+        .expect(200);
+    assert!(
+        !listed.text.contains("Strange but honest"),
+        "{}",
+        listed.text
+    );
     app.get(&format!("/api/v1/tickets/{t}"), Some(&asker.access))
         .await
         .expect(200);
@@ -280,6 +289,14 @@ async fn a_flagged_ticket_hides_until_dismissed_and_platform_bans_reach_everywhe
         .await
         .expect(200);
 
+    // The helper works on it; a ban will send it back to the queue.
+    app.post(
+        &format!("/api/v1/tickets/{t}/claim"),
+        json!({}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(200);
     // Platform bans are for admins, and reach every project.
     let ban = json!({"user_id": helper.id, "reason": "fraud", "until": "2099-01-01"});
     app.post("/api/v1/admin/bans", ban.clone(), Some(&owner.access))
@@ -291,6 +308,14 @@ async fn a_flagged_ticket_hides_until_dismissed_and_platform_bans_reach_everywhe
         .await
         .expect(201);
     assert_eq!(b.body["project"], serde_json::Value::Null);
+    let back = app
+        .get(&format!("/api/v1/tickets/{t}"), Some(&owner.access))
+        .await
+        .expect(200);
+    assert_eq!(
+        back.body["status"], "open",
+        "the banned helper's claim is released"
+    );
     let other = app
         .open_ticket(&asker, "other", "A question over there", "public")
         .await;
@@ -424,4 +449,85 @@ async fn the_pages_report_review_ban_and_lift() {
     .expect(303);
     let q = o.get("/p/proj/flags").await.expect(200);
     assert!(q.text.contains("Nobody."));
+}
+
+#[actix_web::test]
+async fn a_new_code_of_conduct_must_be_accepted_again() {
+    let app = TestApp::new();
+    let owner = app.user("owner").await;
+    let helper = app.user("helper").await;
+    let asker = app.user("asker").await;
+    app.project(&owner, "proj").await;
+    // Applying accepts the code of conduct in force.
+    app.approved_helper(&owner, &helper, "proj").await;
+    let t = app
+        .open_ticket(&asker, "proj", "First question", "public")
+        .await;
+    let p = app
+        .patch(
+            "/api/v1/projects/proj",
+            json!({"code_of_conduct": "Be kind. Version two."}),
+            Some(&owner.access),
+        )
+        .await
+        .expect(200);
+    assert_eq!(p.body["coc_version"], 2, "{}", p.text);
+    // The same text again is no new version.
+    let p = app
+        .patch(
+            "/api/v1/projects/proj",
+            json!({"code_of_conduct": "Be kind. Version two."}),
+            Some(&owner.access),
+        )
+        .await
+        .expect(200);
+    assert_eq!(p.body["coc_version"], 2);
+    // Claiming, bidding and posting need version two accepted.
+    let r = app
+        .post(
+            &format!("/api/v1/tickets/{t}/claim"),
+            json!({}),
+            Some(&helper.access),
+        )
+        .await
+        .expect(409);
+    assert_eq!(r.body["code"], "code_of_conduct_not_accepted");
+    app.post(
+        &format!("/api/v1/tickets/{t}/bids"),
+        json!({"amount": 5000, "currency": "usd", "eta_hours": 4, "message": "quick fix"}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(409);
+    let d = app.draft(&asker, "proj", "Second question", "public").await;
+    app.post(
+        &format!("/api/v1/tickets/{d}/submit"),
+        json!({}),
+        Some(&asker.access),
+    )
+    .await
+    .expect(409);
+    for who in [&helper, &asker] {
+        app.post(
+            "/api/v1/projects/proj/coc/accept",
+            json!({}),
+            Some(&who.access),
+        )
+        .await
+        .expect(200);
+    }
+    app.post(
+        &format!("/api/v1/tickets/{t}/claim"),
+        json!({}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(200);
+    app.post(
+        &format!("/api/v1/tickets/{d}/submit"),
+        json!({}),
+        Some(&asker.access),
+    )
+    .await
+    .expect(200);
 }
