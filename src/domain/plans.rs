@@ -697,7 +697,9 @@ pub fn collect_period(
     Ok((sub, payment))
 }
 
-fn lock_subscription(conn: &mut DbConnection, id: i64) -> QueryResult<Subscription> {
+/// A subscription, locked until the transaction ends (PostgreSQL; SQLite
+/// has one writer).
+pub(crate) fn lock_subscription(conn: &mut DbConnection, id: i64) -> QueryResult<Subscription> {
     if let DbConnection::Pg(pg) = conn {
         subs::table
             .find(id)
@@ -740,15 +742,7 @@ fn expire_credits(conn: &mut DbConnection, sub: &Subscription, period_id: i64) -
         let (issuer, credits) = credit_accounts(conn, sub, unit)?;
         // What is left, read under the account's lock: an upgrade spending
         // one meanwhile is waited for, not raced.
-        if let DbConnection::Pg(pg) = conn {
-            use crate::db::schema::ledger_accounts as la;
-            la::table
-                .find(credits.id)
-                .select(la::id)
-                .for_update()
-                .first::<i64>(pg)?;
-        }
-        let left = ledger::get_account(conn, credits.id)?.available();
+        let left = ledger::lock_account(conn, credits.id)?.available();
         if left > 0 {
             ledger::apply(
                 conn,
@@ -1089,15 +1083,7 @@ fn end_locked(conn: &mut DbConnection, sub: &Subscription, status: &'static str)
     // Unused service credit lapses with the subscription (it is taken off
     // charges, never paid out): the project's debt for it goes too.
     let (owed, held) = service_credit_accounts(conn, sub)?;
-    if let DbConnection::Pg(pg) = conn {
-        use crate::db::schema::ledger_accounts as la;
-        la::table
-            .find(held.id)
-            .select(la::id)
-            .for_update()
-            .first::<i64>(pg)?;
-    }
-    let left = ledger::get_account(conn, held.id)?.available();
+    let left = ledger::lock_account(conn, held.id)?.available();
     if left > 0 {
         ledger::apply(
             conn,

@@ -341,18 +341,8 @@ fn breach(conn: &mut DbConnection, c: &Clock) -> AppResult<bool> {
         let at = now();
         // Under the subscription's lock: one that ended meanwhile earns no
         // credit (its credit has lapsed).
-        if let DbConnection::Pg(pg) = conn {
-            subs::table
-                .find(c.subscription_id)
-                .select(subs::id)
-                .for_update()
-                .first::<i64>(pg)?;
-        }
-        let status: String = subs::table
-            .find(c.subscription_id)
-            .select(subs::status)
-            .first(conn)?;
-        if !crate::domain::plans::LIVE.contains(&status.as_str()) {
+        let sub = crate::domain::plans::lock_subscription(conn, c.subscription_id)?;
+        if !sub.is_live() {
             return Ok(false);
         }
         let n = diesel::update(sc::table.find(c.id).filter(sc::breached_at.is_null()))

@@ -343,6 +343,19 @@ fn account_with_code(
         .first(conn)
 }
 
+/// An account by id, locked until the transaction ends (PostgreSQL; SQLite
+/// has one writer): what it holds is read after any write in flight.
+pub fn lock_account(conn: &mut DbConnection, id: i64) -> QueryResult<Account> {
+    if let DbConnection::Pg(pg) = conn {
+        la::table
+            .find(id)
+            .select(la::id)
+            .for_update()
+            .first::<i64>(pg)?;
+    }
+    get_account(conn, id)
+}
+
 /// An account by id.
 pub fn get_account(conn: &mut DbConnection, id: i64) -> QueryResult<Account> {
     la::table.find(id).select(Account::as_select()).first(conn)

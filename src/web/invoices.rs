@@ -42,13 +42,6 @@ struct InvoicesPage {
     errors: Vec<String>,
 }
 
-/// `?notice=`.
-#[derive(Debug, Deserialize)]
-pub struct NoticeQuery {
-    #[serde(default)]
-    notice: String,
-}
-
 async fn invoices_page(
     state: &AppState,
     req: &HttpRequest,
@@ -93,7 +86,7 @@ async fn invoices_page(
 pub async fn mine(
     state: web::Data<AppState>,
     req: HttpRequest,
-    q: web::Query<NoticeQuery>,
+    q: web::Query<super::NoticeQuery>,
 ) -> Page {
     let notice = match q.notice.as_str() {
         "saved" => "Billing details saved; your invoices were re-issued with them.",

@@ -203,6 +203,21 @@ impl Layout {
 /// elsewhere (the card page adds Stripe.js's origin).
 pub const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'";
 
+/// `?notice=`: which message a page shows after a form sent the browser
+/// back to it.
+#[derive(Debug, serde::Deserialize)]
+pub struct NoticeQuery {
+    #[serde(default)]
+    pub notice: String,
+}
+
+/// A form that carries only its CSRF token.
+#[derive(Debug, serde::Deserialize)]
+pub struct TokenForm {
+    #[serde(default)]
+    pub csrf: String,
+}
+
 /// Renders a page with `status`.
 pub fn render(status: StatusCode, page: &impl Template) -> Result<HttpResponse, WebError> {
     let html = page

@@ -42,13 +42,6 @@ struct FlagsPage {
     notice: String,
 }
 
-/// `?notice=`.
-#[derive(Debug, Deserialize)]
-pub struct NoticeQuery {
-    #[serde(default)]
-    notice: String,
-}
-
 fn excerpt(s: &str) -> String {
     let one: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
     if one.chars().count() > 200 {
@@ -63,7 +56,7 @@ pub async fn queue(
     state: web::Data<AppState>,
     req: HttpRequest,
     slug: web::Path<String>,
-    q: web::Query<NoticeQuery>,
+    q: web::Query<super::NoticeQuery>,
 ) -> Page {
     let l = Layout::of(&state, &req).await?;
     let slug = slug.into_inner();
@@ -166,19 +159,12 @@ pub async fn queue(
     )
 }
 
-/// A bare form.
-#[derive(Debug, Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// `POST /p/{slug}/flags/{id}/{uphold|dismiss}`.
 pub async fn review(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<(String, i64, String)>,
-    form: web::Form<CsrfForm>,
+    form: web::Form<super::TokenForm>,
 ) -> Page {
     session::check_form(&req, &form.csrf)?;
     let (slug, id, action) = path.into_inner();
@@ -244,7 +230,7 @@ pub async fn lift(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<(String, i64)>,
-    form: web::Form<CsrfForm>,
+    form: web::Form<super::TokenForm>,
 ) -> Page {
     session::check_form(&req, &form.csrf)?;
     let (slug, banned) = path.into_inner();

@@ -188,13 +188,6 @@ struct PlansPage {
     f: PlanForm,
 }
 
-/// `?notice=`.
-#[derive(Debug, Deserialize)]
-pub struct NoticeQuery {
-    #[serde(default)]
-    notice: String,
-}
-
 fn notice_text(code: &str) -> &'static str {
     match code {
         "published" => "The plan is published.",
@@ -265,7 +258,7 @@ pub async fn plans_index(
     state: web::Data<AppState>,
     req: HttpRequest,
     slug: web::Path<String>,
-    q: web::Query<NoticeQuery>,
+    q: web::Query<super::NoticeQuery>,
 ) -> Page {
     let notice = notice_text(&q.notice).to_owned();
     plans_page(
@@ -523,7 +516,7 @@ struct SubscriptionsPage {
 pub async fn mine(
     state: web::Data<AppState>,
     req: HttpRequest,
-    q: web::Query<NoticeQuery>,
+    q: web::Query<super::NoticeQuery>,
 ) -> Page {
     let l = Layout::of(&state, &req).await?;
     let Some(user) = l.user.as_ref().map(|u| u.id) else {
@@ -587,19 +580,12 @@ pub async fn mine(
     render(StatusCode::OK, &SubscriptionsPage { l, rows, notice })
 }
 
-/// A bare form: only the CSRF token.
-#[derive(Debug, Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// `POST /me/subscriptions/{id}/cancel`.
 pub async fn cancel(
     state: web::Data<AppState>,
     req: HttpRequest,
     id: web::Path<i64>,
-    form: web::Form<CsrfForm>,
+    form: web::Form<super::TokenForm>,
 ) -> Page {
     session::check_form(&req, &form.csrf)?;
     let Some(user) = Session::of(&req).user_id else {
@@ -626,7 +612,7 @@ struct FlossPage {
 pub async fn floss(
     state: web::Data<AppState>,
     req: HttpRequest,
-    q: web::Query<NoticeQuery>,
+    q: web::Query<super::NoticeQuery>,
 ) -> Page {
     let l = Layout::of(&state, &req).await?;
     let Some(user) = l.user.as_ref().map(|u| u.id) else {
