@@ -131,3 +131,17 @@ pub struct ChatReply {
     #[serde(default)]
     pub link_for: Option<(String, String)>,
 }
+
+/// Mails a user a short notice about their account (`jobs::send_notice`):
+/// a project's handover to its subscribers, a ban with how to appeal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendNotice {
+    /// The user.
+    pub user_id: i64,
+    /// Subject line.
+    pub subject: String,
+    /// The notice, plain text.
+    pub text: String,
+    /// The page it concerns, a path on the public URL.
+    pub link: String,
+}

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod chat;
+pub mod handovers;
 pub mod idempotency;
 pub mod inbound;
 pub mod invoices;
@@ -52,6 +53,8 @@ use utoipa::{Modify, OpenApi};
         invoices::mine, invoices::get, invoices::pdf, invoices::get_billing, invoices::put_billing,
         moderation::create, moderation::list, moderation::uphold, moderation::dismiss, moderation::ban_from_project,
         moderation::lift_project_ban, moderation::ban_from_platform, moderation::lift_platform_ban,
+        handovers::propose, handovers::of_project, handovers::mine, handovers::get, handovers::accept,
+        handovers::reverse, handovers::cancel,
     ),
     components(schemas(
         Problem, crate::error::FieldError, views::Money,
@@ -59,7 +62,7 @@ use utoipa::{Modify, OpenApi};
         money::StatementFormat,
     )),
     modifiers(&BearerAuth, &ProblemResponses),
-    tags((name = "accounts"), (name = "projects"), (name = "helpers"), (name = "tickets"), (name = "search"), (name = "money"), (name = "plans"), (name = "moderation"), (name = "reputation"), (name = "matching"), (name = "operations")),
+    tags((name = "accounts"), (name = "projects"), (name = "helpers"), (name = "tickets"), (name = "search"), (name = "money"), (name = "plans"), (name = "moderation"), (name = "handovers"), (name = "reputation"), (name = "matching"), (name = "operations")),
 )]
 pub struct ApiDoc;
 
@@ -132,6 +135,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     "/projects/{slug}/bans/{user_id}",
                     web::delete().to(moderation::lift_project_ban),
                 )
+                .route(
+                    "/projects/{slug}/handovers",
+                    web::post().to(handovers::propose),
+                )
+                .route(
+                    "/projects/{slug}/handovers",
+                    web::get().to(handovers::of_project),
+                )
+                .route("/me/handovers", web::get().to(handovers::mine))
+                .route("/handovers/{id}", web::get().to(handovers::get))
+                .route("/handovers/{id}/accept", web::post().to(handovers::accept))
+                .route(
+                    "/handovers/{id}/reverse",
+                    web::post().to(handovers::reverse),
+                )
+                .route("/handovers/{id}/cancel", web::post().to(handovers::cancel))
                 .route("/admin/bans", web::post().to(moderation::ban_from_platform))
                 .route(
                     "/admin/bans/{user_id}",

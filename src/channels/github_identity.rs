@@ -269,10 +269,11 @@ pub fn link_by_admin(
         crate::domain::projects::require_maintainer(conn, project_id, maintainer)?;
         let project = crate::domain::projects::by_id(conn, project_id)?;
         // Co-maintainers are added without their consent: only the person
-        // who brought the project may lend it their rights on GitHub.
-        if project.created_by != maintainer {
+        // who brought the project (or to whom it was handed over) may lend
+        // it their rights on GitHub.
+        if crate::domain::handovers::steward(conn, project_id)? != maintainer {
             return Err(AppError::forbidden(
-                "only the maintainer who created the project may link its repository",
+                "only the project's maintainer of record may link its repository",
             ));
         }
         let named = super::github::repo_of_url(&project.repo_url);

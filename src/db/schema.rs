@@ -56,6 +56,7 @@ diesel::table! {
         github_import_visibility -> Text,
         upgrade_price -> BigInt,
         coc_version -> Integer,
+        steward_id -> Nullable<BigInt>,
     }
 }
 
@@ -194,6 +195,7 @@ diesel::joinable!(ticket_messages -> tickets (ticket_id));
 diesel::joinable!(ticket_messages -> users (author_id));
 diesel::joinable!(response_templates -> projects (project_id));
 diesel::allow_tables_to_appear_in_same_query!(
+    handovers,
     plans,
     flags,
     bans,
@@ -730,6 +732,26 @@ diesel::table! {
         source -> Text,
         corrects_id -> Nullable<BigInt>,
         issued_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    handovers (id) {
+        id -> BigInt,
+        project_id -> BigInt,
+        from_user_id -> BigInt,
+        to_user_id -> BigInt,
+        effective_at -> Timestamp,
+        status -> Text,
+        failure -> Nullable<Text>,
+        repo_verified_at -> Nullable<Timestamp>,
+        prev_steward_id -> Nullable<BigInt>,
+        to_was_maintainer -> Bool,
+        created_at -> Timestamp,
+        accepted_at -> Nullable<Timestamp>,
+        applied_at -> Nullable<Timestamp>,
+        reversed_at -> Nullable<Timestamp>,
+        reversed_by -> Nullable<BigInt>,
     }
 }
 

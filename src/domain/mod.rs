@@ -7,6 +7,7 @@ pub mod calendar;
 pub mod dashboard;
 pub mod digest;
 pub mod floss;
+pub mod handovers;
 pub mod helpers;
 pub mod invoices;
 pub mod matching;

@@ -278,7 +278,7 @@ fn complete(
 /// What a payee's account earned per ticket (posted credits: releases) and
 /// has not yet been paid or put in flight, oldest ticket first. Credits with
 /// no ticket come last under `None`.
-fn unpaid_by_ticket(
+pub(crate) fn unpaid_by_ticket(
     conn: &mut DbConnection,
     account_id: i64,
 ) -> QueryResult<Vec<(Option<i64>, i64)>> {
@@ -293,13 +293,20 @@ fn unpaid_by_ticket(
         .filter(po::status.eq_any(["pending", "paid"]))
         .select((po::ticket_id, po::amount))
         .load(conn)?;
+    // What a handover moved to a maintainer was settled that way.
+    let handed: Vec<(Option<i64>, i64)> = lt::table
+        .filter(lt::debit_account_id.eq(account_id))
+        .filter(lt::kind.eq(TransferKind::Posted.as_str()))
+        .filter(lt::transfer_key.like("handover:%"))
+        .select((lt::ticket_id, lt::amount))
+        .load(conn)?;
     let mut by_ticket = std::collections::BTreeMap::<(bool, i64), i64>::new();
     for (ticket, amount) in credits {
         *by_ticket
             .entry((ticket.is_none(), ticket.unwrap_or(0)))
             .or_default() += amount;
     }
-    for (ticket, amount) in paid {
+    for (ticket, amount) in paid.into_iter().chain(handed) {
         *by_ticket
             .entry((ticket.is_none(), ticket.unwrap_or(0)))
             .or_default() -= amount;
@@ -332,14 +339,18 @@ fn start_new(conn: &mut DbConnection, gateway: &dyn PaymentGateway, minimum: i64
         .load(conn)?;
     for (account_id, kind, owner, currency, available) in candidates {
         let Some(owner) = owner else { continue };
-        let payee_kind = if kind == AccountKind::UserPayable.as_str() {
-            "user"
+        // A project handed over is paid out to its maintainer of record.
+        let (payee_kind, payee) = if kind == AccountKind::UserPayable.as_str() {
+            ("user", owner)
         } else {
-            "project"
+            match crate::domain::handovers::revenue_payee(conn, owner)? {
+                Some(steward) => ("user", steward),
+                None => ("project", owner),
+            }
         };
         let payout_account: Option<i64> = pa::table
             .filter(pa::payee_kind.eq(payee_kind))
-            .filter(pa::payee_id.eq(owner))
+            .filter(pa::payee_id.eq(payee))
             .filter(pa::gateway.eq(gateway.name()))
             .filter(pa::ready.eq(true))
             .select(pa::id)

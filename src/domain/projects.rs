@@ -629,6 +629,21 @@ pub fn add_maintainer(
     Ok(added == 1)
 }
 
+/// Removes a maintainer; `Ok(false)` if they were none.
+pub fn remove_maintainer(
+    conn: &mut DbConnection,
+    project_id: i64,
+    user_id: i64,
+) -> QueryResult<bool> {
+    let n = diesel::delete(
+        project_maintainers::table
+            .filter(project_maintainers::project_id.eq(project_id))
+            .filter(project_maintainers::user_id.eq(user_id)),
+    )
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
 /// Records that `user_id` accepted the project's code of conduct (once;
 /// later calls keep the first time). Returns when they accepted.
 pub fn accept_coc(

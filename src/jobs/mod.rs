@@ -4,6 +4,7 @@
 //! the index runner, with one worker, in the process that owns the search
 //! index (tantivy allows one writer).
 
+mod apply_handovers;
 mod auto_accept_resolutions;
 mod auto_close_tickets;
 pub mod chat_answer;
@@ -18,6 +19,7 @@ mod renew_subscriptions;
 mod run_payouts;
 pub mod send_digests;
 mod send_inbound_refusal;
+mod send_notice;
 mod send_notifications;
 mod send_verification_email;
 mod sla_sweep;
@@ -25,8 +27,9 @@ pub mod sync_index;
 
 pub use crate::job_payloads::{
     ChatAnswer, ChatReply, GithubSupport, RefundPayment, RefundSubscriptionPeriod, SendDigests,
-    SendInboundRefusal, SendNotifications, SendVerificationEmail, SyncIndex,
+    SendInboundRefusal, SendNotice, SendNotifications, SendVerificationEmail, SyncIndex,
 };
+pub use apply_handovers::ApplyHandovers;
 pub use auto_accept_resolutions::AutoAcceptResolutions;
 pub use auto_close_tickets::AutoCloseTickets;
 pub use expire_bounties::ExpireBounties;
@@ -112,6 +115,7 @@ pub fn runner(pool: DbPool, config: &Config) -> anyhow::Result<Runner<JobContext
         .register::<ChatReply>()
         .register::<SendVerificationEmail>()
         .register::<SendInboundRefusal>()
+        .register::<SendNotice>()
         .schedule(
             "purge-expired-refresh-tokens",
             "0 17 3 * * *",
@@ -127,6 +131,7 @@ pub fn runner(pool: DbPool, config: &Config) -> anyhow::Result<Runner<JobContext
         .schedule("expire-bounties", "0 45 * * * *", ExpireBounties)?
         .schedule("renew-subscriptions", "0 */5 * * * *", RenewSubscriptions)?
         .schedule("sla-sweep", "15 * * * * *", SlaSweep)?
+        .schedule("apply-handovers", "45 * * * * *", ApplyHandovers)?
         .schedule("run-payouts", "0 */15 * * * *", RunPayouts)?
         .schedule("recompute-reputation", "0 25 * * * *", RecomputeReputation)?
         .schedule("send-notifications", "*/5 * * * * *", SendNotifications)?

@@ -130,6 +130,36 @@ pub async fn floss_start(
     begin(&state, &format!("floss:{repo}"), "/me/floss")
 }
 
+/// `?csrf=`.
+#[derive(Debug, Deserialize)]
+pub struct CsrfQuery {
+    csrf: Option<String>,
+}
+
+/// `GET /handovers/{id}/github`: the new maintainer of a handover proves,
+/// with their own GitHub token, that they administer or maintain the
+/// project's repository.
+pub async fn handover_start(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<i64>,
+    q: web::Query<CsrfQuery>,
+) -> Page {
+    let id = id.into_inner();
+    let Some(user) = Session::of(&req).user_id else {
+        return Ok(redirect(&format!("/login?next=/handovers/{id}")));
+    };
+    session::check_form(&req, q.csrf.as_deref().unwrap_or_default())?;
+    state
+        .db(move |conn| crate::domain::handovers::visible(conn, id, user))
+        .await?;
+    begin(
+        &state,
+        &format!("handover:{id}"),
+        &format!("/handovers/{id}"),
+    )
+}
+
 /// What GitHub sends back.
 #[derive(Debug, Deserialize)]
 pub struct CallbackQuery {
@@ -199,19 +229,36 @@ async fn finish(
     let redirect_uri = callback_uri(state);
     let session_user = Session::of(req).user_id;
     let floss_repo = purpose.strip_prefix("floss:").map(str::to_owned);
+    let handover = match purpose.strip_prefix("handover:") {
+        Some(id) => Some(id.parse::<i64>().map_err(|_| stale())?),
+        None => None,
+    };
     let link_project = match purpose.as_str() {
         "in" => None,
         _ if floss_repo.is_some() => None,
+        _ if handover.is_some() => None,
         p => Some(
             p.strip_prefix("link:")
                 .and_then(|id| id.parse::<i64>().ok())
                 .ok_or_else(stale)?,
         ),
     };
-    if (link_project.is_some() || floss_repo.is_some()) && session_user.is_none() {
+    if (link_project.is_some() || floss_repo.is_some() || handover.is_some())
+        && session_user.is_none()
+    {
         return Ok(redirect(&format!("/login?next={next}")));
     }
-    let repo_name = match link_project {
+    let handover_project = match (handover, session_user) {
+        (Some(id), Some(user)) => Some(
+            state
+                .db(move |conn| {
+                    crate::domain::handovers::visible(conn, id, user).map(|x| x.project_id)
+                })
+                .await?,
+        ),
+        _ => None,
+    };
+    let repo_name = match link_project.or(handover_project) {
         None if floss_repo.is_some() => floss_repo.clone(),
         Some(p) => {
             let project = state
@@ -259,6 +306,22 @@ async fn finish(
                 other => WebError(other),
             })?;
         return Ok(redirect("/me/floss?notice=proved"));
+    }
+    if let (Some(id), Some(user)) = (handover, session_user) {
+        let repo = repo.ok_or_else(|| {
+            refused(format!(
+                "GitHub did not show you the repository {}.",
+                repo_name.unwrap_or_default()
+            ))
+        })?;
+        state
+            .db(move |conn| crate::domain::handovers::record_repo_proof(conn, id, user, &repo))
+            .await
+            .map_err(|e| match e {
+                AppError::Conflict { detail, .. } => refused(detail),
+                other => WebError(other),
+            })?;
+        return Ok(redirect(&format!("/handovers/{id}?notice=verified")));
     }
     if let (Some(project), Some(user)) = (link_project, session_user) {
         // The proof is the maintainer's own token; nothing else of theirs

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod answers;
 pub mod chat;
 pub mod github;
+pub mod handovers;
 pub mod invoices;
 pub mod moderation;
 pub mod pages;
@@ -109,6 +110,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/invoices/{id}", web::get().to(invoices::show))
                 .route("/invoices/{id}/pdf", web::get().to(invoices::pdf))
                 .route("/me/floss/github", web::get().to(github::floss_start))
+                .route("/p/{slug}/handover", web::get().to(handovers::project_page))
+                .route("/p/{slug}/handover", web::post().to(handovers::propose))
+                .route("/handovers/{id}", web::get().to(handovers::page))
+                .route(
+                    "/handovers/{id}/github",
+                    web::get().to(github::handover_start),
+                )
+                .route("/handovers/{id}/{action}", web::post().to(handovers::act))
                 .route(
                     "/me/subscriptions/{id}/cancel",
                     web::post().to(plans::cancel),

@@ -432,6 +432,29 @@ async fn whole_loop(javascript: bool) {
     maintainer.goto(&format!("{base}/p/{slug}/flags"));
     maintainer.wait_for_text("looks like an ad");
     checks.page(&maintainer, "flags");
+    // Handing the project over: proposed, then seen and accepted by the
+    // new maintainer, then called off.
+    maintainer.goto(&format!("{base}/p/{slug}/handover"));
+    maintainer.wait_for_text("maintainer of record");
+    checks.page(&maintainer, "handover-propose");
+    maintainer.fill("#email", "requester@example.com");
+    maintainer.click("form[action$='/handover'] button[type=submit]");
+    maintainer.wait_for_text("Proposed.");
+    let handover: i64 = {
+        use diesel::prelude::*;
+        guildhall::db::schema::handovers::table
+            .select(guildhall::db::schema::handovers::id)
+            .order(guildhall::db::schema::handovers::id.desc())
+            .first(&mut app.conn())
+            .unwrap()
+    };
+    requester.goto(&format!("{base}/handovers/{handover}"));
+    requester.wait_for_text("Still needed for the handover");
+    checks.page(&requester, "handover");
+    requester.click("form[action$='/accept'] button[type=submit]");
+    requester.wait_for_text("Accepted.");
+    requester.click("form[action$='/cancel'] button[type=submit]");
+    requester.wait_for_text("The handover is called off.");
     assert_eq!(
         guildhall::ledger::check(&mut app.conn()).unwrap(),
         Vec::<String>::new(),

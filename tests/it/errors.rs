@@ -214,6 +214,13 @@ async fn openapi_covers_every_route_and_metrics_count_requests() {
         ("/api/v1/projects/{slug}/bans/{user_id}", "delete"),
         ("/api/v1/admin/bans", "post"),
         ("/api/v1/admin/bans/{user_id}", "delete"),
+        ("/api/v1/projects/{slug}/handovers", "post"),
+        ("/api/v1/projects/{slug}/handovers", "get"),
+        ("/api/v1/me/handovers", "get"),
+        ("/api/v1/handovers/{id}", "get"),
+        ("/api/v1/handovers/{id}/accept", "post"),
+        ("/api/v1/handovers/{id}/reverse", "post"),
+        ("/api/v1/handovers/{id}/cancel", "post"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -225,7 +232,7 @@ async fn openapi_covers_every_route_and_metrics_count_requests() {
             .values()
             .map(|p| p.as_object().unwrap().len())
             .sum::<usize>(),
-        90,
+        97,
         "document and routes in step"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());

@@ -334,6 +334,7 @@ fn app_jobs_are_registered_and_scheduled() {
         assert_eq!(
             names,
             [
+                "apply-handovers",
                 "auto-accept-resolutions",
                 "auto-close-tickets",
                 "expire-bounties",

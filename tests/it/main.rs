@@ -12,6 +12,7 @@ mod errors;
 mod fake_github;
 mod github;
 mod github_oauth;
+mod handovers;
 mod inbound;
 mod invoices;
 mod jobs;

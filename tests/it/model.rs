@@ -224,6 +224,10 @@ pub enum Op {
     Lapse { of: Actor },
     /// POST /tickets/{id}/upgrade.
     Upgrade { actor: Actor, ticket: usize },
+    /// The owner hands the project to H1 (proposed, accepted, proved,
+    /// applied by the job), then reverses it: what the project earned
+    /// before moves to the owner's payable account.
+    Handover,
 }
 
 impl Op {
@@ -262,6 +266,7 @@ impl Op {
             Op::Lapse { .. } => "lapse job",
             Op::Upgrade { .. } => "upgrade",
             Op::SlaBreach { .. } => "SLA breach",
+            Op::Handover => "handover and reversal",
         }
     }
 }
@@ -796,9 +801,11 @@ impl Model {
                 }
             }
             Op::Webhook(_) => Is(200),
-            Op::AutoAccept { .. } | Op::AutoClose { .. } | Op::Expire { .. } | Op::Payouts => {
-                Is(200)
-            }
+            Op::AutoAccept { .. }
+            | Op::AutoClose { .. }
+            | Op::Expire { .. }
+            | Op::Payouts
+            | Op::Handover => Is(200),
         }
     }
 
@@ -1032,6 +1039,10 @@ impl Model {
                     s.service_credit += ENT_CREDIT;
                 }
             }
+            Op::Handover => {
+                let earned = self.payable.insert(Payee::Project, 0).unwrap_or(0);
+                *self.payable.entry(Payee::User(Actor::Owner)).or_default() += earned;
+            }
             Op::Payouts => {
                 for p in self.onboarded.clone() {
                     if let Some(v) = self.payable.get_mut(&p) {
@@ -1171,6 +1182,7 @@ pub fn generate(rng: &mut StdRng, m: &Model) -> Op {
         (2, 15), // auto-close
         (3, 16), // expiry
         (2, 17), // payouts
+        (1, 24), // handover and reversal
     ];
     if m.webhook_mode {
         weights.push((16, 13));
@@ -1295,6 +1307,7 @@ pub fn generate(rng: &mut StdRng, m: &Model) -> Op {
             bounty: pick_bounty(rng, m, |b| b.has_expiry && b.status == BSt::Funded),
         },
         17 => Op::Payouts,
+        24 => Op::Handover,
         18 => {
             let likely = REQUESTERS[rng.gen_range(0..TICKETS)];
             Op::Subscribe {
@@ -1599,6 +1612,7 @@ impl Harness {
 
     fn payees(&self) -> Vec<Payee> {
         let mut v: Vec<Payee> = HELPERS.iter().map(|h| Payee::User(*h)).collect();
+        v.push(Payee::User(Actor::Owner));
         v.push(Payee::Project);
         v.push(Payee::Platform);
         v
@@ -1965,6 +1979,66 @@ impl Harness {
                 json!({}),
                 *actor,
             ),
+            Op::Handover => {
+                let (owner, heir) = (Actor::Owner, Actor::H1);
+                let r = self
+                    .app
+                    .post(
+                        &format!("/api/v1/projects/{}/handovers", ctx.slug),
+                        json!({"to_user_id": self.user(heir).id, "effective_at": chrono::Utc::now().to_rfc3339()}),
+                        self.token(owner),
+                    )
+                    .await;
+                if r.status != 201 {
+                    return Err(format!("handover proposal: {} {}", r.status, r.body));
+                }
+                let id = r.body["id"].as_i64().unwrap_or_default();
+                let r = self
+                    .app
+                    .post(
+                        &format!("/api/v1/handovers/{id}/accept"),
+                        json!({}),
+                        self.token(heir),
+                    )
+                    .await;
+                if r.status != 200 {
+                    return Err(format!("handover acceptance: {} {}", r.status, r.body));
+                }
+                let repo = guildhall::integrations::github::UserRepository {
+                    id: 1,
+                    node_id: "R_1".into(),
+                    full_name: format!("x/{}", ctx.slug),
+                    admin: true,
+                    maintain: false,
+                    private: false,
+                    license: Some("MIT".into()),
+                };
+                let gateway = self.app.state.gateway.clone();
+                {
+                    let mut conn = self.app.conn();
+                    guildhall::domain::handovers::record_repo_proof(
+                        &mut conn,
+                        id,
+                        self.user(heir).id,
+                        &repo,
+                    )
+                    .map_err(|e| format!("repository proof: {e}"))?;
+                    guildhall::domain::handovers::apply_due(&mut conn, gateway.name())
+                        .map_err(|e| format!("handover job: {e}"))?;
+                }
+                let r = self
+                    .app
+                    .post(
+                        &format!("/api/v1/handovers/{id}/reverse"),
+                        json!({}),
+                        self.token(owner),
+                    )
+                    .await;
+                if r.status != 200 || r.body["status"] != "reversed" {
+                    return Err(format!("handover reversal: {} {}", r.status, r.body));
+                }
+                return Ok((200, Value::Null));
+            }
             Op::Payouts => {
                 let gateway = self.app.state.gateway.clone();
                 guildhall::domain::payouts::run(&self.app.pool, gateway.as_ref(), 1)

@@ -1,0 +1,2 @@
+ALTER TABLE projects DROP COLUMN steward_id;
+DROP TABLE handovers;
