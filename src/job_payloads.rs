@@ -145,3 +145,14 @@ pub struct SendNotice {
     /// The page it concerns, a path on the public URL.
     pub link: String,
 }
+
+/// Ends a subscription at the gateway that bills it
+/// (`jobs::end_gateway_subscription`): at the end of its paid period (the
+/// subscriber cancelled) or now (it lapsed, failed or was ended by a ban).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EndGatewaySubscription {
+    /// Our subscription.
+    pub subscription_id: i64,
+    /// Whether it ends with its paid period.
+    pub at_period_end: bool,
+}

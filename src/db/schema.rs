@@ -645,6 +645,8 @@ diesel::table! {
         request_key -> Nullable<Text>,
         created_at -> Timestamp,
         ended_at -> Nullable<Timestamp>,
+        gateway_subscription_id -> Nullable<Text>,
+        gateway_customer_id -> Nullable<Text>,
     }
 }
 
@@ -666,6 +668,7 @@ diesel::table! {
         paid_at -> Nullable<Timestamp>,
         refund_id -> Nullable<Text>,
         credit_applied -> BigInt,
+        gateway_invoice_id -> Nullable<Text>,
     }
 }
 

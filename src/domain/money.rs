@@ -907,6 +907,40 @@ fn apply_event(
                 "payout account not ready"
             }
         }
+        PaymentEvent::InvoicePaid {
+            invoice_id,
+            subscription_id,
+            payment_id,
+            amount_paid,
+        } => crate::domain::plans::invoice_paid(
+            conn,
+            gateway,
+            invoice_id,
+            subscription_id,
+            payment_id.as_deref(),
+            *amount_paid,
+        )?,
+        PaymentEvent::InvoicePaymentFailed {
+            invoice_id,
+            subscription_id,
+        } => crate::domain::plans::invoice_payment_failed(
+            conn,
+            gateway,
+            invoice_id,
+            subscription_id,
+        )?,
+        PaymentEvent::SubscriptionUpdated {
+            subscription_id,
+            cancel_at_period_end,
+        } => crate::domain::plans::gateway_subscription_updated(
+            conn,
+            gateway,
+            subscription_id,
+            *cancel_at_period_end,
+        )?,
+        PaymentEvent::SubscriptionEnded { subscription_id } => {
+            crate::domain::plans::gateway_subscription_ended(conn, gateway, subscription_id)?
+        }
         PaymentEvent::Acknowledged => "acknowledged",
         PaymentEvent::Ignored => "ignored",
     })

@@ -32,7 +32,7 @@ use crate::domain::now;
 use crate::domain::projects::{self as project_domain, Project};
 use crate::error::{AppError, AppResult, ErrorCode, FieldError};
 use crate::ledger::{self, AccountKind, NewTransfer, TransferKind};
-use crate::payments::{Payment, PaymentGateway, PaymentRequest, PaymentStatus};
+use crate::payments::{BillingRequest, Payment, PaymentGateway, PaymentRequest, PaymentStatus};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use guildhall_jobs::BackgroundJob as _;
@@ -364,6 +364,11 @@ pub struct Subscription {
     pub created_at: NaiveDateTime,
     /// Ended (cancelled, lapsed or failed).
     pub ended_at: Option<NaiveDateTime>,
+    /// The gateway's own subscription, when the gateway bills it (Stripe
+    /// Billing): renewals then come from the gateway's invoices.
+    pub gateway_subscription_id: Option<String>,
+    /// The payer's customer at the gateway.
+    pub gateway_customer_id: Option<String>,
 }
 
 impl Subscription {
@@ -409,6 +414,8 @@ pub struct Period {
     pub refund_id: Option<String>,
     /// Service credit taken off its charge (`amount` is what was charged).
     pub credit_applied: i64,
+    /// The gateway's invoice that billed it (Stripe Billing).
+    pub gateway_invoice_id: Option<String>,
 }
 
 /// What a period costs: the monthly price for each month of the term, less
@@ -654,6 +661,9 @@ pub fn collect_period(
         };
         return Ok((sub, payment));
     }
+    if gateway.bills_subscriptions() && p.number == 1 && sub.gateway_subscription_id.is_none() {
+        return start_billing(pool, gateway, &sub, &p);
+    }
     let result = gateway.create_payment(&PaymentRequest {
         amount: p.amount,
         currency: sub.currency.clone(),
@@ -695,6 +705,259 @@ pub fn collect_period(
     }
     let sub = get_subscription(conn, sub.id).map_err(AppError::from)?;
     Ok((sub, payment))
+}
+
+/// Starts a subscription the gateway bills by itself (Stripe Billing) for
+/// the first period `p` of `sub`: its first invoice is the period's
+/// payment (booked when it succeeds), its renewals come from the gateway's
+/// invoices ([`invoice_paid`]). The subscription's id keys the call, so a
+/// retry finds the same one.
+fn start_billing(
+    pool: &DbPool,
+    gateway: &dyn PaymentGateway,
+    sub: &Subscription,
+    p: &Period,
+) -> Result<(Subscription, Payment), CollectError> {
+    let req = {
+        let mut conn = pool.get()?;
+        let conn = &mut *conn;
+        let plan = get_plan(conn, sub.plan_id).map_err(AppError::from)?;
+        let project = project_domain::by_id(conn, sub.project_id)?;
+        let email = crate::domain::users::get(conn, sub.subscriber_id)?.email;
+        // The payer's customer from an earlier subscription, if any.
+        let customer: Option<String> = subs::table
+            .filter(subs::subscriber_id.eq(sub.subscriber_id))
+            .filter(subs::gateway.eq(gateway.name()))
+            .filter(subs::gateway_customer_id.is_not_null())
+            .order(subs::id.desc())
+            .select(subs::gateway_customer_id)
+            .first::<Option<String>>(conn)
+            .optional()
+            .map_err(AppError::from)?
+            .flatten();
+        BillingRequest {
+            customer,
+            email,
+            payer_key: format!("user:{}", sub.subscriber_id),
+            product_id: format!("guildhall_plan_{}", plan.id),
+            product_name: format!("{}: {}", project.name, plan.name),
+            amount: sub.monthly_price * i64::from(plan.term_months),
+            currency: sub.currency.clone(),
+            term_months: plan.term_months,
+            discount_pct: sub.discount_pct,
+            schedule: plan.kind == "enterprise",
+            metadata: vec![
+                ("subscription_id".into(), sub.id.to_string()),
+                ("project_id".into(), sub.project_id.to_string()),
+            ],
+            idempotency_key: format!("subscription:{}", sub.id),
+        }
+    };
+    let result = gateway.start_subscription(&req);
+    let mut conn = pool.get()?;
+    let conn = &mut *conn;
+    let started = match result {
+        Ok(s) => s,
+        Err(e) => {
+            mark_period_failed(conn, p.id)?;
+            return Err(CollectError::Gateway(e));
+        }
+    };
+    write_tx(conn, |conn| {
+        diesel::update(subs::table.find(sub.id))
+            .set((
+                subs::gateway_subscription_id.eq(Some(&started.subscription)),
+                subs::gateway_customer_id.eq(Some(&started.customer)),
+            ))
+            .execute(conn)?;
+        diesel::update(periods::table.find(p.id))
+            .set((
+                periods::payment_id.eq(Some(&started.payment.id)),
+                periods::gateway_invoice_id.eq(Some(&started.invoice)),
+            ))
+            .execute(conn)?;
+        Ok::<_, AppError>(())
+    })?;
+    match started.payment.status {
+        PaymentStatus::Succeeded => {
+            settle_period(conn, gateway.name(), &started.payment.id)?;
+        }
+        PaymentStatus::Failed => {
+            mark_period_failed(conn, p.id)?;
+            return Err(CollectError::Gateway(anyhow::anyhow!(
+                "payment {} failed",
+                started.payment.id
+            )));
+        }
+        PaymentStatus::RequiresAction | PaymentStatus::Processing => {}
+    }
+    let sub = get_subscription(conn, sub.id).map_err(AppError::from)?;
+    Ok((sub, started.payment))
+}
+
+/// The subscription a gateway bills as `gateway_id`.
+fn by_gateway_id(
+    conn: &mut DbConnection,
+    gateway: &str,
+    gateway_id: &str,
+) -> QueryResult<Option<Subscription>> {
+    subs::table
+        .filter(subs::gateway.eq(gateway))
+        .filter(subs::gateway_subscription_id.eq(gateway_id))
+        .select(Subscription::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The gateway billed `invoice` of its subscription `gateway_sub` and was
+/// paid `amount` through `payment` (the `invoice.paid` webhook): the first
+/// invoice settles the first period; a later one is the next period,
+/// booked at what the gateway charged. Exactly once per invoice (a unique
+/// index on the invoice id, and the period's status).
+pub fn invoice_paid(
+    conn: &mut DbConnection,
+    gateway: &str,
+    invoice: &str,
+    gateway_sub: &str,
+    payment: Option<&str>,
+    amount: i64,
+) -> AppResult<&'static str> {
+    write_tx(conn, |conn| {
+        let Some(sub) = by_gateway_id(conn, gateway, gateway_sub)? else {
+            return Ok("unknown subscription");
+        };
+        let sub = lock_subscription(conn, sub.id)?;
+        let known: Option<Period> = periods::table
+            .filter(periods::gateway_invoice_id.eq(invoice))
+            .select(Period::as_select())
+            .first(conn)
+            .optional()?;
+        let Some(payment) = payment.filter(|_| amount > 0) else {
+            return Ok("nothing was charged");
+        };
+        let period = match known {
+            Some(p) if p.status == "paid" || p.status == "refunded" => {
+                return Ok("subscription period already paid")
+            }
+            Some(p) => p,
+            None => {
+                // A renewal the gateway billed: the next period (made by
+                // the renewal job when the paid one ended, or now).
+                let id = next_period(conn, &sub)?;
+                periods::table
+                    .find(id)
+                    .select(Period::as_select())
+                    .first(conn)?
+            }
+        };
+        if period.status != "pending_payment" && period.status != "failed" {
+            return Ok("subscription period already paid");
+        }
+        // What the gateway charged is what is booked (its coupon and any
+        // service credit are the gateway's to apply).
+        diesel::update(periods::table.find(period.id))
+            .set((
+                periods::payment_id.eq(Some(payment)),
+                periods::gateway_invoice_id.eq(Some(invoice)),
+                periods::amount.eq(amount),
+                periods::credit_applied.eq(0),
+            ))
+            .execute(conn)?;
+        Ok(if settle_period(conn, gateway, payment)? {
+            "subscription period paid"
+        } else {
+            "subscription period already paid"
+        })
+    })
+}
+
+/// The gateway could not collect `invoice` of its subscription
+/// `gateway_sub` (`invoice.payment_failed`): a renewal makes the
+/// subscription past due, its plan holding through the grace.
+pub fn invoice_payment_failed(
+    conn: &mut DbConnection,
+    gateway: &str,
+    invoice: &str,
+    gateway_sub: &str,
+) -> AppResult<&'static str> {
+    write_tx(conn, |conn| {
+        let Some(sub) = by_gateway_id(conn, gateway, gateway_sub)? else {
+            return Ok("unknown subscription");
+        };
+        let sub = lock_subscription(conn, sub.id)?;
+        let known: Option<Period> = periods::table
+            .filter(periods::gateway_invoice_id.eq(invoice))
+            .select(Period::as_select())
+            .first(conn)
+            .optional()?;
+        if let Some(p) = known {
+            return Ok(if p.number == 1 && mark_period_failed(conn, p.id)? {
+                "first subscription payment failed"
+            } else {
+                "subscription payment failure already recorded"
+            });
+        }
+        if sub.status != "active" {
+            return Ok("subscription not active");
+        }
+        let id = next_period(conn, &sub)?;
+        diesel::update(
+            periods::table
+                .find(id)
+                .filter(periods::gateway_invoice_id.is_null()),
+        )
+        .set(periods::gateway_invoice_id.eq(Some(invoice)))
+        .execute(conn)?;
+        past_due(conn, id)?;
+        Ok("subscription renewal failed; past due")
+    })
+}
+
+/// The gateway ended its subscription `gateway_sub`
+/// (`customer.subscription.deleted`): ours ends too (a past-due one
+/// lapses), with nothing refunded.
+pub fn gateway_subscription_ended(
+    conn: &mut DbConnection,
+    gateway: &str,
+    gateway_sub: &str,
+) -> AppResult<&'static str> {
+    write_tx(conn, |conn| {
+        let Some(sub) = by_gateway_id(conn, gateway, gateway_sub)? else {
+            return Ok("unknown subscription");
+        };
+        let sub = lock_subscription(conn, sub.id)?;
+        let status = match sub.status.as_str() {
+            "active" => "cancelled",
+            "past_due" => "lapsed",
+            "pending_payment" => "failed",
+            _ => return Ok("subscription already ended"),
+        };
+        end_rows(conn, &sub, status)?;
+        Ok("subscription ended at the gateway")
+    })
+}
+
+/// The gateway's subscription changed (`customer.subscription.updated`):
+/// a cancellation at the end of the period made there is kept here too.
+pub fn gateway_subscription_updated(
+    conn: &mut DbConnection,
+    gateway: &str,
+    gateway_sub: &str,
+    cancel_at_period_end: bool,
+) -> AppResult<&'static str> {
+    write_tx(conn, |conn| {
+        let Some(sub) = by_gateway_id(conn, gateway, gateway_sub)? else {
+            return Ok("unknown subscription");
+        };
+        let sub = lock_subscription(conn, sub.id)?;
+        if cancel_at_period_end && !sub.cancel_at_period_end && sub.is_live() {
+            diesel::update(subs::table.find(sub.id))
+                .set(subs::cancel_at_period_end.eq(true))
+                .execute(conn)?;
+            return Ok("subscription ends with its period");
+        }
+        Ok("acknowledged")
+    })
 }
 
 /// A subscription, locked until the transaction ends (PostgreSQL; SQLite
@@ -1072,8 +1335,23 @@ pub fn period_payment_failed(
 }
 
 /// Ends the subscription (locked by the caller, in its transaction) as
-/// `status` and expires what is left of its credits.
+/// `status` and expires what is left of its credits; one the gateway bills
+/// is ended there too (a job).
 fn end_locked(conn: &mut DbConnection, sub: &Subscription, status: &'static str) -> AppResult<()> {
+    end_rows(conn, sub, status)?;
+    if sub.gateway_subscription_id.is_some() {
+        crate::job_payloads::EndGatewaySubscription {
+            subscription_id: sub.id,
+            at_period_end: false,
+        }
+        .enqueue(conn)
+        .map_err(AppError::internal)?;
+    }
+    Ok(())
+}
+
+/// [`end_locked`] without telling the gateway (it told us).
+fn end_rows(conn: &mut DbConnection, sub: &Subscription, status: &'static str) -> AppResult<()> {
     diesel::update(subs::table.find(sub.id))
         .set((subs::status.eq(status), subs::ended_at.eq(Some(now()))))
         .execute(conn)?;
@@ -1174,6 +1452,14 @@ pub fn cancel(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Subscrip
                 diesel::update(subs::table.find(sub.id))
                     .set(subs::cancel_at_period_end.eq(true))
                     .execute(conn)?;
+                if sub.gateway_subscription_id.is_some() && !sub.cancel_at_period_end {
+                    crate::job_payloads::EndGatewaySubscription {
+                        subscription_id: sub.id,
+                        at_period_end: true,
+                    }
+                    .enqueue(conn)
+                    .map_err(AppError::internal)?;
+                }
             }
             other => {
                 return Err(AppError::conflict(
@@ -1252,6 +1538,14 @@ fn renew_one(pool: &DbPool, gateway: &dyn PaymentGateway, id: i64) -> AppResult<
                 "active" if sub.period_end.is_some_and(|e| e <= t) => {
                     if sub.cancel_at_period_end {
                         end_locked(conn, &sub, "cancelled")?;
+                        return Ok(Step::Ended);
+                    }
+                    if sub.gateway_subscription_id.is_some() {
+                        // The gateway bills it: its invoice (a webhook) pays
+                        // the next period; until then the plan holds through
+                        // the grace.
+                        let next = next_period(conn, &sub)?;
+                        past_due(conn, next)?;
                         return Ok(Step::Ended);
                     }
                     if sub.gateway != gateway.name() {

@@ -8,6 +8,7 @@ mod apply_handovers;
 mod auto_accept_resolutions;
 mod auto_close_tickets;
 pub mod chat_answer;
+mod end_gateway_subscription;
 mod expire_bounties;
 mod github_support;
 mod purge_expired_refresh_tokens;
@@ -26,8 +27,9 @@ mod sla_sweep;
 pub mod sync_index;
 
 pub use crate::job_payloads::{
-    ChatAnswer, ChatReply, GithubSupport, RefundPayment, RefundSubscriptionPeriod, SendDigests,
-    SendInboundRefusal, SendNotice, SendNotifications, SendVerificationEmail, SyncIndex,
+    ChatAnswer, ChatReply, EndGatewaySubscription, GithubSupport, RefundPayment,
+    RefundSubscriptionPeriod, SendDigests, SendInboundRefusal, SendNotice, SendNotifications,
+    SendVerificationEmail, SyncIndex,
 };
 pub use apply_handovers::ApplyHandovers;
 pub use auto_accept_resolutions::AutoAcceptResolutions;
@@ -116,6 +118,7 @@ pub fn runner(pool: DbPool, config: &Config) -> anyhow::Result<Runner<JobContext
         .register::<SendVerificationEmail>()
         .register::<SendInboundRefusal>()
         .register::<SendNotice>()
+        .register::<EndGatewaySubscription>()
         .schedule(
             "purge-expired-refresh-tokens",
             "0 17 3 * * *",

@@ -8,6 +8,7 @@
 //!   Transfers and Refunds through async-stripe.
 
 pub mod stripe;
+mod stripe_billing;
 pub mod stripe_webhook;
 
 use sha2::{Digest, Sha256};
@@ -61,6 +62,37 @@ pub enum PaymentEvent {
         /// Whether payouts can be sent.
         ready: bool,
     },
+    /// The gateway billed and collected an invoice of a subscription it
+    /// bills (`invoice.paid`).
+    InvoicePaid {
+        /// Gateway's invoice id.
+        invoice_id: String,
+        /// Gateway's subscription id.
+        subscription_id: String,
+        /// The payment that paid it, if any (none for an invoice of 0).
+        payment_id: Option<String>,
+        /// Collected, minor units.
+        amount_paid: i64,
+    },
+    /// The gateway could not collect an invoice of a subscription it bills.
+    InvoicePaymentFailed {
+        /// Gateway's invoice id.
+        invoice_id: String,
+        /// Gateway's subscription id.
+        subscription_id: String,
+    },
+    /// A subscription the gateway bills changed.
+    SubscriptionUpdated {
+        /// Gateway's subscription id.
+        subscription_id: String,
+        /// Whether it ends with its current period.
+        cancel_at_period_end: bool,
+    },
+    /// A subscription the gateway bills ended.
+    SubscriptionEnded {
+        /// Gateway's subscription id.
+        subscription_id: String,
+    },
     /// Known, recorded, nothing to do (e.g. transfer notices).
     Acknowledged,
     /// Not an event we act on.
@@ -107,6 +139,51 @@ pub struct Payment {
     pub client_secret: Option<String>,
 }
 
+/// A subscription for the gateway to bill by itself, period after period
+/// (Stripe Billing): its first invoice waits for the payer like a
+/// [`Payment`], its renewals are reported by webhooks.
+#[derive(Debug, Clone)]
+pub struct BillingRequest {
+    /// The payer's customer at the gateway, when known.
+    pub customer: Option<String>,
+    /// The payer's address, for a new customer.
+    pub email: String,
+    /// Stable key of the payer (e.g. `user:7`), for a new customer.
+    pub payer_key: String,
+    /// The gateway's product id for the plan.
+    pub product_id: String,
+    /// The plan's name.
+    pub product_name: String,
+    /// Charged per term before the discount, minor units.
+    pub amount: i64,
+    /// ISO 4217, lower case.
+    pub currency: String,
+    /// Months billed at a time.
+    pub term_months: i32,
+    /// Percent off every term (a coupon), 0 for none.
+    pub discount_pct: i32,
+    /// Committed terms: a subscription schedule of one term, then it goes on
+    /// as a plain subscription (enterprise plans).
+    pub schedule: bool,
+    /// Names what the subscription is for.
+    pub metadata: Vec<(String, String)>,
+    /// The same key returns the same subscription.
+    pub idempotency_key: String,
+}
+
+/// A subscription the gateway bills.
+#[derive(Debug, Clone)]
+pub struct BillingStart {
+    /// The payer's customer.
+    pub customer: String,
+    /// The gateway's subscription id.
+    pub subscription: String,
+    /// Its first invoice.
+    pub invoice: String,
+    /// The payment of the first invoice.
+    pub payment: Payment,
+}
+
 /// A way to move money in and out.
 pub trait PaymentGateway: Send + Sync {
     /// Stable name, also the clearing account's owner.
@@ -124,6 +201,19 @@ pub trait PaymentGateway: Send + Sync {
         amount: Option<i64>,
         idempotency_key: &str,
     ) -> anyhow::Result<String>;
+    /// Whether the gateway bills subscriptions by itself ([`Self::start_subscription`]).
+    fn bills_subscriptions(&self) -> bool {
+        false
+    }
+    /// Starts a subscription the gateway bills by itself.
+    fn start_subscription(&self, _req: &BillingRequest) -> anyhow::Result<BillingStart> {
+        anyhow::bail!("{} does not bill subscriptions", self.name())
+    }
+    /// Ends a subscription the gateway bills: at the end of its paid period,
+    /// or now.
+    fn end_subscription(&self, _subscription: &str, _at_period_end: bool) -> anyhow::Result<()> {
+        anyhow::bail!("{} does not bill subscriptions", self.name())
+    }
     /// Creates (or, for the same key, finds) a connected payout account.
     fn create_payout_account(&self, idempotency_key: &str) -> anyhow::Result<String>;
     /// A link where the payee completes onboarding of `account`.

@@ -9,6 +9,8 @@
 //!   [`PaymentGateway::payout_account_ready`] say when one can be paid.
 //! * **Payouts**: Transfers with `transfer_group` set by the caller.
 //! * **Refunds**: against the PaymentIntent.
+//! * **Subscriptions**: Stripe Billing (customers, products, prices,
+//!   coupons, subscriptions and schedules), in `stripe_billing.rs`.
 //!
 //! Every mutating call carries the caller's idempotency key, so a retried
 //! call after a crash or a lost response returns the first result instead of
@@ -63,7 +65,7 @@ impl Drop for StripeGateway {
 }
 
 /// A Stripe error as one line, without anything secret.
-fn describe(e: StripeError) -> anyhow::Error {
+pub(super) fn describe_error(e: StripeError) -> anyhow::Error {
     match e {
         StripeError::Stripe(err, status) => anyhow::anyhow!(
             "stripe answered {status}: {} ({})",
@@ -77,13 +79,13 @@ fn describe(e: StripeError) -> anyhow::Error {
     }
 }
 
-fn idempotent(key: &str) -> anyhow::Result<RequestStrategy> {
+pub(super) fn idempotent(key: &str) -> anyhow::Result<RequestStrategy> {
     Ok(RequestStrategy::Idempotent(
         IdempotencyKey::new(key).map_err(|e| anyhow::anyhow!("idempotency key {key:?}: {e}"))?,
     ))
 }
 
-fn currency(code: &str) -> Currency {
+pub(super) fn currency(code: &str) -> Currency {
     // Infallible: an unknown code becomes `Currency::Unknown` and Stripe
     // rejects it with a clear message.
     match Currency::from_str(&code.to_ascii_lowercase()) {
@@ -116,7 +118,7 @@ impl StripeGateway {
                 .url(base)
                 .timeout(settings.timeout)
                 .build()
-                .map_err(describe)?
+                .map_err(describe_error)?
         };
         Ok(StripeGateway {
             client,
@@ -133,18 +135,26 @@ impl StripeGateway {
         T: Send + 'static,
         F: Future<Output = Result<T, StripeError>> + Send + 'static,
     {
-        let runtime = self
-            .runtime
-            .as_ref()
-            .context("the Stripe gateway is shut down")?;
+        self.run_raw(call).map_err(describe_error)
+    }
+
+    /// [`Self::run`] with Stripe's own error.
+    pub(super) fn run_raw<T, F>(
+        &self,
+        call: impl FnOnce(stripe::Client) -> F,
+    ) -> Result<T, StripeError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, StripeError>> + Send + 'static,
+    {
+        let stopped = || StripeError::ClientError("the Stripe runtime stopped".into());
+        let runtime = self.runtime.as_ref().ok_or_else(stopped)?;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let fut = call(self.client.clone());
         runtime.spawn(async move {
             let _ = tx.send(fut.await);
         });
-        rx.recv()
-            .context("the Stripe runtime stopped")?
-            .map_err(describe)
+        rx.recv().map_err(|_| stopped())?
     }
 }
 
@@ -196,6 +206,21 @@ impl PaymentGateway for StripeGateway {
             .request_strategy(idempotent(idempotency_key)?);
         let refund = self.run(move |client| async move { request.send(&client).await })?;
         Ok(refund.id.as_str().to_owned())
+    }
+
+    fn bills_subscriptions(&self) -> bool {
+        true
+    }
+
+    fn start_subscription(
+        &self,
+        req: &super::BillingRequest,
+    ) -> anyhow::Result<super::BillingStart> {
+        self.start_billing(req)
+    }
+
+    fn end_subscription(&self, subscription: &str, at_period_end: bool) -> anyhow::Result<()> {
+        self.end_billing(subscription, at_period_end)
     }
 
     fn create_payout_account(&self, idempotency_key: &str) -> anyhow::Result<String> {

@@ -86,10 +86,57 @@ pub fn parse_event(body: &[u8]) -> Result<StripeEvent, ParseError> {
             ready: object["payouts_enabled"].as_bool() == Some(true)
                 && object["capabilities"]["transfers"].as_str() == Some("active"),
         },
+        "invoice.paid" => match invoice_subscription(object) {
+            Some(subscription_id) => PaymentEvent::InvoicePaid {
+                invoice_id: text("id")?,
+                subscription_id,
+                payment_id: id_or_object(&object["payment_intent"]).or_else(|| {
+                    id_or_object(&object["payments"]["data"][0]["payment"]["payment_intent"])
+                }),
+                amount_paid: amount("amount_paid")?,
+            },
+            // A one-off invoice: not ours.
+            None => PaymentEvent::Ignored,
+        },
+        "invoice.payment_failed" => match invoice_subscription(object) {
+            Some(subscription_id) => PaymentEvent::InvoicePaymentFailed {
+                invoice_id: text("id")?,
+                subscription_id,
+            },
+            None => PaymentEvent::Ignored,
+        },
+        "customer.subscription.updated" => PaymentEvent::SubscriptionUpdated {
+            subscription_id: text("id")?,
+            cancel_at_period_end: object["cancel_at_period_end"].as_bool() == Some(true),
+        },
+        "customer.subscription.deleted" => PaymentEvent::SubscriptionEnded {
+            subscription_id: text("id")?,
+        },
+        // localstripe's and Stripe's older name for invoice.paid, which is
+        // sent beside it.
+        "invoice.payment_succeeded"
+        | "invoice.created"
+        | "invoice.finalized"
+        | "customer.subscription.created" => PaymentEvent::Acknowledged,
         k if k.starts_with("transfer.") => PaymentEvent::Acknowledged,
         _ => PaymentEvent::Ignored,
     };
     Ok(StripeEvent { id, kind, event })
+}
+
+/// An id that Stripe sends either as a string or as the expanded object.
+fn id_or_object(v: &serde_json::Value) -> Option<String> {
+    v.as_str()
+        .or_else(|| v["id"].as_str())
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+/// The subscription an invoice bills: `subscription` (older API versions)
+/// or `parent.subscription_details.subscription` (newer ones).
+fn invoice_subscription(invoice: &serde_json::Value) -> Option<String> {
+    id_or_object(&invoice["subscription"])
+        .or_else(|| id_or_object(&invoice["parent"]["subscription_details"]["subscription"]))
 }
 
 /// Why a delivery was refused.
@@ -201,6 +248,18 @@ mod tests {
             parse_event(br#"{"type":"x"}"#),
             Err(ParseError::Missing("id"))
         );
+        let paid = br#"{"id":"evt_5","type":"invoice.paid","data":{"object":{"id":"in_1","parent":{"subscription_details":{"subscription":"sub_1"}},"payment_intent":{"id":"pi_9"},"amount_paid":4900}}}"#;
+        assert_eq!(
+            parse_event(paid).unwrap().event,
+            PaymentEvent::InvoicePaid {
+                invoice_id: "in_1".into(),
+                subscription_id: "sub_1".into(),
+                payment_id: Some("pi_9".into()),
+                amount_paid: 4900
+            }
+        );
+        let one_off = br#"{"id":"evt_6","type":"invoice.paid","data":{"object":{"id":"in_2","amount_paid":100}}}"#;
+        assert_eq!(parse_event(one_off).unwrap().event, PaymentEvent::Ignored);
         let other = br#"{"id":"evt_4","type":"customer.created","data":{"object":{}}}"#;
         assert_eq!(parse_event(other).unwrap().event, PaymentEvent::Ignored);
     }

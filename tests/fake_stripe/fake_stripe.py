@@ -378,6 +378,296 @@ async def complete_payment_intents(request, handler):
     return web.json_response(body)
 
 
+# ---------------------------------------------------------------------------
+# Billing: what Stripe Billing does that localstripe (a Plans-era Stripe)
+# lacks, built on localstripe's own customers, plans, subscriptions and
+# invoices so that their payments and webhooks are localstripe's:
+#
+# * Prices (POST/GET /v1/prices): a recurring price is a localstripe plan
+#   with the price's id; subscriptions may name `items[][price]`.
+# * `payment_behavior=default_incomplete`: the first invoice waits with an
+#   unconfirmed PaymentIntent for the payer (Stripe.js or a confirm call),
+#   and the card that pays it becomes the customer's default
+#   (`payment_settings[save_default_payment_method]=on_subscription`).
+# * `discounts[][coupon]` on a subscription: each of its invoices carries
+#   the coupon's percentage off as a negative line.
+# * Subscription schedules (POST/GET /v1/subscription_schedules): phases of
+#   one price for some iterations; the first phase starts the subscription
+#   at once, as on Stripe.
+# * `invoice.paid` beside localstripe's `invoice.payment_succeeded`.
+# * Test controls: POST /_fake/subscriptions/{id}/renew bills the next
+#   period now (`decline=1`: with a card that is refused).
+
+PRICES = {}
+SCHEDULES = {}
+COUPONS = {}  # subscription id -> coupon id
+
+
+def price_object(plan):
+    return {
+        "id": plan.id,
+        "object": "price",
+        "active": True,
+        "billing_scheme": "per_unit",
+        "created": plan.created,
+        "currency": plan.currency,
+        "livemode": False,
+        "lookup_key": None,
+        "metadata": plan.metadata or {},
+        "nickname": plan.nickname,
+        "product": plan.product,
+        "recurring": {"interval": plan.interval,
+                      "interval_count": plan.interval_count,
+                      "usage_type": "licensed", "meter": None,
+                      "trial_period_days": None},
+        "tax_behavior": "unspecified",
+        "type": "recurring",
+        "unit_amount": plan.amount,
+        "unit_amount_decimal": str(plan.amount),
+    }
+
+
+@idempotent
+async def create_price(request, data):
+    try:
+        recurring = data.get("recurring") or {}
+        plan = resources.Plan._api_create(
+            id=new_id("price_"),
+            amount=int(data["unit_amount"]),
+            currency=data["currency"],
+            product=data["product"],
+            interval=recurring.get("interval", "month"),
+            interval_count=int(recurring.get("interval_count", 1)),
+            metadata=data.get("metadata"),
+            nickname=data.get("nickname"),
+        )
+    except (KeyError, ValueError) as e:
+        return stripe_error(400, "Missing or bad param: %s" % e)
+    PRICES[plan.id] = plan
+    return web.json_response(price_object(plan))
+
+
+async def retrieve_price(request):
+    plan = PRICES.get(request.match_info["id"])
+    if plan is None:
+        return stripe_error(404, "No such price", code="resource_missing")
+    return web.json_response(price_object(plan))
+
+
+def coupon_line(customer, subscription, plan):
+    """The negative line a subscription's coupon puts on its next invoice."""
+    coupon_id = COUPONS.get(subscription)
+    if coupon_id is None:
+        return
+    coupon = resources.Coupon._api_retrieve(coupon_id)
+    off = int(plan.amount * coupon.percent_off // 100)
+    if off > 0:
+        resources.InvoiceItem._api_create(
+            customer=customer, amount=-off, currency=plan.currency,
+            description="%s (%g%% off)" % (coupon.id, coupon.percent_off))
+
+
+def start_subscription(customer, price, coupon, metadata, incomplete):
+    """A localstripe subscription whose first invoice waits for the payer
+    when `incomplete` (default_incomplete)."""
+    plan = resources.Plan._api_retrieve(price)
+    if coupon is not None:
+        resources.Coupon._api_retrieve(coupon)  # 404 if unknown
+    original = resources.Invoice._api_pay_invoice
+
+    def wait_for_payer(id):
+        invoice = resources.Invoice._api_retrieve(id)
+        invoice._draft = False
+        if invoice.total <= 0:
+            invoice._on_payment_success()
+            return invoice
+        pi = resources.PaymentIntent(amount=invoice.total,
+                                     currency=invoice.currency,
+                                     customer=invoice.customer)
+        invoice.payment_intent = pi.id
+        pi.invoice = invoice.id
+        return invoice
+
+    if coupon is not None:
+        # Applied on the first invoice through a pending line; the
+        # subscription id is not known yet, so it is set below.
+        c = resources.Coupon._api_retrieve(coupon)
+        off = int(plan.amount * c.percent_off // 100)
+        if off > 0:
+            resources.InvoiceItem._api_create(
+                customer=customer, amount=-off, currency=plan.currency,
+                description="%s (%g%% off)" % (c.id, c.percent_off))
+    if incomplete:
+        resources.Invoice._api_pay_invoice = wait_for_payer
+    try:
+        sub = resources.Subscription._api_create(
+            customer=customer, items=[{"plan": price}], metadata=metadata)
+    finally:
+        resources.Invoice._api_pay_invoice = original
+    if coupon is not None:
+        COUPONS[sub.id] = coupon
+        sub.discount = {"object": "discount", "coupon": {"id": coupon}}
+    return sub
+
+
+def subscription_params(data):
+    items = data.get("items") or []
+    if len(items) != 1 or not (items[0].get("price") or items[0].get("plan")):
+        raise ValueError("one item with a price")
+    price = items[0].get("price") or items[0].get("plan")
+    discounts = data.get("discounts") or []
+    coupon = discounts[0].get("coupon") if discounts else data.get("coupon")
+    return price, coupon
+
+
+@idempotent
+async def create_subscription(request, data):
+    try:
+        price, coupon = subscription_params(data)
+        customer = data["customer"]
+    except (KeyError, ValueError) as e:
+        return stripe_error(400, "Missing or bad param: %s" % e)
+    incomplete = data.get("payment_behavior") == "default_incomplete"
+    try:
+        sub = start_subscription(customer, price, coupon,
+                                 data.get("metadata"), incomplete)
+    except resources.UserError as e:
+        return stripe_error(e.code, str(e))
+    return web.json_response(sub._export(expand=data.get("expand")))
+
+
+@idempotent
+async def create_schedule(request, data):
+    try:
+        phases = data["phases"]
+        assert isinstance(phases, list) and phases
+        first = phases[0]
+        price, coupon = subscription_params(first)
+        customer = data["customer"]
+        iterations = int(first.get("iterations", 1))
+    except (KeyError, ValueError, AssertionError, TypeError) as e:
+        return stripe_error(400, "Missing or bad param: %s" % e)
+    try:
+        sub = start_subscription(customer, price, coupon,
+                                 data.get("metadata"), True)
+    except resources.UserError as e:
+        return stripe_error(e.code, str(e))
+    plan = resources.Plan._api_retrieve(price)
+    start = sub.start_date
+    months = plan.interval_count * iterations if plan.interval == "month" else 0
+    schedule = {
+        "id": new_id("sub_sched_"),
+        "object": "subscription_schedule",
+        "created": int(time.time()),
+        "customer": customer,
+        "end_behavior": data.get("end_behavior", "release"),
+        "metadata": data.get("metadata") or {},
+        "phases": [{
+            "start_date": start,
+            "end_date": start + months * 30 * 86400,
+            "items": [{"price": price, "quantity": 1}],
+            "discounts": [{"coupon": coupon}] if coupon else [],
+            "iterations": iterations,
+        }],
+        "status": "active",
+        "subscription": sub.id,
+        "livemode": False,
+    }
+    SCHEDULES[schedule["id"]] = schedule
+    return web.json_response(schedule)
+
+
+async def retrieve_schedule(request):
+    schedule = SCHEDULES.get(request.match_info["id"])
+    if schedule is None:
+        return stripe_error(404, "No such subscription schedule",
+                            code="resource_missing")
+    return web.json_response(schedule)
+
+
+async def renew_subscription(request):
+    """Bills a subscription's next period now (a test control)."""
+    data = await form(request)
+    try:
+        sub = resources.Subscription._api_retrieve(request.match_info["id"])
+    except resources.UserError as e:
+        return stripe_error(e.code, str(e))
+    if data.get("decline") == "1":
+        pm = resources.PaymentMethod._api_create(type="card", card={
+            "number": "4000000000000341", "exp_month": 12,
+            "exp_year": 2034, "cvc": "123"})
+        resources.PaymentMethod._api_attach(pm.id, customer=sub.customer)
+        cus = resources.Customer._api_retrieve(sub.customer)
+        cus.invoice_settings["default_payment_method"] = pm.id
+    coupon_line(sub.customer, sub.id, sub.plan)
+    sub._create_invoice()
+    invoice = resources.Invoice._api_retrieve(sub.latest_invoice)
+    if invoice.status != "paid":
+        # localstripe marks the subscription past due without a word; Stripe
+        # tells: invoice.payment_failed.
+        resources.schedule_webhook(
+            resources.Event("invoice.payment_failed", invoice))
+    return web.json_response(sub._export())
+
+
+@web.middleware
+async def billing(request, handler):
+    """Routes the Billing calls ahead of localstripe's own (with Stripe's
+    secret-key check, which localstripe's middleware would have made)."""
+    path, method = request.path.rstrip("/"), request.method
+    ours = path in ("/v1/prices", "/v1/subscriptions", "/v1/subscription_schedules") \
+        or path.startswith(("/v1/prices/", "/v1/subscription_schedules/"))
+    if ours and method in ("GET", "POST") and not (method == "POST" and path.startswith("/v1/subscriptions/")):
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Basic "):
+            import base64
+            auth = "Bearer " + base64.b64decode(auth[6:]).decode("utf-8", "replace")
+        if not auth.startswith("Bearer sk_"):
+            return stripe_error(401, "Invalid API Key provided",
+                                kind="invalid_request_error")
+    if method == "POST" and path == "/v1/prices":
+        return await create_price(request)
+    if method == "GET" and path.startswith("/v1/prices/"):
+        request.match_info["id"] = path.rsplit("/", 1)[1]
+        return await retrieve_price(request)
+    if method == "POST" and path == "/v1/subscriptions":
+        return await create_subscription(request)
+    if method == "POST" and path == "/v1/subscription_schedules":
+        return await create_schedule(request)
+    if method == "GET" and path.startswith("/v1/subscription_schedules/"):
+        request.match_info["id"] = path.rsplit("/", 1)[1]
+        return await retrieve_schedule(request)
+    if method == "POST" and path.startswith("/_fake/subscriptions/") \
+            and path.endswith("/renew"):
+        request.match_info["id"] = path.split("/")[3]
+        return await renew_subscription(request)
+    return await handler(request)
+
+
+_schedule_webhook = resources.schedule_webhook
+
+
+def schedule_webhook(event):
+    """localstripe's webhooks, plus Stripe's invoice.paid; the card that
+    paid a subscription's first invoice becomes the customer's default."""
+    _schedule_webhook(event)
+    if event.type == "invoice.payment_succeeded":
+        invoice = resources.Invoice._api_retrieve(event.data["object"]["id"])
+        if invoice.payment_intent and invoice.subscription:
+            pi = resources.PaymentIntent._api_retrieve(invoice.payment_intent)
+            cus = resources.Customer._api_retrieve(invoice.customer)
+            if pi.payment_method and \
+                    not cus.invoice_settings.get("default_payment_method"):
+                pm = resources.PaymentMethod._api_retrieve(pi.payment_method)
+                if pm.customer is None:
+                    pm.customer = cus.id
+                cus.invoice_settings["default_payment_method"] = pm.id
+        _schedule_webhook(resources.Event("invoice.paid", invoice))
+
+
+resources.schedule_webhook = schedule_webhook
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
@@ -393,6 +683,7 @@ def main():
     # Ahead of localstripe's secret-key check: Stripe.js holds only the
     # publishable key.
     app.middlewares.insert(0, stripe_js)
+    app.middlewares.insert(1, billing)
     app.router.add_post("/v1/accounts", create_account)
     app.router.add_get("/v1/accounts/{id}", retrieve_account)
     app.router.add_post("/v1/account_links", create_account_link)

@@ -593,3 +593,348 @@ fn stripe_errors_come_back_as_errors_without_the_key() {
         .to_string();
     assert!(err.contains("stripe"), "{err}");
 }
+
+/// The subscription `id` as stored.
+fn sub_row(app: &TestApp, id: i64) -> guildhall::domain::plans::Subscription {
+    guildhall::domain::plans::get_subscription(&mut app.conn(), id).unwrap()
+}
+
+/// Subscribes `who` to `plan` in `context`; the first invoice's payment
+/// waits for the card. Returns (our id, Stripe's id, the PaymentIntent).
+async fn subscribe_billed(
+    app: &TestApp,
+    who: &User,
+    plan: i64,
+    context: &str,
+) -> (i64, String, String) {
+    let r = app
+        .post(
+            "/api/v1/projects/proj/subscriptions",
+            json!({"plan_id": plan, "context": context}),
+            Some(&who.access),
+        )
+        .await;
+    if r.status != 201 {
+        let logs = crate::util::captured_logs();
+        let tail: Vec<&str> = logs
+            .lines()
+            .filter(|l| l.contains("refused a subscription"))
+            .collect();
+        panic!("{} {}: {tail:?}", r.status, r.body);
+    }
+    assert_eq!(r.body["payment"]["status"], "requires_action", "{}", r.body);
+    let secret = r.body["payment"]["client_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let id = r.body["subscription"]["id"].as_i64().unwrap();
+    let row = sub_row(app, id);
+    assert_eq!(row.status, "pending_payment");
+    let gid = row
+        .gateway_subscription_id
+        .clone()
+        .expect("billed by Stripe");
+    assert!(gid.starts_with("sub_"), "{gid}");
+    let pi = secret.split("_secret_").next().unwrap().to_owned();
+    (id, gid, pi)
+}
+
+async fn eventually_status(app: &TestApp, id: i64, status: &'static str) {
+    let pool = app.pool.clone();
+    eventually(&format!("subscription {id} is {status}"), move || {
+        guildhall::domain::plans::get_subscription(&mut pool.get().unwrap(), id)
+            .is_ok_and(|s| s.status == status)
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn stripe_billing_subscribes_renews_fails_and_ends_exactly_once() {
+    let fake = std::sync::Arc::new(blocking(FakeStripe::start).await);
+    let app = stripe_app(&fake);
+    let port = serve(&app);
+    {
+        let fake = fake.clone();
+        blocking(move || {
+            fake.post(
+                "/_config/webhooks/guildhall",
+                &[
+                    (
+                        "url",
+                        &format!("http://127.0.0.1:{port}/api/v1/webhooks/stripe"),
+                    ),
+                    ("secret", WEBHOOK_SECRET),
+                ],
+            )
+        })
+        .await;
+    }
+    let owner = app.user("owner").await;
+    let business = app.user("business").await;
+    let floss = app.user("floss").await;
+    let corp = app.user("corp").await;
+    app.project(&owner, "proj").await;
+    let plan = |body: Value| {
+        let app = &app;
+        let token = owner.access.clone();
+        async move {
+            app.post("/api/v1/projects/proj/plans", body, Some(&token))
+                .await
+                .expect(201)
+                .body["id"]
+                .as_i64()
+                .unwrap()
+        }
+    };
+    let monthly = plan(
+        json!({"kind": "monthly", "name": "Team", "price": {"amount": 4900, "currency": "usd"},
+        "included_upgrades": 2, "floss_discount_pct": 50}),
+    )
+    .await;
+    let enterprise = plan(json!({"kind": "enterprise", "name": "Enterprise", "price": {"amount": 50000, "currency": "usd"},
+        "response_hours": 4, "term_months": 6, "service_credit_pct": 10}))
+    .await;
+
+    // A business subscribes to the monthly plan and pays the first invoice.
+    let (id, gid, pi) = subscribe_billed(&app, &business, monthly, "professional").await;
+    let at_stripe = {
+        let (fake, gid) = (fake.clone(), gid.clone());
+        blocking(move || fake.get(&format!("/v1/subscriptions/{gid}"))).await
+    };
+    assert_eq!(at_stripe["status"], "incomplete");
+    assert_eq!(at_stripe["metadata"]["subscription_id"], id.to_string());
+    assert_eq!(at_stripe["plan"]["amount"], 4900);
+    {
+        let fake = fake.clone();
+        let confirmed = blocking(move || fake.pay(&pi)).await;
+        assert_eq!(confirmed["status"], "succeeded");
+    }
+    eventually_status(&app, id, "active").await;
+    let period1 = guildhall::domain::plans::period(&mut app.conn(), id, 1)
+        .unwrap()
+        .unwrap();
+    assert_eq!((period1.status.as_str(), period1.amount), ("paid", 4900));
+    assert!(period1
+        .gateway_invoice_id
+        .as_deref()
+        .unwrap()
+        .starts_with("in_"));
+    // Its invoice, as HTML data and as a PDF.
+    let invoices = app
+        .get("/api/v1/me/invoices", Some(&business.access))
+        .await
+        .expect(200);
+    let invoice = invoices.body["items"][0]["id"]
+        .as_i64()
+        .expect("an invoice");
+    assert_eq!(invoices.body["items"][0]["total"]["amount"], 4900);
+    let pdf = app
+        .get(
+            &format!("/api/v1/invoices/{invoice}/pdf"),
+            Some(&business.access),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        pdf.header("content-type").as_deref(),
+        Some("application/pdf")
+    );
+    assert!(pdf.text.starts_with("%PDF"));
+
+    // Stripe renews it: invoice.paid books the second period, once.
+    {
+        let (fake, gid) = (fake.clone(), gid.clone());
+        blocking(move || fake.post(&format!("/_fake/subscriptions/{gid}/renew"), &[])).await;
+    }
+    let pool = app.pool.clone();
+    eventually("the renewal's invoice.paid books period 2", move || {
+        guildhall::domain::plans::period(&mut pool.get().unwrap(), id, 2)
+            .unwrap()
+            .is_some_and(|p| p.status == "paid" && p.amount == 4900)
+    })
+    .await;
+    assert_eq!(sub_row(&app, id).current_period, 2);
+    let outcomes: Vec<(String, String)> = stripe_events::table
+        .select((stripe_events::event_type, stripe_events::outcome))
+        .load(&mut app.conn())
+        .unwrap();
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|(t, o)| t == "invoice.paid" && o == "subscription period paid")
+            .count(),
+        1,
+        "{outcomes:?}"
+    );
+    // The same invoice reported again under another event id books nothing.
+    let p2 = guildhall::domain::plans::period(&mut app.conn(), id, 2)
+        .unwrap()
+        .unwrap();
+    let again = json!({"id": "evt_again", "type": "invoice.paid", "data": {"object": {
+        "id": p2.gateway_invoice_id, "subscription": gid,
+        "payment_intent": p2.payment_id, "amount_paid": 4900}}});
+    let raw = serde_json::to_vec(&again).unwrap();
+    let t = chrono::Utc::now().timestamp();
+    let sig = guildhall::payments::stripe_webhook::sign(WEBHOOK_SECRET.as_bytes(), t, &raw);
+    let svc = actix_web::test::init_service(guildhall::app::build(app.state.clone())).await;
+    let r = app
+        .send(
+            &svc,
+            actix_web::test::TestRequest::post()
+                .uri("/api/v1/webhooks/stripe")
+                .insert_header(("stripe-signature", format!("t={t},v1={sig}")))
+                .insert_header(("content-type", "application/json"))
+                .set_payload(raw),
+        )
+        .await
+        .expect(200);
+    assert!(r.text.contains("already paid"), "{}", r.text);
+    let booked: i64 = guildhall::db::schema::subscription_periods::table
+        .filter(guildhall::db::schema::subscription_periods::subscription_id.eq(id))
+        .count()
+        .get_result(&mut app.conn())
+        .unwrap();
+    assert_eq!(booked, 2);
+    // A refused renewal: past due, the plan holds through the grace.
+    {
+        let (fake, gid) = (fake.clone(), gid.clone());
+        blocking(move || {
+            fake.post(
+                &format!("/_fake/subscriptions/{gid}/renew"),
+                &[("decline", "1")],
+            )
+        })
+        .await;
+    }
+    {
+        let pool = app.pool.clone();
+        let ok = actix_web::rt::task::spawn_blocking(move || {
+            crate::util::wait_until(Duration::from_secs(10), || {
+                guildhall::domain::plans::get_subscription(&mut pool.get().unwrap(), id)
+                    .is_ok_and(|s| s.status == "past_due")
+            })
+        })
+        .await
+        .unwrap();
+        let outcomes: Vec<(String, String)> = stripe_events::table
+            .select((stripe_events::event_type, stripe_events::outcome))
+            .load(&mut app.conn())
+            .unwrap();
+        assert!(ok, "{outcomes:#?}");
+    }
+    // Cancelling a past-due subscription ends it here and at Stripe, and
+    // Stripe's customer.subscription.deleted changes nothing more.
+    app.post(
+        &format!("/api/v1/subscriptions/{id}/cancel"),
+        json!({}),
+        Some(&business.access),
+    )
+    .await
+    .expect(200);
+    assert_eq!(sub_row(&app, id).status, "cancelled");
+    blocking({
+        let app_pool = app.pool.clone();
+        let config = app.state.config.clone();
+        move || {
+            let r = guildhall::jobs::runner(app_pool, &config).unwrap();
+            r.run_pending().unwrap()
+        }
+    })
+    .await;
+    let ended = {
+        let (fake, gid) = (fake.clone(), gid.clone());
+        blocking(move || fake.get(&format!("/v1/subscriptions/{gid}?status=all"))).await
+    };
+    assert_eq!(ended["status"], "canceled");
+    let pool = app.pool.clone();
+    eventually("Stripe's deletion is recorded", move || {
+        stripe_events::table
+            .filter(stripe_events::event_type.eq("customer.subscription.deleted"))
+            .select(stripe_events::outcome)
+            .load::<String>(&mut pool.get().unwrap())
+            .unwrap()
+            .contains(&"subscription already ended".to_owned())
+    })
+    .await;
+
+    // The FLOSS discount is a Stripe coupon on every invoice.
+    guildhall::domain::floss::record(
+        &mut app.conn(),
+        floss.id,
+        "floss",
+        &guildhall::integrations::github::UserRepository {
+            id: 5,
+            node_id: "R_5".into(),
+            full_name: "floss/tool".into(),
+            admin: true,
+            maintain: false,
+            private: false,
+            license: Some("MIT".into()),
+        },
+    )
+    .unwrap();
+    let (fid, fgid, fpi) = subscribe_billed(&app, &floss, monthly, "floss").await;
+    let f_at_stripe = {
+        let (fake, fgid) = (fake.clone(), fgid.clone());
+        blocking(move || fake.get(&format!("/v1/subscriptions/{fgid}?expand[]=latest_invoice")))
+            .await
+    };
+    assert_eq!(
+        f_at_stripe["latest_invoice"]["amount_due"], 2450,
+        "{f_at_stripe}"
+    );
+    blocking({
+        let fake = fake.clone();
+        move || fake.pay(&fpi)
+    })
+    .await;
+    eventually_status(&app, fid, "active").await;
+    let fp = guildhall::domain::plans::period(&mut app.conn(), fid, 1)
+        .unwrap()
+        .unwrap();
+    assert_eq!(fp.amount, 2450);
+    // Cancelled while active: it ends with its period, at Stripe too.
+    app.post(
+        &format!("/api/v1/subscriptions/{fid}/cancel"),
+        json!({}),
+        Some(&floss.access),
+    )
+    .await
+    .expect(200);
+    blocking({
+        let app_pool = app.pool.clone();
+        let config = app.state.config.clone();
+        move || {
+            let r = guildhall::jobs::runner(app_pool, &config).unwrap();
+            r.run_pending().unwrap()
+        }
+    })
+    .await;
+    let f_after = {
+        let (fake, fgid) = (fake.clone(), fgid.clone());
+        blocking(move || fake.get(&format!("/v1/subscriptions/{fgid}"))).await
+    };
+    assert_eq!(f_after["cancel_at_period_end"], true);
+    assert_eq!(sub_row(&app, fid).status, "active");
+
+    // Enterprise: a schedule whose first phase is one 6-month term.
+    let (eid, egid, epi) = subscribe_billed(&app, &corp, enterprise, "professional").await;
+    let e_at_stripe = {
+        let (fake, egid) = (fake.clone(), egid.clone());
+        blocking(move || fake.get(&format!("/v1/subscriptions/{egid}?expand[]=latest_invoice")))
+            .await
+    };
+    assert_eq!(e_at_stripe["plan"]["interval_count"], 6);
+    assert_eq!(e_at_stripe["latest_invoice"]["amount_due"], 300_000);
+    blocking({
+        let fake = fake.clone();
+        move || fake.pay(&epi)
+    })
+    .await;
+    eventually_status(&app, eid, "active").await;
+
+    assert_eq!(
+        guildhall::ledger::check(&mut app.conn()).unwrap(),
+        Vec::<String>::new()
+    );
+}

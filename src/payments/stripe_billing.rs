@@ -1,0 +1,222 @@
+//! Stripe Billing for [`StripeGateway`]: a customer per payer, a product
+//! per plan, a recurring price per (amount, term), a coupon per FLOSS
+//! discount, and a subscription (`payment_behavior=default_incomplete`:
+//! its first invoice's PaymentIntent waits for the payer) — or, for a
+//! committed term, a subscription schedule whose first phase is one term
+//! and which then goes on as a plain subscription (`end_behavior=release`).
+//!
+//! Requests are async-stripe's typed parameters; answers are read as plain
+//! JSON for the few fields the domain needs, so an answer carrying fields
+//! the typed model lacks (or lacking some it expects) still reads.
+
+use super::stripe::{describe_error, idempotent, StripeGateway};
+use super::{BillingRequest, BillingStart, Payment, PaymentStatus};
+use anyhow::Context as _;
+use std::collections::HashMap;
+use stripe::StripeRequest as _;
+use stripe_billing::subscription::{
+    CancelSubscription, CreateSubscription, CreateSubscriptionItems,
+    CreateSubscriptionPaymentBehavior, DiscountsDataParam, RetrieveSubscription,
+    UpdateSubscription,
+};
+use stripe_billing::subscription_schedule::{
+    CreateSubscriptionSchedule, CreateSubscriptionSchedulePhases,
+    CreateSubscriptionSchedulePhasesDiscounts, CreateSubscriptionSchedulePhasesDuration,
+    CreateSubscriptionSchedulePhasesDurationInterval, CreateSubscriptionSchedulePhasesItems,
+};
+use stripe_client_core::{RequestBuilder, StripeMethod};
+use stripe_core::customer::CreateCustomer;
+use stripe_product::coupon::CreateCoupon;
+use stripe_product::price::{CreatePrice, CreatePriceRecurring, CreatePriceRecurringInterval};
+use stripe_product::product::CreateProduct;
+use stripe_shared::{CouponDuration, SubscriptionScheduleEndBehavior};
+
+/// The first invoice with its PaymentIntent, expanded.
+const EXPAND_FIRST_PAYMENT: &str = "latest_invoice.payment_intent";
+
+impl StripeGateway {
+    /// Sends `request` (with `key` as its idempotency key) and reads the
+    /// answer as JSON.
+    fn call(
+        &self,
+        request: RequestBuilder,
+        key: Option<&str>,
+    ) -> anyhow::Result<serde_json::Value> {
+        let mut request = request.customize::<miniserde::json::Value>();
+        if let Some(key) = key {
+            request = request.request_strategy(idempotent(key)?);
+        }
+        let answer = self
+            .run_raw(move |client| async move { request.send(&client).await })
+            .map_err(describe_error)?;
+        serde_json::from_str(&miniserde::json::to_string(&answer))
+            .context("reading Stripe's answer")
+    }
+
+    /// Whether `path` names something that exists (a 404 says no).
+    fn exists(&self, path: String) -> anyhow::Result<bool> {
+        let request =
+            RequestBuilder::new(StripeMethod::Get, path).customize::<miniserde::json::Value>();
+        match self.run_raw(move |client| async move { request.send(&client).await }) {
+            Ok(_) => Ok(true),
+            Err(stripe::StripeError::Stripe(_, 404)) => Ok(false),
+            Err(e) => Err(describe_error(e)),
+        }
+    }
+
+    fn customer(&self, req: &BillingRequest) -> anyhow::Result<String> {
+        if let Some(c) = &req.customer {
+            return Ok(c.clone());
+        }
+        let create = CreateCustomer::new()
+            .email(req.email.clone())
+            .metadata(HashMap::from([(
+                "guildhall_payer".to_owned(),
+                req.payer_key.clone(),
+            )]));
+        let v = self.call(create.build(), Some(&format!("customer:{}", req.payer_key)))?;
+        text(&v, "id")
+    }
+
+    fn product(&self, req: &BillingRequest) -> anyhow::Result<()> {
+        if self.exists(format!("/products/{}", req.product_id))? {
+            return Ok(());
+        }
+        let create = CreateProduct::new(req.product_name.clone()).id(req.product_id.clone());
+        self.call(create.build(), Some(&format!("product:{}", req.product_id)))?;
+        Ok(())
+    }
+
+    fn price(&self, req: &BillingRequest) -> anyhow::Result<String> {
+        let mut recurring = CreatePriceRecurring::new(CreatePriceRecurringInterval::Month);
+        recurring.interval_count = Some(u64::try_from(req.term_months.max(1)).unwrap_or(1));
+        let create = CreatePrice::new(super::stripe::currency(&req.currency))
+            .product(req.product_id.clone())
+            .unit_amount(req.amount)
+            .recurring(recurring);
+        let key = format!(
+            "price:{}:{}:{}:{}",
+            req.product_id, req.amount, req.term_months, req.currency
+        );
+        let v = self.call(create.build(), Some(&key))?;
+        text(&v, "id")
+    }
+
+    fn coupon(&self, pct: i32) -> anyhow::Result<String> {
+        let id = format!("guildhall_floss_{pct}");
+        if self.exists(format!("/coupons/{id}"))? {
+            return Ok(id);
+        }
+        let create = CreateCoupon::new()
+            .id(id.clone())
+            .percent_off(f64::from(pct))
+            .duration(CouponDuration::Forever);
+        self.call(create.build(), Some(&format!("coupon:{id}")))?;
+        Ok(id)
+    }
+
+    pub(super) fn start_billing(&self, req: &BillingRequest) -> anyhow::Result<BillingStart> {
+        anyhow::ensure!(req.amount > 0, "amount must be positive");
+        let customer = self.customer(req)?;
+        self.product(req)?;
+        let price = self.price(req)?;
+        let coupon = match req.discount_pct {
+            0 => None,
+            pct => Some(self.coupon(pct)?),
+        };
+        let metadata: HashMap<String, String> = req.metadata.iter().cloned().collect();
+        let subscription = if req.schedule {
+            let mut item = CreateSubscriptionSchedulePhasesItems::new();
+            item.price = Some(price);
+            item.quantity = Some(1);
+            let mut phase = CreateSubscriptionSchedulePhases::new(vec![item]);
+            let mut duration = CreateSubscriptionSchedulePhasesDuration::new(
+                CreateSubscriptionSchedulePhasesDurationInterval::Month,
+            );
+            duration.interval_count = Some(u64::try_from(req.term_months.max(1)).unwrap_or(1));
+            phase.duration = Some(duration);
+            if let Some(c) = &coupon {
+                let mut d = CreateSubscriptionSchedulePhasesDiscounts::new();
+                d.coupon = Some(c.clone());
+                phase.discounts = Some(vec![d]);
+            }
+            phase.metadata = Some(metadata.clone());
+            let create = CreateSubscriptionSchedule::new()
+                .customer(customer.clone())
+                .phases(vec![phase])
+                .end_behavior(SubscriptionScheduleEndBehavior::Release)
+                .metadata(metadata);
+            let schedule = self.call(create.build(), Some(&req.idempotency_key))?;
+            let id = text(&schedule, "subscription")?;
+            let retrieve = RetrieveSubscription::new(id.as_str())
+                .expand(vec![EXPAND_FIRST_PAYMENT.to_owned()]);
+            self.call(retrieve.build(), None)?
+        } else {
+            let mut item = CreateSubscriptionItems::new();
+            item.price = Some(price);
+            item.quantity = Some(1);
+            let mut create = CreateSubscription::new()
+                .customer(customer.clone())
+                .items(vec![item])
+                .payment_behavior(CreateSubscriptionPaymentBehavior::DefaultIncomplete)
+                .metadata(metadata)
+                .expand(vec![EXPAND_FIRST_PAYMENT.to_owned()]);
+            if let Some(c) = &coupon {
+                create = create.discounts(vec![DiscountsDataParam {
+                    coupon: Some(c.clone()),
+                    discount: None,
+                    promotion_code: None,
+                }]);
+            }
+            self.call(create.build(), Some(&req.idempotency_key))?
+        };
+        let id = text(&subscription, "id")?;
+        let invoice = &subscription["latest_invoice"];
+        let pi = &invoice["payment_intent"];
+        let status = match pi["status"].as_str() {
+            Some("succeeded") => PaymentStatus::Succeeded,
+            Some("processing" | "requires_capture") => PaymentStatus::Processing,
+            Some("canceled") => PaymentStatus::Failed,
+            _ => PaymentStatus::RequiresAction,
+        };
+        Ok(BillingStart {
+            customer,
+            subscription: id,
+            invoice: text(invoice, "id")?,
+            payment: Payment {
+                id: text(pi, "id")?,
+                status,
+                client_secret: pi["client_secret"].as_str().map(str::to_owned),
+            },
+        })
+    }
+
+    pub(super) fn end_billing(
+        &self,
+        subscription: &str,
+        at_period_end: bool,
+    ) -> anyhow::Result<()> {
+        let request = if at_period_end {
+            UpdateSubscription::new(subscription)
+                .cancel_at_period_end(true)
+                .build()
+        } else {
+            CancelSubscription::new(subscription).build()
+        };
+        match self.call(request, None) {
+            Ok(_) => Ok(()),
+            // Ended at Stripe already (e.g. its own retries gave up).
+            Err(e) if e.to_string().contains("canceled") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A non-empty string field of a Stripe object.
+fn text(v: &serde_json::Value, field: &str) -> anyhow::Result<String> {
+    v[field]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .with_context(|| format!("Stripe's answer has no {field}"))
+}
