@@ -803,6 +803,12 @@ pub async fn project_onboarding(
         .db(move |conn| {
             let p = crate::domain::projects::by_slug(conn, &slug)?;
             crate::domain::projects::require_maintainer(conn, p.id, user.id)?;
+            // The project's revenue is its maintainer of record's to direct.
+            if crate::domain::handovers::steward(conn, p.id)? != user.id {
+                return Err(crate::error::AppError::forbidden(
+                    "only the project's maintainer of record may set up its payout account",
+                ));
+            }
             Ok(p.id)
         })
         .await?;

@@ -542,17 +542,18 @@ fn cover(
             .set(gr::project_id.eq(project))
             .execute(conn)?;
         // Proof of control: the account that installed the app on the
-        // repository is the GitHub identity of the person who created the
-        // project (co-maintainers are added without their consent, and
-        // accounts Guildhall made for imported authors cannot sign in).
+        // repository is the GitHub identity of the project's maintainer of
+        // record — who created it, or to whom it was handed over
+        // (co-maintainers are added without their consent, and accounts
+        // Guildhall made for imported authors cannot sign in).
         use crate::db::schema::users as u;
+        let steward = crate::domain::handovers::steward(conn, project)?;
         let creator: i64 = ui::table
             .inner_join(u::table.on(u::id.eq(ui::user_id)))
-            .inner_join(p::table.on(p::created_by.eq(ui::user_id)))
+            .filter(ui::user_id.eq(steward))
             .filter(ui::provider.eq("github"))
             .filter(ui::external_id.eq(sender.to_string()))
             .filter(u::can_login.eq(true))
-            .filter(p::id.eq(project))
             .count()
             .get_result(conn)?;
         if creator > 0 {

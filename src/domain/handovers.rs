@@ -163,6 +163,20 @@ fn lock(conn: &mut DbConnection, id: i64) -> AppResult<Handover> {
     get(conn, id)
 }
 
+/// Locks the project's row until the transaction ends (PostgreSQL; SQLite
+/// has one writer), so proposals, applications and reversals of one
+/// project happen one at a time.
+fn lock_project(conn: &mut DbConnection, project: i64) -> AppResult<()> {
+    if let DbConnection::Pg(pg) = conn {
+        pr::table
+            .find(project)
+            .select(pr::id)
+            .for_update()
+            .first::<i64>(pg)?;
+    }
+    Ok(())
+}
+
 fn wrong_state(x: &Handover, action: &str) -> AppError {
     AppError::conflict(
         ErrorCode::InvalidTransition,
@@ -180,10 +194,22 @@ pub fn propose(
     effective_at: NaiveDateTime,
 ) -> AppResult<Handover> {
     write_tx(conn, |conn| {
-        projects::require_maintainer(conn, project_id, from)?;
-        if steward(conn, project_id)? != from {
-            return Err(AppError::forbidden(
-                "only the project's maintainer of record may hand it over",
+        lock_project(conn, project_id)?;
+        require_steward(conn, project_id, from)?;
+        // A handover still reversible stays reversible: the project cannot
+        // be handed on before its window closes.
+        let reversible: Vec<Handover> = h::table
+            .filter(h::project_id.eq(project_id))
+            .filter(h::status.eq("applied"))
+            .select(Handover::as_select())
+            .load(conn)?;
+        if reversible
+            .iter()
+            .any(|x| x.reversible_until().is_some_and(|u| u > now()))
+        {
+            return Err(AppError::conflict(
+                ErrorCode::Conflict,
+                format!("the project was handed over less than {REVERSE_DAYS} days ago; it can be handed on once that handover can no longer be reversed"),
             ));
         }
         let mut bad = Vec::new();
@@ -257,6 +283,18 @@ pub fn propose(
         .map_err(AppError::internal)?;
         Ok(x)
     })
+}
+
+/// 403 unless `user` is the project's maintainer of record (and still a
+/// maintainer).
+pub fn require_steward(conn: &mut DbConnection, project: i64, user: i64) -> AppResult<()> {
+    projects::require_maintainer(conn, project, user)?;
+    if steward(conn, project)? != user {
+        return Err(AppError::forbidden(
+            "only the project's maintainer of record may hand it over",
+        ));
+    }
+    Ok(())
 }
 
 /// The new maintainer accepts (and with it the project's code of conduct).
@@ -509,13 +547,23 @@ pub fn apply_due(conn: &mut DbConnection, gateway: &str) -> AppResult<usize> {
 
 fn apply_one(conn: &mut DbConnection, id: i64, gateway: &str) -> AppResult<bool> {
     write_tx(conn, |conn| {
+        let x = get(conn, id)?;
+        lock_project(conn, x.project_id)?;
         let x = lock(conn, id)?;
         if !matches!(x.status.as_str(), "proposed" | "accepted") || x.effective_at > now() {
             return Ok(false);
         }
         let project = projects::by_id(conn, x.project_id)?;
-        let lacking = missing(conn, &x, gateway)?;
-        if !lacking.is_empty() && now() <= x.effective_at + chrono::Duration::days(READY_DAYS) {
+        let mut lacking = missing(conn, &x, gateway)?;
+        // The one handing over must still hold the project; if not, it
+        // fails at once.
+        let gone = steward(conn, x.project_id)? != x.from_user_id
+            || !projects::is_maintainer(conn, x.project_id, x.from_user_id)?;
+        if gone {
+            lacking = vec!["the project is no longer theirs to hand over".to_owned()];
+        } else if !lacking.is_empty()
+            && now() <= x.effective_at + chrono::Duration::days(READY_DAYS)
+        {
             return Ok(false);
         }
         if !lacking.is_empty() {
@@ -586,6 +634,8 @@ fn apply_one(conn: &mut DbConnection, id: i64, gateway: &str) -> AppResult<bool>
 /// [`REVERSE_DAYS`] days.
 pub fn reverse(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Handover> {
     write_tx(conn, |conn| {
+        let x = get(conn, id)?;
+        lock_project(conn, x.project_id)?;
         let x = lock(conn, id)?;
         if !may_see(conn, &x, user)? {
             return Err(AppError::not_found("handover"));
@@ -613,6 +663,12 @@ pub fn reverse(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Handove
                 "the project was handed on again since; reverse that first",
             ));
         }
+        if super::moderation::active_ban(conn, Some(x.project_id), x.from_user_id)?.is_some() {
+            return Err(AppError::conflict(
+                ErrorCode::InvalidTransition,
+                "the previous maintainer is banned from the project; the handover cannot be reversed",
+            ));
+        }
         let moved = sweep(conn, x.project_id, x.to_user_id, id, "reverse")?;
         diesel::update(pr::table.find(x.project_id))
             .set(pr::steward_id.eq(x.prev_steward_id))
@@ -621,6 +677,14 @@ pub fn reverse(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Handove
         if !x.to_was_maintainer {
             projects::remove_maintainer(conn, x.project_id, x.to_user_id)?;
         }
+        // Whatever the new maintainer started is called off with it.
+        diesel::update(
+            h::table
+                .filter(h::project_id.eq(x.project_id))
+                .filter(h::status.eq_any(["proposed", "accepted"])),
+        )
+        .set(h::status.eq("cancelled"))
+        .execute(conn)?;
         diesel::update(h::table.find(id))
             .set((
                 h::status.eq("reversed"),

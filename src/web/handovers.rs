@@ -122,14 +122,22 @@ pub async fn propose(
     let Some(user) = Session::of(&req).user_id else {
         return Ok(redirect(&format!("/login?next=/p/{slug}/handover")));
     };
+    let today = crate::domain::now();
     let at = match form.effective.trim() {
-        "" => crate::domain::now(),
-        e => crate::api::money::parse_bound("effective", e)?,
+        "" => today,
+        // A date means from its start, or from now when it is today.
+        e => match crate::api::money::parse_bound("effective", e)? {
+            d if d.date() == today.date() => today,
+            d => d,
+        },
     };
     let s = slug.clone();
     let id = state
         .db(move |conn| {
             let p = projects::by_slug(conn, &s)?;
+            // Who may hand it over is checked before anyone's address is
+            // looked up.
+            handovers::require_steward(conn, p.id, user)?;
             let to = crate::domain::users::find_by_email(conn, form.email.trim())?
                 .ok_or_else(|| AppError::field("email", "nobody on Guildhall has this address"))?;
             Ok(handovers::propose(conn, p.id, user, to.id, at)?.id)

@@ -309,6 +309,18 @@ async fn a_handover_moves_the_revenue_from_its_date_and_can_be_reversed() {
         "the subscriber was told"
     );
     assert_ledger_clean(&app);
+    // It cannot be handed on while it can still be reversed.
+    propose(&app, &heir, &stranger, &now_rfc3339())
+        .await
+        .expect(409);
+    // The project's payout account is the maintainer of record's to set.
+    app.post(
+        "/api/v1/projects/proj/payouts/onboarding",
+        json!({}),
+        Some(&owner.access),
+    )
+    .await
+    .expect(403);
     // The heir runs it now; the owner no longer does.
     app.post(
         "/api/v1/projects/proj/plans",
