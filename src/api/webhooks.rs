@@ -48,10 +48,34 @@ pub async fn stripe(
             e.to_string(),
         ));
     }
-    let parsed = parse_event(&body).map_err(|e| match e {
+    let mut parsed = parse_event(&body).map_err(|e| match e {
         ParseError::NotJson => AppError::bad_request(ErrorCode::InvalidJson, e.to_string()),
         ParseError::Missing(field) => AppError::field(field, e.to_string()),
     })?;
+    // A paid invoice names its payment only when expanded: the gateway is
+    // asked (no transaction open meanwhile); without an answer Stripe
+    // delivers again later.
+    if let crate::payments::PaymentEvent::InvoicePaid {
+        invoice_id,
+        payment_id: payment_id @ None,
+        amount_paid,
+        ..
+    } = &mut parsed.event
+    {
+        if *amount_paid > 0 {
+            let gateway = state.gateway.clone();
+            let invoice = invoice_id.clone();
+            let found = state
+                .blocking(move |_| {
+                    gateway.invoice_payment(&invoice).map_err(|e| {
+                        tracing::warn!(error = %e, "could not ask Stripe for an invoice's payment");
+                        AppError::Unavailable
+                    })
+                })
+                .await?;
+            *payment_id = found;
+        }
+    }
     let outcome = state
         .db(move |conn| {
             crate::domain::money::apply_payment_event(

@@ -910,24 +910,26 @@ fn apply_event(
         PaymentEvent::InvoicePaid {
             invoice_id,
             subscription_id,
+            our_id,
             payment_id,
             amount_paid,
         } => crate::domain::plans::invoice_paid(
             conn,
             gateway,
             invoice_id,
-            subscription_id,
+            (subscription_id, *our_id),
             payment_id.as_deref(),
             *amount_paid,
         )?,
         PaymentEvent::InvoicePaymentFailed {
             invoice_id,
             subscription_id,
+            our_id,
         } => crate::domain::plans::invoice_payment_failed(
             conn,
             gateway,
             invoice_id,
-            subscription_id,
+            (subscription_id, *our_id),
         )?,
         PaymentEvent::SubscriptionUpdated {
             subscription_id,

@@ -661,7 +661,7 @@ pub fn collect_period(
         };
         return Ok((sub, payment));
     }
-    if gateway.bills_subscriptions() && p.number == 1 && sub.gateway_subscription_id.is_none() {
+    if gateway.bills_subscriptions() && p.number == 1 {
         return start_billing(pool, gateway, &sub, &p);
     }
     let result = gateway.create_payment(&PaymentRequest {
@@ -753,7 +753,11 @@ fn start_billing(
             idempotency_key: format!("subscription:{}", sub.id),
         }
     };
-    let result = gateway.start_subscription(&req);
+    // A retry after the gateway made it carries on with the same one.
+    let result = match &sub.gateway_subscription_id {
+        Some(id) => gateway.resume_subscription(id),
+        None => gateway.start_subscription(&req),
+    };
     let mut conn = pool.get()?;
     let conn = &mut *conn;
     let started = match result {
@@ -770,12 +774,19 @@ fn start_billing(
                 subs::gateway_customer_id.eq(Some(&started.customer)),
             ))
             .execute(conn)?;
-        diesel::update(periods::table.find(p.id))
-            .set((
-                periods::payment_id.eq(Some(&started.payment.id)),
-                periods::gateway_invoice_id.eq(Some(&started.invoice)),
-            ))
-            .execute(conn)?;
+        // What the gateway asks (its coupon rounds as it does) is what is
+        // booked.
+        diesel::update(
+            periods::table
+                .find(p.id)
+                .filter(periods::status.eq("pending_payment")),
+        )
+        .set((
+            periods::payment_id.eq(Some(&started.payment.id)),
+            periods::gateway_invoice_id.eq(Some(&started.invoice)),
+            periods::amount.eq(started.amount_due),
+        ))
+        .execute(conn)?;
         Ok::<_, AppError>(())
     })?;
     match started.payment.status {
@@ -795,18 +806,55 @@ fn start_billing(
     Ok((sub, started.payment))
 }
 
-/// The subscription a gateway bills as `gateway_id`.
+/// The subscription a gateway bills as `gateway_id`; failing that, ours
+/// named by the metadata we gave it, when we never learned the gateway's id
+/// (the answer to our call was lost): it is adopted.
 fn by_gateway_id(
     conn: &mut DbConnection,
     gateway: &str,
-    gateway_id: &str,
+    (gateway_id, ours): (&str, Option<i64>),
 ) -> QueryResult<Option<Subscription>> {
-    subs::table
+    let found = subs::table
         .filter(subs::gateway.eq(gateway))
         .filter(subs::gateway_subscription_id.eq(gateway_id))
         .select(Subscription::as_select())
         .first(conn)
-        .optional()
+        .optional()?;
+    if found.is_some() {
+        return Ok(found);
+    }
+    let Some(id) = ours else { return Ok(None) };
+    let n = diesel::update(
+        subs::table
+            .find(id)
+            .filter(subs::gateway.eq(gateway))
+            .filter(subs::gateway_subscription_id.is_null()),
+    )
+    .set(subs::gateway_subscription_id.eq(Some(gateway_id)))
+    .execute(conn)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    tracing::warn!(
+        subscription = id,
+        gateway_subscription = gateway_id,
+        "adopted a gateway subscription we had not recorded"
+    );
+    get_subscription(conn, id).map(Some)
+}
+
+/// Ends `sub` at the gateway now (a job): it bills a subscription that no
+/// longer runs here.
+fn end_at_gateway(conn: &mut DbConnection, sub: &Subscription) -> AppResult<()> {
+    if sub.gateway_subscription_id.is_some() {
+        crate::job_payloads::EndGatewaySubscription {
+            subscription_id: sub.id,
+            at_period_end: false,
+        }
+        .enqueue(conn)
+        .map_err(AppError::internal)?;
+    }
+    Ok(())
 }
 
 /// The gateway billed `invoice` of its subscription `gateway_sub` and was
@@ -818,7 +866,7 @@ pub fn invoice_paid(
     conn: &mut DbConnection,
     gateway: &str,
     invoice: &str,
-    gateway_sub: &str,
+    gateway_sub: (&str, Option<i64>),
     payment: Option<&str>,
     amount: i64,
 ) -> AppResult<&'static str> {
@@ -832,8 +880,13 @@ pub fn invoice_paid(
             .select(Period::as_select())
             .first(conn)
             .optional()?;
-        let Some(payment) = payment.filter(|_| amount > 0) else {
+        if amount <= 0 {
             return Ok("nothing was charged");
+        }
+        let Some(payment) = payment else {
+            // Money was taken but we cannot tell by what: refuse, so the
+            // gateway delivers it again.
+            return Err(AppError::Unavailable);
         };
         let period = match known {
             Some(p) if p.status == "paid" || p.status == "refunded" => {
@@ -863,7 +916,13 @@ pub fn invoice_paid(
                 periods::credit_applied.eq(0),
             ))
             .execute(conn)?;
-        Ok(if settle_period(conn, gateway, payment)? {
+        let booked = settle_period(conn, gateway, payment)?;
+        // Paid for a subscription that no longer runs here (settling
+        // refunded it): the gateway must stop billing it.
+        if !sub.is_live() && sub.status != "pending_payment" {
+            end_at_gateway(conn, &sub)?;
+        }
+        Ok(if booked {
             "subscription period paid"
         } else {
             "subscription period already paid"
@@ -878,7 +937,7 @@ pub fn invoice_payment_failed(
     conn: &mut DbConnection,
     gateway: &str,
     invoice: &str,
-    gateway_sub: &str,
+    gateway_sub: (&str, Option<i64>),
 ) -> AppResult<&'static str> {
     write_tx(conn, |conn| {
         let Some(sub) = by_gateway_id(conn, gateway, gateway_sub)? else {
@@ -922,7 +981,7 @@ pub fn gateway_subscription_ended(
     gateway_sub: &str,
 ) -> AppResult<&'static str> {
     write_tx(conn, |conn| {
-        let Some(sub) = by_gateway_id(conn, gateway, gateway_sub)? else {
+        let Some(sub) = by_gateway_id(conn, gateway, (gateway_sub, None))? else {
             return Ok("unknown subscription");
         };
         let sub = lock_subscription(conn, sub.id)?;
@@ -946,7 +1005,7 @@ pub fn gateway_subscription_updated(
     cancel_at_period_end: bool,
 ) -> AppResult<&'static str> {
     write_tx(conn, |conn| {
-        let Some(sub) = by_gateway_id(conn, gateway, gateway_sub)? else {
+        let Some(sub) = by_gateway_id(conn, gateway, (gateway_sub, None))? else {
             return Ok("unknown subscription");
         };
         let sub = lock_subscription(conn, sub.id)?;
@@ -1264,6 +1323,8 @@ fn mark_period_failed(conn: &mut DbConnection, period_id: i64) -> AppResult<bool
             diesel::update(subs::table.find(sub.id))
                 .set((subs::status.eq("failed"), subs::ended_at.eq(Some(now()))))
                 .execute(conn)?;
+            // The gateway must not bill it later either.
+            end_at_gateway(conn, &sub)?;
         } else if sub.status == "active" && p.number == sub.current_period + 1 {
             // The plan holds for the grace period, then lapses.
             diesel::update(subs::table.find(sub.id))
@@ -1339,15 +1400,7 @@ pub fn period_payment_failed(
 /// is ended there too (a job).
 fn end_locked(conn: &mut DbConnection, sub: &Subscription, status: &'static str) -> AppResult<()> {
     end_rows(conn, sub, status)?;
-    if sub.gateway_subscription_id.is_some() {
-        crate::job_payloads::EndGatewaySubscription {
-            subscription_id: sub.id,
-            at_period_end: false,
-        }
-        .enqueue(conn)
-        .map_err(AppError::internal)?;
-    }
-    Ok(())
+    end_at_gateway(conn, sub)
 }
 
 /// [`end_locked`] without telling the gateway (it told us).

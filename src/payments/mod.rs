@@ -69,7 +69,10 @@ pub enum PaymentEvent {
         invoice_id: String,
         /// Gateway's subscription id.
         subscription_id: String,
-        /// The payment that paid it, if any (none for an invoice of 0).
+        /// Our subscription, from the metadata we gave it.
+        our_id: Option<i64>,
+        /// The payment that paid it when the event names it (the API
+        /// version in use does not: the gateway is asked).
         payment_id: Option<String>,
         /// Collected, minor units.
         amount_paid: i64,
@@ -80,6 +83,8 @@ pub enum PaymentEvent {
         invoice_id: String,
         /// Gateway's subscription id.
         subscription_id: String,
+        /// Our subscription, from the metadata we gave it.
+        our_id: Option<i64>,
     },
     /// A subscription the gateway bills changed.
     SubscriptionUpdated {
@@ -180,6 +185,8 @@ pub struct BillingStart {
     pub subscription: String,
     /// Its first invoice.
     pub invoice: String,
+    /// What the first invoice asks for (after the discount), minor units.
+    pub amount_due: i64,
     /// The payment of the first invoice.
     pub payment: Payment,
 }
@@ -207,6 +214,15 @@ pub trait PaymentGateway: Send + Sync {
     }
     /// Starts a subscription the gateway bills by itself.
     fn start_subscription(&self, _req: &BillingRequest) -> anyhow::Result<BillingStart> {
+        anyhow::bail!("{} does not bill subscriptions", self.name())
+    }
+    /// A subscription the gateway bills, with its first invoice's payment
+    /// again (for a retried subscribe).
+    fn resume_subscription(&self, _subscription: &str) -> anyhow::Result<BillingStart> {
+        anyhow::bail!("{} does not bill subscriptions", self.name())
+    }
+    /// The payment that paid an invoice of a subscription the gateway bills.
+    fn invoice_payment(&self, _invoice: &str) -> anyhow::Result<Option<String>> {
         anyhow::bail!("{} does not bill subscriptions", self.name())
     }
     /// Ends a subscription the gateway bills: at the end of its paid period,

@@ -223,6 +223,14 @@ impl PaymentGateway for StripeGateway {
         self.end_billing(subscription, at_period_end)
     }
 
+    fn resume_subscription(&self, subscription: &str) -> anyhow::Result<super::BillingStart> {
+        self.resume_billing(subscription)
+    }
+
+    fn invoice_payment(&self, invoice: &str) -> anyhow::Result<Option<String>> {
+        self.invoice_payment_of(invoice)
+    }
+
     fn create_payout_account(&self, idempotency_key: &str) -> anyhow::Result<String> {
         let mut capabilities = CreateAccountCapabilities::new();
         capabilities.transfers = Some(CreateAccountCapabilitiesTransfers {

@@ -1,9 +1,10 @@
 //! Stripe Billing for [`StripeGateway`]: a customer per payer, a product
 //! per plan, a recurring price per (amount, term), a coupon per FLOSS
 //! discount, and a subscription (`payment_behavior=default_incomplete`:
-//! its first invoice's PaymentIntent waits for the payer) — or, for a
-//! committed term, a subscription schedule whose first phase is one term
-//! and which then goes on as a plain subscription (`end_behavior=release`).
+//! its first invoice's PaymentIntent waits for the payer, and the card that
+//! pays it is saved for the renewals) — for a committed term also a
+//! subscription schedule made from it, whose one phase is the first term
+//! and which then releases it as a plain subscription.
 //!
 //! Requests are async-stripe's typed parameters; answers are read as plain
 //! JSON for the few fields the domain needs, so an answer carrying fields
@@ -16,23 +17,27 @@ use std::collections::HashMap;
 use stripe::StripeRequest as _;
 use stripe_billing::subscription::{
     CancelSubscription, CreateSubscription, CreateSubscriptionItems,
-    CreateSubscriptionPaymentBehavior, DiscountsDataParam, RetrieveSubscription,
-    UpdateSubscription,
+    CreateSubscriptionPaymentBehavior, CreateSubscriptionPaymentSettings,
+    CreateSubscriptionPaymentSettingsSaveDefaultPaymentMethod, DiscountsDataParam,
+    RetrieveSubscription, UpdateSubscription,
 };
-use stripe_billing::subscription_schedule::{
-    CreateSubscriptionSchedule, CreateSubscriptionSchedulePhases,
-    CreateSubscriptionSchedulePhasesDiscounts, CreateSubscriptionSchedulePhasesDuration,
-    CreateSubscriptionSchedulePhasesDurationInterval, CreateSubscriptionSchedulePhasesItems,
-};
+use stripe_billing::subscription_schedule::CreateSubscriptionSchedule;
 use stripe_client_core::{RequestBuilder, StripeMethod};
 use stripe_core::customer::CreateCustomer;
 use stripe_product::coupon::CreateCoupon;
 use stripe_product::price::{CreatePrice, CreatePriceRecurring, CreatePriceRecurringInterval};
 use stripe_product::product::CreateProduct;
-use stripe_shared::{CouponDuration, SubscriptionScheduleEndBehavior};
+use stripe_shared::CouponDuration;
 
-/// The first invoice with its PaymentIntent, expanded.
-const EXPAND_FIRST_PAYMENT: &str = "latest_invoice.payment_intent";
+/// The first invoice's client secret and payments, which the API version
+/// async-stripe pins shows only when expanded (an invoice there has no
+/// `payment_intent` field).
+fn expand_first_payment() -> Vec<String> {
+    vec![
+        "latest_invoice.confirmation_secret".to_owned(),
+        "latest_invoice.payments".to_owned(),
+    ]
+}
 
 impl StripeGateway {
     /// Sends `request` (with `key` as its idempotency key) and reads the
@@ -125,70 +130,61 @@ impl StripeGateway {
             pct => Some(self.coupon(pct)?),
         };
         let metadata: HashMap<String, String> = req.metadata.iter().cloned().collect();
-        let subscription = if req.schedule {
-            let mut item = CreateSubscriptionSchedulePhasesItems::new();
-            item.price = Some(price);
-            item.quantity = Some(1);
-            let mut phase = CreateSubscriptionSchedulePhases::new(vec![item]);
-            let mut duration = CreateSubscriptionSchedulePhasesDuration::new(
-                CreateSubscriptionSchedulePhasesDurationInterval::Month,
-            );
-            duration.interval_count = Some(u64::try_from(req.term_months.max(1)).unwrap_or(1));
-            phase.duration = Some(duration);
-            if let Some(c) = &coupon {
-                let mut d = CreateSubscriptionSchedulePhasesDiscounts::new();
-                d.coupon = Some(c.clone());
-                phase.discounts = Some(vec![d]);
-            }
-            phase.metadata = Some(metadata.clone());
-            let create = CreateSubscriptionSchedule::new()
-                .customer(customer.clone())
-                .phases(vec![phase])
-                .end_behavior(SubscriptionScheduleEndBehavior::Release)
-                .metadata(metadata);
-            let schedule = self.call(create.build(), Some(&req.idempotency_key))?;
-            let id = text(&schedule, "subscription")?;
-            let retrieve = RetrieveSubscription::new(id.as_str())
-                .expand(vec![EXPAND_FIRST_PAYMENT.to_owned()]);
-            self.call(retrieve.build(), None)?
-        } else {
-            let mut item = CreateSubscriptionItems::new();
-            item.price = Some(price);
-            item.quantity = Some(1);
-            let mut create = CreateSubscription::new()
-                .customer(customer.clone())
-                .items(vec![item])
-                .payment_behavior(CreateSubscriptionPaymentBehavior::DefaultIncomplete)
-                .metadata(metadata)
-                .expand(vec![EXPAND_FIRST_PAYMENT.to_owned()]);
-            if let Some(c) = &coupon {
-                create = create.discounts(vec![DiscountsDataParam {
-                    coupon: Some(c.clone()),
-                    discount: None,
-                    promotion_code: None,
-                }]);
-            }
-            self.call(create.build(), Some(&req.idempotency_key))?
-        };
-        let id = text(&subscription, "id")?;
-        let invoice = &subscription["latest_invoice"];
-        let pi = &invoice["payment_intent"];
-        let status = match pi["status"].as_str() {
-            Some("succeeded") => PaymentStatus::Succeeded,
-            Some("processing" | "requires_capture") => PaymentStatus::Processing,
-            Some("canceled") => PaymentStatus::Failed,
-            _ => PaymentStatus::RequiresAction,
-        };
-        Ok(BillingStart {
-            customer,
-            subscription: id,
-            invoice: text(invoice, "id")?,
-            payment: Payment {
-                id: text(pi, "id")?,
-                status,
-                client_secret: pi["client_secret"].as_str().map(str::to_owned),
-            },
-        })
+        let mut item = CreateSubscriptionItems::new();
+        item.price = Some(price);
+        item.quantity = Some(1);
+        let mut settings = CreateSubscriptionPaymentSettings::new();
+        // The card that pays the first invoice pays the renewals.
+        settings.save_default_payment_method =
+            Some(CreateSubscriptionPaymentSettingsSaveDefaultPaymentMethod::OnSubscription);
+        let mut create = CreateSubscription::new()
+            .customer(customer.clone())
+            .items(vec![item])
+            .payment_behavior(CreateSubscriptionPaymentBehavior::DefaultIncomplete)
+            .payment_settings(settings)
+            .metadata(metadata)
+            .expand(expand_first_payment());
+        if let Some(c) = &coupon {
+            create = create.discounts(vec![DiscountsDataParam {
+                coupon: Some(c.clone()),
+                discount: None,
+                promotion_code: None,
+            }]);
+        }
+        let subscription = self.call(create.build(), Some(&req.idempotency_key))?;
+        let started = billing_start(&subscription, customer)?;
+        if req.schedule {
+            // The committed term: a schedule made from the subscription,
+            // whose one phase is its first term and which then releases it
+            // to go on as a plain subscription.
+            let schedule =
+                CreateSubscriptionSchedule::new().from_subscription(started.subscription.clone());
+            self.call(
+                schedule.build(),
+                Some(&format!("{}:schedule", req.idempotency_key)),
+            )?;
+        }
+        Ok(started)
+    }
+
+    pub(super) fn resume_billing(&self, subscription: &str) -> anyhow::Result<BillingStart> {
+        let retrieve = RetrieveSubscription::new(subscription).expand(expand_first_payment());
+        let v = self.call(retrieve.build(), None)?;
+        let customer = text(&v, "customer")?;
+        billing_start(&v, customer)
+    }
+
+    pub(super) fn invoice_payment_of(&self, invoice: &str) -> anyhow::Result<Option<String>> {
+        #[derive(serde::Serialize)]
+        struct Expand {
+            expand: [&'static str; 1],
+        }
+        let request =
+            RequestBuilder::new(StripeMethod::Get, format!("/invoices/{invoice}")).query(&Expand {
+                expand: ["payments"],
+            });
+        let v = self.call(request, None)?;
+        Ok(paid_payment(&v["payments"]))
     }
 
     pub(super) fn end_billing(
@@ -210,6 +206,55 @@ impl StripeGateway {
             Err(e) => Err(e),
         }
     }
+}
+
+/// A subscription's first invoice as the payer's payment.
+fn billing_start(
+    subscription: &serde_json::Value,
+    customer: String,
+) -> anyhow::Result<BillingStart> {
+    let invoice = &subscription["latest_invoice"];
+    let secret = invoice["confirmation_secret"]["client_secret"]
+        .as_str()
+        .map(str::to_owned);
+    let payment = invoice["payments"]["data"][0]["payment"]["payment_intent"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| {
+            // The client secret of a PaymentIntent starts with its id.
+            secret
+                .as_deref()
+                .and_then(|s| s.split_once("_secret_"))
+                .map(|(id, _)| id.to_owned())
+        })
+        .context("Stripe's answer names no payment of the first invoice")?;
+    let status = match invoice["status"].as_str() {
+        Some("paid") => PaymentStatus::Succeeded,
+        Some("void" | "uncollectible") => PaymentStatus::Failed,
+        _ => PaymentStatus::RequiresAction,
+    };
+    Ok(BillingStart {
+        customer,
+        subscription: text(subscription, "id")?,
+        invoice: text(invoice, "id")?,
+        amount_due: invoice["amount_due"]
+            .as_i64()
+            .context("Stripe's answer has no amount_due")?,
+        payment: Payment {
+            id: payment,
+            status,
+            client_secret: secret,
+        },
+    })
+}
+
+/// The PaymentIntent that paid an invoice, from its expanded `payments`.
+fn paid_payment(payments: &serde_json::Value) -> Option<String> {
+    payments["data"].as_array()?.iter().find_map(|p| {
+        (p["status"].as_str() == Some("paid"))
+            .then(|| p["payment"]["payment_intent"].as_str().map(str::to_owned))
+            .flatten()
+    })
 }
 
 /// A non-empty string field of a Stripe object.

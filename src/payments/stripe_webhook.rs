@@ -90,6 +90,7 @@ pub fn parse_event(body: &[u8]) -> Result<StripeEvent, ParseError> {
             Some(subscription_id) => PaymentEvent::InvoicePaid {
                 invoice_id: text("id")?,
                 subscription_id,
+                our_id: our_subscription(object),
                 payment_id: id_or_object(&object["payment_intent"]).or_else(|| {
                     id_or_object(&object["payments"]["data"][0]["payment"]["payment_intent"])
                 }),
@@ -102,6 +103,7 @@ pub fn parse_event(body: &[u8]) -> Result<StripeEvent, ParseError> {
             Some(subscription_id) => PaymentEvent::InvoicePaymentFailed {
                 invoice_id: text("id")?,
                 subscription_id,
+                our_id: our_subscription(object),
             },
             None => PaymentEvent::Ignored,
         },
@@ -137,6 +139,14 @@ fn id_or_object(v: &serde_json::Value) -> Option<String> {
 fn invoice_subscription(invoice: &serde_json::Value) -> Option<String> {
     id_or_object(&invoice["subscription"])
         .or_else(|| id_or_object(&invoice["parent"]["subscription_details"]["subscription"]))
+}
+
+/// Our subscription id, from the metadata the subscription was given
+/// (copied onto its invoices' `parent.subscription_details.metadata`).
+fn our_subscription(invoice: &serde_json::Value) -> Option<i64> {
+    invoice["parent"]["subscription_details"]["metadata"]["subscription_id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
 }
 
 /// Why a delivery was refused.
@@ -254,6 +264,7 @@ mod tests {
             PaymentEvent::InvoicePaid {
                 invoice_id: "in_1".into(),
                 subscription_id: "sub_1".into(),
+                our_id: None,
                 payment_id: Some("pi_9".into()),
                 amount_paid: 4900
             }

@@ -379,21 +379,26 @@ async def complete_payment_intents(request, handler):
 
 
 # ---------------------------------------------------------------------------
-# Billing: what Stripe Billing does that localstripe (a Plans-era Stripe)
-# lacks, built on localstripe's own customers, plans, subscriptions and
-# invoices so that their payments and webhooks are localstripe's:
+# Billing: what Stripe Billing does at the API version async-stripe pins
+# (2026-09) that localstripe (a Plans-era Stripe) lacks, built on
+# localstripe's own customers, plans, subscriptions and invoices so that
+# their payments and webhooks are localstripe's:
 #
 # * Prices (POST/GET /v1/prices): a recurring price is a localstripe plan
-#   with the price's id; subscriptions may name `items[][price]`.
+#   with the price's id; subscriptions name `items[][price]`.
+# * Invoices as that API version has them: no `payment_intent` field;
+#   `confirmation_secret` and `payments` only when expanded (also as
+#   `latest_invoice.confirmation_secret` / `latest_invoice.payments`), and
+#   `parent.subscription_details` with the subscription's metadata.
 # * `payment_behavior=default_incomplete`: the first invoice waits with an
-#   unconfirmed PaymentIntent for the payer (Stripe.js or a confirm call),
-#   and the card that pays it becomes the customer's default
-#   (`payment_settings[save_default_payment_method]=on_subscription`).
+#   unconfirmed PaymentIntent for the payer; with
+#   `payment_settings[save_default_payment_method]=on_subscription` the card
+#   that pays it becomes the customer's default (otherwise renewals have no
+#   card, as on Stripe).
 # * `discounts[][coupon]` on a subscription: each of its invoices carries
 #   the coupon's percentage off as a negative line.
-# * Subscription schedules (POST/GET /v1/subscription_schedules): phases of
-#   one price for some iterations; the first phase starts the subscription
-#   at once, as on Stripe.
+# * Subscription schedules (POST/GET /v1/subscription_schedules) made
+#   `from_subscription`: one phase, the subscription's current period.
 # * `invoice.paid` beside localstripe's `invoice.payment_succeeded`.
 # * Test controls: POST /_fake/subscriptions/{id}/renew bills the next
 #   period now (`decline=1`: with a card that is refused).
@@ -401,6 +406,8 @@ async def complete_payment_intents(request, handler):
 PRICES = {}
 SCHEDULES = {}
 COUPONS = {}  # subscription id -> coupon id
+SAVE_CARD = set()  # subscriptions whose paying card becomes the default
+VIRTUAL = ("confirmation_secret", "payments")
 
 
 def price_object(plan):
@@ -454,6 +461,74 @@ async def retrieve_price(request):
     return web.json_response(price_object(plan))
 
 
+_invoice_export = resources.Invoice._export
+
+
+def invoice_export(self, expand=None):
+    """An invoice as the pinned API version shows it."""
+    d = _invoice_export(self, expand=expand)
+    d.pop("payment_intent", None)
+    d.pop("charge", None)
+    if self.subscription:
+        sub = resources.Subscription._api_retrieve(self.subscription)
+        d["parent"] = {
+            "type": "subscription_details",
+            "quote_details": None,
+            "subscription_details": {"subscription": sub.id,
+                                     "metadata": dict(sub.metadata or {})},
+        }
+    return d
+
+
+resources.Invoice._export = invoice_export
+
+
+def invoice_virtual(invoice, field):
+    pi = (resources.PaymentIntent._api_retrieve(invoice.payment_intent)
+          if invoice.payment_intent else None)
+    if field == "confirmation_secret":
+        if pi is None or invoice.status != "open":
+            return None
+        return {"client_secret": pi.client_secret, "type": "payment_intent"}
+    data = []
+    if pi is not None:
+        data.append({
+            "object": "invoice_payment",
+            "id": "inpay_" + pi.id[3:],
+            "invoice": invoice.id,
+            "amount_paid": pi.amount if pi.status == "succeeded" else None,
+            "amount_requested": pi.amount,
+            "currency": pi.currency,
+            "is_default": True,
+            "status": "paid" if pi.status == "succeeded" else "open",
+            "payment": {"type": "payment_intent", "payment_intent": pi.id},
+        })
+    return {"object": "list", "data": data, "has_more": False,
+            "url": "/v1/invoice_payments?invoice=" + invoice.id}
+
+
+def export_with(obj, expand):
+    """`obj` exported with `expand`, the invoice's virtual fields
+    included."""
+    expand = list(expand or [])
+    virtual = [e for e in expand if e.split(".")[-1] in VIRTUAL]
+    real = [e for e in expand if e not in virtual]
+    for v in virtual:
+        if "." in v:
+            parent = v.rsplit(".", 1)[0]
+            if parent not in real:
+                real.append(parent)
+    d = obj._export(expand=real)
+    for v in virtual:
+        *path, field = v.split(".")
+        target = d
+        for k in path:
+            target = target[k]
+        invoice = resources.Invoice._api_retrieve(target["id"])
+        target[field] = invoice_virtual(invoice, field)
+    return d
+
+
 def coupon_line(customer, subscription, plan):
     """The negative line a subscription's coupon puts on its next invoice."""
     coupon_id = COUPONS.get(subscription)
@@ -489,8 +564,6 @@ def start_subscription(customer, price, coupon, metadata, incomplete):
         return invoice
 
     if coupon is not None:
-        # Applied on the first invoice through a pending line; the
-        # subscription id is not known yet, so it is set below.
         c = resources.Coupon._api_retrieve(coupon)
         off = int(plan.amount * c.percent_off // 100)
         if off > 0:
@@ -512,12 +585,11 @@ def start_subscription(customer, price, coupon, metadata, incomplete):
 
 def subscription_params(data):
     items = data.get("items") or []
-    if len(items) != 1 or not (items[0].get("price") or items[0].get("plan")):
+    if len(items) != 1 or not items[0].get("price"):
         raise ValueError("one item with a price")
-    price = items[0].get("price") or items[0].get("plan")
     discounts = data.get("discounts") or []
-    coupon = discounts[0].get("coupon") if discounts else data.get("coupon")
-    return price, coupon
+    coupon = discounts[0].get("coupon") if discounts else None
+    return items[0]["price"], coupon
 
 
 @idempotent
@@ -531,48 +603,71 @@ async def create_subscription(request, data):
     try:
         sub = start_subscription(customer, price, coupon,
                                  data.get("metadata"), incomplete)
+        if (data.get("payment_settings") or {}).get(
+                "save_default_payment_method") == "on_subscription":
+            SAVE_CARD.add(sub.id)
+        body = export_with(sub, data.get("expand"))
     except resources.UserError as e:
         return stripe_error(e.code, str(e))
-    return web.json_response(sub._export(expand=data.get("expand")))
+    return web.json_response(body)
+
+
+def expand_of(request):
+    """`expand[]=…` or `expand[0]=…` in the query string."""
+    return [v for k, v in request.query.items()
+            if k == "expand[]" or (k.startswith("expand[") and k.endswith("]"))]
+
+
+async def retrieve_subscription(request, id):
+    expand = expand_of(request)
+    try:
+        sub = resources.Subscription._api_retrieve(id)
+        return web.json_response(export_with(sub, expand))
+    except resources.UserError as e:
+        return stripe_error(e.code, str(e))
+
+
+async def retrieve_invoice(request, id):
+    expand = expand_of(request)
+    try:
+        invoice = resources.Invoice._api_retrieve(id)
+        return web.json_response(export_with(invoice, expand))
+    except resources.UserError as e:
+        return stripe_error(e.code, str(e))
 
 
 @idempotent
 async def create_schedule(request, data):
+    source = data.get("from_subscription")
+    if not source:
+        return stripe_error(400, "this fake makes schedules from_subscription only")
+    if any(k in data for k in ("phases", "end_behavior", "customer")):
+        return stripe_error(
+            400, "You cannot set `phases`, `end_behavior` or `customer` "
+                 "when `from_subscription` is set.")
     try:
-        phases = data["phases"]
-        assert isinstance(phases, list) and phases
-        first = phases[0]
-        price, coupon = subscription_params(first)
-        customer = data["customer"]
-        iterations = int(first.get("iterations", 1))
-    except (KeyError, ValueError, AssertionError, TypeError) as e:
-        return stripe_error(400, "Missing or bad param: %s" % e)
-    try:
-        sub = start_subscription(customer, price, coupon,
-                                 data.get("metadata"), True)
+        sub = resources.Subscription._api_retrieve(source)
     except resources.UserError as e:
         return stripe_error(e.code, str(e))
-    plan = resources.Plan._api_retrieve(price)
-    start = sub.start_date
-    months = plan.interval_count * iterations if plan.interval == "month" else 0
     schedule = {
         "id": new_id("sub_sched_"),
         "object": "subscription_schedule",
         "created": int(time.time()),
-        "customer": customer,
-        "end_behavior": data.get("end_behavior", "release"),
-        "metadata": data.get("metadata") or {},
+        "customer": sub.customer,
+        "end_behavior": "release",
+        "metadata": {},
         "phases": [{
-            "start_date": start,
-            "end_date": start + months * 30 * 86400,
-            "items": [{"price": price, "quantity": 1}],
-            "discounts": [{"coupon": coupon}] if coupon else [],
-            "iterations": iterations,
+            "start_date": sub.current_period_start,
+            "end_date": sub.current_period_end,
+            "items": [{"price": sub.plan.id, "quantity": 1}],
+            "discounts": ([{"coupon": COUPONS[sub.id]}]
+                          if sub.id in COUPONS else []),
         }],
         "status": "active",
         "subscription": sub.id,
         "livemode": False,
     }
+    sub.schedule = schedule["id"]
     SCHEDULES[schedule["id"]] = schedule
     return web.json_response(schedule)
 
@@ -600,11 +695,16 @@ async def renew_subscription(request):
         cus = resources.Customer._api_retrieve(sub.customer)
         cus.invoice_settings["default_payment_method"] = pm.id
     coupon_line(sub.customer, sub.id, sub.plan)
-    sub._create_invoice()
+    try:
+        sub._create_invoice()
+    except resources.UserError as e:
+        # No card to charge (none was saved): the invoice stays open.
+        pass
     invoice = resources.Invoice._api_retrieve(sub.latest_invoice)
     if invoice.status != "paid":
         # localstripe marks the subscription past due without a word; Stripe
         # tells: invoice.payment_failed.
+        sub.status = "past_due"
         resources.schedule_webhook(
             resources.Event("invoice.payment_failed", invoice))
     return web.json_response(sub._export())
@@ -615,9 +715,11 @@ async def billing(request, handler):
     """Routes the Billing calls ahead of localstripe's own (with Stripe's
     secret-key check, which localstripe's middleware would have made)."""
     path, method = request.path.rstrip("/"), request.method
+    parts = path.split("/")
     ours = path in ("/v1/prices", "/v1/subscriptions", "/v1/subscription_schedules") \
-        or path.startswith(("/v1/prices/", "/v1/subscription_schedules/"))
-    if ours and method in ("GET", "POST") and not (method == "POST" and path.startswith("/v1/subscriptions/")):
+        or path.startswith(("/v1/prices/", "/v1/subscription_schedules/")) \
+        or (method == "GET" and len(parts) == 4 and parts[2] in ("subscriptions", "invoices"))
+    if ours:
         auth = request.headers.get("Authorization", "")
         if auth.startswith("Basic "):
             import base64
@@ -628,18 +730,22 @@ async def billing(request, handler):
     if method == "POST" and path == "/v1/prices":
         return await create_price(request)
     if method == "GET" and path.startswith("/v1/prices/"):
-        request.match_info["id"] = path.rsplit("/", 1)[1]
+        request.match_info["id"] = parts[3]
         return await retrieve_price(request)
     if method == "POST" and path == "/v1/subscriptions":
         return await create_subscription(request)
+    if method == "GET" and len(parts) == 4 and parts[2] == "subscriptions":
+        return await retrieve_subscription(request, parts[3])
+    if method == "GET" and len(parts) == 4 and parts[2] == "invoices":
+        return await retrieve_invoice(request, parts[3])
     if method == "POST" and path == "/v1/subscription_schedules":
         return await create_schedule(request)
     if method == "GET" and path.startswith("/v1/subscription_schedules/"):
-        request.match_info["id"] = path.rsplit("/", 1)[1]
+        request.match_info["id"] = parts[3]
         return await retrieve_schedule(request)
     if method == "POST" and path.startswith("/_fake/subscriptions/") \
             and path.endswith("/renew"):
-        request.match_info["id"] = path.split("/")[3]
+        request.match_info["id"] = parts[3]
         return await renew_subscription(request)
     return await handler(request)
 
@@ -649,11 +755,21 @@ _schedule_webhook = resources.schedule_webhook
 
 def schedule_webhook(event):
     """localstripe's webhooks, plus Stripe's invoice.paid; the card that
-    paid a subscription's first invoice becomes the customer's default."""
+    paid a subscription's first invoice becomes the customer's default when
+    the subscription asked for it."""
     _schedule_webhook(event)
+    try:
+        also_invoice_paid(event)
+    except Exception:
+        import traceback
+        traceback.print_exc()
+        raise
+
+
+def also_invoice_paid(event):
     if event.type == "invoice.payment_succeeded":
         invoice = resources.Invoice._api_retrieve(event.data["object"]["id"])
-        if invoice.payment_intent and invoice.subscription:
+        if invoice.payment_intent and invoice.subscription in SAVE_CARD:
             pi = resources.PaymentIntent._api_retrieve(invoice.payment_intent)
             cus = resources.Customer._api_retrieve(invoice.customer)
             if pi.payment_method and \

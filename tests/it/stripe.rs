@@ -747,6 +747,28 @@ async fn stripe_billing_subscribes_renews_fails_and_ends_exactly_once() {
         blocking(move || fake.post(&format!("/_fake/subscriptions/{gid}/renew"), &[])).await;
     }
     let pool = app.pool.clone();
+    let ok = actix_web::rt::task::spawn_blocking(move || {
+        crate::util::wait_until(Duration::from_secs(10), || {
+            guildhall::domain::plans::period(&mut pool.get().unwrap(), id, 2)
+                .unwrap()
+                .is_some_and(|p| p.status == "paid")
+        })
+    })
+    .await
+    .unwrap();
+    if !ok {
+        let outcomes: Vec<(String, String)> = stripe_events::table
+            .select((stripe_events::event_type, stripe_events::outcome))
+            .load(&mut app.conn())
+            .unwrap();
+        let logs = crate::util::captured_logs();
+        let warn: Vec<&str> = logs
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .collect();
+        panic!("{outcomes:#?}\n{warn:#?}");
+    }
+    let pool = app.pool.clone();
     eventually("the renewal's invoice.paid books period 2", move || {
         guildhall::domain::plans::period(&mut pool.get().unwrap(), id, 2)
             .unwrap()
@@ -925,6 +947,13 @@ async fn stripe_billing_subscribes_renews_fails_and_ends_exactly_once() {
             .await
     };
     assert_eq!(e_at_stripe["plan"]["interval_count"], 6);
+    assert!(
+        e_at_stripe["schedule"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("sub_sched_"),
+        "{e_at_stripe}"
+    );
     assert_eq!(e_at_stripe["latest_invoice"]["amount_due"], 300_000);
     blocking({
         let fake = fake.clone();
