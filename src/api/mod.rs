@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod chat;
+pub mod earnings;
 pub mod handovers;
 pub mod idempotency;
 pub mod inbound;
@@ -44,7 +45,7 @@ use utoipa::{Modify, OpenApi};
         tickets::create_template, tickets::list_templates, queue::queue, search::search_tickets, search::similar,
         money::create_bounty, money::list_bounties, money::balance, money::transfers,
         money::create_bid, money::list_bids, money::accept_bid, money::withdraw_bid, webhooks::stripe,
-        money::statement, money::onboarding, money::project_onboarding,
+        money::statement, money::onboarding, money::project_onboarding, earnings::mine,
         reputation::user_reputation, reputation::leaderboard, matching::matches, matching::route,
         notifications::get_settings, notifications::put_settings, notifications::put_ticket_level,
         notifications::put_project_level, inbound::email, webhooks::github,
@@ -144,6 +145,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::get().to(handovers::of_project),
                 )
                 .route("/me/handovers", web::get().to(handovers::mine))
+                .route("/me/earnings", web::get().to(earnings::mine))
                 .route("/handovers/{id}", web::get().to(handovers::get))
                 .route("/handovers/{id}/accept", web::post().to(handovers::accept))
                 .route(

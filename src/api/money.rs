@@ -577,7 +577,7 @@ pub fn parse_bound(field: &str, raw: &str) -> AppResult<chrono::NaiveDateTime> {
 /// tab or carriage return would start a formula, so such text gets a
 /// leading apostrophe (OWASP's advice on CSV injection). Quoting is the
 /// csv writer's (RFC 4180).
-fn csv_text(s: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn csv_text(s: &str) -> std::borrow::Cow<'_, str> {
     if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}").into()
     } else {

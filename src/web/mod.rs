@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod answers;
 pub mod chat;
+pub mod earnings;
 pub mod github;
 pub mod handovers;
 pub mod invoices;
@@ -110,6 +111,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/invoices/{id}", web::get().to(invoices::show))
                 .route("/invoices/{id}/pdf", web::get().to(invoices::pdf))
                 .route("/me/floss/github", web::get().to(github::floss_start))
+                .route("/me/earnings", web::get().to(earnings::page))
+                .route("/me/earnings.csv", web::get().to(earnings::csv))
                 .route("/p/{slug}/handover", web::get().to(handovers::project_page))
                 .route("/p/{slug}/handover", web::post().to(handovers::propose))
                 .route("/handovers/{id}", web::get().to(handovers::page))

@@ -398,6 +398,9 @@ async fn whole_loop(javascript: bool) {
     helper.goto(&format!("{base}/me"));
     helper.wait_for_text(&format!("{helper_money} available"));
     checks.page(&helper, "me");
+    helper.goto(&format!("{base}/me/earnings"));
+    helper.wait_for_text("Your earnings");
+    checks.page(&helper, "earnings");
     // The confirmation a chat's `link` command leads to.
     let chat_user = guildhall::channels::chat::ChatUser {
         provider: "discord",

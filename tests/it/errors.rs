@@ -221,6 +221,7 @@ async fn openapi_covers_every_route_and_metrics_count_requests() {
         ("/api/v1/handovers/{id}/accept", "post"),
         ("/api/v1/handovers/{id}/reverse", "post"),
         ("/api/v1/handovers/{id}/cancel", "post"),
+        ("/api/v1/me/earnings", "get"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -232,7 +233,7 @@ async fn openapi_covers_every_route_and_metrics_count_requests() {
             .values()
             .map(|p| p.as_object().unwrap().len())
             .sum::<usize>(),
-        97,
+        98,
         "document and routes in step"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());

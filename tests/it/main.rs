@@ -8,6 +8,7 @@ mod auth;
 mod browser;
 mod chat;
 mod cli;
+mod earnings;
 mod errors;
 mod fake_github;
 mod github;
