@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod chat;
+pub mod consulting;
 pub mod earnings;
 pub mod handovers;
 pub mod idempotency;
@@ -56,6 +57,8 @@ use utoipa::{Modify, OpenApi};
         moderation::lift_project_ban, moderation::ban_from_platform, moderation::lift_platform_ban,
         handovers::propose, handovers::of_project, handovers::mine, handovers::get, handovers::accept,
         handovers::reverse, handovers::cancel,
+        consulting::book, consulting::of_subscription, consulting::of_project, consulting::schedule,
+        consulting::done, consulting::cancel,
     ),
     components(schemas(
         Problem, crate::error::FieldError, views::Money,
@@ -146,6 +149,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .route("/me/handovers", web::get().to(handovers::mine))
                 .route("/me/earnings", web::get().to(earnings::mine))
+                .route(
+                    "/subscriptions/{id}/consulting",
+                    web::post().to(consulting::book),
+                )
+                .route(
+                    "/subscriptions/{id}/consulting",
+                    web::get().to(consulting::of_subscription),
+                )
+                .route(
+                    "/projects/{slug}/consulting",
+                    web::get().to(consulting::of_project),
+                )
+                .route(
+                    "/consulting/{id}/schedule",
+                    web::post().to(consulting::schedule),
+                )
+                .route("/consulting/{id}/done", web::post().to(consulting::done))
+                .route(
+                    "/consulting/{id}/cancel",
+                    web::post().to(consulting::cancel),
+                )
                 .route("/handovers/{id}", web::get().to(handovers::get))
                 .route("/handovers/{id}/accept", web::post().to(handovers::accept))
                 .route(

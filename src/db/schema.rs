@@ -195,6 +195,7 @@ diesel::joinable!(ticket_messages -> tickets (ticket_id));
 diesel::joinable!(ticket_messages -> users (author_id));
 diesel::joinable!(response_templates -> projects (project_id));
 diesel::allow_tables_to_appear_in_same_query!(
+    consulting_bookings,
     handovers,
     plans,
     flags,
@@ -735,6 +736,25 @@ diesel::table! {
         source -> Text,
         corrects_id -> Nullable<BigInt>,
         issued_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    consulting_bookings (id) {
+        id -> BigInt,
+        subscription_id -> BigInt,
+        project_id -> BigInt,
+        requester_id -> BigInt,
+        period_number -> Integer,
+        minutes -> Integer,
+        topic -> Text,
+        preferred_at -> Nullable<Timestamp>,
+        status -> Text,
+        scheduled_at -> Nullable<Timestamp>,
+        returned -> Bool,
+        decided_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
     }
 }
 

@@ -1408,6 +1408,7 @@ fn end_rows(conn: &mut DbConnection, sub: &Subscription, status: &'static str) -
     diesel::update(subs::table.find(sub.id))
         .set((subs::status.eq(status), subs::ended_at.eq(Some(now()))))
         .execute(conn)?;
+    crate::domain::consulting::cancel_open_of(conn, sub)?;
     if let Some(current) = period(conn, sub.id, sub.current_period)? {
         expire_credits(conn, sub, current.id)?;
     }

@@ -175,6 +175,7 @@ pub fn check(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
     }
 
     violations.extend(subscriptions(conn)?);
+    violations.extend(consulting(conn)?);
     violations.extend(invoices(conn)?);
 
     // Payouts never exceed what their account earned.
@@ -437,6 +438,50 @@ fn subscriptions(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
                 a.currency
             ));
         }
+    }
+    Ok(violations)
+}
+
+/// Consulting bookings against their ledger lines: each spent its minutes
+/// once, and a cancelled one that gave them back has its return line (and
+/// no other has one).
+fn consulting(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
+    use crate::db::schema::consulting_bookings as cb;
+    let lines: Vec<(String, i64)> = lt::table
+        .filter(lt::transfer_key.like("consulting:%"))
+        .select((lt::transfer_key, lt::amount))
+        .load(conn)?;
+    let mut by_booking: HashMap<i64, (i64, i64)> = HashMap::new();
+    for (key, amount) in lines {
+        let mut parts = key.splitn(3, ':');
+        let (_, id, what) = (parts.next(), parts.next(), parts.next().unwrap_or(""));
+        let Some(id) = id.and_then(|i| i.parse::<i64>().ok()) else {
+            continue;
+        };
+        let e = by_booking.entry(id).or_default();
+        match what {
+            "spend" => e.0 += amount,
+            "return" => e.1 += amount,
+            _ => {}
+        }
+    }
+    let bookings: Vec<(i64, i32, bool)> = cb::table
+        .select((cb::id, cb::minutes, cb::returned))
+        .load(conn)?;
+    let mut violations = Vec::new();
+    for (id, minutes, returned) in bookings {
+        let (spent, back) = by_booking.remove(&id).unwrap_or_default();
+        let minutes = i64::from(minutes);
+        if spent != minutes || back != if returned { minutes } else { 0 } {
+            violations.push(format!(
+                "consulting booking {id} of {minutes} minutes has spend lines of {spent} and returns of {back} (returned: {returned})"
+            ));
+        }
+    }
+    for id in by_booking.keys() {
+        violations.push(format!(
+            "consulting lines refer to booking {id}, which does not exist"
+        ));
     }
     Ok(violations)
 }

@@ -501,6 +501,10 @@ pub struct SubRow {
     credits: String,
     cancellable: bool,
     cancelling: bool,
+    /// How long a booking may be, minutes (none left: empty).
+    minute_options: Vec<i64>,
+    /// (id, minutes, topic, status with its time, cancellable).
+    bookings: Vec<(i64, i32, String, String, bool)>,
 }
 
 #[derive(Template)]
@@ -540,10 +544,8 @@ pub async fn mine(
                 };
                 let credits = if s.is_live() {
                     format!(
-                        "{upgrades} upgrade{} and {} consulting hour{} left",
+                        "{upgrades} upgrade{} and {minutes} minutes of consulting left",
                         if upgrades == 1 { "" } else { "s" },
-                        minutes / 60,
-                        if minutes / 60 == 1 { "" } else { "s" }
                     )
                 } else {
                     "—".into()
@@ -566,12 +568,33 @@ pub async fn mine(
                     cancellable: matches!(s.status.as_str(), "pending_payment" | "past_due")
                         || (s.status == "active" && !s.cancel_at_period_end),
                     cancelling: s.status == "active" && s.cancel_at_period_end,
+                    minute_options: if s.is_live() {
+                        [15, 30, 45, 60, 90, 120, 180, 240]
+                            .into_iter()
+                            .filter(|m| *m <= minutes)
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
+                    bookings: crate::domain::consulting::of_subscription(conn, s.id)?
+                        .into_iter()
+                        .map(|b| {
+                            let status = match (b.status.as_str(), b.scheduled_at) {
+                                ("scheduled", Some(at)) => format!("scheduled for {}", when(at)),
+                                (st, _) => st.to_owned(),
+                            };
+                            let open = matches!(b.status.as_str(), "requested" | "scheduled");
+                            (b.id, b.minutes, b.topic, status, open)
+                        })
+                        .collect(),
                 });
             }
             Ok(rows)
         })
         .await?;
     let notice = match q.notice.as_str() {
+        "booked" => "Booked: the project's maintainers were told and will schedule it.",
+        "booking_cancelled" => "The booking is cancelled.",
         "subscribed" => "You are subscribed.",
         "cancelled" => "Cancelled: the plan runs to the end of the period you paid for.",
         _ => "",
@@ -648,4 +671,193 @@ pub async fn floss(
             notice,
         },
     )
+}
+
+/// The consulting booking form.
+#[derive(Debug, Deserialize)]
+pub struct BookForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    minutes: String,
+    #[serde(default)]
+    topic: String,
+    #[serde(default)]
+    preferred_at: String,
+}
+
+/// A `datetime-local` value read as UTC (`""` → none).
+pub fn local_time(field: &str, raw: &str) -> Result<Option<chrono::NaiveDateTime>, WebError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
+        .map(Some)
+        .map_err(|_| WebError(AppError::field(field, "must be a date and time")))
+}
+
+/// `POST /me/subscriptions/{id}/consulting`: the subscriber books time.
+pub async fn book_consulting(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<i64>,
+    form: web::Form<BookForm>,
+) -> Page {
+    let form = form.into_inner();
+    session::check_form(&req, &form.csrf)?;
+    let Some(user) = Session::of(&req).user_id else {
+        return Ok(redirect("/login?next=/me/subscriptions"));
+    };
+    let minutes = form
+        .minutes
+        .trim()
+        .parse::<i32>()
+        .map_err(|_| WebError(AppError::field("minutes", "must be a number of minutes")))?;
+    let preferred_at = local_time("preferred_at", &form.preferred_at)?;
+    let id = id.into_inner();
+    state
+        .db(move |conn| {
+            crate::domain::consulting::book(
+                conn,
+                id,
+                user,
+                &crate::domain::consulting::Request {
+                    minutes,
+                    topic: form.topic,
+                    preferred_at,
+                },
+            )
+        })
+        .await?;
+    Ok(redirect("/me/subscriptions?notice=booked"))
+}
+
+/// `POST /me/consulting/{id}/cancel`: the subscriber cancels a booking.
+pub async fn cancel_consulting(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<i64>,
+    form: web::Form<super::TokenForm>,
+) -> Page {
+    session::check_form(&req, &form.csrf)?;
+    let Some(user) = Session::of(&req).user_id else {
+        return Ok(redirect("/login?next=/me/subscriptions"));
+    };
+    let id = id.into_inner();
+    state
+        .db(move |conn| crate::domain::consulting::cancel(conn, id, user))
+        .await?;
+    Ok(redirect("/me/subscriptions?notice=booking_cancelled"))
+}
+
+/// A booking as the team's page shows it.
+pub struct BookingRow {
+    id: i64,
+    who: String,
+    minutes: i32,
+    topic: String,
+    preferred: String,
+    status: String,
+    scheduled: String,
+}
+
+#[derive(Template)]
+#[template(path = "consulting.html", config = "src/web/askama.toml")]
+struct ConsultingPage {
+    l: Layout,
+    slug: String,
+    project: String,
+    rows: Vec<BookingRow>,
+    notice: String,
+}
+
+/// `GET /p/{slug}/consulting`: the project's consulting bookings
+/// (maintainers).
+pub async fn consulting_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    slug: web::Path<String>,
+    q: web::Query<super::NoticeQuery>,
+) -> Page {
+    let slug = slug.into_inner();
+    let l = Layout::of(&state, &req).await?;
+    let Some(user) = l.user.as_ref().map(|u| u.id) else {
+        return Ok(redirect(&format!("/login?next=/p/{slug}/consulting")));
+    };
+    let s = slug.clone();
+    let (project, rows) = state
+        .db(move |conn| {
+            let p = projects::by_slug(conn, &s)?;
+            if !projects::is_maintainer(conn, p.id, user)? {
+                return Err(AppError::not_found("page"));
+            }
+            let mut rows = Vec::new();
+            for b in crate::domain::consulting::of_project(conn, p.id)? {
+                rows.push(BookingRow {
+                    id: b.id,
+                    who: crate::domain::users::get(conn, b.requester_id)?.display_name,
+                    minutes: b.minutes,
+                    topic: b.topic,
+                    preferred: b.preferred_at.map(when).unwrap_or_default(),
+                    status: b.status,
+                    scheduled: b.scheduled_at.map(when).unwrap_or_default(),
+                });
+            }
+            Ok((p.name, rows))
+        })
+        .await?;
+    let notice = match q.notice.as_str() {
+        "schedule" => "Scheduled; the subscriber was told.",
+        "done" => "Marked done.",
+        "cancel" => "Cancelled; the subscriber was told.",
+        _ => "",
+    }
+    .to_owned();
+    render(
+        StatusCode::OK,
+        &ConsultingPage {
+            l,
+            slug,
+            project,
+            rows,
+            notice,
+        },
+    )
+}
+
+/// The team's form on a booking.
+#[derive(Debug, Deserialize)]
+pub struct DecideForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    at: String,
+}
+
+/// `POST /p/{slug}/consulting/{id}/{schedule|done|cancel}`.
+pub async fn decide_consulting(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, i64, String)>,
+    form: web::Form<DecideForm>,
+) -> Page {
+    let form = form.into_inner();
+    session::check_form(&req, &form.csrf)?;
+    let (slug, id, action) = path.into_inner();
+    let Some(user) = Session::of(&req).user_id else {
+        return Ok(redirect(&format!("/login?next=/p/{slug}/consulting")));
+    };
+    let at = local_time("at", &form.at)?;
+    let act = action.clone();
+    state
+        .db(move |conn| match (act.as_str(), at) {
+            ("schedule", Some(at)) => crate::domain::consulting::schedule(conn, id, user, at),
+            ("schedule", None) => Err(AppError::field("at", "must be a date and time")),
+            ("done", _) => crate::domain::consulting::done(conn, id, user),
+            ("cancel", _) => crate::domain::consulting::cancel(conn, id, user),
+            _ => Err(AppError::not_found("page")),
+        })
+        .await?;
+    Ok(redirect(&format!("/p/{slug}/consulting?notice={action}")))
 }

@@ -226,6 +226,7 @@ async fn whole_loop(javascript: bool) {
     checks.refused(&maintainer, 422);
     assert!(maintainer.source().contains("value=\"Team\""));
     maintainer.fill("#price", "49");
+    maintainer.fill("#consulting_hours", "1");
     maintainer.click("form[action$='/plans'] button[type=submit]");
     maintainer.wait_for_text("The plan is published.");
 
@@ -298,8 +299,20 @@ async fn whole_loop(javascript: bool) {
     checks.page(&requester, "plans");
     requester.click("form[action$='/subscribe'] button");
     requester.wait_for_text("You are subscribed.");
-    requester.wait_for_text("2 upgrades and 0 consulting hours left");
+    requester.wait_for_text("2 upgrades and 60 minutes of consulting left");
+    // It books a quarter of an hour of the consulting time included.
+    requester.click("main details summary");
+    requester.fill(
+        "main details textarea[name=topic]",
+        "Tuning merges for our bulk loads",
+    );
+    requester.click("form[action$='/consulting'] button[type=submit]");
+    requester.wait_for_text("Booked: the project's maintainers were told");
+    requester.wait_for_text("15 minutes: Tuning merges for our bulk loads");
     checks.page(&requester, "subscriptions");
+    maintainer.goto(&format!("{base}/p/{slug}/consulting"));
+    maintainer.wait_for_text("Tuning merges for our bulk loads");
+    checks.page(&maintainer, "consulting");
     // Its invoice: the list with the billing form, and the document.
     requester.goto(&format!("{base}/me/invoices"));
     requester.wait_for_text("-000001");
@@ -342,7 +355,7 @@ async fn whole_loop(javascript: bool) {
     requester.click(&format!("form[action='/t/{id}/upgrade'] button"));
     requester.wait_for_text("50.00 USD in escrow");
     requester.goto(&format!("{base}/me/subscriptions"));
-    requester.wait_for_text("1 upgrade and 0 consulting hours left");
+    requester.wait_for_text("1 upgrade and 45 minutes of consulting left");
     requester.goto(&format!("{base}/t/{id}"));
     requester.goto(&format!("{base}/search?q=segments+merge"));
     requester.wait_for_text("matching ticket");

@@ -222,6 +222,12 @@ async fn openapi_covers_every_route_and_metrics_count_requests() {
         ("/api/v1/handovers/{id}/reverse", "post"),
         ("/api/v1/handovers/{id}/cancel", "post"),
         ("/api/v1/me/earnings", "get"),
+        ("/api/v1/subscriptions/{id}/consulting", "post"),
+        ("/api/v1/subscriptions/{id}/consulting", "get"),
+        ("/api/v1/projects/{slug}/consulting", "get"),
+        ("/api/v1/consulting/{id}/schedule", "post"),
+        ("/api/v1/consulting/{id}/done", "post"),
+        ("/api/v1/consulting/{id}/cancel", "post"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -233,7 +239,7 @@ async fn openapi_covers_every_route_and_metrics_count_requests() {
             .values()
             .map(|p| p.as_object().unwrap().len())
             .sum::<usize>(),
-        98,
+        104,
         "document and routes in step"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
