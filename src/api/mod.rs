@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod chat;
+pub mod conduct;
 pub mod consulting;
 pub mod earnings;
 pub mod handovers;
@@ -59,6 +60,7 @@ use utoipa::{Modify, OpenApi};
         handovers::reverse, handovers::cancel,
         consulting::book, consulting::of_subscription, consulting::of_project, consulting::schedule,
         consulting::done, consulting::cancel,
+        conduct::get, conduct::accept, conduct::publish,
     ),
     components(schemas(
         Problem, crate::error::FieldError, views::Money,
@@ -149,6 +151,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .route("/me/handovers", web::get().to(handovers::mine))
                 .route("/me/earnings", web::get().to(earnings::mine))
+                .route("/code-of-conduct", web::get().to(conduct::get))
+                .route("/code-of-conduct/accept", web::post().to(conduct::accept))
+                .route("/admin/code-of-conduct", web::put().to(conduct::publish))
                 .route(
                     "/subscriptions/{id}/consulting",
                     web::post().to(consulting::book),

@@ -195,6 +195,8 @@ diesel::joinable!(ticket_messages -> tickets (ticket_id));
 diesel::joinable!(ticket_messages -> users (author_id));
 diesel::joinable!(response_templates -> projects (project_id));
 diesel::allow_tables_to_appear_in_same_query!(
+    platform_cocs,
+    platform_coc_acceptances,
     consulting_bookings,
     handovers,
     plans,
@@ -755,6 +757,23 @@ diesel::table! {
         decided_by -> Nullable<BigInt>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    platform_cocs (version) {
+        version -> Integer,
+        body -> Text,
+        created_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    platform_coc_acceptances (user_id) {
+        user_id -> BigInt,
+        version -> Integer,
+        accepted_at -> Timestamp,
     }
 }
 

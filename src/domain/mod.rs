@@ -4,6 +4,7 @@ pub mod ai;
 pub mod audit;
 pub mod bids;
 pub mod calendar;
+pub mod conduct;
 pub mod consulting;
 pub mod dashboard;
 pub mod digest;

@@ -655,9 +655,12 @@ pub fn accept_coc(
         .find(project_id)
         .select(projects::coc_version)
         .first(conn)?;
+    // The platform's current code of conduct is accepted with it (the
+    // forms show both).
+    super::conduct::accept(conn, user_id)?;
     // Accepting the version already accepted keeps the first time;
     // accepting a new version records it and when.
-    if let Some(at) = coc_accepted_at(conn, project_id, user_id)? {
+    if let Some(at) = project_coc_accepted_at(conn, project_id, user_id)? {
         return Ok(at);
     }
     let at = super::now();
@@ -681,8 +684,22 @@ pub fn accept_coc(
         .first(conn)?)
 }
 
-/// When `user_id` accepted the project's code of conduct, if ever.
+/// When `user_id` accepted the current version of the project's code of
+/// conduct, if they did and also accepted the platform's current one.
 pub fn coc_accepted_at(
+    conn: &mut DbConnection,
+    project_id: i64,
+    user_id: i64,
+) -> QueryResult<Option<NaiveDateTime>> {
+    if super::conduct::accepted_at(conn, user_id)?.is_none() {
+        return Ok(None);
+    }
+    project_coc_accepted_at(conn, project_id, user_id)
+}
+
+/// When `user_id` accepted the current version of the project's own code
+/// of conduct, if ever.
+fn project_coc_accepted_at(
     conn: &mut DbConnection,
     project_id: i64,
     user_id: i64,
@@ -704,7 +721,7 @@ pub fn require_coc(conn: &mut DbConnection, project_id: i64, user_id: i64) -> Ap
     if coc_accepted_at(conn, project_id, user_id)?.is_none() {
         return Err(AppError::conflict(
             ErrorCode::CodeOfConductNotAccepted,
-            "accept the current version of the project's code of conduct first (POST /projects/{slug}/coc/accept)",
+            "accept the current versions of the project's and the platform's codes of conduct first (POST /projects/{slug}/coc/accept, or POST /code-of-conduct/accept for the platform's, read at /code-of-conduct)",
         ));
     }
     Ok(())

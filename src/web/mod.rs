@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod answers;
 pub mod chat;
+pub mod conduct;
 pub mod earnings;
 pub mod github;
 pub mod handovers;
@@ -127,6 +128,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     "/p/{slug}/consulting/{id}/{action}",
                     web::post().to(plans::decide_consulting),
                 )
+                .route("/code-of-conduct", web::get().to(conduct::page))
+                .route("/code-of-conduct/accept", web::post().to(conduct::accept))
+                .route("/admin/code-of-conduct", web::post().to(conduct::publish))
                 .route("/me/earnings", web::get().to(earnings::page))
                 .route("/me/earnings.csv", web::get().to(earnings::csv))
                 .route("/p/{slug}/handover", web::get().to(handovers::project_page))

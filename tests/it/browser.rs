@@ -414,6 +414,9 @@ async fn whole_loop(javascript: bool) {
     helper.goto(&format!("{base}/me/earnings"));
     helper.wait_for_text("Your earnings");
     checks.page(&helper, "earnings");
+    helper.goto(&format!("{base}/code-of-conduct"));
+    helper.wait_for_text("Guildhall's code of conduct");
+    checks.page(&helper, "code-of-conduct");
     // The confirmation a chat's `link` command leads to.
     let chat_user = guildhall::channels::chat::ChatUser {
         provider: "discord",

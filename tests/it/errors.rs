@@ -228,6 +228,9 @@ async fn openapi_covers_every_route_and_metrics_count_requests() {
         ("/api/v1/consulting/{id}/schedule", "post"),
         ("/api/v1/consulting/{id}/done", "post"),
         ("/api/v1/consulting/{id}/cancel", "post"),
+        ("/api/v1/code-of-conduct", "get"),
+        ("/api/v1/code-of-conduct/accept", "post"),
+        ("/api/v1/admin/code-of-conduct", "put"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -239,7 +242,7 @@ async fn openapi_covers_every_route_and_metrics_count_requests() {
             .values()
             .map(|p| p.as_object().unwrap().len())
             .sum::<usize>(),
-        104,
+        107,
         "document and routes in step"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());

@@ -8,6 +8,7 @@ mod auth;
 mod browser;
 mod chat;
 mod cli;
+mod conduct;
 mod consulting;
 mod earnings;
 mod errors;

@@ -1,0 +1,2 @@
+DROP TABLE platform_coc_acceptances;
+DROP TABLE platform_cocs;
