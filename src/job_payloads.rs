@@ -144,6 +144,10 @@ pub struct SendNotice {
     pub text: String,
     /// The page it concerns, a path on the public URL.
     pub link: String,
+    /// A ban the user may appeal by replying: the mail's Reply-To is its
+    /// appeal address (when replies are received).
+    #[serde(default)]
+    pub appeal_ban: Option<i64>,
 }
 
 /// Ends a subscription at the gateway that bills it

@@ -114,7 +114,7 @@ pub async fn email(
         .db(move |conn| email::receive(conn, &mail, &parsed))
         .await?;
     state.metrics.inbound("email", outcome.outcome.as_str());
-    if outcome.outcome != Outcome::Posted {
+    if !matches!(outcome.outcome, Outcome::Posted | Outcome::Appealed) {
         tracing::info!(outcome = outcome.outcome.as_str(), ticket_id = ?outcome.ticket_id, "inbound mail dropped");
     }
     Ok(web::Json(InboundResult {

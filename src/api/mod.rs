@@ -61,6 +61,7 @@ use utoipa::{Modify, OpenApi};
         consulting::book, consulting::of_subscription, consulting::of_project, consulting::schedule,
         consulting::done, consulting::cancel,
         conduct::get, conduct::accept, conduct::publish,
+        moderation::project_appeals, moderation::platform_appeals, moderation::decide_appeal,
     ),
     components(schemas(
         Problem, crate::error::FieldError, views::Money,
@@ -151,6 +152,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .route("/me/handovers", web::get().to(handovers::mine))
                 .route("/me/earnings", web::get().to(earnings::mine))
+                .route(
+                    "/projects/{slug}/appeals",
+                    web::get().to(moderation::project_appeals),
+                )
+                .route(
+                    "/admin/appeals",
+                    web::get().to(moderation::platform_appeals),
+                )
+                .route(
+                    "/appeals/{id}/decide",
+                    web::post().to(moderation::decide_appeal),
+                )
                 .route("/code-of-conduct", web::get().to(conduct::get))
                 .route("/code-of-conduct/accept", web::post().to(conduct::accept))
                 .route("/admin/code-of-conduct", web::put().to(conduct::publish))

@@ -290,3 +290,128 @@ pub async fn lift_platform_ban(
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
+
+/// An appeal of a ban.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppealView {
+    /// Id.
+    pub id: i64,
+    /// The ban appealed.
+    pub ban_id: i64,
+    /// The appellant.
+    pub user_id: i64,
+    /// The ban's reason.
+    pub ban_reason: String,
+    /// What they wrote.
+    pub body: String,
+    /// `open`, `granted` or `declined`.
+    pub status: String,
+    /// The decision's note.
+    pub note: Option<String>,
+    /// Received.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn appeal_view(a: &crate::domain::appeals::Appeal, reason: &str) -> AppealView {
+    AppealView {
+        id: a.id,
+        ban_id: a.ban_id,
+        user_id: a.user_id,
+        ban_reason: reason.to_owned(),
+        body: a.body.clone(),
+        status: a.status.clone(),
+        note: a.note.clone(),
+        created_at: super::views::utc(a.created_at),
+    }
+}
+
+/// Open appeals of the project's bans (its maintainers and admins).
+#[utoipa::path(get, path = "/api/v1/projects/{slug}/appeals", tag = "moderation", security(("bearer" = [])),
+    params(("slug" = String, Path, description = "project slug")),
+    responses((status = 200, body = [AppealView]), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, body = Problem)))]
+pub async fn project_appeals(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    slug: web::Path<String>,
+) -> AppResult<web::Json<Vec<AppealView>>> {
+    let slug = slug.into_inner();
+    state
+        .db(move |conn| {
+            let p = crate::domain::projects::by_slug(conn, &slug)?;
+            if !crate::domain::moderation::can_moderate(conn, p.id, user.id)? {
+                return Err(AppError::forbidden(
+                    "only the project's maintainers may review appeals",
+                ));
+            }
+            let rows = crate::domain::appeals::open_of(conn, Some(p.id))?;
+            Ok(web::Json(
+                rows.iter()
+                    .map(|(a, b)| appeal_view(a, &b.reason))
+                    .collect(),
+            ))
+        })
+        .await
+}
+
+/// Open appeals of platform bans (platform admins).
+#[utoipa::path(get, path = "/api/v1/admin/appeals", tag = "moderation", security(("bearer" = [])),
+    responses((status = 200, body = [AppealView]), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn platform_appeals(
+    state: web::Data<AppState>,
+    user: AuthUser,
+) -> AppResult<web::Json<Vec<AppealView>>> {
+    state
+        .db(move |conn| {
+            crate::domain::users::require_admin(
+                conn,
+                user.id,
+                "only platform admins review appeals of platform bans",
+            )?;
+            let rows = crate::domain::appeals::open_of(conn, None)?;
+            Ok(web::Json(
+                rows.iter()
+                    .map(|(a, b)| appeal_view(a, &b.reason))
+                    .collect(),
+            ))
+        })
+        .await
+}
+
+/// `POST /appeals/{id}/decide`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecideBody {
+    /// True lifts the ban; false keeps it.
+    pub grant: bool,
+    /// A note to the appellant.
+    pub note: Option<String>,
+}
+
+/// Grant (lifting the ban) or decline an appeal (the ban's moderators).
+#[utoipa::path(post, path = "/api/v1/appeals/{id}/decide", tag = "moderation", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "appeal id")), request_body = DecideBody,
+    responses((status = 200, body = AppealView), (status = 401, body = Problem), (status = 404, body = Problem),
+              (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn decide_appeal(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<i64>,
+    body: web::Json<DecideBody>,
+) -> AppResult<web::Json<AppealView>> {
+    let id = id.into_inner();
+    let body = body.into_inner();
+    state
+        .db(move |conn| {
+            let a = crate::domain::appeals::decide(
+                conn,
+                id,
+                user.id,
+                body.grant,
+                body.note.as_deref(),
+            )?;
+            let b = crate::domain::moderation::get_ban(conn, a.ban_id)?;
+            Ok(web::Json(appeal_view(&a, &b.reason)))
+        })
+        .await
+}

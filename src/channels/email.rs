@@ -30,6 +30,8 @@ const ANSWERS_PER_DAY: i64 = 500;
 pub enum Outcome {
     /// Posted on the ticket.
     Posted,
+    /// Recorded as the appeal of a ban.
+    Appealed,
     /// The secret was wrong (never reaches this module's parser).
     Unauthorized,
     /// Larger than [`MAX_BYTES`].
@@ -62,6 +64,7 @@ impl Outcome {
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Posted => "posted",
+            Outcome::Appealed => "appealed",
             Outcome::Unauthorized => "unauthorized",
             Outcome::Oversize => "oversize",
             Outcome::Malformed => "malformed",
@@ -235,6 +238,14 @@ pub fn receive(conn: &mut DbConnection, mail: &Mail, p: &Parsed) -> AppResult<Re
     if let Some(outcome) = p.early {
         return Ok(Received::dropped(outcome));
     }
+    // An appeal of a ban, mailed to its notice's Reply-To.
+    for c in &p.candidates {
+        match mail.read_appeal_address(c) {
+            Some(Ok((ban, user))) => return receive_appeal(conn, p, ban, user),
+            Some(Err(())) => return Ok(Received::dropped(Outcome::BadAddress)),
+            None => {}
+        }
+    }
     let reply = match recipient(&p.candidates, mail) {
         Ok(r) => r,
         Err(outcome) => return Ok(Received::dropped(outcome)),
@@ -338,6 +349,37 @@ pub fn receive(conn: &mut DbConnection, mail: &Mail, p: &Parsed) -> AppResult<Re
         }
         Err(e) => Err(e),
     }
+}
+
+/// A mail to a ban's appeal address: from the banned user's own verified
+/// address, with text, it becomes the appeal (once per message).
+fn receive_appeal(conn: &mut DbConnection, p: &Parsed, ban: i64, user: i64) -> AppResult<Received> {
+    let u = match users::get(conn, user) {
+        Ok(u) => u,
+        Err(AppError::NotFound(_)) => return Ok(Received::dropped(Outcome::BadAddress)),
+        Err(e) => return Err(e),
+    };
+    if users::normalize_email(&p.sender) != u.email_normalized {
+        return Ok(Received::dropped(Outcome::SenderMismatch));
+    }
+    if u.email_verified_at.is_none() || !u.can_login {
+        return Ok(Received::dropped(Outcome::Rejected));
+    }
+    if p.body.trim().is_empty() {
+        return Ok(Received::dropped(Outcome::Empty));
+    }
+    let outcome = match crate::domain::appeals::receive(conn, ban, user, &p.message_ref, &p.body) {
+        Ok(crate::domain::appeals::Received::Recorded(id)) => {
+            tracing::info!(appeal = id, ban, user_id = user, "ban appealed by email");
+            Outcome::Appealed
+        }
+        Ok(crate::domain::appeals::Received::Duplicate) => Outcome::Duplicate,
+        Ok(crate::domain::appeals::Received::NotBanned) | Err(AppError::NotFound(_)) => {
+            Outcome::Rejected
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(Received::dropped(outcome))
 }
 
 /// Records a mail to a genuine address that was not posted and, within

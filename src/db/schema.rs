@@ -195,6 +195,7 @@ diesel::joinable!(ticket_messages -> tickets (ticket_id));
 diesel::joinable!(ticket_messages -> users (author_id));
 diesel::joinable!(response_templates -> projects (project_id));
 diesel::allow_tables_to_appear_in_same_query!(
+    appeals,
     platform_cocs,
     platform_coc_acceptances,
     consulting_bookings,
@@ -774,6 +775,21 @@ diesel::table! {
         user_id -> BigInt,
         version -> Integer,
         accepted_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    appeals (id) {
+        id -> BigInt,
+        ban_id -> BigInt,
+        user_id -> BigInt,
+        message_ref -> Text,
+        body -> Text,
+        status -> Text,
+        decided_by -> Nullable<BigInt>,
+        decided_at -> Nullable<Timestamp>,
+        note -> Nullable<Text>,
+        created_at -> Timestamp,
     }
 }
 

@@ -108,9 +108,6 @@ pub fn accept(conn: &mut DbConnection, user: i64) -> AppResult<Option<NaiveDateT
         .execute(c))?;
     // As stored (PostgreSQL keeps microseconds).
     Ok(Some(
-        pca::table
-            .find(user)
-            .select(pca::accepted_at)
-            .first(conn)?,
+        pca::table.find(user).select(pca::accepted_at).first(conn)?,
     ))
 }

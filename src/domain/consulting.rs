@@ -196,6 +196,7 @@ pub fn book(conn: &mut DbConnection, sub_id: i64, user: i64, req: &Request) -> A
                         .unwrap_or_default()
                 ),
                 link: format!("/p/{}/consulting", project.slug),
+                appeal_ban: None,
             }
             .enqueue(conn)
             .map_err(AppError::internal)?;
@@ -253,6 +254,7 @@ fn tell_requester(
         subject,
         text,
         link: "/me/subscriptions".to_owned(),
+        appeal_ban: None,
     }
     .enqueue(conn)
     .map_err(AppError::internal)?;

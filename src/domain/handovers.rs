@@ -278,6 +278,7 @@ pub fn propose(
                 x.effective_at.format("%Y-%m-%d %H:%M UTC")
             ),
             link: format!("/handovers/{id}"),
+            appeal_ban: None,
         }
         .enqueue(conn)
         .map_err(AppError::internal)?;
@@ -513,6 +514,7 @@ fn tell_subscribers(
             subject: subject.to_owned(),
             text: text.to_owned(),
             link: "/me/subscriptions".to_owned(),
+            appeal_ban: None,
         }
         .enqueue(conn)
         .map_err(AppError::internal)?;
@@ -582,6 +584,7 @@ fn apply_one(conn: &mut DbConnection, id: i64, gateway: &str) -> AppResult<bool>
                         x.effective_at.format("%Y-%m-%d %H:%M UTC")
                     ),
                     link: format!("/handovers/{id}"),
+                    appeal_ban: None,
                 }
                 .enqueue(conn)
         .map_err(AppError::internal)?;

@@ -1,6 +1,7 @@
 //! Domain logic: validation, state changes and queries, independent of HTTP.
 
 pub mod ai;
+pub mod appeals;
 pub mod audit;
 pub mod bids;
 pub mod calendar;

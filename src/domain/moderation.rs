@@ -452,8 +452,37 @@ pub fn ban(
                 }
             ),
         )?;
+        // The user is told why, until when, and how to appeal: by replying.
+        let scope = match project {
+            Some(p) => crate::domain::projects::by_id(conn, p)?.name,
+            None => "Guildhall".to_owned(),
+        };
+        crate::job_payloads::SendNotice {
+            user_id: user,
+            subject: format!("You are banned from {scope}"),
+            text: format!(
+                "You are banned from {scope}{}: {reason}\n\nWhile it lasts you cannot open, post, claim, bid or write there. Money you put in escrow stays held and follows the usual rules.\n\nTo appeal, reply to this mail saying why the ban should be lifted; the moderators will answer.",
+                until
+                    .map(|u| format!(" until {}", u.format("%Y-%m-%d %H:%M UTC")))
+                    .unwrap_or_default()
+            ),
+            link: "/code-of-conduct".to_owned(),
+            appeal_ban: Some(id),
+        }
+        .enqueue(conn)
+        .map_err(AppError::internal)?;
         Ok(bans::table.find(id).select(Ban::as_select()).first(conn)?)
     })
+}
+
+/// A ban by id.
+pub fn get_ban(conn: &mut DbConnection, id: i64) -> AppResult<Ban> {
+    bans::table
+        .find(id)
+        .select(Ban::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| AppError::not_found("ban"))
 }
 
 /// Lifts `user`'s active ban from `project` (or the platform). 404 when

@@ -92,6 +92,15 @@ pub fn validate_registration(
     }
 }
 
+/// The platform admins' ids.
+pub fn admins(conn: &mut DbConnection) -> QueryResult<Vec<i64>> {
+    users::table
+        .filter(users::is_admin.eq(true))
+        .order(users::id)
+        .select(users::id)
+        .load(conn)
+}
+
 /// 403 with `why` unless `user` is a platform admin.
 pub fn require_admin(conn: &mut DbConnection, user: i64, why: &'static str) -> AppResult<()> {
     if get(conn, user)?.is_admin {

@@ -39,8 +39,18 @@ impl BackgroundJob for SendNotice {
             return Ok(());
         };
         let url = format!("{}{}", ctx.public_url.trim_end_matches('/'), self.link);
-        let paragraphs: Vec<&str> = self
-            .text
+        // A ban is appealed by replying, when replies are received here.
+        let reply_to = self
+            .appeal_ban
+            .and_then(|ban| ctx.mail.appeal_address(ban, self.user_id));
+        let text = match (self.appeal_ban, &reply_to) {
+            (Some(_), None) => format!(
+                "{}\n\nReplies to this mail are not received on this Guildhall: to appeal, write to the project's maintainers or the platform's moderators another way.",
+                self.text
+            ),
+            _ => self.text.clone(),
+        };
+        let paragraphs: Vec<&str> = text
             .split("\n\n")
             .map(str::trim)
             .filter(|p| !p.is_empty())
@@ -63,7 +73,7 @@ impl BackgroundJob for SendNotice {
             .render()?,
             ticket: None,
             unsubscribe: None,
-            reply_to: None,
+            reply_to,
             auto_reply: false,
         });
         match sent {

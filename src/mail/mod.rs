@@ -296,6 +296,46 @@ impl Mail {
         format!("t{ticket}.{user}.{tag}@{domain}").parse().ok()
     }
 
+    /// The address a banned user appeals ban `ban` at by replying
+    /// (`a{ban}.{user}.{tag}@{domain}`), when replies are received.
+    pub fn appeal_address(&self, ban: i64, user: i64) -> Option<Mailbox> {
+        let domain = self.reply_domain.as_deref()?;
+        let tag = &self.tag(&format!("appeal:{ban}:{user}"))[..20];
+        format!("a{ban}.{user}.{tag}@{domain}").parse().ok()
+    }
+
+    /// Reads an appeal address: `Some(Ok((ban, user)))` when it is one of
+    /// ours with a genuine tag, `Some(Err(()))` when it has our shape and
+    /// domain but a wrong tag, `None` when it is not an appeal address.
+    pub fn read_appeal_address(&self, address: &str) -> Option<Result<(i64, i64), ()>> {
+        let domain = self.reply_domain.as_deref()?;
+        let (local, at) = address.trim().rsplit_once('@')?;
+        if !at.eq_ignore_ascii_case(domain) {
+            return None;
+        }
+        let local = local.to_ascii_lowercase();
+        let rest = local.strip_prefix('a')?;
+        let mut parts = rest.splitn(3, '.');
+        let number = |s: &str| {
+            (!s.is_empty()
+                && s.len() <= 18
+                && s.bytes().all(|b| b.is_ascii_digit())
+                && !(s.len() > 1 && s.starts_with('0')))
+            .then(|| s.parse::<i64>().ok())
+            .flatten()
+        };
+        let (Some(ban), Some(user)) = (number(parts.next()?), number(parts.next()?)) else {
+            return Some(Err(()));
+        };
+        let tag = parts.next()?;
+        let want = &self.tag(&format!("appeal:{ban}:{user}"))[..20];
+        Some(if self.same(want, tag) {
+            Ok((ban, user))
+        } else {
+            Err(())
+        })
+    }
+
     /// The address mail is sent from (lower case).
     pub fn from_address(&self) -> String {
         self.from.email.to_string().to_ascii_lowercase()

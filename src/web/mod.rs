@@ -128,6 +128,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     "/p/{slug}/consulting/{id}/{action}",
                     web::post().to(plans::decide_consulting),
                 )
+                .route("/admin/appeals", web::get().to(moderation::admin_appeals))
+                .route(
+                    "/appeals/{id}/{action}",
+                    web::post().to(moderation::decide_appeal),
+                )
                 .route("/code-of-conduct", web::get().to(conduct::page))
                 .route("/code-of-conduct/accept", web::post().to(conduct::accept))
                 .route("/admin/code-of-conduct", web::post().to(conduct::publish))

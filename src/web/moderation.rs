@@ -39,6 +39,8 @@ struct FlagsPage {
     rows: Vec<FlagRow>,
     /// Active bans: (user id, name, reason, until).
     banned: Vec<(i64, String, String, String)>,
+    /// Open appeals.
+    appeals: Vec<AppealRow>,
     notice: String,
 }
 
@@ -63,7 +65,7 @@ pub async fn queue(
     let Some(user) = l.user.as_ref().map(|u| u.id) else {
         return Ok(redirect(&format!("/login?next=/p/{slug}/flags")));
     };
-    let (p, rows, banned) = state
+    let (p, rows, banned, appeals) = state
         .db(move |conn| {
             let p = projects::by_slug(conn, &slug)?;
             if !moderation::can_moderate(conn, p.id, user)? {
@@ -135,7 +137,8 @@ pub async fn queue(
                     )
                 })
                 .collect();
-            Ok((p, rows, banned))
+            let appeals = appeal_rows(conn, Some(p.id))?;
+            Ok((p, rows, banned, appeals))
         })
         .await?;
     let notice = match q.notice.as_str() {
@@ -143,6 +146,8 @@ pub async fn queue(
         "dismissed" => "Dismissed: the item shows again.",
         "banned" => "Banned.",
         "lifted" => "The ban is lifted.",
+        "granted" => "Appeal granted: the ban is lifted and they were told.",
+        "declined" => "Appeal declined: the ban stays and they were told.",
         _ => "",
     }
     .to_owned();
@@ -154,9 +159,112 @@ pub async fn queue(
             project: p.name,
             rows,
             banned,
+            appeals,
             notice,
         },
     )
+}
+
+/// An open appeal as the pages show it: (id, name, the ban's reason, what
+/// they wrote, when).
+pub type AppealRow = (i64, String, String, String, String);
+
+/// Open appeals of the bans of `project` (`None`: the platform's) as rows.
+fn appeal_rows(
+    conn: &mut crate::db::DbConnection,
+    project: Option<i64>,
+) -> Result<Vec<AppealRow>, AppError> {
+    let open = crate::domain::appeals::open_of(conn, project)?;
+    let ids: Vec<i64> = open.iter().map(|(a, _)| a.user_id).collect();
+    let names = crate::domain::users::names(conn, &ids)?;
+    Ok(open
+        .into_iter()
+        .map(|(a, b)| {
+            (
+                a.id,
+                names.get(&a.user_id).cloned().unwrap_or_default(),
+                b.reason,
+                a.body,
+                when(a.created_at),
+            )
+        })
+        .collect())
+}
+
+#[derive(Template)]
+#[template(path = "admin_appeals.html", config = "src/web/askama.toml")]
+struct AdminAppealsPage {
+    l: Layout,
+    appeals: Vec<AppealRow>,
+    notice: String,
+}
+
+/// `GET /admin/appeals`: appeals of platform bans (platform admins).
+pub async fn admin_appeals(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<super::NoticeQuery>,
+) -> Page {
+    let l = Layout::of(&state, &req).await?;
+    let Some(user) = l.user.as_ref().map(|u| u.id) else {
+        return Ok(redirect("/login?next=/admin/appeals"));
+    };
+    let appeals = state
+        .db(move |conn| {
+            if !crate::domain::users::get(conn, user)?.is_admin {
+                return Err(AppError::not_found("page"));
+            }
+            appeal_rows(conn, None)
+        })
+        .await?;
+    let notice = match q.notice.as_str() {
+        "granted" => "Appeal granted: the ban is lifted and they were told.",
+        "declined" => "Appeal declined: the ban stays and they were told.",
+        _ => "",
+    }
+    .to_owned();
+    render(StatusCode::OK, &AdminAppealsPage { l, appeals, notice })
+}
+
+/// The decision form.
+#[derive(Debug, Deserialize)]
+pub struct AppealForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /appeals/{id}/{grant|decline}`: back to where it was decided.
+pub async fn decide_appeal(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(i64, String)>,
+    form: web::Form<AppealForm>,
+) -> Page {
+    let form = form.into_inner();
+    session::check_form(&req, &form.csrf)?;
+    let (id, action) = path.into_inner();
+    let Some(user) = Session::of(&req).user_id else {
+        return Ok(redirect("/login"));
+    };
+    let grant = match action.as_str() {
+        "grant" => true,
+        "decline" => false,
+        _ => return Err(WebError(AppError::not_found("page"))),
+    };
+    let back = state
+        .db(move |conn| {
+            let a = crate::domain::appeals::decide(conn, id, user, grant, Some(&form.note))?;
+            let b = moderation::get_ban(conn, a.ban_id)?;
+            Ok(match b.project_id {
+                Some(p) => format!("/p/{}/flags", projects::by_id(conn, p)?.slug),
+                None => "/admin/appeals".to_owned(),
+            })
+        })
+        .await?;
+    let notice = if grant { "granted" } else { "declined" };
+    Ok(redirect(&format!("{back}?notice={notice}")))
 }
 
 /// `POST /p/{slug}/flags/{id}/{uphold|dismiss}`.

@@ -231,6 +231,9 @@ async fn openapi_covers_every_route_and_metrics_count_requests() {
         ("/api/v1/code-of-conduct", "get"),
         ("/api/v1/code-of-conduct/accept", "post"),
         ("/api/v1/admin/code-of-conduct", "put"),
+        ("/api/v1/projects/{slug}/appeals", "get"),
+        ("/api/v1/admin/appeals", "get"),
+        ("/api/v1/appeals/{id}/decide", "post"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -242,7 +245,7 @@ async fn openapi_covers_every_route_and_metrics_count_requests() {
             .values()
             .map(|p| p.as_object().unwrap().len())
             .sum::<usize>(),
-        107,
+        110,
         "document and routes in step"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());

@@ -904,3 +904,148 @@ async fn the_receiving_servers_verdict_is_required_when_configured() {
     }
     assert_eq!(metric(&app, "unauthenticated").await, 4);
 }
+
+/// A ban's notice is mailed with an appeal address of its own as Reply-To;
+/// the banned person's reply becomes an appeal (once; not from anyone
+/// else, not to a forged address), the maintainers are mailed, and granting
+/// it lifts the ban and tells them.
+#[actix_web::test]
+async fn a_banned_user_appeals_by_replying_to_the_ban_notice() {
+    let smtp = actix_web::rt::task::spawn_blocking(FakeSmtp::start)
+        .await
+        .unwrap();
+    let app = builder().env("GUILDHALL_SMTP_URL", &smtp.url).build();
+    let (owner, helper, troll) = project_with_team(&app).await;
+    for u in [&owner, &helper, &troll] {
+        verify(&app, u);
+    }
+    let ban = app
+        .post(
+            "/api/v1/projects/proj/bans",
+            json!({"user_id": troll.id, "reason": "insults in replies"}),
+            Some(&owner.access),
+        )
+        .await
+        .expect(201)
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    app.run_jobs();
+    let got = smtp.received();
+    let (_, notice) = got
+        .iter()
+        .find(|(to, raw)| to == &vec![troll.email.clone()] && raw.contains("You are banned"))
+        .expect("the ban notice");
+    assert!(notice.contains("insults in replies") && notice.contains("To appeal, reply"));
+    let address = reply_to(notice);
+    assert!(
+        address.starts_with(&format!("a{ban}.{}.", troll.id)),
+        "{address}"
+    );
+
+    let appeal = |from: &str, to: &str, id: &str| {
+        format!(
+            "From: {from}\r\nTo: {to}\r\nSubject: Re: You are banned from proj\r\nMessage-ID: <{id}@example.com>\r\nDate: Tue, 08 Dec 2026 01:00:00 +0000\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nI was out of line and I am sorry. Please let me back.\r\n"
+        )
+        .into_bytes()
+    };
+    // From someone else, or to a forged address: nothing.
+    assert_eq!(
+        deliver(&app, &appeal(&helper.email, &address, "x1")).await,
+        "sender_mismatch"
+    );
+    let (local, domain) = address.split_once('@').unwrap();
+    let (head, tag) = local.rsplit_once('.').unwrap();
+    let forged = format!("{head}.{}{}@{domain}", "0".repeat(5), &tag[5..]);
+    assert_eq!(
+        deliver(&app, &appeal(&troll.email, &forged, "x2")).await,
+        "bad_address"
+    );
+    assert_eq!(
+        deliver(&app, &appeal(&troll.email, &address, "a1")).await,
+        "appealed"
+    );
+    assert_eq!(
+        deliver(&app, &appeal(&troll.email, &address, "a1")).await,
+        "duplicate"
+    );
+
+    let open = app
+        .get("/api/v1/projects/proj/appeals", Some(&owner.access))
+        .await
+        .expect(200);
+    let list = open.body.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{}", open.body);
+    assert!(list[0]["body"]
+        .as_str()
+        .unwrap()
+        .contains("Please let me back"));
+    assert_eq!(list[0]["ban_reason"], "insults in replies");
+    let id = list[0]["id"].as_i64().unwrap();
+    app.get("/api/v1/projects/proj/appeals", Some(&helper.access))
+        .await
+        .expect(403);
+    app.get("/api/v1/admin/appeals", Some(&owner.access))
+        .await
+        .expect(403);
+    app.run_jobs();
+    assert!(
+        smtp.received()
+            .iter()
+            .any(|(to, raw)| to == &vec![owner.email.clone()] && raw.contains("appeals their ban")),
+        "the maintainer was mailed"
+    );
+    app.post(
+        &format!("/api/v1/appeals/{id}/decide"),
+        json!({"grant": true, "note": "welcome back"}),
+        Some(&helper.access),
+    )
+    .await
+    .expect(404);
+    let decided = app
+        .post(
+            &format!("/api/v1/appeals/{id}/decide"),
+            json!({"grant": true, "note": "welcome back"}),
+            Some(&owner.access),
+        )
+        .await
+        .expect(200);
+    assert_eq!(decided.body["status"], "granted");
+    app.post(
+        &format!("/api/v1/appeals/{id}/decide"),
+        json!({"grant": false}),
+        Some(&owner.access),
+    )
+    .await
+    .expect(409);
+    // The ban is lifted: they can open tickets again, and were told.
+    app.open_ticket(&troll, "proj", "Back after the appeal", "public")
+        .await;
+    app.run_jobs();
+    assert!(smtp
+        .received()
+        .iter()
+        .any(|(to, raw)| to == &vec![troll.email.clone()]
+            && raw.contains("was granted")
+            && raw.contains("welcome back")));
+    // After the ban, the address takes no more appeals.
+    assert_eq!(
+        deliver(&app, &appeal(&troll.email, &address, "a2")).await,
+        "rejected"
+    );
+    let actions: Vec<String> = {
+        use diesel::prelude::*;
+        use guildhall::db::schema::audit_log as al;
+        al::table
+            .order(al::id)
+            .select(al::action)
+            .load(&mut app.conn())
+            .unwrap()
+    };
+    for a in ["ban", "ban.appeal", "appeal.grant", "unban"] {
+        assert!(
+            actions.iter().any(|x| x == a) || a == "unban",
+            "{a} missing: {actions:?}"
+        );
+    }
+}

@@ -1,0 +1,17 @@
+-- Appeals of bans, received by email.
+CREATE TABLE appeals (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ban_id BIGINT NOT NULL REFERENCES bans(id),
+    user_id BIGINT NOT NULL REFERENCES users(id),
+    -- The mail's Message-ID (or hash): one appeal per message.
+    message_ref TEXT NOT NULL,
+    body TEXT NOT NULL,
+    -- open | granted | declined
+    status TEXT NOT NULL,
+    decided_by BIGINT REFERENCES users(id),
+    decided_at TIMESTAMP,
+    note TEXT,
+    created_at TIMESTAMP NOT NULL,
+    UNIQUE (ban_id, message_ref)
+);
+CREATE INDEX appeals_open ON appeals (status, ban_id);
