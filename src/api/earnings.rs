@@ -275,7 +275,11 @@ pub fn load_earnings(
 
 /// The statement as CSV: one line per release, other credit and payout.
 pub fn earnings_csv(e: &Earnings) -> AppResult<String> {
-    let mut w = csv::Writer::from_writer(Vec::new());
+    // Every cell quoted: a spreadsheet that splits on `;` cannot start a
+    // formula inside a text cell either.
+    let mut w = csv::WriterBuilder::new()
+        .quote_style(csv::QuoteStyle::Always)
+        .from_writer(Vec::new());
     let err = |e: csv::Error| AppError::internal(anyhow::anyhow!(e));
     w.write_record([
         "kind",

@@ -238,16 +238,10 @@ pub fn receive(conn: &mut DbConnection, mail: &Mail, p: &Parsed) -> AppResult<Re
     if let Some(outcome) = p.early {
         return Ok(Received::dropped(outcome));
     }
-    // An appeal of a ban, mailed to its notice's Reply-To.
-    for c in &p.candidates {
-        match mail.read_appeal_address(c) {
-            Some(Ok((ban, user))) => return receive_appeal(conn, p, ban, user),
-            Some(Err(())) => return Ok(Received::dropped(Outcome::BadAddress)),
-            None => {}
-        }
-    }
     let reply = match recipient(&p.candidates, mail) {
-        Ok(r) => r,
+        Ok(Address::Ticket(r)) => r,
+        // An appeal of a ban, mailed to its notice's Reply-To.
+        Ok(Address::Appeal { ban, user }) => return receive_appeal(conn, p, ban, user),
         Err(outcome) => return Ok(Received::dropped(outcome)),
     };
     let key = format!(
@@ -374,6 +368,7 @@ fn receive_appeal(conn: &mut DbConnection, p: &Parsed, ban: i64, user: i64) -> A
             Outcome::Appealed
         }
         Ok(crate::domain::appeals::Received::Duplicate) => Outcome::Duplicate,
+        Ok(crate::domain::appeals::Received::TooSoon) => Outcome::Rejected,
         Ok(crate::domain::appeals::Received::NotBanned) | Err(AppError::NotFound(_)) => {
             Outcome::Rejected
         }
@@ -658,12 +653,31 @@ fn header_recipients(message: &Message<'_>) -> Vec<String> {
     out
 }
 
-/// The reply address among `candidates`.
-fn recipient(candidates: &[String], mail: &Mail) -> Result<ReplyAddress, Outcome> {
+/// Where a received mail goes.
+enum Address {
+    /// A ticket's reply address.
+    Ticket(ReplyAddress),
+    /// A ban's appeal address.
+    Appeal {
+        /// The ban.
+        ban: i64,
+        /// The banned user.
+        user: i64,
+    },
+}
+
+/// The first genuine reply or appeal address among `candidates`, in their
+/// order of trust; one with a wrong tag is noted and passed over.
+fn recipient(candidates: &[String], mail: &Mail) -> Result<Address, Outcome> {
     let mut forged = false;
     for c in candidates {
         match mail.read_reply_address(c) {
-            Some(Ok(found)) => return Ok(found),
+            Some(Ok(found)) => return Ok(Address::Ticket(found)),
+            Some(Err(())) => forged = true,
+            None => {}
+        }
+        match mail.read_appeal_address(c) {
+            Some(Ok((ban, user))) => return Ok(Address::Appeal { ban, user }),
             Some(Err(())) => forged = true,
             None => {}
         }

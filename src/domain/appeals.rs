@@ -18,6 +18,8 @@ use guildhall_jobs::BackgroundJob as _;
 
 /// Longest appeal kept, characters (the rest is cut).
 pub const MAX_BODY: usize = 20_000;
+/// Days after a declined appeal before the same ban may be appealed again.
+pub const RETRY_DAYS: i64 = 7;
 
 /// A row of `appeals`.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -54,6 +56,9 @@ pub enum Received {
     Duplicate,
     /// The ban is no longer in force.
     NotBanned,
+    /// An appeal of the ban is open, or one was declined less than
+    /// [`RETRY_DAYS`] days ago.
+    TooSoon,
 }
 
 /// Records the appeal of `user` against `ban` from message `message_ref`
@@ -72,6 +77,31 @@ pub fn receive(
         }
         if b.lifted_at.is_some() || b.until.is_some_and(|u| u <= now()) {
             return Ok(Received::NotBanned);
+        }
+        // One open appeal per ban, and a pause after a decline: the
+        // moderators are not flooded.
+        let recent: Option<(String, Option<NaiveDateTime>)> = ap::table
+            .filter(ap::ban_id.eq(ban))
+            .order(ap::id.desc())
+            .select((ap::status, ap::decided_at))
+            .first(conn)
+            .optional()?;
+        if let Some((status, decided)) = recent {
+            let too_soon = status == "open"
+                || decided.is_some_and(|d| d + chrono::Duration::days(RETRY_DAYS) > now());
+            if too_soon {
+                let dup: bool = diesel::select(diesel::dsl::exists(
+                    ap::table
+                        .filter(ap::ban_id.eq(ban))
+                        .filter(ap::message_ref.eq(message_ref)),
+                ))
+                .get_result(conn)?;
+                return Ok(if dup {
+                    Received::Duplicate
+                } else {
+                    Received::TooSoon
+                });
+            }
         }
         let body: String = body.trim().chars().take(MAX_BODY).collect();
         let inserted: Option<i64> = crate::per_backend!(conn, |c| diesel::insert_into(ap::table)
@@ -125,6 +155,22 @@ pub fn receive(
     })
 }
 
+/// Closes the open appeals of ban `ban`, lifted another way.
+pub fn close_for_lift(conn: &mut DbConnection, ban: i64, actor: i64) -> QueryResult<usize> {
+    diesel::update(
+        ap::table
+            .filter(ap::ban_id.eq(ban))
+            .filter(ap::status.eq("open")),
+    )
+    .set((
+        ap::status.eq("granted"),
+        ap::decided_by.eq(Some(actor)),
+        ap::decided_at.eq(Some(now())),
+        ap::note.eq(Some("the ban was lifted")),
+    ))
+    .execute(conn)
+}
+
 /// Open appeals of bans from `project` (`None`: platform bans), oldest
 /// first, with their bans.
 pub fn open_of(
@@ -166,6 +212,9 @@ pub fn decide(
             .optional()?
             .ok_or_else(|| AppError::not_found("appeal"))?;
         let b = moderation::get_ban(conn, a.ban_id)?;
+        if a.user_id == actor {
+            return Err(AppError::forbidden("nobody decides their own appeal"));
+        }
         let may = match b.project_id {
             Some(p) => moderation::can_moderate(conn, p, actor)?,
             None => super::users::get(conn, actor)?.is_admin,
@@ -187,7 +236,13 @@ pub fn decide(
                 format!("the appeal was {} already", a.status),
             ));
         }
-        if grant && b.lifted_at.is_none() {
+        if b.lifted_at.is_some() || b.until.is_some_and(|u| u <= now()) {
+            return Err(AppError::conflict(
+                ErrorCode::InvalidTransition,
+                "the ban is no longer in force",
+            ));
+        }
+        if grant {
             moderation::lift(conn, actor, b.project_id, b.user_id)?;
         }
         audit::record(

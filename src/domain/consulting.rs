@@ -155,6 +155,9 @@ pub fn book(conn: &mut DbConnection, sub_id: i64, user: i64, req: &Request) -> A
             .returning(cb::id)
             .get_result(conn)?;
         let (issuer, credits) = credit_accounts(conn, &sub)?;
+        // Read before the spend: a refused spend aborts the transaction on
+        // PostgreSQL.
+        let left = plans::credits_left(conn, &sub)?.1;
         ledger::apply(
             conn,
             &[NewTransfer {
@@ -174,10 +177,7 @@ pub fn book(conn: &mut DbConnection, sub_id: i64, user: i64, req: &Request) -> A
         .map_err(|e| match e {
             ledger::LedgerError::InsufficientFunds(_) => AppError::conflict(
                 ErrorCode::InsufficientFunds,
-                format!(
-                    "your plan has only {} consulting minutes left this period",
-                    plans::credits_left(conn, &sub).map_or(0, |c| c.1)
-                ),
+                format!("your plan has only {left} consulting minutes left this period"),
             ),
             e => e.into(),
         })?;
@@ -328,6 +328,10 @@ pub fn done(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Booking> {
 /// their period runs.
 pub fn cancel(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Booking> {
     write_tx(conn, |conn| {
+        // The subscription first, then the booking: the order ending a
+        // subscription takes them in.
+        let sub_id = get(conn, id)?.subscription_id;
+        let sub = plans::lock_subscription(conn, sub_id)?;
         let b = lock(conn, id)?;
         let maintainer = projects::is_maintainer(conn, b.project_id, user)?;
         if b.requester_id != user && !maintainer {
@@ -339,7 +343,6 @@ pub fn cancel(conn: &mut DbConnection, id: i64, user: i64) -> AppResult<Booking>
                 format!("a {} booking cannot be cancelled", b.status),
             ));
         }
-        let sub = plans::lock_subscription(conn, b.subscription_id)?;
         let returned = cancel_locked(conn, &b, &sub, Some(user), true)?;
         if maintainer && b.requester_id != user {
             let project = projects::by_id(conn, b.project_id)?;
@@ -381,6 +384,22 @@ fn cancel_locked(
     may_return: bool,
 ) -> AppResult<bool> {
     let give_back = may_return && sub.is_live() && sub.current_period == b.period_number;
+    // Only an open booking is cancelled (one marked done meanwhile stays).
+    let n = diesel::update(
+        cb::table
+            .find(b.id)
+            .filter(cb::status.eq_any(["requested", "scheduled"])),
+    )
+    .set((
+        cb::status.eq("cancelled"),
+        cb::returned.eq(give_back),
+        cb::decided_by.eq(by),
+        cb::updated_at.eq(now()),
+    ))
+    .execute(conn)?;
+    if n == 0 {
+        return Ok(false);
+    }
     if give_back {
         let (issuer, credits) = credit_accounts(conn, sub)?;
         ledger::apply(
@@ -397,14 +416,6 @@ fn cancel_locked(
             }],
         )?;
     }
-    diesel::update(cb::table.find(b.id))
-        .set((
-            cb::status.eq("cancelled"),
-            cb::returned.eq(give_back),
-            cb::decided_by.eq(by),
-            cb::updated_at.eq(now()),
-        ))
-        .execute(conn)?;
     Ok(give_back)
 }
 

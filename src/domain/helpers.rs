@@ -198,7 +198,7 @@ pub fn apply(
         }
         // Applying accepts the project's code of conduct (its current
         // version, with the time).
-        crate::domain::projects::accept_coc(conn, project_id, user_id)?;
+        crate::domain::projects::accept_project_coc(conn, project_id, user_id)?;
         get(conn, project_id, user_id)?.ok_or_else(|| AppError::not_found("application"))
     })
 }

@@ -520,6 +520,8 @@ pub fn lift(conn: &mut DbConnection, actor: i64, project: Option<i64>, user: i64
                 bans::lifted_by.eq(Some(actor)),
             ))
             .execute(conn)?;
+        // Its open appeal has its answer.
+        crate::domain::appeals::close_for_lift(conn, id, actor)?;
         crate::domain::audit::record(
             conn,
             Some(actor),

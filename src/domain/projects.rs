@@ -645,8 +645,22 @@ pub fn remove_maintainer(
 }
 
 /// Records that `user_id` accepted the project's code of conduct (once;
-/// later calls keep the first time). Returns when they accepted.
+/// later calls keep the first time) and the platform's current one.
+/// Returns when they accepted the project's.
 pub fn accept_coc(
+    conn: &mut DbConnection,
+    project_id: i64,
+    user_id: i64,
+) -> AppResult<NaiveDateTime> {
+    // The platform's current code of conduct is accepted with it (the
+    // forms show both).
+    super::conduct::accept(conn, user_id)?;
+    accept_project_coc(conn, project_id, user_id)
+}
+
+/// Records that `user_id` accepted the project's own code of conduct
+/// (once; later calls keep the first time), not the platform's.
+pub fn accept_project_coc(
     conn: &mut DbConnection,
     project_id: i64,
     user_id: i64,
@@ -655,9 +669,6 @@ pub fn accept_coc(
         .find(project_id)
         .select(projects::coc_version)
         .first(conn)?;
-    // The platform's current code of conduct is accepted with it (the
-    // forms show both).
-    super::conduct::accept(conn, user_id)?;
     // Accepting the version already accepted keeps the first time;
     // accepting a new version records it and when.
     if let Some(at) = project_coc_accepted_at(conn, project_id, user_id)? {

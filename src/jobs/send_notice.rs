@@ -31,6 +31,15 @@ impl BackgroundJob for SendNotice {
     fn run(&self, ctx: &JobContext) -> anyhow::Result<()> {
         let user = crate::domain::users::get(&mut *ctx.pool.get()?, self.user_id)
             .map_err(|e| anyhow::anyhow!("user {}: {e}", self.user_id))?;
+        // Nothing is mailed to an address nobody proved (or to an account
+        // made for an imported author).
+        if user.email_verified_at.is_none() || !user.can_login {
+            tracing::info!(
+                user_id = user.id,
+                "notice not sent: the address is not verified"
+            );
+            return Ok(());
+        }
         let Ok(to) = user.email.parse() else {
             tracing::warn!(
                 user_id = user.id,

@@ -72,7 +72,11 @@ async fn a_helper_gets_a_statement_of_what_they_earned() {
         .await
         .expect(200);
     assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
-    assert!(csv.text.starts_with("kind,at,ticket_id"), "{}", csv.text);
+    assert!(
+        csv.text.starts_with("\"kind\",\"at\",\"ticket_id\""),
+        "{}",
+        csv.text
+    );
     assert!(csv.text.contains("'=cmd| injected title"), "{}", csv.text);
     assert!(csv.text.contains("payout_paid"), "{}", csv.text);
 

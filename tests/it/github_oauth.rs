@@ -411,7 +411,7 @@ async fn a_repository_admin_links_and_verifies_the_project() {
     )
     .await
     .expect(403);
-    assert!(r.text.contains("created the project"), "{}", r.text);
+    assert!(r.text.contains("maintainer of record"), "{}", r.text);
     assert_eq!(identity(&app, 901), None, "a failed link links nothing");
 
     // The creator, but GitHub does not show them as the repository's admin.

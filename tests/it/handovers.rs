@@ -125,6 +125,10 @@ async fn a_handover_moves_the_revenue_from_its_date_and_can_be_reversed() {
     let requester = app.user("req").await;
     let stranger = app.user("stranger").await;
     let project = app.project(&owner, "proj").await["id"].as_i64().unwrap();
+    // Notices go to proved addresses only.
+    for u in [&owner, &heir, &requester] {
+        crate::notifications::verify(&app, u);
+    }
     app.approved_helper(&owner, &helper, "proj").await;
     // Revenue earned under the owner.
     app.paid_and_accepted(&requester, &helper, "proj", "Before the handover", 10_000)

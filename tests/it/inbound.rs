@@ -969,6 +969,11 @@ async fn a_banned_user_appeals_by_replying_to_the_ban_notice() {
         deliver(&app, &appeal(&troll.email, &address, "a1")).await,
         "duplicate"
     );
+    // One open appeal per ban: another message waits for the decision.
+    assert_eq!(
+        deliver(&app, &appeal(&troll.email, &address, "a3")).await,
+        "rejected"
+    );
 
     let open = app
         .get("/api/v1/projects/proj/appeals", Some(&owner.access))
