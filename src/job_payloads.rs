@@ -160,3 +160,9 @@ pub struct EndGatewaySubscription {
     /// Whether it ends with its paid period.
     pub at_period_end: bool,
 }
+
+/// Keeps the FLOSS discounts of gateway-billed subscriptions in step with
+/// the proofs (`jobs::sync_floss_discounts`): daily, and when someone proves
+/// their open-source work.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SyncFlossDiscounts;

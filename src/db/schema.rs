@@ -651,6 +651,7 @@ diesel::table! {
         ended_at -> Nullable<Timestamp>,
         gateway_subscription_id -> Nullable<Text>,
         gateway_customer_id -> Nullable<Text>,
+        gateway_discounted -> Bool,
     }
 }
 

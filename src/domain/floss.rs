@@ -176,6 +176,9 @@ pub fn record(
         ))
         .execute(c))?;
     tracing::info!(user_id = user, repository = %repo.full_name, "FLOSS work proved");
+    // A discount taken off at the gateway for an old proof comes back.
+    guildhall_jobs::BackgroundJob::enqueue(&crate::job_payloads::SyncFlossDiscounts, conn)
+        .map_err(AppError::internal)?;
     of_user(conn, user)?.ok_or_else(|| AppError::internal(anyhow::anyhow!("proof vanished")))
 }
 

@@ -369,6 +369,8 @@ pub struct Subscription {
     pub gateway_subscription_id: Option<String>,
     /// The payer's customer at the gateway.
     pub gateway_customer_id: Option<String>,
+    /// Whether the gateway's subscription carries the FLOSS discount now.
+    pub gateway_discounted: bool,
 }
 
 impl Subscription {
@@ -772,6 +774,7 @@ fn start_billing(
             .set((
                 subs::gateway_subscription_id.eq(Some(&started.subscription)),
                 subs::gateway_customer_id.eq(Some(&started.customer)),
+                subs::gateway_discounted.eq(sub.discount_pct > 0),
             ))
             .execute(conn)?;
         // What the gateway asks (its coupon rounds as it does) is what is
@@ -804,6 +807,51 @@ fn start_billing(
     }
     let sub = get_subscription(conn, sub.id).map_err(AppError::from)?;
     Ok((sub, started.payment))
+}
+
+/// Keeps the FLOSS discount of the subscriptions the gateway bills in step
+/// with their subscribers' proofs: a proof more than a year old takes the
+/// discount off at the gateway (its renewals are then charged in full, as
+/// the sandbox's are), a new proof puts it back. Returns how many changed.
+pub fn sync_floss_discounts(pool: &DbPool, gateway: &dyn PaymentGateway) -> AppResult<usize> {
+    if !gateway.bills_subscriptions() {
+        return Ok(0);
+    }
+    let candidates: Vec<Subscription> = subs::table
+        .filter(subs::gateway.eq(gateway.name()))
+        .filter(subs::gateway_subscription_id.is_not_null())
+        .filter(subs::context.eq("floss"))
+        .filter(subs::discount_pct.gt(0))
+        .filter(subs::status.eq_any(LIVE))
+        .order(subs::id)
+        .select(Subscription::as_select())
+        .load(&mut *pool.get()?)?;
+    let mut changed = 0;
+    for sub in candidates {
+        let Some(gid) = sub.gateway_subscription_id.as_deref() else {
+            continue;
+        };
+        let want = has_floss_proof(&mut *pool.get()?, sub.subscriber_id)?;
+        if want == sub.gateway_discounted {
+            continue;
+        }
+        // No connection is held while the gateway answers.
+        let pct = want.then_some(sub.discount_pct);
+        if let Err(e) = gateway.set_subscription_discount(gid, pct) {
+            tracing::warn!(subscription = sub.id, error = %e, "could not change the discount at the gateway");
+            continue;
+        }
+        diesel::update(subs::table.find(sub.id))
+            .set(subs::gateway_discounted.eq(want))
+            .execute(&mut *pool.get()?)?;
+        tracing::info!(
+            subscription = sub.id,
+            discounted = want,
+            "FLOSS discount changed at the gateway"
+        );
+        changed += 1;
+    }
+    Ok(changed)
 }
 
 /// The subscription a gateway bills as `gateway_id`; failing that, ours

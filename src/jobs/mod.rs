@@ -24,12 +24,13 @@ mod send_notice;
 mod send_notifications;
 mod send_verification_email;
 mod sla_sweep;
+mod sync_floss_discounts;
 pub mod sync_index;
 
 pub use crate::job_payloads::{
     ChatAnswer, ChatReply, EndGatewaySubscription, GithubSupport, RefundPayment,
     RefundSubscriptionPeriod, SendDigests, SendInboundRefusal, SendNotice, SendNotifications,
-    SendVerificationEmail, SyncIndex,
+    SendVerificationEmail, SyncFlossDiscounts, SyncIndex,
 };
 pub use apply_handovers::ApplyHandovers;
 pub use auto_accept_resolutions::AutoAcceptResolutions;
@@ -119,6 +120,7 @@ pub fn runner(pool: DbPool, config: &Config) -> anyhow::Result<Runner<JobContext
         .register::<SendInboundRefusal>()
         .register::<SendNotice>()
         .register::<EndGatewaySubscription>()
+        .register::<SyncFlossDiscounts>()
         .schedule(
             "purge-expired-refresh-tokens",
             "0 17 3 * * *",
@@ -135,6 +137,7 @@ pub fn runner(pool: DbPool, config: &Config) -> anyhow::Result<Runner<JobContext
         .schedule("renew-subscriptions", "0 */5 * * * *", RenewSubscriptions)?
         .schedule("sla-sweep", "15 * * * * *", SlaSweep)?
         .schedule("apply-handovers", "45 * * * * *", ApplyHandovers)?
+        .schedule("sync-floss-discounts", "0 40 4 * * *", SyncFlossDiscounts)?
         .schedule("run-payouts", "0 */15 * * * *", RunPayouts)?
         .schedule("recompute-reputation", "0 25 * * * *", RecomputeReputation)?
         .schedule("send-notifications", "*/5 * * * * *", SendNotifications)?

@@ -221,6 +221,15 @@ pub trait PaymentGateway: Send + Sync {
     fn resume_subscription(&self, _subscription: &str) -> anyhow::Result<BillingStart> {
         anyhow::bail!("{} does not bill subscriptions", self.name())
     }
+    /// Puts `pct` percent off (a coupon) on a subscription the gateway
+    /// bills, or with `None` takes its discount off, for its next invoices.
+    fn set_subscription_discount(
+        &self,
+        _subscription: &str,
+        _pct: Option<i32>,
+    ) -> anyhow::Result<()> {
+        anyhow::bail!("{} does not bill subscriptions", self.name())
+    }
     /// The payment that paid an invoice of a subscription the gateway bills.
     fn invoice_payment(&self, _invoice: &str) -> anyhow::Result<Option<String>> {
         anyhow::bail!("{} does not bill subscriptions", self.name())

@@ -231,6 +231,14 @@ impl PaymentGateway for StripeGateway {
         self.invoice_payment_of(invoice)
     }
 
+    fn set_subscription_discount(
+        &self,
+        subscription: &str,
+        pct: Option<i32>,
+    ) -> anyhow::Result<()> {
+        self.set_discount(subscription, pct)
+    }
+
     fn create_payout_account(&self, idempotency_key: &str) -> anyhow::Result<String> {
         let mut capabilities = CreateAccountCapabilities::new();
         capabilities.transfers = Some(CreateAccountCapabilitiesTransfers {

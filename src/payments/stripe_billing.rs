@@ -187,6 +187,32 @@ impl StripeGateway {
         Ok(paid_payment(&v["payments"]))
     }
 
+    pub(super) fn set_discount(&self, subscription: &str, pct: Option<i32>) -> anyhow::Result<()> {
+        let request = match pct {
+            Some(pct) => {
+                let coupon = self.coupon(pct)?;
+                UpdateSubscription::new(subscription)
+                    .discounts(vec![DiscountsDataParam {
+                        coupon: Some(coupon),
+                        discount: None,
+                        promotion_code: None,
+                    }])
+                    .build()
+            }
+            None => {
+                // An empty `discounts` takes them all off.
+                #[derive(serde::Serialize)]
+                struct Clear {
+                    discounts: &'static str,
+                }
+                RequestBuilder::new(StripeMethod::Post, format!("/subscriptions/{subscription}"))
+                    .form(&Clear { discounts: "" })
+            }
+        };
+        self.call(request, None)?;
+        Ok(())
+    }
+
     pub(super) fn end_billing(
         &self,
         subscription: &str,

@@ -627,6 +627,32 @@ async def retrieve_subscription(request, id):
         return stripe_error(e.code, str(e))
 
 
+async def update_discounts(id, data):
+    """`discounts` on a subscription update (localstripe has none): an
+    empty value takes the coupon off, `discounts[0][coupon]` puts one on,
+    for the next invoices."""
+    data = dict(data)
+    discounts = data.pop("discounts")
+    data.pop("expand", None)
+    try:
+        sub = resources.Subscription._api_retrieve(id)
+        if discounts in ("", None, []):
+            COUPONS.pop(sub.id, None)
+            sub.discount = None
+        else:
+            coupon = discounts[0]["coupon"]
+            resources.Coupon._api_retrieve(coupon)
+            COUPONS[sub.id] = coupon
+            sub.discount = {"object": "discount", "coupon": {"id": coupon}}
+        if data:
+            resources.Subscription._api_update(id, **data)
+    except (KeyError, TypeError, IndexError):
+        return stripe_error(400, "Invalid discounts")
+    except resources.UserError as e:
+        return stripe_error(e.code, str(e))
+    return web.json_response(sub._export())
+
+
 async def retrieve_invoice(request, id):
     expand = expand_of(request)
     try:
@@ -738,6 +764,10 @@ async def billing(request, handler):
         return await retrieve_subscription(request, parts[3])
     if method == "GET" and len(parts) == 4 and parts[2] == "invoices":
         return await retrieve_invoice(request, parts[3])
+    if method == "POST" and len(parts) == 4 and parts[2] == "subscriptions":
+        data = await form(request)
+        if "discounts" in data:
+            return await update_discounts(parts[3], data)
     if method == "POST" and path == "/v1/subscription_schedules":
         return await create_schedule(request)
     if method == "GET" and path.startswith("/v1/subscription_schedules/"):

@@ -345,7 +345,8 @@ fn app_jobs_are_registered_and_scheduled() {
                 "run-payouts",
                 "send-digests",
                 "send-notifications",
-                "sla-sweep"
+                "sla-sweep",
+                "sync-floss-discounts"
             ]
         );
     }

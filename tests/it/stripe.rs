@@ -918,6 +918,74 @@ async fn stripe_billing_subscribes_renews_fails_and_ends_exactly_once() {
         .unwrap()
         .unwrap();
     assert_eq!(fp.amount, 2450);
+    // A year on, the proof has lapsed: the daily sync takes the coupon off
+    // at Stripe, and the next renewal is charged in full; proving it again
+    // puts the coupon back.
+    {
+        use guildhall::db::schema::floss_proofs as fp;
+        diesel::update(fp::table.filter(fp::user_id.eq(floss.id)))
+            .set(fp::checked_at.eq(chrono::Utc::now().naive_utc() - chrono::Duration::days(400)))
+            .execute(&mut app.conn())
+            .unwrap();
+    }
+    let synced = blocking({
+        let pool = app.pool.clone();
+        let gateway = app.state.gateway.clone();
+        move || guildhall::domain::plans::sync_floss_discounts(&pool, gateway.as_ref()).unwrap()
+    })
+    .await;
+    assert_eq!(synced, 1);
+    assert!(!sub_row(&app, fid).gateway_discounted);
+    {
+        let (fake, fgid) = (fake.clone(), fgid.clone());
+        blocking(move || fake.post(&format!("/_fake/subscriptions/{fgid}/renew"), &[])).await;
+    }
+    let pool = app.pool.clone();
+    eventually("the full-price renewal is booked", move || {
+        guildhall::domain::plans::period(&mut pool.get().unwrap(), fid, 2)
+            .unwrap()
+            .is_some_and(|p| p.status == "paid" && p.amount == 4900)
+    })
+    .await;
+    guildhall::domain::floss::record(
+        &mut app.conn(),
+        floss.id,
+        "floss",
+        &guildhall::integrations::github::UserRepository {
+            id: 5,
+            node_id: "R_5".into(),
+            full_name: "floss/tool".into(),
+            admin: true,
+            maintain: false,
+            private: false,
+            license: Some("MIT".into()),
+        },
+    )
+    .unwrap();
+    blocking({
+        let app_pool = app.pool.clone();
+        let config = app.state.config.clone();
+        move || {
+            let r = guildhall::jobs::runner(app_pool, &config).unwrap();
+            r.run_pending().unwrap()
+        }
+    })
+    .await;
+    assert!(
+        sub_row(&app, fid).gateway_discounted,
+        "the proof put it back"
+    );
+    {
+        let (fake, fgid) = (fake.clone(), fgid.clone());
+        blocking(move || fake.post(&format!("/_fake/subscriptions/{fgid}/renew"), &[])).await;
+    }
+    let pool = app.pool.clone();
+    eventually("the discounted renewal is booked", move || {
+        guildhall::domain::plans::period(&mut pool.get().unwrap(), fid, 3)
+            .unwrap()
+            .is_some_and(|p| p.status == "paid" && p.amount == 2450)
+    })
+    .await;
     // Cancelled while active: it ends with its period, at Stripe too.
     app.post(
         &format!("/api/v1/subscriptions/{fid}/cancel"),
