@@ -166,3 +166,11 @@ pub struct EndGatewaySubscription {
 /// their open-source work.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SyncFlossDiscounts;
+
+/// Gives the gateway that bills a subscription the service credit it holds
+/// (`jobs::push_service_credit`), queued with the breach that booked it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PushServiceCredit {
+    /// The subscription.
+    pub subscription_id: i64,
+}

@@ -652,6 +652,7 @@ diesel::table! {
         gateway_subscription_id -> Nullable<Text>,
         gateway_customer_id -> Nullable<Text>,
         gateway_discounted -> Bool,
+        gateway_credit_outstanding -> BigInt,
     }
 }
 

@@ -371,6 +371,9 @@ pub struct Subscription {
     pub gateway_customer_id: Option<String>,
     /// Whether the gateway's subscription carries the FLOSS discount now.
     pub gateway_discounted: bool,
+    /// Service credit given to the gateway (a negative invoice item) and
+    /// not yet seen taken off one of its invoices.
+    pub gateway_credit_outstanding: i64,
 }
 
 impl Subscription {
@@ -809,6 +812,69 @@ fn start_billing(
     Ok((sub, started.payment))
 }
 
+/// Gives the gateway that bills `sub_id` the service credit it holds and
+/// the gateway has not been given yet, as a negative item on its next
+/// invoice (at most what leaves the smallest price charged); the invoice's
+/// `invoice.paid` then uses it ([`invoice_paid`]). Returns the amount given.
+pub fn push_service_credit(
+    pool: &DbPool,
+    gateway: &dyn PaymentGateway,
+    sub_id: i64,
+) -> AppResult<i64> {
+    let (sub, held, term) = {
+        let mut conn = pool.get()?;
+        let sub = get_subscription(&mut conn, sub_id)?;
+        let held = service_credit_left(&mut conn, &sub)?;
+        let term = get_plan(&mut conn, sub.plan_id)?.term_months;
+        (sub, held, term)
+    };
+    let (Some(gid), Some(customer)) = (&sub.gateway_subscription_id, &sub.gateway_customer_id)
+    else {
+        return Ok(0);
+    };
+    if !sub.is_live() || sub.gateway != gateway.name() {
+        return Ok(0);
+    }
+    let discount = if sub.gateway_discounted {
+        sub.discount_pct
+    } else {
+        0
+    };
+    let charge = period_amount(sub.monthly_price, term, discount).unwrap_or(0);
+    let target = held.min(charge - MIN_PRICE).max(0);
+    let give = target - sub.gateway_credit_outstanding;
+    if give <= 0 {
+        return Ok(0);
+    }
+    gateway
+        .credit_subscription(
+            customer,
+            gid,
+            give,
+            &sub.currency,
+            &format!("service-credit:{}:{}", sub.id, sub.gateway_credit_outstanding),
+        )
+        .map_err(|e| {
+            tracing::warn!(subscription = sub.id, error = %e, "could not give the service credit to the gateway");
+            AppError::Unavailable
+        })?;
+    let n = diesel::update(
+        subs::table
+            .find(sub.id)
+            .filter(subs::gateway_credit_outstanding.eq(sub.gateway_credit_outstanding)),
+    )
+    .set(subs::gateway_credit_outstanding.eq(target))
+    .execute(&mut *pool.get()?)?;
+    if n == 1 {
+        tracing::info!(
+            subscription = sub.id,
+            amount = give,
+            "service credit given to the gateway"
+        );
+    }
+    Ok(give)
+}
+
 /// Keeps the FLOSS discount of the subscriptions the gateway bills in step
 /// with their subscribers' proofs: a proof more than a year old takes the
 /// discount off at the gateway (its renewals are then charged in full, as
@@ -936,6 +1002,7 @@ pub fn invoice_paid(
             // gateway delivers it again.
             return Err(AppError::Unavailable);
         };
+        let renewal = known.is_none();
         let period = match known {
             Some(p) if p.status == "paid" || p.status == "refunded" => {
                 return Ok("subscription period already paid")
@@ -954,16 +1021,28 @@ pub fn invoice_paid(
         if period.status != "pending_payment" && period.status != "failed" {
             return Ok("subscription period already paid");
         }
-        // What the gateway charged is what is booked (its coupon and any
-        // service credit are the gateway's to apply).
+        // What the gateway charged is what is booked. A renewal's invoice
+        // took off the service credit given to the gateway (its pending
+        // negative item): that much of the held credit is used.
+        let applied = if renewal && sub.gateway_credit_outstanding > 0 {
+            let held = service_credit_left(conn, &sub)?;
+            sub.gateway_credit_outstanding.min(held).max(0)
+        } else {
+            0
+        };
         diesel::update(periods::table.find(period.id))
             .set((
                 periods::payment_id.eq(Some(payment)),
                 periods::gateway_invoice_id.eq(Some(invoice)),
                 periods::amount.eq(amount),
-                periods::credit_applied.eq(0),
+                periods::credit_applied.eq(applied),
             ))
             .execute(conn)?;
+        if renewal && sub.gateway_credit_outstanding > 0 {
+            diesel::update(subs::table.find(sub.id))
+                .set(subs::gateway_credit_outstanding.eq(0))
+                .execute(conn)?;
+        }
         let booked = settle_period(conn, gateway, payment)?;
         // Paid for a subscription that no longer runs here (settling
         // refunded it): the gateway must stop billing it.
@@ -1454,7 +1533,12 @@ fn end_locked(conn: &mut DbConnection, sub: &Subscription, status: &'static str)
 /// [`end_locked`] without telling the gateway (it told us).
 fn end_rows(conn: &mut DbConnection, sub: &Subscription, status: &'static str) -> AppResult<()> {
     diesel::update(subs::table.find(sub.id))
-        .set((subs::status.eq(status), subs::ended_at.eq(Some(now()))))
+        .set((
+            subs::status.eq(status),
+            subs::ended_at.eq(Some(now())),
+            // What was given to the gateway lapses with the credit.
+            subs::gateway_credit_outstanding.eq(0),
+        ))
         .execute(conn)?;
     crate::domain::consulting::cancel_open_of(conn, sub)?;
     if let Some(current) = period(conn, sub.id, sub.current_period)? {

@@ -394,6 +394,16 @@ fn breach(conn: &mut DbConnection, c: &Clock) -> AppResult<bool> {
             diesel::update(sc::table.find(c.id))
                 .set(sc::credit_amount.eq(credit))
                 .execute(conn)?;
+            // A gateway that bills the subscription takes it off there.
+            if sub.gateway_subscription_id.is_some() {
+                guildhall_jobs::BackgroundJob::enqueue(
+                    &crate::job_payloads::PushServiceCredit {
+                        subscription_id: sub.id,
+                    },
+                    conn,
+                )
+                .map_err(crate::error::AppError::internal)?;
+            }
         }
         crate::domain::tickets::record_sla_event(
             conn,

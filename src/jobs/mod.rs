@@ -13,6 +13,7 @@ mod expire_bounties;
 mod github_support;
 mod purge_expired_refresh_tokens;
 mod purge_inbound_records;
+mod push_service_credit;
 mod recompute_reputation;
 mod refund_payment;
 mod refund_subscription_period;
@@ -28,7 +29,7 @@ mod sync_floss_discounts;
 pub mod sync_index;
 
 pub use crate::job_payloads::{
-    ChatAnswer, ChatReply, EndGatewaySubscription, GithubSupport, RefundPayment,
+    ChatAnswer, ChatReply, EndGatewaySubscription, GithubSupport, PushServiceCredit, RefundPayment,
     RefundSubscriptionPeriod, SendDigests, SendInboundRefusal, SendNotice, SendNotifications,
     SendVerificationEmail, SyncFlossDiscounts, SyncIndex,
 };
@@ -121,6 +122,7 @@ pub fn runner(pool: DbPool, config: &Config) -> anyhow::Result<Runner<JobContext
         .register::<SendNotice>()
         .register::<EndGatewaySubscription>()
         .register::<SyncFlossDiscounts>()
+        .register::<PushServiceCredit>()
         .schedule(
             "purge-expired-refresh-tokens",
             "0 17 3 * * *",

@@ -230,6 +230,18 @@ pub trait PaymentGateway: Send + Sync {
     ) -> anyhow::Result<()> {
         anyhow::bail!("{} does not bill subscriptions", self.name())
     }
+    /// Takes `amount` off the next invoice of a subscription the gateway
+    /// bills (a negative invoice item); the same key gives it once.
+    fn credit_subscription(
+        &self,
+        _customer: &str,
+        _subscription: &str,
+        _amount: i64,
+        _currency: &str,
+        _idempotency_key: &str,
+    ) -> anyhow::Result<()> {
+        anyhow::bail!("{} does not bill subscriptions", self.name())
+    }
     /// The payment that paid an invoice of a subscription the gateway bills.
     fn invoice_payment(&self, _invoice: &str) -> anyhow::Result<Option<String>> {
         anyhow::bail!("{} does not bill subscriptions", self.name())

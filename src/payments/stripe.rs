@@ -239,6 +239,17 @@ impl PaymentGateway for StripeGateway {
         self.set_discount(subscription, pct)
     }
 
+    fn credit_subscription(
+        &self,
+        customer: &str,
+        subscription: &str,
+        amount: i64,
+        currency: &str,
+        idempotency_key: &str,
+    ) -> anyhow::Result<()> {
+        self.credit_next_invoice(customer, subscription, amount, currency, idempotency_key)
+    }
+
     fn create_payout_account(&self, idempotency_key: &str) -> anyhow::Result<String> {
         let mut capabilities = CreateAccountCapabilities::new();
         capabilities.transfers = Some(CreateAccountCapabilitiesTransfers {

@@ -213,6 +213,34 @@ impl StripeGateway {
         Ok(())
     }
 
+    pub(super) fn credit_next_invoice(
+        &self,
+        customer: &str,
+        subscription: &str,
+        amount: i64,
+        currency: &str,
+        key: &str,
+    ) -> anyhow::Result<()> {
+        anyhow::ensure!(amount > 0, "amount must be positive");
+        #[derive(serde::Serialize)]
+        struct Item<'a> {
+            customer: &'a str,
+            subscription: &'a str,
+            amount: i64,
+            currency: String,
+            description: &'static str,
+        }
+        let request = RequestBuilder::new(StripeMethod::Post, "/invoiceitems").form(&Item {
+            customer,
+            subscription,
+            amount: -amount,
+            currency: currency.to_ascii_lowercase(),
+            description: "Service credit: a guaranteed response time was missed",
+        });
+        self.call(request, Some(key))?;
+        Ok(())
+    }
+
     pub(super) fn end_billing(
         &self,
         subscription: &str,

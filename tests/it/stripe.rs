@@ -1032,6 +1032,52 @@ async fn stripe_billing_subscribes_renews_fails_and_ends_exactly_once() {
     })
     .await;
     eventually_status(&app, eid, "active").await;
+    // A missed response time: the service credit is given to Stripe as a
+    // negative item, taken off the next invoice, and used up in the ledger.
+    let late = app
+        .open_ticket(&corp, "proj", "Production is down", "public")
+        .await;
+    guildhall::domain::sla::sweep(&mut app.conn()).unwrap();
+    {
+        use guildhall::db::schema::sla_clocks as sc;
+        diesel::update(sc::table.filter(sc::ticket_id.eq(late)))
+            .set(sc::due_at.eq(chrono::Utc::now().naive_utc() - chrono::Duration::minutes(1)))
+            .execute(&mut app.conn())
+            .unwrap();
+    }
+    assert_eq!(
+        guildhall::domain::sla::sweep(&mut app.conn())
+            .unwrap()
+            .breached,
+        1
+    );
+    blocking({
+        let app_pool = app.pool.clone();
+        let config = app.state.config.clone();
+        move || {
+            let r = guildhall::jobs::runner(app_pool, &config).unwrap();
+            r.run_pending().unwrap()
+        }
+    })
+    .await;
+    assert_eq!(sub_row(&app, eid).gateway_credit_outstanding, 5000);
+    {
+        let (fake, egid) = (fake.clone(), egid.clone());
+        blocking(move || fake.post(&format!("/_fake/subscriptions/{egid}/renew"), &[])).await;
+    }
+    let pool = app.pool.clone();
+    eventually("the renewal less the service credit is booked", move || {
+        guildhall::domain::plans::period(&mut pool.get().unwrap(), eid, 2)
+            .unwrap()
+            .is_some_and(|p| p.status == "paid" && p.amount == 295_000 && p.credit_applied == 5000)
+    })
+    .await;
+    let e = sub_row(&app, eid);
+    assert_eq!(e.gateway_credit_outstanding, 0);
+    assert_eq!(
+        guildhall::domain::plans::service_credit_left(&mut app.conn(), &e).unwrap(),
+        0
+    );
 
     assert_eq!(
         guildhall::ledger::check(&mut app.conn()).unwrap(),
