@@ -913,6 +913,7 @@ fn apply_event(
             our_id,
             payment_id,
             amount_paid,
+            credit_lines,
         } => crate::domain::plans::invoice_paid(
             conn,
             gateway,
@@ -920,6 +921,7 @@ fn apply_event(
             (subscription_id, *our_id),
             payment_id.as_deref(),
             *amount_paid,
+            *credit_lines,
         )?,
         PaymentEvent::InvoicePaymentFailed {
             invoice_id,

@@ -821,57 +821,73 @@ pub fn push_service_credit(
     gateway: &dyn PaymentGateway,
     sub_id: i64,
 ) -> AppResult<i64> {
-    let (sub, held, term) = {
+    // Reserved first, under the subscription's lock, so a concurrent
+    // invoice or push sees what is on its way to the gateway.
+    let reserved = {
         let mut conn = pool.get()?;
-        let sub = get_subscription(&mut conn, sub_id)?;
-        let held = service_credit_left(&mut conn, &sub)?;
-        let term = get_plan(&mut conn, sub.plan_id)?.term_months;
-        (sub, held, term)
+        write_tx(
+            &mut conn,
+            |conn| -> AppResult<Option<(Subscription, i64, String)>> {
+                let sub = lock_subscription(conn, sub_id)?;
+                if !sub.is_live()
+                    || sub.gateway != gateway.name()
+                    || sub.gateway_subscription_id.is_none()
+                    || sub.gateway_customer_id.is_none()
+                {
+                    return Ok(None);
+                }
+                let held = service_credit_left(conn, &sub)?;
+                let term = get_plan(conn, sub.plan_id)?.term_months;
+                // Capped by the most discounted price, so the item never takes
+                // an invoice to nothing whatever the coupon becomes.
+                let charge = period_amount(sub.monthly_price, term, sub.discount_pct).unwrap_or(0);
+                let target = held.min(charge - MIN_PRICE).max(0);
+                let give = target - sub.gateway_credit_outstanding;
+                if give <= 0 {
+                    return Ok(None);
+                }
+                // A key no other push shares: the held account's totals only
+                // grow (credits as breaches book, debits as invoices use them).
+                let (_, held_account) = service_credit_accounts(conn, &sub)?;
+                let key = format!(
+                    "service-credit:{}:{}:{}",
+                    sub.id, held_account.credits_posted, held_account.debits_posted
+                );
+                diesel::update(subs::table.find(sub.id))
+                    .set(subs::gateway_credit_outstanding.eq(sub.gateway_credit_outstanding + give))
+                    .execute(conn)?;
+                Ok(Some((sub, give, key)))
+            },
+        )?
+    };
+    let Some((sub, give, key)) = reserved else {
+        return Ok(0);
     };
     let (Some(gid), Some(customer)) = (&sub.gateway_subscription_id, &sub.gateway_customer_id)
     else {
         return Ok(0);
     };
-    if !sub.is_live() || sub.gateway != gateway.name() {
-        return Ok(0);
-    }
-    let discount = if sub.gateway_discounted {
-        sub.discount_pct
-    } else {
-        0
-    };
-    let charge = period_amount(sub.monthly_price, term, discount).unwrap_or(0);
-    let target = held.min(charge - MIN_PRICE).max(0);
-    let give = target - sub.gateway_credit_outstanding;
-    if give <= 0 {
-        return Ok(0);
-    }
-    gateway
-        .credit_subscription(
-            customer,
-            gid,
-            give,
-            &sub.currency,
-            &format!("service-credit:{}:{}", sub.id, sub.gateway_credit_outstanding),
-        )
-        .map_err(|e| {
-            tracing::warn!(subscription = sub.id, error = %e, "could not give the service credit to the gateway");
-            AppError::Unavailable
+    if let Err(e) = gateway.credit_subscription(customer, gid, give, &sub.currency, &key) {
+        tracing::warn!(subscription = sub.id, error = %e, "could not give the service credit to the gateway");
+        // Not given: the reservation goes, and the job tries again.
+        let mut conn = pool.get()?;
+        write_tx(&mut conn, |conn| -> AppResult<()> {
+            let now_sub = lock_subscription(conn, sub.id)?;
+            diesel::update(subs::table.find(sub.id))
+                .set(
+                    subs::gateway_credit_outstanding
+                        .eq((now_sub.gateway_credit_outstanding - give).max(0)),
+                )
+                .execute(conn)?;
+            Ok(())
         })?;
-    let n = diesel::update(
-        subs::table
-            .find(sub.id)
-            .filter(subs::gateway_credit_outstanding.eq(sub.gateway_credit_outstanding)),
-    )
-    .set(subs::gateway_credit_outstanding.eq(target))
-    .execute(&mut *pool.get()?)?;
-    if n == 1 {
-        tracing::info!(
-            subscription = sub.id,
-            amount = give,
-            "service credit given to the gateway"
-        );
+        return Err(AppError::Unavailable);
     }
+    tracing::info!(
+        subscription = sub.id,
+        amount = give,
+        "service credit given to the gateway"
+    );
     Ok(give)
 }
 
@@ -907,9 +923,19 @@ pub fn sync_floss_discounts(pool: &DbPool, gateway: &dyn PaymentGateway) -> AppR
             tracing::warn!(subscription = sub.id, error = %e, "could not change the discount at the gateway");
             continue;
         }
-        diesel::update(subs::table.find(sub.id))
-            .set(subs::gateway_discounted.eq(want))
-            .execute(&mut *pool.get()?)?;
+        let n = diesel::update(
+            subs::table
+                .find(sub.id)
+                .filter(subs::gateway_discounted.eq(sub.gateway_discounted)),
+        )
+        .set(subs::gateway_discounted.eq(want))
+        .execute(&mut *pool.get()?)?;
+        // A proof recorded meanwhile (or a concurrent run) decides again.
+        if n == 0 || has_floss_proof(&mut *pool.get()?, sub.subscriber_id)? != want {
+            crate::job_payloads::SyncFlossDiscounts
+                .enqueue(&mut *pool.get()?)
+                .map_err(AppError::internal)?;
+        }
         tracing::info!(
             subscription = sub.id,
             discounted = want,
@@ -983,6 +1009,7 @@ pub fn invoice_paid(
     gateway_sub: (&str, Option<i64>),
     payment: Option<&str>,
     amount: i64,
+    credit_lines: i64,
 ) -> AppResult<&'static str> {
     write_tx(conn, |conn| {
         let Some(sub) = by_gateway_id(conn, gateway, gateway_sub)? else {
@@ -1002,7 +1029,6 @@ pub fn invoice_paid(
             // gateway delivers it again.
             return Err(AppError::Unavailable);
         };
-        let renewal = known.is_none();
         let period = match known {
             Some(p) if p.status == "paid" || p.status == "refunded" => {
                 return Ok("subscription period already paid")
@@ -1021,15 +1047,10 @@ pub fn invoice_paid(
         if period.status != "pending_payment" && period.status != "failed" {
             return Ok("subscription period already paid");
         }
-        // What the gateway charged is what is booked. A renewal's invoice
-        // took off the service credit given to the gateway (its pending
-        // negative item): that much of the held credit is used.
-        let applied = if renewal && sub.gateway_credit_outstanding > 0 {
-            let held = service_credit_left(conn, &sub)?;
-            sub.gateway_credit_outstanding.min(held).max(0)
-        } else {
-            0
-        };
+        // What the gateway charged is what is booked. The service credit
+        // this invoice took off (its lines of our credit items) is used.
+        let held = service_credit_left(conn, &sub)?;
+        let applied = credit_lines.min(held).max(0);
         diesel::update(periods::table.find(period.id))
             .set((
                 periods::payment_id.eq(Some(payment)),
@@ -1038,10 +1059,22 @@ pub fn invoice_paid(
                 periods::credit_applied.eq(applied),
             ))
             .execute(conn)?;
-        if renewal && sub.gateway_credit_outstanding > 0 {
+        if credit_lines > 0 {
             diesel::update(subs::table.find(sub.id))
-                .set(subs::gateway_credit_outstanding.eq(0))
+                .set(
+                    subs::gateway_credit_outstanding
+                        .eq((sub.gateway_credit_outstanding - credit_lines).max(0)),
+                )
                 .execute(conn)?;
+        }
+        // Credit still held (over the cap, or booked meanwhile) goes to the
+        // gateway for the next invoice.
+        if sub.is_live() && held - applied > 0 {
+            crate::job_payloads::PushServiceCredit {
+                subscription_id: sub.id,
+            }
+            .enqueue(conn)
+            .map_err(AppError::internal)?;
         }
         let booked = settle_period(conn, gateway, payment)?;
         // Paid for a subscription that no longer runs here (settling

@@ -139,7 +139,7 @@ pub fn runner(pool: DbPool, config: &Config) -> anyhow::Result<Runner<JobContext
         .schedule("renew-subscriptions", "0 */5 * * * *", RenewSubscriptions)?
         .schedule("sla-sweep", "15 * * * * *", SlaSweep)?
         .schedule("apply-handovers", "45 * * * * *", ApplyHandovers)?
-        .schedule("sync-floss-discounts", "0 40 4 * * *", SyncFlossDiscounts)?
+        .schedule("sync-floss-discounts", "0 40 * * * *", SyncFlossDiscounts)?
         .schedule("run-payouts", "0 */15 * * * *", RunPayouts)?
         .schedule("recompute-reputation", "0 25 * * * *", RecomputeReputation)?
         .schedule("send-notifications", "*/5 * * * * *", SendNotifications)?

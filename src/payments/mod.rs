@@ -76,6 +76,9 @@ pub enum PaymentEvent {
         payment_id: Option<String>,
         /// Collected, minor units.
         amount_paid: i64,
+        /// Service credit it took off: the sum of its lines of our credit
+        /// items (metadata `guildhall_service_credit`), minor units.
+        credit_lines: i64,
     },
     /// The gateway could not collect an invoice of a subscription it bills.
     InvoicePaymentFailed {

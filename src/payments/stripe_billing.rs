@@ -223,12 +223,17 @@ impl StripeGateway {
     ) -> anyhow::Result<()> {
         anyhow::ensure!(amount > 0, "amount must be positive");
         #[derive(serde::Serialize)]
+        struct Meta {
+            guildhall_service_credit: &'static str,
+        }
+        #[derive(serde::Serialize)]
         struct Item<'a> {
             customer: &'a str,
             subscription: &'a str,
             amount: i64,
             currency: String,
             description: &'static str,
+            metadata: Meta,
         }
         let request = RequestBuilder::new(StripeMethod::Post, "/invoiceitems").form(&Item {
             customer,
@@ -236,6 +241,10 @@ impl StripeGateway {
             amount: -amount,
             currency: currency.to_ascii_lowercase(),
             description: "Service credit: a guaranteed response time was missed",
+            // Marks its line on the invoice, which says what was taken off.
+            metadata: Meta {
+                guildhall_service_credit: "1",
+            },
         });
         self.call(request, Some(key))?;
         Ok(())

@@ -95,6 +95,7 @@ pub fn parse_event(body: &[u8]) -> Result<StripeEvent, ParseError> {
                     id_or_object(&object["payments"]["data"][0]["payment"]["payment_intent"])
                 }),
                 amount_paid: amount("amount_paid")?,
+                credit_lines: credit_lines(object),
             },
             // A one-off invoice: not ours.
             None => PaymentEvent::Ignored,
@@ -139,6 +140,22 @@ fn id_or_object(v: &serde_json::Value) -> Option<String> {
 fn invoice_subscription(invoice: &serde_json::Value) -> Option<String> {
     id_or_object(&invoice["subscription"])
         .or_else(|| id_or_object(&invoice["parent"]["subscription_details"]["subscription"]))
+}
+
+/// The service credit an invoice took off: its lines of our credit items.
+fn credit_lines(invoice: &serde_json::Value) -> i64 {
+    invoice["lines"]["data"]
+        .as_array()
+        .map(|lines| {
+            lines
+                .iter()
+                .filter(|l| l["metadata"]["guildhall_service_credit"].as_str().is_some())
+                .filter_map(|l| l["amount"].as_i64())
+                .filter(|a| *a < 0)
+                .map(|a| -a)
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// Our subscription id, from the metadata the subscription was given
@@ -266,7 +283,8 @@ mod tests {
                 subscription_id: "sub_1".into(),
                 our_id: None,
                 payment_id: Some("pi_9".into()),
-                amount_paid: 4900
+                amount_paid: 4900,
+                credit_lines: 0
             }
         );
         let one_off = br#"{"id":"evt_6","type":"invoice.paid","data":{"object":{"id":"in_2","amount_paid":100}}}"#;

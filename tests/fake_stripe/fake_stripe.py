@@ -627,6 +627,18 @@ async def retrieve_subscription(request, id):
         return stripe_error(e.code, str(e))
 
 
+@idempotent
+async def create_invoice_item(request, data):
+    """localstripe's invoice items, with Stripe's idempotency."""
+    try:
+        item = resources.InvoiceItem._api_create(**data)
+    except resources.UserError as e:
+        return stripe_error(e.code, str(e))
+    except TypeError as e:
+        return stripe_error(400, "Bad request: %s" % e)
+    return web.json_response(item._export())
+
+
 async def update_discounts(id, data):
     """`discounts` on a subscription update (localstripe has none): an
     empty value takes the coupon off, `discounts[0][coupon]` puts one on,
@@ -742,7 +754,8 @@ async def billing(request, handler):
     secret-key check, which localstripe's middleware would have made)."""
     path, method = request.path.rstrip("/"), request.method
     parts = path.split("/")
-    ours = path in ("/v1/prices", "/v1/subscriptions", "/v1/subscription_schedules") \
+    ours = path in ("/v1/prices", "/v1/subscriptions", "/v1/subscription_schedules",
+                    "/v1/invoiceitems") \
         or path.startswith(("/v1/prices/", "/v1/subscription_schedules/")) \
         or (method == "GET" and len(parts) == 4 and parts[2] in ("subscriptions", "invoices"))
     if ours:
@@ -768,6 +781,8 @@ async def billing(request, handler):
         data = await form(request)
         if "discounts" in data:
             return await update_discounts(parts[3], data)
+    if method == "POST" and path == "/v1/invoiceitems":
+        return await create_invoice_item(request)
     if method == "POST" and path == "/v1/subscription_schedules":
         return await create_schedule(request)
     if method == "GET" and path.startswith("/v1/subscription_schedules/"):

@@ -643,6 +643,64 @@ async fn a_bounty_paid_by_card_through_stripe_js() {
             .unwrap()
     };
     assert_eq!(escrow, 5_000);
+
+    // The monthly plan through Stripe Billing: subscribed on the plans page,
+    // the first invoice paid by card with Stripe.js, and its invoice.
+    app.post(
+        "/api/v1/projects/proj/plans",
+        json!({"kind": "monthly", "name": "Team", "price": {"amount": 4900, "currency": "usd"}}),
+        Some(&owner.access),
+    )
+    .await
+    .expect(201);
+    b.goto(&format!("{base}/p/proj/plans"));
+    b.click("form[action$='/subscribe'] button");
+    b.wait_for_text("Pay 49.00 USD");
+    b.fill("#fake-card-number", "4242424242424242");
+    b.fill("#fake-card-exp_month", "12");
+    b.fill("#fake-card-exp_year", "2034");
+    b.fill("#fake-card-cvc", "123");
+    b.click("#pay-form button[type=submit]");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if b.url().contains("/me/subscriptions") && b.text("main").contains("active") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the subscription never became active: {} {}",
+            b.url(),
+            b.text("main")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        if b.url().contains("/me/subscriptions") {
+            b.goto(&format!("{base}/me/subscriptions"));
+        }
+    }
+    b.goto(&format!("{base}/me/invoices"));
+    b.wait_for_text("49.00 USD");
+    b.click("main table a[href^='/invoices/']");
+    b.wait_for_text("Payment collected by Guildhall");
+    let invoices = app
+        .get("/api/v1/me/invoices", Some(&requester.access))
+        .await
+        .expect(200);
+    let invoice = invoices.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["total"]["amount"] == 4900)
+        .expect("the subscription's invoice")["id"]
+        .as_i64()
+        .unwrap();
+    let pdf = app
+        .get(
+            &format!("/api/v1/invoices/{invoice}/pdf"),
+            Some(&requester.access),
+        )
+        .await
+        .expect(200);
+    assert!(pdf.text.starts_with("%PDF"));
     assert_eq!(
         guildhall::ledger::check(&mut app.conn()).unwrap(),
         Vec::<String>::new()
