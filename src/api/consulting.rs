@@ -183,41 +183,38 @@ pub async fn schedule(
         .await
 }
 
-/// Mark a scheduled booking done (the project's maintainers).
-#[utoipa::path(post, path = "/api/v1/consulting/{id}/done", tag = "plans", security(("bearer" = [])),
-    params(("id" = i64, Path, description = "booking id")),
-    responses((status = 200, body = BookingView), (status = 401, body = Problem), (status = 404, body = Problem),
-              (status = 409, body = Problem)))]
-pub async fn done(
-    state: web::Data<AppState>,
-    user: AuthUser,
-    id: web::Path<i64>,
-) -> AppResult<web::Json<BookingView>> {
-    let id = id.into_inner();
-    state
-        .db(move |conn| {
-            let b = consulting::done(conn, id, user.id)?;
-            Ok(web::Json(view(conn, &b)?))
-        })
-        .await
+macro_rules! action {
+    ($name:ident, $path:literal, $f:path, $doc:literal) => {
+        #[doc = $doc]
+        #[utoipa::path(post, path = $path, tag = "plans", security(("bearer" = [])),
+            params(("id" = i64, Path, description = "booking id")),
+            responses((status = 200, body = BookingView), (status = 401, body = Problem), (status = 404, body = Problem),
+                      (status = 409, body = Problem)))]
+        pub async fn $name(
+            state: web::Data<AppState>,
+            user: AuthUser,
+            id: web::Path<i64>,
+        ) -> AppResult<web::Json<BookingView>> {
+            let id = id.into_inner();
+            state
+                .db(move |conn| {
+                    let b = $f(conn, id, user.id)?;
+                    Ok(web::Json(view(conn, &b)?))
+                })
+                .await
+        }
+    };
 }
 
-/// Cancel a booking (the subscriber or the project's maintainers); the
-/// minutes come back while their period runs.
-#[utoipa::path(post, path = "/api/v1/consulting/{id}/cancel", tag = "plans", security(("bearer" = [])),
-    params(("id" = i64, Path, description = "booking id")),
-    responses((status = 200, body = BookingView), (status = 401, body = Problem), (status = 404, body = Problem),
-              (status = 409, body = Problem)))]
-pub async fn cancel(
-    state: web::Data<AppState>,
-    user: AuthUser,
-    id: web::Path<i64>,
-) -> AppResult<web::Json<BookingView>> {
-    let id = id.into_inner();
-    state
-        .db(move |conn| {
-            let b = consulting::cancel(conn, id, user.id)?;
-            Ok(web::Json(view(conn, &b)?))
-        })
-        .await
-}
+action!(
+    done,
+    "/api/v1/consulting/{id}/done",
+    consulting::done,
+    "Mark a scheduled booking done (the project's maintainers)."
+);
+action!(
+    cancel,
+    "/api/v1/consulting/{id}/cancel",
+    consulting::cancel,
+    "Cancel a booking (the subscriber or the project's maintainers); the minutes come back while their period runs."
+);

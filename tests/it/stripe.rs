@@ -206,6 +206,69 @@ fn stripe_app(fake: &FakeStripe) -> TestApp {
         .build()
 }
 
+/// `user` proves their open-source work (as the GitHub flow records it).
+fn prove_floss(app: &TestApp, user: i64) {
+    guildhall::domain::floss::record(
+        &mut app.conn(),
+        user,
+        "floss",
+        &guildhall::integrations::github::UserRepository {
+            id: 5,
+            node_id: "R_5".into(),
+            full_name: "floss/tool".into(),
+            admin: true,
+            maintain: false,
+            private: false,
+            license: Some("MIT".into()),
+        },
+    )
+    .unwrap();
+}
+
+/// Stripe bills `gid`'s next period now (the fake's control).
+async fn renew(fake: &std::sync::Arc<FakeStripe>, gid: &str) {
+    let (fake, gid) = (fake.clone(), gid.to_owned());
+    blocking(move || fake.post(&format!("/_fake/subscriptions/{gid}/renew"), &[])).await;
+}
+
+/// The fake Stripe, and the app on a real port with the fake's signed
+/// webhooks registered to it.
+async fn stripe_world() -> (std::sync::Arc<FakeStripe>, TestApp) {
+    let fake = std::sync::Arc::new(blocking(FakeStripe::start).await);
+    let app = stripe_app(&fake);
+    let port = serve(&app);
+    {
+        let fake = fake.clone();
+        blocking(move || {
+            fake.post(
+                "/_config/webhooks/guildhall",
+                &[
+                    (
+                        "url",
+                        &format!("http://127.0.0.1:{port}/api/v1/webhooks/stripe"),
+                    ),
+                    ("secret", WEBHOOK_SECRET),
+                ],
+            )
+        })
+        .await;
+    }
+    (fake, app)
+}
+
+/// Runs the due background jobs once, off the async thread (they call
+/// the fake Stripe).
+async fn run_jobs_off_thread(app: &TestApp) {
+    let (pool, config) = (app.pool.clone(), app.state.config.clone());
+    blocking(move || {
+        guildhall::jobs::runner(pool, &config)
+            .unwrap()
+            .run_pending()
+            .unwrap()
+    })
+    .await;
+}
+
 /// Waits (off the async thread) until `f` holds.
 async fn eventually(what: &str, mut f: impl FnMut() -> bool + Send + 'static) {
     let ok = actix_web::rt::task::spawn_blocking(move || {
@@ -286,25 +349,7 @@ async fn fund(
 
 #[actix_web::test]
 async fn stripe_funds_releases_pays_out_and_refunds() {
-    let fake = std::sync::Arc::new(blocking(FakeStripe::start).await);
-    let app = stripe_app(&fake);
-    let port = serve(&app);
-    {
-        let fake = fake.clone();
-        blocking(move || {
-            fake.post(
-                "/_config/webhooks/guildhall",
-                &[
-                    (
-                        "url",
-                        &format!("http://127.0.0.1:{port}/api/v1/webhooks/stripe"),
-                    ),
-                    ("secret", WEBHOOK_SECRET),
-                ],
-            )
-        })
-        .await;
-    }
+    let (fake, app) = stripe_world().await;
     let maintainer = app.user("maint").await;
     let helper = app.user("helper").await;
     let requester = app.user("req").await;
@@ -650,25 +695,7 @@ async fn eventually_status(app: &TestApp, id: i64, status: &'static str) {
 
 #[actix_web::test]
 async fn stripe_billing_subscribes_renews_fails_and_ends_exactly_once() {
-    let fake = std::sync::Arc::new(blocking(FakeStripe::start).await);
-    let app = stripe_app(&fake);
-    let port = serve(&app);
-    {
-        let fake = fake.clone();
-        blocking(move || {
-            fake.post(
-                "/_config/webhooks/guildhall",
-                &[
-                    (
-                        "url",
-                        &format!("http://127.0.0.1:{port}/api/v1/webhooks/stripe"),
-                    ),
-                    ("secret", WEBHOOK_SECRET),
-                ],
-            )
-        })
-        .await;
-    }
+    let (fake, app) = stripe_world().await;
     let owner = app.user("owner").await;
     let business = app.user("business").await;
     let floss = app.user("floss").await;
@@ -742,10 +769,7 @@ async fn stripe_billing_subscribes_renews_fails_and_ends_exactly_once() {
     assert!(pdf.text.starts_with("%PDF"));
 
     // Stripe renews it: invoice.paid books the second period, once.
-    {
-        let (fake, gid) = (fake.clone(), gid.clone());
-        blocking(move || fake.post(&format!("/_fake/subscriptions/{gid}/renew"), &[])).await;
-    }
+    renew(&fake, &gid).await;
     let pool = app.pool.clone();
     let ok = actix_web::rt::task::spawn_blocking(move || {
         crate::util::wait_until(Duration::from_secs(10), || {
@@ -857,15 +881,7 @@ async fn stripe_billing_subscribes_renews_fails_and_ends_exactly_once() {
     .await
     .expect(200);
     assert_eq!(sub_row(&app, id).status, "cancelled");
-    blocking({
-        let app_pool = app.pool.clone();
-        let config = app.state.config.clone();
-        move || {
-            let r = guildhall::jobs::runner(app_pool, &config).unwrap();
-            r.run_pending().unwrap()
-        }
-    })
-    .await;
+    run_jobs_off_thread(&app).await;
     let ended = {
         let (fake, gid) = (fake.clone(), gid.clone());
         blocking(move || fake.get(&format!("/v1/subscriptions/{gid}?status=all"))).await
@@ -883,21 +899,7 @@ async fn stripe_billing_subscribes_renews_fails_and_ends_exactly_once() {
     .await;
 
     // The FLOSS discount is a Stripe coupon on every invoice.
-    guildhall::domain::floss::record(
-        &mut app.conn(),
-        floss.id,
-        "floss",
-        &guildhall::integrations::github::UserRepository {
-            id: 5,
-            node_id: "R_5".into(),
-            full_name: "floss/tool".into(),
-            admin: true,
-            maintain: false,
-            private: false,
-            license: Some("MIT".into()),
-        },
-    )
-    .unwrap();
+    prove_floss(&app, floss.id);
     let (fid, fgid, fpi) = subscribe_billed(&app, &floss, monthly, "floss").await;
     let f_at_stripe = {
         let (fake, fgid) = (fake.clone(), fgid.clone());
@@ -936,10 +938,7 @@ async fn stripe_billing_subscribes_renews_fails_and_ends_exactly_once() {
     .await;
     assert_eq!(synced, 1);
     assert!(!sub_row(&app, fid).gateway_discounted);
-    {
-        let (fake, fgid) = (fake.clone(), fgid.clone());
-        blocking(move || fake.post(&format!("/_fake/subscriptions/{fgid}/renew"), &[])).await;
-    }
+    renew(&fake, &fgid).await;
     let pool = app.pool.clone();
     eventually("the full-price renewal is booked", move || {
         guildhall::domain::plans::period(&mut pool.get().unwrap(), fid, 2)
@@ -947,38 +946,13 @@ async fn stripe_billing_subscribes_renews_fails_and_ends_exactly_once() {
             .is_some_and(|p| p.status == "paid" && p.amount == 4900)
     })
     .await;
-    guildhall::domain::floss::record(
-        &mut app.conn(),
-        floss.id,
-        "floss",
-        &guildhall::integrations::github::UserRepository {
-            id: 5,
-            node_id: "R_5".into(),
-            full_name: "floss/tool".into(),
-            admin: true,
-            maintain: false,
-            private: false,
-            license: Some("MIT".into()),
-        },
-    )
-    .unwrap();
-    blocking({
-        let app_pool = app.pool.clone();
-        let config = app.state.config.clone();
-        move || {
-            let r = guildhall::jobs::runner(app_pool, &config).unwrap();
-            r.run_pending().unwrap()
-        }
-    })
-    .await;
+    prove_floss(&app, floss.id);
+    run_jobs_off_thread(&app).await;
     assert!(
         sub_row(&app, fid).gateway_discounted,
         "the proof put it back"
     );
-    {
-        let (fake, fgid) = (fake.clone(), fgid.clone());
-        blocking(move || fake.post(&format!("/_fake/subscriptions/{fgid}/renew"), &[])).await;
-    }
+    renew(&fake, &fgid).await;
     let pool = app.pool.clone();
     eventually("the discounted renewal is booked", move || {
         guildhall::domain::plans::period(&mut pool.get().unwrap(), fid, 3)
@@ -994,15 +968,7 @@ async fn stripe_billing_subscribes_renews_fails_and_ends_exactly_once() {
     )
     .await
     .expect(200);
-    blocking({
-        let app_pool = app.pool.clone();
-        let config = app.state.config.clone();
-        move || {
-            let r = guildhall::jobs::runner(app_pool, &config).unwrap();
-            r.run_pending().unwrap()
-        }
-    })
-    .await;
+    run_jobs_off_thread(&app).await;
     let f_after = {
         let (fake, fgid) = (fake.clone(), fgid.clone());
         blocking(move || fake.get(&format!("/v1/subscriptions/{fgid}"))).await
@@ -1051,20 +1017,9 @@ async fn stripe_billing_subscribes_renews_fails_and_ends_exactly_once() {
             .breached,
         1
     );
-    blocking({
-        let app_pool = app.pool.clone();
-        let config = app.state.config.clone();
-        move || {
-            let r = guildhall::jobs::runner(app_pool, &config).unwrap();
-            r.run_pending().unwrap()
-        }
-    })
-    .await;
+    run_jobs_off_thread(&app).await;
     assert_eq!(sub_row(&app, eid).gateway_credit_outstanding, 5000);
-    {
-        let (fake, egid) = (fake.clone(), egid.clone());
-        blocking(move || fake.post(&format!("/_fake/subscriptions/{egid}/renew"), &[])).await;
-    }
+    renew(&fake, &egid).await;
     let pool = app.pool.clone();
     eventually("the renewal less the service credit is booked", move || {
         guildhall::domain::plans::period(&mut pool.get().unwrap(), eid, 2)
