@@ -62,6 +62,7 @@ use utoipa::{Modify, OpenApi};
         consulting::done, consulting::cancel,
         conduct::get, conduct::accept, conduct::publish,
         moderation::project_appeals, moderation::platform_appeals, moderation::decide_appeal,
+        moderation::platform_flags,
     ),
     components(schemas(
         Problem, crate::error::FieldError, views::Money,
@@ -156,6 +157,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     "/projects/{slug}/appeals",
                     web::get().to(moderation::project_appeals),
                 )
+                .route("/admin/flags", web::get().to(moderation::platform_flags))
                 .route(
                     "/admin/appeals",
                     web::get().to(moderation::platform_appeals),

@@ -415,3 +415,27 @@ pub async fn decide_appeal(
         })
         .await
 }
+
+/// Open flags in every project: the platform's review queue (admins).
+#[utoipa::path(get, path = "/api/v1/admin/flags", tag = "moderation", security(("bearer" = [])),
+    responses((status = 200, body = [FlagView]), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn platform_flags(
+    state: web::Data<AppState>,
+    user: AuthUser,
+) -> AppResult<web::Json<Vec<FlagView>>> {
+    state
+        .db(move |conn| {
+            crate::domain::users::require_admin(
+                conn,
+                user.id,
+                "only platform admins see every project's flags",
+            )?;
+            Ok(web::Json(
+                moderation::open_flags_everywhere(conn)?
+                    .iter()
+                    .map(flag_view)
+                    .collect(),
+            ))
+        })
+        .await
+}

@@ -294,6 +294,17 @@ pub fn open_flags(conn: &mut DbConnection, project: i64) -> QueryResult<Vec<Flag
         .load(conn)
 }
 
+/// Open flags in every project, oldest first: the platform's review queue
+/// (admins).
+pub fn open_flags_everywhere(conn: &mut DbConnection) -> QueryResult<Vec<Flag>> {
+    flags::table
+        .filter(flags::status.eq("open"))
+        .order(flags::id)
+        .limit(500)
+        .select(Flag::as_select())
+        .load(conn)
+}
+
 /// The active ban of `user` that covers `project` (its own, or a
 /// platform-wide one), if any.
 pub fn active_ban(

@@ -129,6 +129,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::post().to(plans::decide_consulting),
                 )
                 .route("/admin/appeals", web::get().to(moderation::admin_appeals))
+                .route("/admin/flags", web::get().to(moderation::admin_flags))
+                .route("/admin/bans", web::post().to(moderation::admin_ban))
                 .route(
                     "/appeals/{id}/{action}",
                     web::post().to(moderation::decide_appeal),

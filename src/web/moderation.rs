@@ -28,6 +28,8 @@ pub struct FlagRow {
     author_id: i64,
     author: String,
     hidden: bool,
+    /// The project's slug.
+    slug: String,
 }
 
 #[derive(Template)]
@@ -72,52 +74,7 @@ pub async fn queue(
                 return Err(AppError::not_found("page"));
             }
             let flags = moderation::open_flags(conn, p.id)?;
-            let mut rows = Vec::with_capacity(flags.len());
-            for f in flags {
-                let (link, what, text, author, hidden) = if f.target_type == "ticket" {
-                    let (title, requester, hidden): (String, i64, Option<chrono::NaiveDateTime>) =
-                        t::table
-                            .find(f.target_id)
-                            .select((t::title, t::requester_id, t::hidden_at))
-                            .first(conn)?;
-                    (
-                        format!("/t/{}", f.target_id),
-                        "Ticket",
-                        title,
-                        requester,
-                        hidden.is_some(),
-                    )
-                } else {
-                    let (ticket, body, author, hidden): (
-                        i64,
-                        String,
-                        i64,
-                        Option<chrono::NaiveDateTime>,
-                    ) = tm::table
-                        .find(f.target_id)
-                        .select((tm::ticket_id, tm::body, tm::author_id, tm::hidden_at))
-                        .first(conn)?;
-                    (
-                        format!("/t/{ticket}#m{}", f.target_id),
-                        "Message",
-                        body,
-                        author,
-                        hidden.is_some(),
-                    )
-                };
-                rows.push(FlagRow {
-                    id: f.id,
-                    link,
-                    what,
-                    excerpt: excerpt(&text),
-                    reason: f.reason,
-                    note: f.note.unwrap_or_default(),
-                    weight: f.weight,
-                    author_id: author,
-                    author: crate::domain::users::get(conn, author)?.display_name,
-                    hidden,
-                });
-            }
+            let rows = flag_rows(conn, flags)?;
             let active: Vec<(i64, String, Option<chrono::NaiveDateTime>)> = bans::table
                 .filter(bans::project_id.eq(p.id))
                 .filter(bans::lifted_at.is_null())
@@ -163,6 +120,56 @@ pub async fn queue(
             notice,
         },
     )
+}
+
+/// The review rows of `flags`.
+fn flag_rows(
+    conn: &mut crate::db::DbConnection,
+    flags: Vec<moderation::Flag>,
+) -> Result<Vec<FlagRow>, AppError> {
+    let mut rows = Vec::with_capacity(flags.len());
+    for f in flags {
+        let (link, what, text, author, hidden) = if f.target_type == "ticket" {
+            let (title, requester, hidden): (String, i64, Option<chrono::NaiveDateTime>) = t::table
+                .find(f.target_id)
+                .select((t::title, t::requester_id, t::hidden_at))
+                .first(conn)?;
+            (
+                format!("/t/{}", f.target_id),
+                "Ticket",
+                title,
+                requester,
+                hidden.is_some(),
+            )
+        } else {
+            let (ticket, body, author, hidden): (i64, String, i64, Option<chrono::NaiveDateTime>) =
+                tm::table
+                    .find(f.target_id)
+                    .select((tm::ticket_id, tm::body, tm::author_id, tm::hidden_at))
+                    .first(conn)?;
+            (
+                format!("/t/{ticket}#m{}", f.target_id),
+                "Message",
+                body,
+                author,
+                hidden.is_some(),
+            )
+        };
+        rows.push(FlagRow {
+            id: f.id,
+            link,
+            what,
+            excerpt: excerpt(&text),
+            reason: f.reason,
+            note: f.note.unwrap_or_default(),
+            weight: f.weight,
+            author_id: author,
+            author: crate::domain::users::get(conn, author)?.display_name,
+            hidden,
+            slug: projects::by_id(conn, f.project_id)?.slug,
+        });
+    }
+    Ok(rows)
 }
 
 /// An open appeal as the pages show it: (id, name, the ban's reason, what
@@ -353,4 +360,61 @@ pub async fn lift(
         })
         .await?;
     Ok(redirect(&format!("/p/{slug}/flags?notice=lifted")))
+}
+
+#[derive(Template)]
+#[template(path = "admin_flags.html", config = "src/web/askama.toml")]
+struct AdminFlagsPage {
+    l: Layout,
+    rows: Vec<FlagRow>,
+    notice: String,
+}
+
+/// `GET /admin/flags`: the platform's review queue, every project's open
+/// flags (platform admins).
+pub async fn admin_flags(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<super::NoticeQuery>,
+) -> Page {
+    let l = Layout::of(&state, &req).await?;
+    let Some(user) = l.user.as_ref().map(|u| u.id) else {
+        return Ok(redirect("/login?next=/admin/flags"));
+    };
+    let rows = state
+        .db(move |conn| {
+            if !crate::domain::users::get(conn, user)?.is_admin {
+                return Err(AppError::not_found("page"));
+            }
+            let flags = moderation::open_flags_everywhere(conn)?;
+            flag_rows(conn, flags)
+        })
+        .await?;
+    let notice = match q.notice.as_str() {
+        "banned" => "Banned from the whole platform.",
+        _ => "",
+    }
+    .to_owned();
+    render(StatusCode::OK, &AdminFlagsPage { l, rows, notice })
+}
+
+/// `POST /admin/bans`: a platform ban from the platform's review queue.
+pub async fn admin_ban(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<BanForm>,
+) -> Page {
+    let form = form.into_inner();
+    session::check_form(&req, &form.csrf)?;
+    let Some(user) = Session::of(&req).user_id else {
+        return Ok(redirect("/login?next=/admin/flags"));
+    };
+    let until = match form.until.trim() {
+        "" => None,
+        u => Some(crate::api::money::parse_bound("until", u)?),
+    };
+    state
+        .db(move |conn| moderation::ban(conn, user, None, form.user_id, &form.reason, until))
+        .await?;
+    Ok(redirect("/admin/flags?notice=banned"))
 }

@@ -303,6 +303,35 @@ async fn a_flagged_ticket_hides_until_dismissed_and_platform_bans_reach_everywhe
         .await
         .expect(403);
     guildhall::domain::users::grant_admin(&mut app.conn(), &admin.email).unwrap();
+    // The platform's review queue: every project's open flags, for admins.
+    app.post(
+        "/api/v1/flags",
+        json!({"target": "ticket", "id": t, "reason": "other", "note": "for the platform queue"}),
+        Some(&admin.access),
+    )
+    .await
+    .expect(201);
+    let queue = app
+        .get("/api/v1/admin/flags", Some(&admin.access))
+        .await
+        .expect(200);
+    assert!(
+        queue.text.contains("for the platform queue"),
+        "{}",
+        queue.text
+    );
+    app.get("/api/v1/admin/flags", Some(&owner.access))
+        .await
+        .expect(403);
+    {
+        let svc = actix_web::test::init_service(guildhall::app::build(app.state.clone())).await;
+        let mut a = crate::web::signed_in(&app, svc, &admin.email).await;
+        let page = a.get("/admin/flags").await.expect(200);
+        assert!(
+            page.text.contains("for the platform queue")
+                && page.text.contains("Ban from the platform")
+        );
+    }
     let b = app
         .post("/api/v1/admin/bans", ban, Some(&admin.access))
         .await
