@@ -291,6 +291,23 @@ impl ResponseError for AppError {
     }
 }
 
+impl AppError {
+    /// Maps a unique-index violation to 409 `code` with `detail` (the
+    /// database decided a race), any other error as usual: for `map_err`.
+    pub fn on_unique(
+        code: ErrorCode,
+        detail: &'static str,
+    ) -> impl FnOnce(diesel::result::Error) -> AppError {
+        move |e| match e {
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            ) => AppError::conflict(code, detail),
+            e => e.into(),
+        }
+    }
+}
+
 impl From<diesel::result::Error> for AppError {
     fn from(e: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind, Error};

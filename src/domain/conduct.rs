@@ -54,16 +54,10 @@ pub fn publish(conn: &mut DbConnection, admin: i64, body: &str) -> AppResult<i32
                 pc::created_at.eq(now()),
             ))
             .execute(conn)
-            .map_err(|e| match e {
-                diesel::result::Error::DatabaseError(
-                    diesel::result::DatabaseErrorKind::UniqueViolation,
-                    _,
-                ) => AppError::conflict(
-                    crate::error::ErrorCode::Conflict,
-                    "another version was published at the same moment; look and publish again",
-                ),
-                e => e.into(),
-            })?;
+            .map_err(AppError::on_unique(
+                crate::error::ErrorCode::Conflict,
+                "another version was published at the same moment; look and publish again",
+            ))?;
         audit::record(
             conn,
             Some(admin),

@@ -248,16 +248,10 @@ pub fn propose(
             ))
             .returning(h::id)
             .get_result(conn)
-            .map_err(|e| match e {
-                diesel::result::Error::DatabaseError(
-                    diesel::result::DatabaseErrorKind::UniqueViolation,
-                    _,
-                ) => AppError::conflict(
-                    ErrorCode::Conflict,
-                    "a handover of this project is already under way; cancel it first",
-                ),
-                e => e.into(),
-            })?;
+            .map_err(AppError::on_unique(
+                ErrorCode::Conflict,
+                "a handover of this project is already under way; cancel it first",
+            ))?;
         audit::record(
             conn,
             Some(from),

@@ -199,13 +199,10 @@ pub fn flag(
             ))
             .returning(flags::id)
             .get_result(conn)
-            .map_err(|e| match e {
-                diesel::result::Error::DatabaseError(
-                    diesel::result::DatabaseErrorKind::UniqueViolation,
-                    _,
-                ) => AppError::conflict(ErrorCode::Conflict, "you flagged this already"),
-                e => e.into(),
-            })?;
+            .map_err(AppError::on_unique(
+                ErrorCode::Conflict,
+                "you flagged this already",
+            ))?;
         let open: Option<i64> = flags::table
             .filter(flags::target_type.eq(kind))
             .filter(flags::target_id.eq(id))
@@ -425,13 +422,10 @@ pub fn ban(
             ))
             .returning(bans::id)
             .get_result(conn)
-            .map_err(|e| match e {
-                diesel::result::Error::DatabaseError(
-                    diesel::result::DatabaseErrorKind::UniqueViolation,
-                    _,
-                ) => AppError::conflict(ErrorCode::Conflict, "the user is banned already"),
-                e => e.into(),
-            })?;
+            .map_err(AppError::on_unique(
+                ErrorCode::Conflict,
+                "the user is banned already",
+            ))?;
         let ended = crate::domain::plans::end_for_ban(conn, user, project)?;
         // What they hold there goes back: claims to the queue, open bids
         // withdrawn (so nobody can still accept them).

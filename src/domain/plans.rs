@@ -292,16 +292,10 @@ pub fn create_plan(
             ))
             .returning(plans::id)
             .get_result(conn)
-            .map_err(|e| match e {
-                diesel::result::Error::DatabaseError(
-                    diesel::result::DatabaseErrorKind::UniqueViolation,
-                    _,
-                ) => AppError::conflict(
-                    ErrorCode::Conflict,
-                    "the project already has a plan of this name",
-                ),
-                e => e.into(),
-            })?;
+            .map_err(AppError::on_unique(
+                ErrorCode::Conflict,
+                "the project already has a plan of this name",
+            ))?;
         Ok(get_plan(conn, id)?)
     })
 }
@@ -589,16 +583,10 @@ fn create_subscription(
             ))
             .returning(subs::id)
             .get_result(conn)
-            .map_err(|e| match e {
-                diesel::result::Error::DatabaseError(
-                    diesel::result::DatabaseErrorKind::UniqueViolation,
-                    _,
-                ) => AppError::conflict(
-                    ErrorCode::AlreadySubscribed,
-                    "you already have a subscription to this project; cancel it first",
-                ),
-                e => e.into(),
-            })?;
+            .map_err(AppError::on_unique(
+                ErrorCode::AlreadySubscribed,
+                "you already have a subscription to this project; cancel it first",
+            ))?;
         Ok(insert_period(conn, id, 1, start, &plan, amount, 0)?)
     })
 }
